@@ -1,0 +1,36 @@
+// Bundles the extension host, the engine worker, the CLI and the webview front-ends.
+import * as esbuild from 'esbuild';
+import { existsSync } from 'node:fs';
+
+const watch = process.argv.includes('--watch');
+const production = process.argv.includes('--production');
+
+/** Native and large runtime packages stay outside the bundles and are loaded from node_modules. */
+const external = ['vscode', 'onnxruntime-node', '@huggingface/transformers', 'sharp'];
+
+const nodeEntries = [
+  { in: 'src/cli/main.ts', out: 'cli' },
+  { in: 'src/extension.ts', out: 'extension' },
+  { in: 'src/worker/main.ts', out: 'worker' },
+].filter((e) => existsSync(e.in));
+
+const builds = [
+  {
+    entryPoints: nodeEntries,
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    outdir: 'dist',
+    sourcemap: !production,
+    minify: production,
+    external,
+    logLevel: 'warning',
+  },
+];
+
+if (watch) {
+  for (const b of builds) await (await esbuild.context(b)).watch();
+} else {
+  for (const b of builds) await esbuild.build(b);
+}

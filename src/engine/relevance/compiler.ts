@@ -1,0 +1,308 @@
+/**
+ * The relevance compiler: canonical graph + probed shapes → one ONNX graph computing the forward pass and
+ * the relevance pass (reverse-mode over the graph with the AttnLRP modifications of rules.ts).
+ */
+import type { onnx } from 'onnx-proto';
+import { Graph } from '../onnx/graph';
+import type { OnnxNode } from '../onnx/graph';
+import { GraphBuilder, valueInfo } from '../onnx/builder';
+import type { DType, FloatDType } from '../onnx/tensor';
+import { LrpLensError } from '../errors';
+import type { ShapeTable, TensorShapeInfo } from '../runtime/probe';
+import { analysePatterns } from './patterns';
+import type { ModelPatterns, RelevanceMode } from './patterns';
+import { identityRule, ruleFor } from './rules';
+import type { AbsorbedKind, RuleContext } from './rules';
+import type { WeightOrigin } from './canonicalize';
+
+/** Names of the compiled graph's extra inputs and outputs (stable; documented in the README). */
+export const IO = {
+  targetIds: 'lrp_target_ids',
+  targetWeights: 'lrp_target_weights',
+  foilIds: 'lrp_foil_ids',
+  foilWeights: 'lrp_foil_weights',
+  seed: 'lrp_seed',
+  tokens: 'lrp_tokens',
+  layers: 'lrp_layers',
+  heads: 'lrp_heads',
+  neurons: 'lrp_neurons',
+  absorbed: (k: AbsorbedKind) => `lrp_absorbed_${k}`,
+  weight: (initializer: string) => `lrp_weight/${initializer}`,
+} as const;
+
+export const ABSORBED_KINDS: AbsorbedKind[] = ['bias', 'constant', 'softmax', 'stabiliser'];
+
+export interface CompileOptions {
+  mode?: RelevanceMode;
+  /** Emit per-weight relevance (summed over batch and tokens) for these initializers, or all linear weights. */
+  weightRelevance?: boolean | string[];
+}
+
+export interface CompiledInfo {
+  mode: RelevanceMode;
+  dtype: FloatDType;
+  layers: number;
+  heads: number | null;
+  neurons: number | null;
+  vocabSize: number;
+  outputs: string[];
+  weightOutputs: Record<string, string>;
+  warnings: string[];
+}
+
+export interface CompileResult {
+  graph: Graph;
+  info: CompiledInfo;
+}
+
+class Backward implements RuleContext {
+  readonly b: GraphBuilder;
+  private grads = new Map<string, string[]>();
+  private absorbedParts = new Map<AbsorbedKind, string[]>();
+  private weightParts = new Map<string, string[]>();
+
+  constructor(
+    readonly graph: Graph,
+    readonly shapes: ShapeTable,
+    readonly patterns: ModelPatterns,
+    readonly mode: RelevanceMode,
+    readonly dtype: FloatDType,
+    private readonly origins: Map<string, WeightOrigin>,
+    private readonly wantWeights: (initializer: string) => boolean,
+  ) {
+    this.b = new GraphBuilder(graph, 'lrp');
+  }
+
+  get opset(): number { return this.graph.opset; }
+  relevant(t: string): boolean { return this.patterns.relevant.has(t); }
+  isInitializer(t: string): boolean { return this.graph.initializers.has(t); }
+  constantValues(t: string): number[] | undefined { return this.graph.constantValues(t); }
+
+  info(t: string): TensorShapeInfo {
+    const s = this.shapes.get(t);
+    if (s) return s;
+    const init = this.graph.initializers.get(t);
+    if (init) return { dtype: this.dtype, dims: (init.dims ?? []).map(Number), batchAxis: -1 };
+    throw new LrpLensError('unsupported-graph', `No shape is known for tensor '${t}'.`);
+  }
+
+  rank(t: string): number { return this.info(t).dims.length; }
+  staticDims(t: string): (number | null)[] { return this.info(t).dims; }
+  scalar(v: number): string { return this.b.scalar(this.dtype, v); }
+
+  addGrad(t: string, g: string): void {
+    if (!this.relevant(t)) return;
+    const list = this.grads.get(t) ?? [];
+    list.push(g);
+    this.grads.set(t, list);
+  }
+
+  /** Total gradient of a tensor (contributions summed once, then cached). */
+  gradOf(t: string): string | undefined {
+    const list = this.grads.get(t);
+    if (!list || list.length === 0) return undefined;
+    if (list.length > 1) {
+      const total = this.b.op('Sum', list);
+      this.grads.set(t, [total]);
+      return total;
+    }
+    return list[0];
+  }
+
+  unbroadcast(g: string, input: string, output: string): string {
+    const xs = this.staticDims(input);
+    const os = this.staticDims(output);
+    const lead = os.length - xs.length;
+    const axes: number[] = [];
+    for (let i = 0; i < lead; i++) axes.push(i);
+    xs.forEach((d, i) => {
+      if (d === 1 && os[i + lead] !== 1) axes.push(i + lead);
+    });
+    if (axes.length === 0) return g;
+    const reduced = this.b.ReduceSum(g, axes, true);
+    return lead > 0 ? this.b.Reshape(reduced, this.b.Shape(input)) : reduced;
+  }
+
+  /** Σ over all axes but the batch axis of `like`'s layout → [batch]. */
+  perBatch(t: string, like: string): string {
+    const info = this.info(like);
+    const axes = info.dims.map((_, i) => i).filter((i) => i !== info.batchAxis);
+    if (info.batchAxis < 0) {
+      const total = this.b.ReduceSum(t, axes, false);
+      return this.b.op('Expand', [total, this.batchShape()]);
+    }
+    return axes.length ? this.b.ReduceSum(t, axes, false) : t;
+  }
+
+  batchShape(): string {
+    return this.b.op('Gather', [this.b.Shape('input_ids'), this.b.ints([0])]);
+  }
+
+  absorb(kind: AbsorbedKind, product: string, like: string): void {
+    const list = this.absorbedParts.get(kind) ?? [];
+    list.push(this.perBatch(product, like));
+    this.absorbedParts.set(kind, list);
+  }
+
+  absorbed(kind: AbsorbedKind): string {
+    const list = this.absorbedParts.get(kind) ?? [];
+    if (list.length === 0) return this.b.op('ConstantOfShape', [this.batchShape()], { value: this.zero() });
+    return list.length === 1 ? this.b.op('Identity', list) : this.b.op('Sum', list);
+  }
+
+  zero(): onnx.ITensorProto {
+    return this.graph.initializers.get(this.b.constant(this.dtype, [1], [0], 'zero'))!;
+  }
+
+  weightRelevance(node: OnnxNode, g: string): void {
+    const w = node.inputs[1];
+    const origin = this.origins.get(w);
+    if (!origin || !this.wantWeights(origin.initializer)) return;
+    const [k, n] = this.staticDims(w);
+    const x2 = this.b.Reshape(node.inputs[0], this.b.ints([-1, k ?? 0]));
+    const g2 = this.b.Reshape(g, this.b.ints([-1, n ?? 0]));
+    let r = this.b.Mul(this.b.op('Gemm', [x2, g2], { transA: 1 }), w);
+    if (origin.transposed) r = this.b.Transpose(r, [1, 0]);
+    const list = this.weightParts.get(origin.initializer) ?? [];
+    list.push(r);
+    this.weightParts.set(origin.initializer, list);
+  }
+
+  weightOutputs(): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const [init, parts] of this.weightParts) out.set(init, parts.length === 1 ? parts[0] : this.b.op('Sum', parts));
+    return out;
+  }
+
+  /** Reverse topological sweep over the forward nodes. */
+  run(forward: OnnxNode[]): void {
+    const attn = this.mode !== 'gradxinput';
+    for (let i = forward.length - 1; i >= 0; i--) {
+      const node = forward[i];
+      const gOut = node.outputs.map((o) => (this.relevant(o) ? this.gradOf(o) : undefined));
+      if (gOut.every((g) => g === undefined) || !node.inputs.some((x) => this.relevant(x))) continue;
+      const region = attn ? this.patterns.regionOf.get(node) : undefined;
+      if (region) {
+        if (region.outputNode === node) identityRule(this, region.input, region.output, gOut[0]!);
+        continue;
+      }
+      ruleFor(node)(this, node, gOut);
+    }
+  }
+
+  /** x ⊙ g summed over the given axes (zeros where no gradient reached x). */
+  relevanceOf(x: string, axes: number[]): string {
+    const g = this.gradOf(x);
+    const r = g ? this.b.Mul(x, g) : this.b.Mul(x, this.scalar(0));
+    return this.b.ReduceSum(r, axes, false);
+  }
+}
+
+export function compileRelevance(
+  graph: Graph,
+  shapes: ShapeTable,
+  origins: Map<string, WeightOrigin>,
+  options: CompileOptions = {},
+): CompileResult {
+  const mode = options.mode ?? 'attnlrp';
+  const patterns = analysePatterns(graph, shapes, mode);
+  const logitsInfo = shapes.get(patterns.logits)!;
+  const dtype = logitsInfo.dtype;
+  if (dtype !== 'float32' && dtype !== 'float64') {
+    throw new LrpLensError('unsupported-graph', `Logits of type ${dtype} are not supported yet; use the fp32 export of the model.`);
+  }
+  const vocab = logitsInfo.dims[logitsInfo.dims.length - 1];
+  if (vocab === null || logitsInfo.dims.length !== 3) throw new LrpLensError('not-causal-lm', 'Logits must have shape [batch, sequence, vocabulary].');
+  const forward = [...graph.nodes];
+  const want = options.weightRelevance;
+  const wantWeights = (init: string) => (Array.isArray(want) ? want.includes(init) : !!want);
+  const ctx = new Backward(graph, shapes, patterns, mode, dtype, origins, wantWeights);
+  const b = ctx.b;
+  const warnings: string[] = [];
+
+  // Seed: ∂(Σ_s w_s·logit[s, t_s] − w'_s·logit[s, f_s]) / ∂logits.
+  const vocabRange = b.constant('int64', [vocab], Array.from({ length: vocab }, (_, i) => i), 'vocab_range');
+  const oneHot = (ids: string, weights: string) =>
+    b.Mul(b.Cast(b.op('Equal', [b.op('Unsqueeze', [ids, b.ints([-1])]), vocabRange]), dtype), b.op('Unsqueeze', [weights, b.ints([-1])]));
+  const seedGrad = b.Sub(oneHot(IO.targetIds, IO.targetWeights), oneHot(IO.foilIds, IO.foilWeights));
+  ctx.addGrad(patterns.logits, seedGrad);
+  const seed = b.ReduceSum(b.Mul(patterns.logits, seedGrad), [1, 2], false);
+  ctx.run(forward);
+
+  const outputs: [string, string, DType, (number | string)[]][] = [];
+  const rename = (from: string, to: string, shape: (number | string)[]) => {
+    b.graph.nodes.push({ name: `${to}/identity`, opType: 'Identity', domain: '', inputs: [from], outputs: [to], attributes: [] });
+    outputs.push([to, to, dtype, shape]);
+  };
+  rename(seed, IO.seed, ['batch']);
+  const tokenParts = patterns.embeddings.map((e) => ctx.relevanceOf(e.outputs[0], [-1]));
+  rename(tokenParts.length === 1 ? tokenParts[0] : b.op('Sum', tokenParts), IO.tokens, ['batch', 'sequence']);
+
+  const stack = (parts: string[]) => b.op('Concat', parts.map((p) => b.op('Unsqueeze', [p, b.ints([0])])), { axis: 0 });
+  const layers = patterns.softmaxes.length;
+  if (patterns.blockInputs) rename(stack(patterns.blockInputs.map((h) => ctx.relevanceOf(h, [-1]))), IO.layers, [layers, 'batch', 'sequence']);
+  else warnings.push('Residual-stream structure not recognised: per-layer relevance is not available for this model.');
+
+  let heads: number | null = null;
+  const av = patterns.attentionValues;
+  if (av.length === layers && layers > 0 && av.every((n) => ctx.rank(n.outputs[0]) === 4)) {
+    heads = ctx.staticDims(av[0].outputs[0])[1];
+    rename(stack(av.map((n) => ctx.relevanceOf(n.outputs[0], [-1]))), IO.heads, [layers, 'batch', heads ?? 'heads', 'sequence']);
+  } else warnings.push('Attention heads not recognised: per-head relevance is not available for this model.');
+
+  let neurons: number | null = null;
+  if (patterns.mlpNeurons && patterns.mlpNeurons.every((t) => ctx.rank(t) === 3)) {
+    neurons = ctx.staticDims(patterns.mlpNeurons[0])[2];
+    rename(stack(patterns.mlpNeurons.map((t) => ctx.relevanceOf(t, [1]))), IO.neurons, [layers, 'batch', neurons ?? 'neurons']);
+  } else warnings.push('MLP layers not recognised: per-neuron relevance is not available for this model.');
+
+  if (mode !== 'gradxinput') for (const k of ABSORBED_KINDS) rename(ctx.absorbed(k), IO.absorbed(k), ['batch']);
+
+  const weightOutputs: Record<string, string> = {};
+  for (const [init, t] of ctx.weightOutputs()) {
+    const dims = (graph.initializers.get(init)?.dims ?? []).map(Number);
+    rename(t, IO.weight(init), dims);
+    weightOutputs[init] = IO.weight(init);
+  }
+
+  const logitsVi = graph.outputs.find((o) => o.name === patterns.logits)!;
+  graph.outputs = [logitsVi, ...outputs.map(([, name, dt, shape]) => valueInfo(name, dt, shape))];
+  graph.inputs.push(
+    valueInfo(IO.targetIds, 'int64', ['batch', 'sequence']),
+    valueInfo(IO.targetWeights, dtype, ['batch', 'sequence']),
+    valueInfo(IO.foilIds, 'int64', ['batch', 'sequence']),
+    valueInfo(IO.foilWeights, dtype, ['batch', 'sequence']),
+  );
+  graph.invalidate();
+  pruneDeadNodes(graph);
+  return {
+    graph,
+    info: {
+      mode,
+      dtype,
+      layers,
+      heads,
+      neurons,
+      vocabSize: vocab,
+      outputs: graph.outputs.map((o) => o.name ?? ''),
+      weightOutputs,
+      warnings,
+    },
+  };
+}
+
+/** Drops nodes no output depends on (the KV-cache outputs, unused shape arithmetic). */
+function pruneDeadNodes(graph: Graph): void {
+  const needed = new Set(graph.outputs.map((o) => o.name ?? ''));
+  const keep: OnnxNode[] = [];
+  for (let i = graph.nodes.length - 1; i >= 0; i--) {
+    const n = graph.nodes[i];
+    if (!n.outputs.some((o) => needed.has(o))) continue;
+    keep.push(n);
+    for (const inp of n.inputs) needed.add(inp);
+  }
+  graph.nodes = keep.reverse();
+  graph.sortTopologically();
+  for (const name of [...graph.initializers.keys()]) if (!needed.has(name)) graph.initializers.delete(name);
+  graph.inputs = graph.inputs.filter((i) => needed.has(i.name ?? '') || (i.name ?? '').startsWith('lrp_') || i.name === 'input_ids');
+}

@@ -1,0 +1,371 @@
+/**
+ * The relevance rule table: one row per ONNX op type. Each rule receives the modified gradient g of the
+ * seed w.r.t. the node's outputs and emits, with ONNX nodes, the gradient w.r.t. each relevant input.
+ * Relevance of a tensor x is x ⊙ g_x (AttnLRP "efficient" form, Achtibat et al. 2024, ε → 0):
+ *
+ * - linear ops (MatMul/Gemm with a weight, Add, Sub, routing ops): plain gradient, which is the ε-rule
+ *   R_x = x ⊙ (R/z)·Wᵀ of Eq. (LRP-ε); the bias share b ⊙ g is absorbed.
+ * - products of two relevant tensors (SwiGLU gate, Q·Kᵀ, A·V): uniform rule, gradient halved (AttnLRP Eq. 9/10).
+ * - element-wise non-linearities: identity rule, g_x = g_y · y / x (AttnLRP Prop. 3.1 for GELU/SiLU).
+ * - Softmax: plain gradient, R_x = x ⊙ (R − s·ΣR) (AttnLRP Eq. 8); the difference ΣR_out − ΣR_in is absorbed.
+ * - normalisation statistics: treated as constants (cut in patterns.ts), so LayerNorm is the ε-rule through
+ *   (x − mean)·γ/σ and RMSNorm the identity.
+ *
+ * In `gradxinput` mode every rule is the exact derivative (tested against finite differences).
+ */
+import type { OnnxNode } from '../onnx/graph';
+import { attrInt, attrInts } from '../onnx/graph';
+import { LrpLensError } from '../errors';
+import type { GraphBuilder } from '../onnx/builder';
+import type { FloatDType } from '../onnx/tensor';
+import type { RelevanceMode } from './patterns';
+
+export type AbsorbedKind = 'bias' | 'constant' | 'softmax' | 'stabiliser';
+
+export interface RuleContext {
+  b: GraphBuilder;
+  mode: RelevanceMode;
+  dtype: FloatDType;
+  relevant(t: string): boolean;
+  rank(t: string): number;
+  staticDims(t: string): (number | null)[];
+  isInitializer(t: string): boolean;
+  constantValues(t: string): number[] | undefined;
+  opset: number;
+  /** Adds a gradient contribution to a relevant tensor (ignored for non-relevant ones). */
+  addGrad(t: string, g: string): void;
+  /** Sums g over the axes along which `input` was broadcast to `output`. */
+  unbroadcast(g: string, input: string, output: string): string;
+  /** Records Σ(t) per batch item as relevance absorbed at this node. */
+  absorb(kind: AbsorbedKind, product: string, like: string): void;
+  scalar(v: number): string;
+  /** The weight-relevance hook for a MatMul with a constant weight. */
+  weightRelevance(node: OnnxNode, g: string): void;
+}
+
+export type Rule = (ctx: RuleContext, node: OnnxNode, gOut: (string | undefined)[]) => void;
+
+const uniform = (ctx: RuleContext) => ctx.mode !== 'gradxinput';
+
+/** 0.5·g for each factor of a product of two relevant tensors (uniform rule); plain g otherwise. */
+function shareOf(ctx: RuleContext, g: string, both: boolean): string {
+  return both && uniform(ctx) ? ctx.b.Mul(g, ctx.scalar(0.5)) : g;
+}
+
+function guardNaN(ctx: RuleContext, t: string): string {
+  return ctx.b.op('Where', [ctx.b.op('IsNaN', [t]), ctx.scalar(0), t]);
+}
+
+const add: Rule = (ctx, n, [g]) => {
+  const [a, b] = n.inputs;
+  for (const [x, sign] of [[a, 1], [b, n.opType === 'Sub' ? -1 : 1]] as const) {
+    if (ctx.relevant(x)) {
+      const gx = sign < 0 ? ctx.b.Neg(g!) : g!;
+      ctx.addGrad(x, ctx.unbroadcast(gx, x, n.outputs[0]));
+    } else if (uniform(ctx)) {
+      const share = ctx.b.Mul(x, g!);
+      ctx.absorb(ctx.isInitializer(x) ? 'bias' : 'constant', guardNaN(ctx, sign < 0 ? ctx.b.Neg(share) : share), n.outputs[0]);
+    }
+  }
+};
+
+const mul: Rule = (ctx, n, [g]) => {
+  const [a, b] = n.inputs;
+  const both = ctx.relevant(a) && ctx.relevant(b);
+  const gs = shareOf(ctx, g!, both);
+  if (ctx.relevant(a)) ctx.addGrad(a, ctx.unbroadcast(ctx.b.Mul(gs, b), a, n.outputs[0]));
+  if (ctx.relevant(b)) ctx.addGrad(b, ctx.unbroadcast(ctx.b.Mul(gs, a), b, n.outputs[0]));
+};
+
+/** A relevant denominator is a normaliser in AttnLRP (constant); its exact derivative in gradxinput. */
+const div: Rule = (ctx, n, [g]) => {
+  const [a, b] = n.inputs;
+  if (ctx.relevant(a)) ctx.addGrad(a, ctx.unbroadcast(ctx.b.Div(g!, b), a, n.outputs[0]));
+  if (ctx.relevant(b) && ctx.mode === 'gradxinput') {
+    const gb = ctx.b.Neg(ctx.b.Div(ctx.b.Mul(g!, n.outputs[0]), b));
+    ctx.addGrad(b, ctx.unbroadcast(gb, b, n.outputs[0]));
+  }
+};
+
+const same: Rule = (ctx, n, [g]) => ctx.addGrad(n.inputs[0], g!);
+const neg: Rule = (ctx, n, [g]) => ctx.addGrad(n.inputs[0], ctx.b.Neg(g!));
+
+const cast: Rule = (ctx, n, [g]) => ctx.addGrad(n.inputs[0], ctx.b.Cast(g!, ctx.dtype));
+
+/**
+ * Identity rule for an element-wise non-linearity y = f(x): R_x = R_y, i.e. g_x = g_y·y/x, with x
+ * stabilised away from zero (x ± ε); the relevance the stabiliser drops is reported as absorbed.
+ */
+export function identityRule(ctx: RuleContext, x: string, y: string, g: string): void {
+  const eps = ctx.scalar(1e-6);
+  const stab = ctx.b.op('Where', [ctx.b.op('Less', [x, ctx.scalar(0)]), ctx.b.Sub(x, eps), ctx.b.Add(x, eps)]);
+  const gx = ctx.b.Div(ctx.b.Mul(g, y), stab);
+  ctx.addGrad(x, gx);
+  ctx.absorb('stabiliser', ctx.b.Sub(ctx.b.Mul(y, g), ctx.b.Mul(x, gx)), y);
+}
+
+/** Exact derivatives of element-wise ops (gradxinput), as f'(x) built from x and y. */
+const DERIVATIVES: Record<string, (ctx: RuleContext, x: string, y: string, n: OnnxNode) => string> = {
+  Relu: (c, x) => c.b.Cast(c.b.op('Greater', [x, c.scalar(0)]), c.dtype),
+  Tanh: (c, _x, y) => c.b.Sub(c.scalar(1), c.b.Mul(y, y)),
+  Sigmoid: (c, _x, y) => c.b.Mul(y, c.b.Sub(c.scalar(1), y)),
+  Erf: (c, x) => c.b.Mul(c.scalar(2 / Math.sqrt(Math.PI)), c.b.op('Exp', [c.b.Neg(c.b.Mul(x, x))])),
+  Exp: (_c, _x, y) => y,
+  Log: (c, x) => c.b.op('Reciprocal', [x]),
+  Sqrt: (c, _x, y) => c.b.Div(c.scalar(0.5), y),
+  Reciprocal: (c, _x, y) => c.b.Neg(c.b.Mul(y, y)),
+  Abs: (c, x) => c.b.op('Sign', [x]),
+  Pow: (c, x, _y, n) => {
+    const e = c.constantValues(n.inputs[1]);
+    if (!e || e.length !== 1) throw unsupported(n, 'Pow with a non-constant exponent on a relevant tensor');
+    return c.b.Mul(c.scalar(e[0]), c.b.op('Pow', [x, c.scalar(e[0] - 1)]));
+  },
+};
+
+const elementwise: Rule = (ctx, n, [g]) => {
+  const x = n.inputs[0];
+  const y = n.outputs[0];
+  if (ctx.mode !== 'gradxinput') return identityRule(ctx, x, y, g!);
+  const d = DERIVATIVES[n.opType];
+  if (!d) throw unsupported(n, `${n.opType} has no exact derivative in gradxinput mode`);
+  ctx.addGrad(x, ctx.b.Mul(g!, d(ctx, x, y, n)));
+};
+
+function swapLast(ctx: RuleContext, t: string): string {
+  const r = ctx.rank(t);
+  const perm = Array.from({ length: r }, (_, i) => i);
+  [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
+  return ctx.b.Transpose(t, perm);
+}
+
+/** z = a·b. Weight input: ε-rule (plain gradient) via Gemm(transB), no weight copy. Two relevant: uniform. */
+const matmul: Rule = (ctx, n, [g]) => {
+  const [a, w] = n.inputs;
+  const z = n.outputs[0];
+  if (ctx.rank(a) < 2 || ctx.rank(w) < 2) throw unsupported(n, 'MatMul with a 1-D operand');
+  const both = ctx.relevant(a) && ctx.relevant(w);
+  if (ctx.relevant(a) && !ctx.relevant(w) && ctx.rank(w) === 2) {
+    const n2 = ctx.staticDims(w)[1];
+    const g2 = ctx.b.Reshape(g!, ctx.b.ints([-1, n2 ?? 0]));
+    const ga = ctx.b.op('Gemm', [g2, w], { transB: 1 });
+    ctx.addGrad(a, ctx.b.Reshape(ga, ctx.b.Shape(a)));
+    ctx.weightRelevance(n, g!);
+    return;
+  }
+  const gs = shareOf(ctx, g!, both);
+  if (ctx.relevant(a)) ctx.addGrad(a, ctx.unbroadcast(ctx.b.MatMul(gs, swapLast(ctx, w)), a, z));
+  if (ctx.relevant(w)) ctx.addGrad(w, ctx.unbroadcast(ctx.b.MatMul(swapLast(ctx, a), gs), w, z));
+};
+
+/** R_x = x ⊙ (R − s·ΣR): the gradient s ⊙ (g − Σ s g); what does not reach x is the softmax's absorption. */
+const softmax: Rule = (ctx, n, [g]) => {
+  const x = n.inputs[0];
+  const s = n.outputs[0];
+  let axis = attrInt(n, 'axis', ctx.opset >= 13 ? -1 : 1);
+  const r = ctx.rank(x);
+  if (axis < 0) axis += r;
+  if (ctx.opset < 13 && axis !== r - 1) throw unsupported(n, 'Softmax before opset 13 over more than the last axis');
+  const sg = ctx.b.Mul(s, g!);
+  const gx = ctx.b.Mul(s, ctx.b.Sub(g!, ctx.b.ReduceSum(sg, [axis], true)));
+  ctx.addGrad(x, gx);
+  if (uniform(ctx)) {
+    const safeX = ctx.b.op('Where', [ctx.b.op('IsInf', [x]), ctx.scalar(0), x]);
+    ctx.absorb('softmax', ctx.b.Sub(sg, ctx.b.Mul(safeX, gx)), s);
+  }
+};
+
+const reshapeBack: Rule = (ctx, n, [g]) => ctx.addGrad(n.inputs[0], ctx.b.Reshape(g!, ctx.b.Shape(n.inputs[0])));
+
+const transpose: Rule = (ctx, n, [g]) => {
+  const r = ctx.rank(n.inputs[0]);
+  const perm = attrInts(n, 'perm') ?? Array.from({ length: r }, (_, i) => r - 1 - i);
+  const inverse = new Array<number>(r);
+  perm.forEach((p, i) => (inverse[p] = i));
+  ctx.addGrad(n.inputs[0], ctx.b.Transpose(g!, inverse));
+};
+
+const expand: Rule = (ctx, n, [g]) => ctx.addGrad(n.inputs[0], ctx.unbroadcast(g!, n.inputs[0], n.outputs[0]));
+
+function normAxis(ctx: RuleContext, axis: number, t: string): number {
+  return axis < 0 ? axis + ctx.rank(t) : axis;
+}
+
+/** Size of `t` along `axis` as a 1-element int64 tensor (a constant when static). */
+function sizeAlong(ctx: RuleContext, t: string, axis: number): string {
+  const d = ctx.staticDims(t)[axis];
+  return d !== null && d !== undefined ? ctx.b.ints([d]) : ctx.b.op('Gather', [ctx.b.Shape(t), ctx.b.ints([axis])]);
+}
+
+const concat: Rule = (ctx, n, [g]) => {
+  const axis = normAxis(ctx, attrInt(n, 'axis', 0), n.outputs[0]);
+  let start = ctx.b.ints([0]);
+  for (const x of n.inputs) {
+    const end = ctx.b.Add(start, sizeAlong(ctx, x, axis));
+    const piece = ctx.b.op('Slice', [g!, start, end, ctx.b.ints([axis])]);
+    if (ctx.relevant(x)) ctx.addGrad(x, piece);
+    else if (uniform(ctx) && ctx.staticDims(x).every((d) => d !== 0)) ctx.absorb('constant', guardNaN(ctx, ctx.b.Mul(x, piece)), n.outputs[0]);
+    start = end;
+  }
+};
+
+const split: Rule = (ctx, n, gOut) => {
+  const x = n.inputs[0];
+  const axis = normAxis(ctx, attrInt(n, 'axis', 0), x);
+  const parts = n.outputs.map((o, i) => gOut[i] ?? ctx.b.op('ConstantOfShape', [ctx.b.Shape(o)], { value: zeroTensor(ctx) }));
+  ctx.addGrad(x, ctx.b.op('Concat', parts, { axis }));
+};
+
+function zeroTensor(ctx: RuleContext) {
+  const name = ctx.b.constant(ctx.dtype, [1], [0], 'zero');
+  return ctx.b.graph.initializers.get(name)!;
+}
+
+/** Slice adjoint: pad the gradient back with zeros (steps of 1 only). */
+const slice: Rule = (ctx, n, [g]) => {
+  const x = n.inputs[0];
+  const r = ctx.rank(x);
+  const [, starts, ends, axesIn, stepsIn] = n.inputs;
+  const steps = stepsIn ? ctx.constantValues(stepsIn) : undefined;
+  if (stepsIn && (!steps || steps.some((s) => s !== 1))) throw unsupported(n, 'Slice with steps other than 1 on a relevant tensor');
+  const axes = axesIn ? ctx.constantValues(axesIn) : undefined;
+  if (axesIn && !axes) throw unsupported(n, 'Slice with computed axes on a relevant tensor');
+  const axisList = (axes ?? Array.from({ length: r }, (_, i) => i)).map((a) => (a < 0 ? a + r : a));
+  const zero = ctx.b.ints([0]);
+  const begins: string[] = Array(r).fill(zero);
+  const endsPad: string[] = Array(r).fill(zero);
+  axisList.forEach((axis, k) => {
+    const dim = sizeAlong(ctx, x, axis);
+    const s = clampIndex(ctx, ctx.b.op('Gather', [starts, ctx.b.ints([k])]), dim);
+    const e = clampIndex(ctx, ctx.b.op('Gather', [ends, ctx.b.ints([k])]), dim);
+    begins[axis] = s;
+    endsPad[axis] = ctx.b.Sub(dim, ctx.b.op('Max', [e, s]));
+  });
+  const pads = ctx.b.op('Concat', [...begins, ...endsPad], { axis: 0 });
+  ctx.addGrad(x, ctx.b.op('Pad', [g!, pads]));
+};
+
+/** Python-style index normalisation used by Slice: negative from the end, clamped to [0, dim]. */
+function clampIndex(ctx: RuleContext, i: string, dim: string): string {
+  const wrapped = ctx.b.op('Where', [ctx.b.op('Less', [i, ctx.b.ints([0])]), ctx.b.Add(i, dim), i]);
+  return ctx.b.op('Min', [ctx.b.op('Max', [wrapped, ctx.b.ints([0])]), dim]);
+}
+
+/** Gather with a scalar constant index on a relevant tensor: the adjoint pads the slot back. */
+const gather: Rule = (ctx, n, [g]) => {
+  const [x, idx] = n.inputs;
+  const values = ctx.constantValues(idx);
+  if (!values || values.length !== 1 || ctx.rank(idx) !== 0) throw unsupported(n, 'Gather with non-scalar or computed indices on a relevant tensor');
+  const axis = normAxis(ctx, attrInt(n, 'axis', 0), x);
+  const r = ctx.rank(x);
+  const dim = sizeAlong(ctx, x, axis);
+  const i = clampIndex(ctx, ctx.b.ints([values[0]]), dim);
+  const zero = ctx.b.ints([0]);
+  const begins: string[] = Array(r).fill(zero);
+  const endsPad: string[] = Array(r).fill(zero);
+  begins[axis] = i;
+  endsPad[axis] = ctx.b.Sub(ctx.b.Sub(dim, i), ctx.b.ints([1]));
+  const unsq = ctx.b.op('Unsqueeze', [g!, ctx.b.ints([axis])]);
+  ctx.addGrad(x, ctx.b.op('Pad', [unsq, ctx.b.op('Concat', [...begins, ...endsPad], { axis: 0 })]));
+};
+
+const where: Rule = (ctx, n, [g]) => {
+  const [cond, a, b] = n.inputs;
+  const zero = ctx.scalar(0);
+  const branches: [string, string][] = [
+    [a, ctx.b.op('Where', [cond, g!, zero])],
+    [b, ctx.b.op('Where', [cond, zero, g!])],
+  ];
+  for (const [x, gx] of branches) {
+    if (ctx.relevant(x)) ctx.addGrad(x, ctx.unbroadcast(gx, x, n.outputs[0]));
+    else if (uniform(ctx)) ctx.absorb('constant', guardNaN(ctx, ctx.b.Mul(x, gx)), n.outputs[0]);
+  }
+};
+
+/** ReduceSum/ReduceMean of a relevant tensor (not a normalisation statistic): spread g back. */
+const reduce: Rule = (ctx, n, [g]) => {
+  const x = n.inputs[0];
+  const r = ctx.rank(x);
+  const axesIn = ctx.opset >= (n.opType === 'ReduceSum' ? 13 : 18) ? n.inputs[1] : undefined;
+  let axes = axesIn ? ctx.constantValues(axesIn) : attrInts(n, 'axes');
+  if (axesIn && !axes) throw unsupported(n, `${n.opType} with computed axes on a relevant tensor`);
+  if (!axes || axes.length === 0) axes = Array.from({ length: r }, (_, i) => i);
+  const keep = attrInt(n, 'keepdims', 1);
+  let gx = keep ? g! : ctx.b.op('Unsqueeze', [g!, ctx.b.ints(axes.map((a) => (a < 0 ? a + r : a)))]);
+  gx = ctx.b.op('Expand', [gx, ctx.b.Shape(x)]);
+  if (n.opType === 'ReduceMean') {
+    const ratio = ctx.b.Div(ctx.b.Cast(ctx.b.op('Size', [n.outputs[0]]), ctx.dtype), ctx.b.Cast(ctx.b.op('Size', [x]), ctx.dtype));
+    gx = ctx.b.Mul(gx, ratio);
+  }
+  ctx.addGrad(x, gx);
+};
+
+export function unsupported(n: OnnxNode, what: string): LrpLensError {
+  return new LrpLensError(
+    'unsupported-op',
+    `Unsupported: ${what} (op ${n.domain ? `${n.domain}.` : ''}${n.opType}, node '${n.name}'). ` +
+      'Report the model so a rule can be added, or re-export it with standard ONNX ops.',
+  );
+}
+
+const refuse = (why: string): Rule => (_ctx, n) => {
+  throw unsupported(n, why);
+};
+
+/**
+ * The table. Rows are ONNX op types; ops whose outputs never carry relevance (Shape, Equal, Range, ...)
+ * are listed in patterns.ts NO_RELEVANCE_OPS and never reach it.
+ */
+export const RULES: Record<string, Rule> = {
+  Abs: elementwise,
+  Add: add,
+  Cast: cast,
+  Concat: concat,
+  Div: div,
+  Dropout: same,
+  Elu: elementwise,
+  Erf: elementwise,
+  Exp: elementwise,
+  Expand: expand,
+  Flatten: reshapeBack,
+  Gather: gather,
+  Gelu: elementwise,
+  HardSigmoid: elementwise,
+  HardSwish: elementwise,
+  Identity: same,
+  If: refuse('control flow (If); merged decoders are handled by canonicalisation in a later version'),
+  LayerNormalization: refuse('LayerNormalization over a positive axis'),
+  LeakyRelu: elementwise,
+  Log: elementwise,
+  Loop: refuse('control flow (Loop)'),
+  MatMul: matmul,
+  Mish: elementwise,
+  Mul: mul,
+  Neg: neg,
+  Pow: elementwise,
+  Reciprocal: elementwise,
+  ReduceMean: reduce,
+  ReduceSum: reduce,
+  Relu: elementwise,
+  Reshape: reshapeBack,
+  Scan: refuse('control flow (Scan)'),
+  Selu: elementwise,
+  Sigmoid: elementwise,
+  Slice: slice,
+  Softmax: softmax,
+  Softplus: elementwise,
+  Split: split,
+  Sqrt: elementwise,
+  Squeeze: reshapeBack,
+  Sub: add,
+  Tanh: elementwise,
+  Transpose: transpose,
+  Unsqueeze: reshapeBack,
+  Where: where,
+};
+
+export function ruleFor(n: OnnxNode): Rule {
+  const rule = !n.domain || n.domain === 'ai.onnx' ? RULES[n.opType] : undefined;
+  if (!rule) throw unsupported(n, 'no relevance rule for this op');
+  return rule;
+}
+

@@ -1,0 +1,94 @@
+/**
+ * Feeds for a causal-LM graph with Hugging Face I/O names: input_ids, attention_mask, position_ids and an
+ * empty past_key_values.{i}.key/value. Batches are left-padded (as generation does).
+ */
+import type { onnx } from 'onnx-proto';
+import { LrpLensError } from '../errors';
+import { dtypeOf, num } from '../onnx/tensor';
+import type { DType } from '../onnx/tensor';
+import { int64Tensor, floatTensor } from './session';
+import type { Feeds } from './session';
+import * as ort from 'onnxruntime-node';
+
+export interface InputSpec {
+  name: string;
+  dtype: DType;
+  dims: (number | string)[];
+}
+
+export function inputSpecs(inputs: onnx.IValueInfoProto[]): InputSpec[] {
+  return inputs.map((i) => {
+    const tt = i.type?.tensorType;
+    return {
+      name: i.name ?? '',
+      dtype: dtypeOf(tt?.elemType ?? 0),
+      dims: (tt?.shape?.dim ?? []).map((d) => (d.dimParam ? d.dimParam : d.dimValue !== undefined && d.dimValue !== null ? num(d.dimValue) : '?')),
+    };
+  });
+}
+
+export interface TokenBatch {
+  /** Token ids per row, all rows padded on the left to the same length. */
+  ids: number[][];
+  /** 1 for real tokens, 0 for padding. */
+  mask: number[][];
+}
+
+/** Left-pads rows of token ids to one length. */
+export function leftPad(rows: number[][], padId: number): TokenBatch {
+  const len = Math.max(...rows.map((r) => r.length));
+  return {
+    ids: rows.map((r) => [...Array(len - r.length).fill(padId), ...r]),
+    mask: rows.map((r) => [...Array(len - r.length).fill(0), ...Array(r.length).fill(1)]),
+  };
+}
+
+/** Position ids as Hugging Face computes them for a left-padded batch: cumsum(mask) - 1, padding at 1. */
+export function positionIds(mask: number[][]): number[][] {
+  return mask.map((row) => {
+    let c = -1;
+    return row.map((m) => (m ? ++c : 1));
+  });
+}
+
+export function causalLmFeeds(specs: InputSpec[], batch: TokenBatch): Feeds {
+  const b = batch.ids.length;
+  const s = batch.ids[0]?.length ?? 0;
+  const feeds: Feeds = {};
+  for (const spec of specs) {
+    if (spec.name === 'input_ids') feeds[spec.name] = int64Tensor(batch.ids.flat(), [b, s]);
+    else if (spec.name === 'attention_mask') feeds[spec.name] = typed(spec.dtype, batch.mask.flat(), [b, s]);
+    else if (spec.name === 'position_ids') feeds[spec.name] = typed(spec.dtype, positionIds(batch.mask).flat(), [b, s]);
+    else if (spec.name.startsWith('past_key_values') || spec.name.startsWith('past_')) feeds[spec.name] = emptyPast(spec, b);
+    else if (spec.name === 'use_cache_branch') feeds[spec.name] = new ort.Tensor('bool', [false], [1]);
+    else if (!spec.name.startsWith('lrp_')) {
+      throw new LrpLensError(
+        'not-causal-lm',
+        `The model has an input '${spec.name}' that a causal language model export does not have (expected input_ids, attention_mask, position_ids, past_key_values.*).`,
+      );
+    }
+  }
+  if (!feeds.input_ids) {
+    throw new LrpLensError('not-causal-lm', `The model has no 'input_ids' input; it is not a causal language model export.`);
+  }
+  return feeds;
+}
+
+function typed(dtype: DType, values: number[], dims: number[]): ort.Tensor {
+  if (dtype === 'int64') return int64Tensor(values, dims);
+  if (dtype === 'int32') return new ort.Tensor('int32', Int32Array.from(values), dims);
+  if (dtype === 'float32' || dtype === 'float64') return floatTensor(dtype, values, dims);
+  throw new LrpLensError('unsupported-graph', `Unsupported input type ${dtype}.`);
+}
+
+function emptyPast(spec: InputSpec, batch: number): ort.Tensor {
+  const dims = spec.dims.map((d, i) => {
+    if (typeof d === 'number') return d;
+    if (i === 0) return batch;
+    return 0;
+  });
+  if (spec.dtype === 'float32') return new ort.Tensor('float32', new Float32Array(0), dims);
+  if (spec.dtype === 'float64') return new ort.Tensor('float64', new Float64Array(0), dims);
+  if (spec.dtype === 'float16') return new ort.Tensor('float16', new Uint16Array(0), dims);
+  throw new LrpLensError('unsupported-graph', `Unsupported past type ${spec.dtype} for ${spec.name}.`);
+}

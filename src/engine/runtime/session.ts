@@ -1,0 +1,76 @@
+/**
+ * The only module that imports onnxruntime-node. Sessions, feeds and fetches go through here so the
+ * execution provider can change without touching callers.
+ */
+import * as ort from 'onnxruntime-node';
+import { LrpLensError } from '../errors';
+
+export type Device = 'cpu' | 'cuda';
+export type HostTensor = ort.Tensor;
+export type Feeds = Record<string, ort.Tensor>;
+
+export interface SessionOptions {
+  device?: Device;
+  /** Threads for one operator; 0 lets onnxruntime choose. */
+  intraOpThreads?: number;
+}
+
+function sessionOptions(opts: SessionOptions): ort.InferenceSession.SessionOptions {
+  const device = opts.device ?? 'cpu';
+  if (device !== 'cpu') {
+    throw new LrpLensError('bad-argument', `Device '${device}' is not available in this build yet; use --device cpu.`);
+  }
+  return {
+    executionProviders: ['cpu'],
+    graphOptimizationLevel: 'all',
+    intraOpNumThreads: opts.intraOpThreads ?? 0,
+    logSeverityLevel: 3,
+  };
+}
+
+export class Session {
+  private constructor(private readonly inner: ort.InferenceSession) {}
+
+  static async create(model: string | Uint8Array, opts: SessionOptions = {}): Promise<Session> {
+    try {
+      const s = typeof model === 'string'
+        ? await ort.InferenceSession.create(model, sessionOptions(opts))
+        : await ort.InferenceSession.create(model, sessionOptions(opts));
+      return new Session(s);
+    } catch (err) {
+      if (LrpLensError.is(err)) throw err;
+      throw new LrpLensError('runtime-failure', `onnxruntime could not load the model: ${(err as Error).message}`, err);
+    }
+  }
+
+  get inputNames(): readonly string[] { return this.inner.inputNames; }
+  get outputNames(): readonly string[] { return this.inner.outputNames; }
+
+  async run(feeds: Feeds, fetches?: string[]): Promise<Record<string, ort.Tensor>> {
+    try {
+      return await this.inner.run(feeds, fetches ?? [...this.inner.outputNames]);
+    } catch (err) {
+      throw new LrpLensError('runtime-failure', `onnxruntime failed while running the model: ${(err as Error).message}`, err);
+    }
+  }
+
+  async release(): Promise<void> {
+    await this.inner.release();
+  }
+}
+
+export function int64Tensor(values: number[], dims: number[]): ort.Tensor {
+  return new ort.Tensor('int64', BigInt64Array.from(values, (v) => BigInt(v)), dims);
+}
+
+export function floatTensor(dtype: 'float32' | 'float64', values: ArrayLike<number>, dims: number[]): ort.Tensor {
+  return dtype === 'float32'
+    ? new ort.Tensor('float32', Float32Array.from(values), dims)
+    : new ort.Tensor('float64', Float64Array.from(values), dims);
+}
+
+/** Any tensor's values as plain numbers. */
+export function tensorNumbers(t: ort.Tensor): number[] {
+  const d = t.data as ArrayLike<number | bigint>;
+  return Array.from(d, (x) => Number(x));
+}
