@@ -224,7 +224,10 @@ export function compileRelevance(
   const vocabRange = b.constant('int64', [vocab], Array.from({ length: vocab }, (_, i) => i), 'vocab_range');
   const oneHot = (ids: string, weights: string) =>
     b.Mul(b.Cast(b.op('Equal', [b.op('Unsqueeze', [ids, b.ints([-1])]), vocabRange]), dtype), b.op('Unsqueeze', [weights, b.ints([-1])]));
-  const seedGrad = b.Sub(oneHot(IO.targetIds, IO.targetWeights), oneHot(IO.foilIds, IO.foilWeights));
+  // A negative target id means "the model's top-1 prediction at that position".
+  const top1 = b.op('ArgMax', [patterns.logits], { axis: -1, keepdims: 0 });
+  const targets = b.op('Where', [b.op('Less', [IO.targetIds, b.constant('int64', [], [0])]), top1, IO.targetIds]);
+  const seedGrad = b.Sub(oneHot(targets, IO.targetWeights), oneHot(IO.foilIds, IO.foilWeights));
   ctx.addGrad(patterns.logits, seedGrad);
   const seed = b.ReduceSum(b.Mul(patterns.logits, seedGrad), [1, 2], false);
   ctx.run(forward);

@@ -8,6 +8,8 @@ import { Graph } from '../onnx/graph';
 import { encodeModel } from '../onnx/io';
 import { LrpLensError } from '../errors';
 import type { DType } from '../onnx/tensor';
+import { tensorSize } from '../onnx/tensor';
+import { GraphBuilder, makeAttribute } from '../onnx/builder';
 import { Session } from './session';
 import { causalLmFeeds, inputSpecs, leftPad } from './feeds';
 
@@ -31,7 +33,7 @@ const ortType: Record<string, DType> = {
 };
 
 export async function probeShapes(graph: Graph, tokenRange = 8): Promise<ShapeTable> {
-  const probeGraph = new Graph(graph.toModel());
+  const probeGraph = withoutWeightBytes(new Graph(graph.toModel()));
   const known = new Set(probeGraph.outputs.map((o) => o.name));
   const names: string[] = [];
   for (const n of probeGraph.nodes) {
@@ -71,4 +73,24 @@ export async function probeShapes(graph: Graph, tokenRange = 8): Promise<ShapeTa
     table.set(name, { dtype, dims, batchAxis });
   }
   return table;
+}
+
+/**
+ * Shapes never depend on weight values, so large float weights become ConstantOfShape zeros: the probe
+ * model then serialises in milliseconds even for multi-GB models.
+ */
+function withoutWeightBytes(g: Graph): Graph {
+  const b = new GraphBuilder(g, 'probe');
+  const replaced: ReturnType<GraphBuilder['node']>[] = [];
+  const FLOAT = [onnx.TensorProto.DataType.FLOAT, onnx.TensorProto.DataType.DOUBLE, onnx.TensorProto.DataType.FLOAT16];
+  for (const [name, t] of [...g.initializers]) {
+    if (tensorSize(t) < 4096 || !FLOAT.includes(t.dataType ?? 0)) continue;
+    g.initializers.delete(name);
+    const zero = onnx.TensorProto.create({ name: 'zero', dataType: t.dataType, dims: [1], rawData: new Uint8Array(t.dataType === onnx.TensorProto.DataType.DOUBLE ? 8 : t.dataType === onnx.TensorProto.DataType.FLOAT ? 4 : 2) });
+    const shape = b.ints((t.dims ?? []).map(Number));
+    g.nodes.push({ name: `probe/${name}`, opType: 'ConstantOfShape', domain: '', inputs: [shape], outputs: [name], attributes: [makeAttribute('value', zero)] });
+    replaced.push([name]);
+  }
+  if (replaced.length) g.sortTopologically();
+  return g;
 }

@@ -1,0 +1,158 @@
+#!/usr/bin/env node
+/** `lrp-lens`: attribute, compile and benchmark from the command line (the engine, in-process). */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { LrpLensError } from '../engine/errors';
+import { AttributionEngine } from '../engine/attribution/attribute';
+import type { AttributeRequest } from '../engine/attribution/attribute';
+import { DEFAULT_MODEL, resolveModel } from '../engine/runtime/model';
+import { compileGraph } from '../engine/runtime/compile';
+import { readModel, writeModel } from '../engine/onnx/io';
+import type { RelevanceMode } from '../engine/relevance/patterns';
+import type { Device } from '../engine/runtime/session';
+import { renderSummary } from './heatmap';
+import { registerBench } from './bench';
+
+const RULES: RelevanceMode[] = ['attnlrp', 'gradxinput', 'cp-lrp'];
+
+function defaultModel(): string {
+  if (process.env.LRP_LENS_MODEL) return process.env.LRP_LENS_MODEL;
+  const shared = resolve(__dirname, '..', '..', 'shared', 'models', 'stories260k');
+  return existsSync(shared) ? shared : DEFAULT_MODEL;
+}
+
+function intArg(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError(`'${v}' is not an integer.`);
+  return n;
+}
+
+function idsArg(v: string): number[] {
+  return v.split(',').map((s) => intArg(s.trim()));
+}
+
+function writeJson(path: string, data: unknown): void {
+  const text = JSON.stringify(data, null, 2);
+  if (path === '-') process.stdout.write(text + '\n');
+  else {
+    mkdirSync(dirname(resolve(path)), { recursive: true });
+    writeFileSync(path, text + '\n');
+  }
+}
+
+interface AttributeOptions {
+  model: string;
+  prompt?: string;
+  file?: string;
+  ids?: number[];
+  target?: string;
+  targetId?: number;
+  foil?: string;
+  foilId?: number;
+  continuation?: string;
+  rule: RelevanceMode;
+  device: Device;
+  offline?: boolean;
+  cache: boolean;
+  json?: string;
+  color: boolean;
+}
+
+async function attribute(o: AttributeOptions): Promise<void> {
+  const sources = [o.prompt !== undefined, o.file !== undefined, o.ids !== undefined].filter(Boolean).length;
+  if (sources !== 1) throw new LrpLensError('bad-argument', 'Give exactly one of --prompt TEXT, --file F or --ids 1,2,3.');
+  if (o.file && !existsSync(o.file)) throw new LrpLensError('bad-argument', `Prompt file not found: ${o.file}.`);
+  const prompt = o.file ? readFileSync(o.file, 'utf8') : o.prompt;
+  const engine = await AttributionEngine.load(o.model, { rule: o.rule, device: o.device, offline: o.offline, cache: o.cache });
+  try {
+    const req: AttributeRequest = { prompt, ids: o.ids, target: o.target, targetId: o.targetId, foil: o.foil, foilId: o.foilId, continuation: o.continuation };
+    const result = await engine.attribute(req);
+    if (o.json) writeJson(o.json, result);
+    if (o.json !== '-') console.log(renderSummary(result, o.color && !!process.stdout.isTTY && !process.env.NO_COLOR));
+  } finally {
+    await engine.release();
+  }
+}
+
+function addAttributeOptions(c: Command): Command {
+  return c
+    .option('--model <folder|hub-id>', 'model folder (transformers.js layout) or hub id; default $LRP_LENS_MODEL', defaultModel())
+    .option('--prompt <text>', 'prompt text')
+    .option('--file <path>', 'read the prompt from a file')
+    .option('--ids <ids>', 'comma-separated token ids instead of text', idsArg)
+    .option('--target <text>', 'explain this next token (default: the top-1 prediction)')
+    .option('--target-id <n>', 'explain this token id', intArg)
+    .option('--foil <text>', 'contrastive foil: explain logit(target) − logit(foil)')
+    .option('--foil-id <n>', 'foil token id', intArg)
+    .option('--continuation <text>', 'attribute every token of this continuation (target × source matrix)')
+    .addOption(new Option('--rule <rule>', 'relevance rules').choices(RULES).default('attnlrp'))
+    .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda']).default('cpu'))
+    .option('--offline', 'never download (also LRP_LENS_OFFLINE=1)')
+    .option('--no-cache', 'recompile instead of using the compiled-graph cache')
+    .option('--json <out>', "write the result as JSON ('-' for stdout)")
+    .option('--no-color', 'plain output');
+}
+
+export function buildProgram(): Command {
+  const program = new Command('lrp-lens')
+    .description('Layer-wise Relevance Propagation (AttnLRP) for ONNX language models')
+    .showHelpAfterError()
+    .exitOverride();
+
+  addAttributeOptions(program.command('attribute').description('attribute a prompt: token heatmap, layers, heads, neurons')).action(attribute);
+
+  program
+    .command('demo')
+    .description('attribute a sample prompt with $LRP_LENS_MODEL (or ../shared stories260k, or the default hub model)')
+    .option('--model <folder|hub-id>', 'model', defaultModel())
+    .action(async (o: { model: string }) => {
+      console.log(`model: ${o.model}`);
+      await attribute({ model: o.model, prompt: 'Once upon a time, there was a little girl named', rule: 'attnlrp', device: 'cpu', cache: true, color: true });
+    });
+
+  program
+    .command('compile')
+    .description('write the relevance graph (forward + relevance pass) as an ONNX file; it opens in Netron')
+    .option('--model <folder|hub-id>', 'model folder or hub id', defaultModel())
+    .requiredOption('--out <file>', 'output .onnx path')
+    .addOption(new Option('--rule <rule>', 'relevance rules').choices(RULES).default('attnlrp'))
+    .option('--weights', 'also emit per-weight relevance outputs (lrp_weight/<initializer>)')
+    .option('--offline', 'never download')
+    .action(async (o: { model: string; out: string; rule: RelevanceMode; weights?: boolean; offline?: boolean }) => {
+      const model = await resolveModel(o.model, { offline: o.offline });
+      const t0 = performance.now();
+      const { graph, info } = await compileGraph(readModel(model.onnxPath), { mode: o.rule, weightRelevance: !!o.weights });
+      mkdirSync(dirname(resolve(o.out)), { recursive: true });
+      writeModel(graph, o.out);
+      console.log(`wrote ${o.out} in ${(performance.now() - t0).toFixed(0)} ms: ${info.layers} layers, ${info.heads ?? '?'} heads, ${info.neurons ?? '?'} neurons; outputs ${info.outputs.length}`);
+      for (const w of info.warnings) console.log(`warning: ${w}`);
+    });
+
+  registerBench(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    const e = err as { code?: string; exitCode?: number; message?: string };
+    if (e.code?.startsWith('commander.')) return e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : 2;
+    if (LrpLensError.is(err)) {
+      console.error(`error: ${err.message}`);
+      return err.reason === 'bad-argument' ? 2 : 1;
+    }
+    console.error(`error: ${(err as Error).message ?? String(err)}`);
+    if (process.env.LRP_LENS_DEBUG) console.error((err as Error).stack);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,260 @@
+/**
+ * Prompt → AttnLRP attribution. Loads a model folder, compiles (or reuses) its relevance graph, and runs
+ * batches of (input, target position, target, foil) rows through one onnxruntime session.
+ *
+ * @example
+ *   const engine = await AttributionEngine.load('../shared/models/stories260k');
+ *   const r = await engine.attribute({ prompt: 'Once upon a time, there was a little girl named', target: ' Lily' });
+ */
+import { LrpLensError } from '../errors';
+import { compileModelFile } from '../runtime/compile';
+import { resolveModel, loadTokenizer, maxPositions } from '../runtime/model';
+import type { ModelFolder, TokenizerLike } from '../runtime/model';
+import { Session, int64Tensor, floatTensor, tensorNumbers } from '../runtime/session';
+import type { Device } from '../runtime/session';
+import { causalLmFeeds, inputSpecs, leftPad } from '../runtime/feeds';
+import { decodeModel } from '../onnx/io';
+import { Graph } from '../onnx/graph';
+import { ABSORBED_KINDS, IO } from '../relevance/compiler';
+import type { CompiledInfo } from '../relevance/compiler';
+import type { RelevanceMode } from '../relevance/patterns';
+import type { AttributionResult, Prediction, TargetInfo } from './result';
+import { checkTokenId, resolveTargetToken, tokenOffsets } from './tokens';
+
+export interface EngineOptions {
+  rule?: RelevanceMode;
+  device?: Device;
+  offline?: boolean;
+  /** Reuse / write the compiled graph cache (default true). */
+  cache?: boolean;
+}
+
+export interface AttributeRequest {
+  prompt?: string;
+  /** Token ids instead of a prompt (BOS included if the model expects it). */
+  ids?: number[];
+  target?: string;
+  targetId?: number;
+  foil?: string;
+  foilId?: number;
+  /** Attribute every token of this continuation (a target × source matrix). */
+  continuation?: string;
+}
+
+interface Row {
+  ids: number[];
+  position: number;
+  /** −1: the model's top-1 prediction. */
+  targetId: number;
+  foilId?: number;
+}
+
+interface RowResult {
+  tokens: number[];
+  layers: number[][];
+  heads: number[][];
+  neurons: number[][];
+  seed: number;
+  absorbed: Record<string, number>;
+  logits: number[];
+}
+
+export class AttributionEngine {
+  private constructor(
+    readonly model: ModelFolder,
+    readonly tokenizer: TokenizerLike,
+    private readonly session: Session,
+    readonly info: CompiledInfo,
+    private readonly graphInputs: Graph['inputs'],
+    readonly rule: RelevanceMode,
+    readonly device: Device,
+    readonly timing: { loadMs: number; compileMs: number; compiledFromCache: boolean },
+  ) {}
+
+  static async load(ref: string, opts: EngineOptions = {}): Promise<AttributionEngine> {
+    const t0 = performance.now();
+    const model = await resolveModel(ref, { offline: opts.offline });
+    const tokenizer = await loadTokenizer(model);
+    const rule = opts.rule ?? 'attnlrp';
+    const compiled = await compileModelFile(model.onnxPath, { mode: rule }, opts.cache ?? true);
+    const session = await Session.create(compiled.bytes, { device: opts.device });
+    const inputs = new Graph(decodeModel(compiled.bytes)).inputs;
+    return new AttributionEngine(model, tokenizer, session, compiled.info, inputs, rule, opts.device ?? 'cpu', {
+      loadMs: performance.now() - t0,
+      compileMs: compiled.compileMs,
+      compiledFromCache: compiled.fromCache,
+    });
+  }
+
+  encode(prompt: string): number[] {
+    const ids = this.tokenizer.encode(prompt);
+    if (ids.length === 0) throw new LrpLensError('bad-argument', 'The prompt is empty; give at least one token of text.');
+    return ids;
+  }
+
+  /** A token's text as it would continue `after` (keeps the leading space SentencePiece drops at the start). */
+  decode(id: number, after?: number): string {
+    if (after === undefined) return this.tokenizer.decode([id], { skip_special_tokens: false });
+    const prefix = this.tokenizer.decode([after], { skip_special_tokens: false });
+    const both = this.tokenizer.decode([after, id], { skip_special_tokens: false });
+    return both.startsWith(prefix) ? both.slice(prefix.length) : this.tokenizer.decode([id], { skip_special_tokens: false });
+  }
+
+  private checkLength(n: number): void {
+    const max = maxPositions(this.model.config);
+    if (max !== undefined && n > max) {
+      throw new LrpLensError('prompt-too-long', `The input has ${n} tokens but the model's context is ${max}. Shorten the prompt or the continuation.`);
+    }
+  }
+
+  /** Attributes one request; several requests at once share one batched run (left-padded). */
+  async attribute(req: AttributeRequest): Promise<AttributionResult> {
+    return (await this.attributeBatch([req]))[0];
+  }
+
+  async attributeBatch(reqs: AttributeRequest[]): Promise<AttributionResult[]> {
+    const plans = reqs.map((r) => this.plan(r));
+    const rows = plans.flatMap((p) => p.rows);
+    const t0 = performance.now();
+    const results = await this.runRows(rows);
+    const runMs = performance.now() - t0;
+    let k = 0;
+    return plans.map((p) => {
+      const mine = results.slice(k, k + p.rows.length);
+      k += p.rows.length;
+      return this.assemble(p, mine, runMs);
+    });
+  }
+
+  private plan(req: AttributeRequest) {
+    if (req.prompt === undefined && !req.ids) throw new LrpLensError('bad-argument', 'Give a prompt, a file or token ids to attribute.');
+    const V = this.info.vocabSize;
+    const prompt = req.prompt ?? this.tokenizer.decode(req.ids!, { skip_special_tokens: true });
+    const ids = req.ids ? req.ids.map((id) => checkTokenId(id, V, 'Input token')) : this.encode(prompt);
+    const foilId = req.foilId !== undefined ? checkTokenId(req.foilId, V, 'Foil') : req.foil !== undefined ? resolveTargetToken(this.tokenizer, prompt, req.foil, V) : undefined;
+    if (req.continuation) {
+      const cont = this.continuationIds(prompt, ids, req.continuation);
+      const input = [...ids, ...cont.slice(0, -1)];
+      this.checkLength(input.length);
+      const rows = cont.map((id, k) => ({ ids: input, position: ids.length - 1 + k, targetId: id, foilId }));
+      return { prompt: prompt + req.continuation, promptIds: input, rows, continuation: true };
+    }
+    this.checkLength(ids.length);
+    const targetId = req.targetId !== undefined ? checkTokenId(req.targetId, V, 'Target') : req.target !== undefined ? resolveTargetToken(this.tokenizer, prompt, req.target, V) : -1;
+    return { prompt, promptIds: ids, rows: [{ ids, position: ids.length - 1, targetId, foilId }], continuation: false };
+  }
+
+  private continuationIds(prompt: string, ids: number[], continuation: string): number[] {
+    const full = this.tokenizer.encode(prompt + continuation);
+    const cont = full.length > ids.length && ids.every((id, i) => full[i] === id) ? full.slice(ids.length) : this.tokenizer.encode(continuation, { add_special_tokens: false });
+    if (cont.length === 0) throw new LrpLensError('bad-argument', 'The continuation is empty.');
+    return cont;
+  }
+
+  private async runRows(rows: Row[]): Promise<RowResult[]> {
+    const batch = leftPad(rows.map((r) => r.ids), 0);
+    const B = rows.length;
+    const S = batch.ids[0].length;
+    const feeds = causalLmFeeds(inputSpecs(this.graphInputs), batch);
+    const tIds = new Array<number>(B * S).fill(0);
+    const tW = new Array<number>(B * S).fill(0);
+    const fIds = new Array<number>(B * S).fill(0);
+    const fW = new Array<number>(B * S).fill(0);
+    rows.forEach((r, b) => {
+      const pos = S - r.ids.length + r.position;
+      tIds[b * S + pos] = r.targetId;
+      tW[b * S + pos] = 1;
+      if (r.foilId !== undefined) {
+        fIds[b * S + pos] = r.foilId;
+        fW[b * S + pos] = 1;
+      }
+    });
+    const dt = this.info.dtype;
+    feeds[IO.targetIds] = int64Tensor(tIds, [B, S]);
+    feeds[IO.targetWeights] = floatTensor(dt, tW, [B, S]);
+    feeds[IO.foilIds] = int64Tensor(fIds, [B, S]);
+    feeds[IO.foilWeights] = floatTensor(dt, fW, [B, S]);
+    const out = await this.session.run(feeds);
+    const get = (name: string) => (out[name] ? tensorNumbers(out[name]) : undefined);
+    const logits = get('logits')!;
+    const tokens = get(IO.tokens)!;
+    const layers = get(IO.layers);
+    const heads = get(IO.heads);
+    const neurons = get(IO.neurons);
+    const seed = get(IO.seed)!;
+    const absorbed = Object.fromEntries(ABSORBED_KINDS.map((k) => [k, get(IO.absorbed(k))]));
+    const { layers: L, heads: H, neurons: N, vocabSize: V } = this.info;
+    return rows.map((r, b) => {
+      const pad = S - r.ids.length;
+      const pos = pad + r.position;
+      const perLayer = (flat: number[] | undefined, f: (l: number) => number[]) => (flat ? Array.from({ length: L }, (_, l) => f(l)) : []);
+      return {
+        tokens: tokens.slice(b * S + pad, (b + 1) * S),
+        layers: perLayer(layers, (l) => layers!.slice((l * B + b) * S + pad, (l * B + b + 1) * S)),
+        heads: perLayer(heads, (l) =>
+          Array.from({ length: H ?? 0 }, (_, h) => sum(heads!.slice(((l * B + b) * (H ?? 0) + h) * S, ((l * B + b) * (H ?? 0) + h + 1) * S))),
+        ),
+        neurons: perLayer(neurons, (l) => neurons!.slice((l * B + b) * (N ?? 0), (l * B + b + 1) * (N ?? 0))),
+        seed: seed[b],
+        absorbed: Object.fromEntries(Object.entries(absorbed).filter(([, v]) => v).map(([k, v]) => [k, v![b]])),
+        logits: logits.slice((b * S + pos) * V, (b * S + pos + 1) * V),
+      };
+    });
+  }
+
+  private targetInfo(row: Row, logits: number[]): TargetInfo {
+    const probs = softmax(logits);
+    const id = row.targetId >= 0 ? row.targetId : argmax(logits);
+    const after = row.ids[row.position];
+    const t: TargetInfo = { id, text: this.decode(id, after), position: row.position, logit: logits[id], prob: probs[id] };
+    if (row.foilId !== undefined) t.foil = { id: row.foilId, text: this.decode(row.foilId, after), logit: logits[row.foilId], prob: probs[row.foilId] };
+    return t;
+  }
+
+  private predictions(logits: number[], after: number): Prediction[] {
+    const probs = softmax(logits);
+    return [...probs.keys()].sort((a, b) => probs[b] - probs[a]).slice(0, 10).map((id) => ({ id, text: this.decode(id, after), prob: probs[id] }));
+  }
+
+  private assemble(p: ReturnType<AttributionEngine['plan']>, rs: RowResult[], runMs: number): AttributionResult {
+    const first = rs[0];
+    const row = p.rows[0];
+    const result: AttributionResult = {
+      schema: 'lrp-lens/attribution@1',
+      model: { ref: this.model.ref, onnx: this.model.onnxPath, device: this.device },
+      rule: this.rule,
+      prompt: p.prompt,
+      tokens: tokenOffsets(this.tokenizer, p.promptIds, p.prompt),
+      target: this.targetInfo(row, first.logits),
+      relevance: { tokens: first.tokens, layers: first.layers, heads: first.heads, neurons: first.neurons, seed: first.seed, absorbed: first.absorbed },
+      predictions: this.predictions(first.logits, row.ids[row.position]),
+      timing: { loadMs: this.timing.loadMs, compileMs: this.timing.compileMs, runMs, compiledFromCache: this.timing.compiledFromCache },
+      warnings: [...this.info.warnings],
+    };
+    if (p.continuation) {
+      result.continuation = { targets: p.rows.map((r, k) => this.targetInfo(r, rs[k].logits)), matrix: rs.map((r) => r.tokens) };
+    }
+    return result;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+function sum(xs: number[]): number {
+  return xs.reduce((a, b) => a + b, 0);
+}
+
+export function softmax(logits: number[]): number[] {
+  const m = Math.max(...logits);
+  const e = logits.map((x) => Math.exp(x - m));
+  const z = sum(e);
+  return e.map((x) => x / z);
+}
+
+function argmax(xs: number[]): number {
+  let best = 0;
+  for (let i = 1; i < xs.length; i++) if (xs[i] > xs[best]) best = i;
+  return best;
+}
