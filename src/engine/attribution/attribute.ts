@@ -128,6 +128,7 @@ export class AttributionEngine {
 
   private plan(req: AttributeRequest) {
     if (req.prompt === undefined && !req.ids) throw new LrpLensError('bad-argument', 'Give a prompt, a file or token ids to attribute.');
+    if (req.prompt !== undefined && !req.ids && req.prompt.length === 0) throw new LrpLensError('bad-argument', 'The prompt is empty; give at least one token of text.');
     const V = this.info.vocabSize;
     const prompt = req.prompt ?? this.tokenizer.decode(req.ids!, { skip_special_tokens: true });
     const ids = req.ids ? req.ids.map((id) => checkTokenId(id, V, 'Input token')) : this.encode(prompt);
