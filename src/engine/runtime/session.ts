@@ -13,6 +13,8 @@ export interface SessionOptions {
   device?: Device;
   /** Threads for one operator; 0 lets onnxruntime choose. */
   intraOpThreads?: number;
+  /** Graph optimisations; 'disabled' for one-off probe sessions, where optimising costs more than running. */
+  optimization?: 'disabled' | 'basic' | 'all';
 }
 
 function sessionOptions(opts: SessionOptions): ort.InferenceSession.SessionOptions {
@@ -22,7 +24,7 @@ function sessionOptions(opts: SessionOptions): ort.InferenceSession.SessionOptio
   }
   return {
     executionProviders: ['cpu'],
-    graphOptimizationLevel: 'all',
+    graphOptimizationLevel: opts.optimization ?? 'all',
     intraOpNumThreads: opts.intraOpThreads ?? 0,
     logSeverityLevel: 3,
   };
@@ -32,13 +34,22 @@ export class Session {
   private constructor(private readonly inner: ort.InferenceSession) {}
 
   static async create(model: string | Uint8Array, opts: SessionOptions = {}): Promise<Session> {
+    const options = sessionOptions(opts);
+    const load = (o: ort.InferenceSession.SessionOptions) =>
+      typeof model === 'string' ? ort.InferenceSession.create(model, o) : ort.InferenceSession.create(model, o);
     try {
-      const s = typeof model === 'string'
-        ? await ort.InferenceSession.create(model, sessionOptions(opts))
-        : await ort.InferenceSession.create(model, sessionOptions(opts));
-      return new Session(s);
+      return new Session(await load(options));
     } catch (err) {
       if (LrpLensError.is(err)) throw err;
+      // onnxruntime's extended fusions do not check types: x·σ(x) in double becomes QuickGelu, which has only a
+      // float kernel, and the session fails to load. Basic optimisations never fuse into contrib ops.
+      if (/Failed to find kernel/.test((err as Error).message)) {
+        try {
+          return new Session(await load({ ...options, graphOptimizationLevel: 'basic' }));
+        } catch {
+          // report the first failure
+        }
+      }
       throw new LrpLensError('runtime-failure', `onnxruntime could not load the model: ${(err as Error).message}`, err);
     }
   }
