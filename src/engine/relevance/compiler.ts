@@ -127,6 +127,11 @@ class Backward implements RuleContext {
   perBatch(t: string, like: string): string {
     const info = this.info(like);
     const axes = info.dims.map((_, i) => i).filter((i) => i !== info.batchAxis);
+    if (info.batchAxis < 0 && info.dims.length > 0 && info.dims[0] === null) {
+      // Rows flattened to [batch·sequence, n] (GPT-2's Conv1D as Gemm): batch-major, so [batch, -1] regroups them.
+      const rows = this.b.Reshape(t, this.b.op('Concat', [this.batchShape(), this.b.ints([-1])], { axis: 0 }));
+      return this.b.ReduceSum(rows, [1], false);
+    }
     if (info.batchAxis < 0) {
       const total = this.b.ReduceSum(t, axes, false);
       return this.b.op('Expand', [total, this.batchShape()]);

@@ -284,8 +284,13 @@ function findMlpNeurons(
   const found: string[] = [];
   for (const n of g.nodes) {
     if (n.opType !== 'MatMul' || relevant.has(n.inputs[1])) continue;
-    const x = n.inputs[0];
-    const p = g.producer(x);
+    let x = n.inputs[0];
+    let p = g.producer(x);
+    // GPT-2's Conv1D reads the neurons through x.view(-1, n) (Reshape → Gemm).
+    if (p && (p.opType === 'Reshape' || p.opType === 'Flatten')) {
+      x = p.inputs[0];
+      p = g.producer(x);
+    }
     if (!p) continue;
     const isActivation = outputs.has(x);
     const isGate = p.opType === 'Mul' && !regionOf.has(p) && p.inputs.every((i) => relevant.has(i)) && p.inputs.some((i) => outputs.has(i));
