@@ -84,8 +84,19 @@ export class Graph {
     return this.outputs.some((o) => o.name === tensor);
   }
 
-  /** Sorts nodes topologically (Kahn), keeping file order among ready nodes. */
+  /** True when every node reads only tensors produced before it. */
+  isTopologicallySorted(): boolean {
+    const available = new Set<string>([...this.initializers.keys(), ...this.inputs.map((i) => i.name ?? ''), '']);
+    for (const n of this.nodes) {
+      if (!n.inputs.every((i) => available.has(i))) return false;
+      for (const o of n.outputs) available.add(o);
+    }
+    return true;
+  }
+
+  /** Sorts nodes topologically (Kahn), keeping file order among ready nodes; a sorted graph is left as it is. */
   sortTopologically(): void {
+    if (this.isTopologicallySorted()) return;
     const available = new Set<string>([...this.initializers.keys(), ...this.inputs.map((i) => i.name ?? ''), '']);
     const pending = new Map<OnnxNode, number>();
     const waiting = new Map<string, OnnxNode[]>();

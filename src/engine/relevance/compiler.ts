@@ -60,6 +60,9 @@ class Backward implements RuleContext {
   private grads = new Map<string, string[]>();
   private absorbedParts = new Map<AbsorbedKind, string[]>();
   private weightParts = new Map<string, string[]>();
+  private shapes_ = new Map<string, string>();
+  /** Shape nodes to be moved next to the producer of their input. */
+  readonly hoisted = new Set<OnnxNode>();
 
   constructor(
     readonly graph: Graph,
@@ -89,6 +92,15 @@ class Backward implements RuleContext {
   rank(t: string): number { return this.info(t).dims.length; }
   staticDims(t: string): (number | null)[] { return this.info(t).dims; }
   scalar(v: number): string { return this.b.scalar(this.dtype, v); }
+
+  shapeOf(t: string): string {
+    const hit = this.shapes_.get(t);
+    if (hit) return hit;
+    const out = this.b.Shape(t);
+    this.hoisted.add(this.graph.nodes[this.graph.nodes.length - 1]);
+    this.shapes_.set(t, out);
+    return out;
+  }
 
   addGrad(t: string, g: string): void {
     if (!this.relevant(t)) return;
@@ -120,7 +132,23 @@ class Backward implements RuleContext {
     });
     if (axes.length === 0) return g;
     const reduced = this.b.ReduceSum(g, axes, true);
-    return lead > 0 ? this.b.Reshape(reduced, this.b.Shape(input)) : reduced;
+    return lead > 0 ? this.b.Reshape(reduced, this.shapeOf(input)) : reduced;
+  }
+
+  reduceStaticBroadcast(g: string, input: string, output: string): string {
+    const xs = this.staticDims(input);
+    const os = this.staticDims(output);
+    const lead = os.length - xs.length;
+    const axes: number[] = [];
+    os.forEach((d, i) => {
+      const x = i >= lead ? xs[i - lead] : 1;
+      if (d !== null && d !== 1 && x === 1) axes.push(i);
+    });
+    return axes.length ? this.b.ReduceSum(g, axes, true) : g;
+  }
+
+  estimatedSize(t: string): number {
+    return this.staticDims(t).reduce<number>((a, d) => a * (d ?? 512), 1);
   }
 
   /** Σ over all axes but the batch axis of `like`'s layout → [batch]. */
@@ -143,9 +171,10 @@ class Backward implements RuleContext {
     return this.b.op('Gather', [this.b.Shape('input_ids'), this.b.ints([0])]);
   }
 
-  absorb(kind: AbsorbedKind, product: string, like: string): void {
+  absorb(kind: AbsorbedKind, product: string, like: string, negate = false): void {
     const list = this.absorbedParts.get(kind) ?? [];
-    list.push(this.perBatch(product, like));
+    const total = this.perBatch(product, like);
+    list.push(negate ? this.b.Neg(total) : total);
     this.absorbedParts.set(kind, list);
   }
 
@@ -225,16 +254,27 @@ export function compileRelevance(
   const b = ctx.b;
   const warnings: string[] = [];
 
-  // Seed: ∂(Σ_s w_s·logit[s, t_s] − w'_s·logit[s, f_s]) / ∂logits.
-  const vocabRange = b.constant('int64', [vocab], Array.from({ length: vocab }, (_, i) => i), 'vocab_range');
-  const oneHot = (ids: string, weights: string) =>
-    b.Mul(b.Cast(b.op('Equal', [b.op('Unsqueeze', [ids, b.ints([-1])]), vocabRange]), dtype), b.op('Unsqueeze', [weights, b.ints([-1])]));
-  // A negative target id means "the model's top-1 prediction at that position".
+  // Seed: ∂(Σ_s w_s·logit[s, t_s] − w'_s·logit[s, f_s]) / ∂logits. A negative target id means "the model's
+  // top-1 prediction at that position".
   const top1 = b.op('ArgMax', [patterns.logits], { axis: -1, keepdims: 0 });
   const targets = b.op('Where', [b.op('Less', [IO.targetIds, b.constant('int64', [], [0])]), top1, IO.targetIds]);
-  const seedGrad = b.Sub(oneHot(targets, IO.targetWeights), oneHot(IO.foilIds, IO.foilWeights));
-  ctx.addGrad(patterns.logits, seedGrad);
-  const seed = b.ReduceSum(b.Mul(patterns.logits, seedGrad), [1, 2], false);
+  const weightsOf = (w: string) => b.op('Unsqueeze', [w, b.ints([-1])]);
+  const pick = (ids: string) => b.op('Squeeze', [b.op('GatherElements', [patterns.logits, weightsOf(ids)], { axis: 2 }), b.ints([-1])]);
+  const seed = b.ReduceSum(b.Sub(b.Mul(IO.targetWeights, pick(targets)), b.Mul(IO.foilWeights, pick(IO.foilIds))), [1], false);
+  const head = lmHead(graph, patterns.logits, origins);
+  if (head && !wantWeights(head.initializer) && ctx.rank(head.hidden) === 3) {
+    // The seed gradient at the LM head input is a weighted pick of the head's rows: no [batch, seq, vocab]
+    // one-hot and no vocabulary-sized backward GEMM.
+    ctx.addGrad(head.hidden, b.Sub(b.Mul(weightsOf(IO.targetWeights), head.rows(b, targets)), b.Mul(weightsOf(IO.foilWeights), head.rows(b, IO.foilIds))));
+    if (head.bias && mode !== 'gradxinput') {
+      const biasShare = b.Sub(b.Mul(IO.targetWeights, b.op('Gather', [head.bias, targets])), b.Mul(IO.foilWeights, b.op('Gather', [head.bias, IO.foilIds])));
+      ctx.absorb('bias', biasShare, IO.targetWeights);
+    }
+  } else {
+    const vocabRange = b.constant('int64', [vocab], Array.from({ length: vocab }, (_, i) => i), 'vocab_range');
+    const oneHot = (ids: string, weights: string) => b.Mul(b.Cast(b.op('Equal', [weightsOf(ids), vocabRange]), dtype), weightsOf(weights));
+    ctx.addGrad(patterns.logits, b.Sub(oneHot(targets, IO.targetWeights), oneHot(IO.foilIds, IO.foilWeights)));
+  }
   ctx.run(forward);
 
   const outputs: [string, string, DType, (number | string)[]][] = [];
@@ -281,6 +321,7 @@ export function compileRelevance(
     valueInfo(IO.foilIds, 'int64', ['batch', 'sequence']),
     valueInfo(IO.foilWeights, dtype, ['batch', 'sequence']),
   );
+  hoistShapes(graph, ctx.hoisted);
   graph.invalidate();
   pruneDeadNodes(graph);
   return {
@@ -313,4 +354,50 @@ function pruneDeadNodes(graph: Graph): void {
   graph.sortTopologically();
   for (const name of [...graph.initializers.keys()]) if (!needed.has(name)) graph.initializers.delete(name);
   graph.inputs = graph.inputs.filter((i) => needed.has(i.name ?? '') || (i.name ?? '').startsWith('lrp_') || i.name === 'input_ids');
+}
+
+interface LmHead {
+  hidden: string;
+  initializer: string;
+  bias?: string;
+  /** Rows of the head for token ids [batch, seq] → [batch, seq, hidden]. */
+  rows(b: GraphBuilder, ids: string): string;
+}
+
+/** logits = h·W (+ b) with a constant W: the usual LM head (W may be the transposed, tied embedding). */
+function lmHead(graph: Graph, logits: string, origins: Map<string, WeightOrigin>): LmHead | undefined {
+  let p = graph.producer(logits);
+  let bias: string | undefined;
+  if (p?.opType === 'Add') {
+    bias = p.inputs.find((i) => graph.initializers.has(i) && (graph.initializers.get(i)!.dims ?? []).length === 1);
+    const mm = p.inputs.find((i) => i !== bias);
+    p = bias && mm ? graph.producer(mm) : undefined;
+  }
+  if (p?.opType !== 'MatMul') return undefined;
+  const origin = origins.get(p.inputs[1]);
+  if (!origin) return undefined;
+  const w = origin.initializer;
+  const rows = origin.transposed
+    ? (b: GraphBuilder, ids: string) => b.op('Gather', [w, ids], { axis: 0 })
+    : (b: GraphBuilder, ids: string) => b.Transpose(b.op('Gather', [w, ids], { axis: 1 }), [1, 2, 0]);
+  return { hidden: p.inputs[0], initializer: w, bias, rows };
+}
+
+/**
+ * onnxruntime runs nodes in graph order and frees a tensor after its last reader: a Shape read placed among
+ * the relevance nodes would keep a large forward activation alive to the end. Place each right after the
+ * node producing its input.
+ */
+function hoistShapes(graph: Graph, hoisted: Set<OnnxNode>): void {
+  const byInput = new Map<string, OnnxNode[]>();
+  for (const n of hoisted) byInput.set(n.inputs[0], [...(byInput.get(n.inputs[0]) ?? []), n]);
+  const early = [...hoisted].filter((n) => !graph.producer(n.inputs[0]));
+  const order: OnnxNode[] = [...early];
+  for (const n of graph.nodes) {
+    if (hoisted.has(n)) continue;
+    order.push(n);
+    for (const o of n.outputs) order.push(...(byInput.get(o) ?? []));
+  }
+  graph.nodes = order;
+  graph.invalidate();
 }

@@ -36,9 +36,15 @@ export interface RuleContext {
   addGrad(t: string, g: string): void;
   /** Sums g over the axes along which `input` was broadcast to `output`. */
   unbroadcast(g: string, input: string, output: string): string;
-  /** Records Σ(t) per batch item as relevance absorbed at this node. */
-  absorb(kind: AbsorbedKind, product: string, like: string): void;
+  /** Records Σ(t) per batch item (−Σ(t) when `negate`) as relevance absorbed at this node. */
+  absorb(kind: AbsorbedKind, product: string, like: string, negate?: boolean): void;
+  /** Sums g over the static axes along which `input` was broadcast (dynamic axes such as batch stay). */
+  reduceStaticBroadcast(g: string, input: string, output: string): string;
+  /** Estimated element count of a tensor (dynamic axes counted as 512). */
+  estimatedSize(t: string): number;
   scalar(v: number): string;
+  /** Shape(t), computed right after t is produced so that t is not kept alive just for its shape. */
+  shapeOf(t: string): string;
   /** The weight-relevance hook for a MatMul with a constant weight. */
   weightRelevance(node: OnnxNode, g: string): void;
 }
@@ -52,8 +58,21 @@ function shareOf(ctx: RuleContext, g: string, both: boolean): string {
   return both && uniform(ctx) ? ctx.b.Mul(g, ctx.scalar(0.5)) : g;
 }
 
-function guardNaN(ctx: RuleContext, t: string): string {
-  return ctx.b.op('Where', [ctx.b.op('IsNaN', [t]), ctx.scalar(0), t]);
+/**
+ * A non-relevant operand made safe to multiply by a gradient: ±inf (masks) clipped to the largest finite
+ * value, so −inf·0 gives 0 rather than NaN. Constants known to be finite are used as they are.
+ */
+function finite(ctx: RuleContext, c: string): string {
+  const values = ctx.isInitializer(c) && ctx.estimatedSize(c) <= 1 << 16 ? ctx.constantValues(c) : undefined;
+  if (values && values.every(Number.isFinite)) return c;
+  const big = ctx.dtype === 'float64' ? Number.MAX_VALUE : 3.4028234663852886e38;
+  return ctx.b.op('Clip', [c, ctx.scalar(-big), ctx.scalar(big)]);
+}
+
+/** Absorbed share c ⊙ g of a non-relevant operand, reduced over its static broadcast axes first (cheap). */
+function absorbOperand(ctx: RuleContext, kind: AbsorbedKind, c: string, g: string, out: string, negate = false): void {
+  const share = ctx.b.Mul(finite(ctx, c), ctx.reduceStaticBroadcast(g, c, out));
+  ctx.absorb(kind, share, out, negate);
 }
 
 const add: Rule = (ctx, n, [g]) => {
@@ -63,8 +82,7 @@ const add: Rule = (ctx, n, [g]) => {
       const gx = sign < 0 ? ctx.b.Neg(g!) : g!;
       ctx.addGrad(x, ctx.unbroadcast(gx, x, n.outputs[0]));
     } else if (uniform(ctx)) {
-      const share = ctx.b.Mul(x, g!);
-      ctx.absorb(ctx.isInitializer(x) ? 'bias' : 'constant', guardNaN(ctx, sign < 0 ? ctx.b.Neg(share) : share), n.outputs[0]);
+      absorbOperand(ctx, ctx.isInitializer(x) ? 'bias' : 'constant', x, g!, n.outputs[0], sign < 0);
     }
   }
 };
@@ -148,13 +166,16 @@ const matmul: Rule = (ctx, n, [g]) => {
     const n2 = ctx.staticDims(w)[1];
     const g2 = ctx.b.Reshape(g!, ctx.b.ints([-1, n2 ?? 0]));
     const ga = ctx.b.op('Gemm', [g2, w], { transB: 1 });
-    ctx.addGrad(a, ctx.b.Reshape(ga, ctx.b.Shape(a)));
+    ctx.addGrad(a, ctx.b.Reshape(ga, ctx.shapeOf(a)));
     ctx.weightRelevance(n, g!);
     return;
   }
-  const gs = shareOf(ctx, g!, both);
-  if (ctx.relevant(a)) ctx.addGrad(a, ctx.unbroadcast(ctx.b.MatMul(gs, swapLast(ctx, w)), a, z));
-  if (ctx.relevant(w)) ctx.addGrad(w, ctx.unbroadcast(ctx.b.MatMul(swapLast(ctx, a), gs), w, z));
+  // Halve g once when it is the smaller tensor (A·V), else halve the two results (Q·Kᵀ, where g is [s, s]).
+  const halveFirst = ctx.estimatedSize(z) <= ctx.estimatedSize(a) + ctx.estimatedSize(w);
+  const gs = halveFirst ? shareOf(ctx, g!, both) : g!;
+  const after = (t: string) => (halveFirst ? t : shareOf(ctx, t, both));
+  if (ctx.relevant(a)) ctx.addGrad(a, ctx.unbroadcast(after(ctx.b.MatMul(gs, swapLast(ctx, w))), a, z));
+  if (ctx.relevant(w)) ctx.addGrad(w, ctx.unbroadcast(after(ctx.b.MatMul(swapLast(ctx, a), gs)), w, z));
 };
 
 /** R_x = x ⊙ (R − s·ΣR): the gradient s ⊙ (g − Σ s g); what does not reach x is the softmax's absorption. */
@@ -169,12 +190,15 @@ const softmax: Rule = (ctx, n, [g]) => {
   const gx = ctx.b.Mul(s, ctx.b.Sub(g!, ctx.b.ReduceSum(sg, [axis], true)));
   ctx.addGrad(x, gx);
   if (uniform(ctx)) {
-    const safeX = ctx.b.op('Where', [ctx.b.op('IsInf', [x]), ctx.scalar(0), x]);
-    ctx.absorb('softmax', ctx.b.Sub(sg, ctx.b.Mul(safeX, gx)), s);
+    // Σx⊙g_x = Σ log(s)⊙g_x, because x = log s + c per row and Σ g_x = 0 per row: the scores x need not be
+    // kept alive for the budget. Masked entries have s = 0 and g_x = 0; log is clamped there.
+    const logS = ctx.b.op('Log', [ctx.b.op('Max', [s, ctx.scalar(ctx.dtype === 'float64' ? 1e-300 : 1e-38)])]);
+    ctx.absorb('softmax', sg, s);
+    ctx.absorb('softmax', ctx.b.Mul(logS, gx), s, true);
   }
 };
 
-const reshapeBack: Rule = (ctx, n, [g]) => ctx.addGrad(n.inputs[0], ctx.b.Reshape(g!, ctx.b.Shape(n.inputs[0])));
+const reshapeBack: Rule = (ctx, n, [g]) => ctx.addGrad(n.inputs[0], ctx.b.Reshape(g!, ctx.shapeOf(n.inputs[0])));
 
 const transpose: Rule = (ctx, n, [g]) => {
   const r = ctx.rank(n.inputs[0]);
@@ -193,7 +217,7 @@ function normAxis(ctx: RuleContext, axis: number, t: string): number {
 /** Size of `t` along `axis` as a 1-element int64 tensor (a constant when static). */
 function sizeAlong(ctx: RuleContext, t: string, axis: number): string {
   const d = ctx.staticDims(t)[axis];
-  return d !== null && d !== undefined ? ctx.b.ints([d]) : ctx.b.op('Gather', [ctx.b.Shape(t), ctx.b.ints([axis])]);
+  return d !== null && d !== undefined ? ctx.b.ints([d]) : ctx.b.op('Gather', [ctx.shapeOf(t), ctx.b.ints([axis])]);
 }
 
 const concat: Rule = (ctx, n, [g]) => {
@@ -203,7 +227,7 @@ const concat: Rule = (ctx, n, [g]) => {
     const end = ctx.b.Add(start, sizeAlong(ctx, x, axis));
     const piece = ctx.b.op('Slice', [g!, start, end, ctx.b.ints([axis])]);
     if (ctx.relevant(x)) ctx.addGrad(x, piece);
-    else if (uniform(ctx) && ctx.staticDims(x).every((d) => d !== 0)) ctx.absorb('constant', guardNaN(ctx, ctx.b.Mul(x, piece)), n.outputs[0]);
+    else if (uniform(ctx) && ctx.staticDims(x).every((d) => d !== 0)) ctx.absorb('constant', ctx.b.Mul(finite(ctx, x), piece), n.outputs[0]);
     start = end;
   }
 };
@@ -211,7 +235,7 @@ const concat: Rule = (ctx, n, [g]) => {
 const split: Rule = (ctx, n, gOut) => {
   const x = n.inputs[0];
   const axis = normAxis(ctx, attrInt(n, 'axis', 0), x);
-  const parts = n.outputs.map((o, i) => gOut[i] ?? ctx.b.op('ConstantOfShape', [ctx.b.Shape(o)], { value: zeroTensor(ctx) }));
+  const parts = n.outputs.map((o, i) => gOut[i] ?? ctx.b.op('ConstantOfShape', [ctx.shapeOf(o)], { value: zeroTensor(ctx) }));
   ctx.addGrad(x, ctx.b.op('Concat', parts, { axis }));
 };
 
@@ -277,7 +301,7 @@ const where: Rule = (ctx, n, [g]) => {
   ];
   for (const [x, gx] of branches) {
     if (ctx.relevant(x)) ctx.addGrad(x, ctx.unbroadcast(gx, x, n.outputs[0]));
-    else if (uniform(ctx)) ctx.absorb('constant', guardNaN(ctx, ctx.b.Mul(x, gx)), n.outputs[0]);
+    else if (uniform(ctx)) absorbOperand(ctx, 'constant', x, gx, n.outputs[0]);
   }
 };
 
@@ -291,7 +315,7 @@ const reduce: Rule = (ctx, n, [g]) => {
   if (!axes || axes.length === 0) axes = Array.from({ length: r }, (_, i) => i);
   const keep = attrInt(n, 'keepdims', 1);
   let gx = keep ? g! : ctx.b.op('Unsqueeze', [g!, ctx.b.ints(axes.map((a) => (a < 0 ? a + r : a)))]);
-  gx = ctx.b.op('Expand', [gx, ctx.b.Shape(x)]);
+  gx = ctx.b.op('Expand', [gx, ctx.shapeOf(x)]);
   if (n.opType === 'ReduceMean') {
     const ratio = ctx.b.Div(ctx.b.Cast(ctx.b.op('Size', [n.outputs[0]]), ctx.dtype), ctx.b.Cast(ctx.b.op('Size', [x]), ctx.dtype));
     gx = ctx.b.Mul(gx, ratio);

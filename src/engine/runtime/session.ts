@@ -27,6 +27,10 @@ function sessionOptions(opts: SessionOptions): ort.InferenceSession.SessionOptio
     graphOptimizationLevel: opts.optimization ?? 'all',
     intraOpNumThreads: opts.intraOpThreads ?? 0,
     logSeverityLevel: 3,
+    // A relevance graph keeps forward activations alive for the backward pass; onnxruntime's memory pattern
+    // pre-plans one block for all of them and raised peak RSS by a third (124M GPT-2, 512 tokens: 4.1 → 3.0 GB)
+    // without changing the time. Plain forward sessions get the same options, so comparisons stay fair.
+    enableMemPattern: false,
   };
 }
 
