@@ -13,7 +13,7 @@ import { Session, floatTensor, int64Tensor, tensorNumbers } from '../../src/engi
 import type { HostTensor } from '../../src/engine/runtime/session';
 import { findEmbeddings } from '../../src/engine/relevance/patterns';
 import type { RelevanceMode } from '../../src/engine/relevance/patterns';
-import type { CompiledInfo } from '../../src/engine/relevance/compiler';
+import type { CompiledInfo, CompileOptions } from '../../src/engine/relevance/compiler';
 
 export interface Values {
   data: number[];
@@ -70,8 +70,8 @@ export class CompiledModel {
   ) {}
 
   /** Compiles a copy of `graph` (the original is left untouched). */
-  static async create(graph: Graph, mode: RelevanceMode = 'attnlrp'): Promise<CompiledModel> {
-    const { graph: compiled, info } = await compileGraph(cloneGraph(graph), { mode });
+  static async create(graph: Graph, mode: RelevanceMode = 'attnlrp', options: CompileOptions = {}): Promise<CompiledModel> {
+    const { graph: compiled, info } = await compileGraph(cloneGraph(graph), { ...options, mode });
     return new CompiledModel(compiled, info, await Session.create(encodeModel(compiled)));
   }
 
