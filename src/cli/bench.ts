@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { LrpLensError } from '../engine/errors';
 import { compileGraph } from '../engine/runtime/compile';
-import { readModel, writeModel } from '../engine/onnx/io';
+import { readModel, writeModel, writeModelReferencingSource } from '../engine/onnx/io';
 import { resolveModel } from '../engine/runtime/model';
 import { Session, int64Tensor, floatTensor } from '../engine/runtime/session';
 import { causalLmFeeds, inputSpecs } from '../engine/runtime/feeds';
@@ -85,8 +85,7 @@ async function benchModel(name: string, graph: Graph, originalPath: string, seqL
   const t0 = performance.now();
   const { graph: compiled } = await compileGraph(graph, { mode: 'attnlrp' });
   const compileMs = performance.now() - t0;
-  const compiledPath = join(work, `${name.replace(/\W+/g, '_')}.relevance.onnx`);
-  writeModel(compiled, compiledPath);
+  const compiledPath = writeModelReferencingSource(compiled, join(work, name.replace(/\W+/g, '_')), 'relevance.onnx');
   return seqLens.map((seqLen) => {
     const f = measure(originalPath, 'forward', seqLen, reps);
     const a = measure(compiledPath, 'attribution', seqLen, reps);

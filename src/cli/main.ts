@@ -2,13 +2,13 @@
 /** `lrp-lens`: attribute, compile and benchmark from the command line (the engine, in-process). */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { LrpLensError } from '../engine/errors';
 import { AttributionEngine } from '../engine/attribution/attribute';
 import type { AttributeRequest } from '../engine/attribution/attribute';
 import { DEFAULT_MODEL, resolveModel } from '../engine/runtime/model';
 import { compileGraph } from '../engine/runtime/compile';
-import { readModel, writeModel } from '../engine/onnx/io';
+import { readModel, writeModelReferencingSource } from '../engine/onnx/io';
 import type { RelevanceMode } from '../engine/relevance/patterns';
 import type { Device } from '../engine/runtime/session';
 import { renderSummary } from './heatmap';
@@ -123,8 +123,8 @@ export function buildProgram(): Command {
       const model = await resolveModel(o.model, { offline: o.offline });
       const t0 = performance.now();
       const { graph, info } = await compileGraph(readModel(model.onnxPath), { mode: o.rule, weightRelevance: !!o.weights });
-      mkdirSync(dirname(resolve(o.out)), { recursive: true });
-      writeModel(graph, o.out);
+      // Self-contained, except that external data files (model.onnx_data) are linked beside it, not copied.
+      writeModelReferencingSource(graph, dirname(resolve(o.out)), basename(o.out), false);
       console.log(`wrote ${o.out} in ${(performance.now() - t0).toFixed(0)} ms: ${info.layers} layers, ${info.heads ?? '?'} heads, ${info.neurons ?? '?'} neurons; outputs ${info.outputs.length}`);
       for (const w of info.warnings) console.log(`warning: ${w}`);
     });

@@ -12,9 +12,8 @@ import { resolveModel, loadTokenizer, maxPositions } from '../runtime/model';
 import type { ModelFolder, TokenizerLike } from '../runtime/model';
 import { Session, int64Tensor, floatTensor, tensorNumbers } from '../runtime/session';
 import type { Device } from '../runtime/session';
-import { causalLmFeeds, inputSpecs, leftPad } from '../runtime/feeds';
-import { decodeModel } from '../onnx/io';
-import { Graph } from '../onnx/graph';
+import { causalLmFeeds, leftPad } from '../runtime/feeds';
+import type { InputSpec } from '../onnx/graph';
 import { ABSORBED_KINDS, IO } from '../relevance/compiler';
 import type { CompiledInfo } from '../relevance/compiler';
 import type { RelevanceMode } from '../relevance/patterns';
@@ -65,7 +64,7 @@ export class AttributionEngine {
     readonly tokenizer: TokenizerLike,
     private readonly session: Session,
     readonly info: CompiledInfo,
-    private readonly graphInputs: Graph['inputs'],
+    private readonly graphInputs: InputSpec[],
     readonly rule: RelevanceMode,
     readonly device: Device,
     readonly timing: { loadMs: number; compileMs: number; compiledFromCache: boolean },
@@ -77,8 +76,8 @@ export class AttributionEngine {
     const tokenizer = await loadTokenizer(model);
     const rule = opts.rule ?? 'attnlrp';
     const compiled = await compileModelFile(model.onnxPath, { mode: rule }, opts.cache ?? true);
-    const session = await Session.create(compiled.bytes, { device: opts.device });
-    const inputs = new Graph(decodeModel(compiled.bytes)).inputs;
+    const session = await Session.create(compiled.path, { device: opts.device });
+    const inputs = compiled.info.inputs;
     return new AttributionEngine(model, tokenizer, session, compiled.info, inputs, rule, opts.device ?? 'cpu', {
       loadMs: performance.now() - t0,
       compileMs: compiled.compileMs,
@@ -156,7 +155,7 @@ export class AttributionEngine {
     const batch = leftPad(rows.map((r) => r.ids), 0);
     const B = rows.length;
     const S = batch.ids[0].length;
-    const feeds = causalLmFeeds(inputSpecs(this.graphInputs), batch);
+    const feeds = causalLmFeeds(this.graphInputs, batch);
     const tIds = new Array<number>(B * S).fill(0);
     const tW = new Array<number>(B * S).fill(0);
     const fIds = new Array<number>(B * S).fill(0);

@@ -4,7 +4,9 @@
  */
 import { onnx } from 'onnx-proto';
 import { LrpLensError } from '../errors';
-import { num, tensorValues } from './tensor';
+import { dtypeOf, num, tensorValues } from './tensor';
+import type { DType } from './tensor';
+import { isExternal, readExternalBytes } from './externalData';
 
 export interface OnnxNode {
   name: string;
@@ -20,8 +22,33 @@ export interface ValueInfo {
   proto: onnx.IValueInfoProto;
 }
 
+export interface InputSpec {
+  name: string;
+  dtype: DType;
+  dims: (number | string)[];
+}
+
+export function inputSpecs(inputs: onnx.IValueInfoProto[]): InputSpec[] {
+  return inputs.map((i) => {
+    const tt = i.type?.tensorType;
+    return {
+      name: i.name ?? '',
+      dtype: dtypeOf(tt?.elemType ?? 0),
+      dims: (tt?.shape?.dim ?? []).map((d) => (d.dimParam ? d.dimParam : d.dimValue !== undefined && d.dimValue !== null ? num(d.dimValue) : '?')),
+    };
+  });
+}
+
+/** Where a graph was read from: external data locations are relative to `dir`; weights are views of `bytes`. */
+export interface GraphSource {
+  path: string;
+  dir: string;
+  bytes: Uint8Array;
+}
+
 export class Graph {
   nodes: OnnxNode[];
+  source?: GraphSource;
   inputs: onnx.IValueInfoProto[];
   outputs: onnx.IValueInfoProto[];
   initializers: Map<string, onnx.ITensorProto>;
@@ -44,6 +71,13 @@ export class Graph {
     this.initializers = new Map((g.initializer ?? []).map((t) => [t.name ?? '', t]));
     // Some exporters list initializers as graph inputs too; they are not runtime inputs.
     this.inputs = this.inputs.filter((i) => !this.initializers.has(i.name ?? ''));
+  }
+
+  /** A copy sharing tensors (weights are never copied) and the source. */
+  clone(): Graph {
+    const g = new Graph(this.toModel());
+    g.source = this.source;
+    return g;
   }
 
   /** Default-domain opset version. */
@@ -135,6 +169,10 @@ export class Graph {
   /** A constant's values: initializer or Constant node output; undefined when the tensor is computed. */
   constantValues(tensor: string): number[] | undefined {
     const init = this.initializers.get(tensor);
+    if (init && isExternal(init)) {
+      if (!this.source) return undefined;
+      return tensorValues({ ...init, dataLocation: 0, externalData: [], rawData: readExternalBytes(init, this.source.dir) });
+    }
     if (init) return tensorValues(init);
     const p = this.producer(tensor);
     if (p?.opType === 'Constant') {

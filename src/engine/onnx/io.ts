@@ -1,5 +1,7 @@
 /** Reading and writing ONNX files through the onnx-proto schema package (protobufjs). */
-import { readFileSync, writeFileSync, renameSync, existsSync, statSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { externalFiles, linkDataFile } from './externalData';
 import { onnx } from 'onnx-proto';
 import { LrpLensError } from '../errors';
 import { Graph } from './graph';
@@ -20,7 +22,10 @@ export function decodeModel(bytes: Uint8Array, source = 'model'): onnx.ModelProt
 export function readModel(path: string): Graph {
   if (!existsSync(path)) throw new LrpLensError('model-not-found', `ONNX file not found: ${path}.`);
   if (statSync(path).size === 0) throw new LrpLensError('model-corrupt', `${path} is empty. Re-download the model.`);
-  return new Graph(decodeModel(readFileSync(path), path));
+  const bytes = readFileSync(path);
+  const graph = new Graph(decodeModel(bytes, path));
+  graph.source = { path: resolve(path), dir: dirname(resolve(path)), bytes };
+  return graph;
 }
 
 export function encodeModel(graph: Graph): Uint8Array {
@@ -32,4 +37,70 @@ export function writeModel(graph: Graph, path: string): void {
   const tmp = `${path}.${process.pid}.tmp`;
   writeFileSync(tmp, encodeModel(graph));
   renameSync(tmp, path);
+}
+
+/**
+ * Writes a graph whose weights may live elsewhere into `dir/name`: external data files of its source are
+ * linked beside it, and weights that are views of the source file's bytes become references into a link
+ * to that file (`source.onnx`), so a multi-GB model is neither copied nor re-encoded.
+ */
+export function writeModelReferencingSource(graph: Graph, dir: string, name: string, referenceSource = true): string {
+  mkdirSync(dir, { recursive: true });
+  const src = graph.source;
+  if (src) {
+    for (const file of externalFiles(graph.initializers.values())) linkDataFile(src.dir, dir, file);
+    let referenced = false;
+    for (const [key, t] of graph.initializers) {
+      const raw = t.rawData;
+      if (!referenceSource || !raw || raw.length < 1024 || raw.buffer !== src.bytes.buffer) continue;
+      const offset = raw.byteOffset - src.bytes.byteOffset;
+      graph.initializers.set(key, onnx.TensorProto.create({
+        ...t,
+        rawData: new Uint8Array(0),
+        dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+        externalData: [{ key: 'location', value: SOURCE_LINK }, { key: 'offset', value: String(offset) }, { key: 'length', value: String(raw.length) }],
+      }));
+      referenced = true;
+    }
+    if (referenced) linkFile(src.path, join(dir, SOURCE_LINK));
+  }
+  const path = join(dir, name);
+  writeModel(graph, path);
+  return path;
+}
+
+const SOURCE_LINK = 'source.onnx';
+
+function linkFile(src: string, dst: string): void {
+  if (existsSync(dst)) unlinkSync(dst);
+  try {
+    linkSync(src, dst);
+  } catch {
+    copyFileSync(src, dst);
+  }
+}
+
+/** Writes `graph` with initializers of at least `threshold` bytes in `dir/<dataFile>` (as exporters do past 2 GB). */
+export function writeModelWithExternalData(graph: Graph, path: string, dataFile = `${basename(path)}_data`, threshold = 1024): void {
+  const copy = graph.clone();
+  const dir = dirname(resolve(path));
+  const fd = openSync(join(dir, dataFile), 'w');
+  let offset = 0;
+  try {
+    for (const [key, t] of copy.initializers) {
+      const raw = t.rawData;
+      if (!raw || raw.length < threshold) continue;
+      writeSync(fd, raw, 0, raw.length, offset);
+      copy.initializers.set(key, onnx.TensorProto.create({
+        ...t,
+        rawData: new Uint8Array(0),
+        dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+        externalData: [{ key: 'location', value: dataFile }, { key: 'offset', value: String(offset) }, { key: 'length', value: String(raw.length) }],
+      }));
+      offset += raw.length;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  writeModel(copy, path);
 }

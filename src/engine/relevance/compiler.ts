@@ -3,7 +3,8 @@
  * the relevance pass (reverse-mode over the graph with the AttnLRP modifications of rules.ts).
  */
 import type { onnx } from 'onnx-proto';
-import { Graph } from '../onnx/graph';
+import { Graph, inputSpecs } from '../onnx/graph';
+import type { InputSpec } from '../onnx/graph';
 import type { OnnxNode } from '../onnx/graph';
 import { GraphBuilder, valueInfo } from '../onnx/builder';
 import type { DType, FloatDType } from '../onnx/tensor';
@@ -47,6 +48,8 @@ export interface CompiledInfo {
   vocabSize: number;
   outputs: string[];
   weightOutputs: Record<string, string>;
+  /** The compiled graph's inputs (names, types, symbolic dims), so callers can feed it without reading it. */
+  inputs: InputSpec[];
   warnings: string[];
 }
 
@@ -335,6 +338,7 @@ export function compileRelevance(
       vocabSize: vocab,
       outputs: graph.outputs.map((o) => o.name ?? ''),
       weightOutputs,
+      inputs: inputSpecs(graph.inputs),
       warnings,
     },
   };

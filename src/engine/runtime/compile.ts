@@ -3,21 +3,22 @@
  * the model file's content hash, the compiler version and the options.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync, statSync, openSync, readSync, closeSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync, renameSync, statSync, openSync, readSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
-import { homedir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { Graph } from '../onnx/graph';
-import { encodeModel, readModel } from '../onnx/io';
+import { readModel, writeModelReferencingSource } from '../onnx/io';
 import { canonicalize } from '../relevance/canonicalize';
 import { compileRelevance } from '../relevance/compiler';
 import type { CompileOptions, CompiledInfo } from '../relevance/compiler';
 import { probeShapes } from './probe';
 
 /** Bumped whenever the emitted graph changes, so stale cache entries are never reused. */
-export const COMPILER_VERSION = 1;
+export const COMPILER_VERSION = 2;
 
 export interface CompiledModel {
-  bytes: Uint8Array;
+  /** The relevance graph on disk (its weights are links to the model's own files). */
+  path: string;
   info: CompiledInfo;
   compileMs: number;
   fromCache: boolean;
@@ -56,25 +57,24 @@ function optionsKey(options: CompileOptions): string {
   return JSON.stringify({ v: COMPILER_VERSION, mode: options.mode ?? 'attnlrp', w: Array.isArray(w) ? [...w].sort() : !!w });
 }
 
-/** Compile a model file, reusing the cached relevance graph when the file and options are unchanged. */
+/**
+ * Compile a model file into `<cache>/compiled/<key>/relevance.onnx`, reusing it when the file and options are
+ * unchanged. With `useCache` false the graph goes to a fresh temporary folder.
+ */
 export async function compileModelFile(path: string, options: CompileOptions = {}, useCache = true): Promise<CompiledModel> {
   const key = createHash('sha256').update(fileFingerprint(path)).update(optionsKey(options)).digest('hex').slice(0, 32);
-  const dir = join(cacheDir(), 'compiled');
-  const onnxPath = join(dir, `${key}.onnx`);
-  const infoPath = join(dir, `${key}.json`);
+  const dir = useCache ? join(cacheDir(), 'compiled', key) : mkdtempSync(join(tmpdir(), 'lrp-compiled-'));
+  const onnxPath = join(dir, 'relevance.onnx');
+  const infoPath = join(dir, 'info.json');
   if (useCache && existsSync(onnxPath) && existsSync(infoPath)) {
-    return { bytes: readFileSync(onnxPath), info: JSON.parse(readFileSync(infoPath, 'utf8')) as CompiledInfo, compileMs: 0, fromCache: true };
+    return { path: onnxPath, info: JSON.parse(readFileSync(infoPath, 'utf8')) as CompiledInfo, compileMs: 0, fromCache: true };
   }
   const t0 = performance.now();
   const { graph, info } = await compileGraph(readModel(path), options);
-  const bytes = encodeModel(graph);
+  writeModelReferencingSource(graph, dir, 'relevance.onnx');
   const compileMs = performance.now() - t0;
-  if (useCache) {
-    mkdirSync(dir, { recursive: true });
-    writeAtomic(onnxPath, bytes);
-    writeAtomic(infoPath, Buffer.from(JSON.stringify(info)));
-  }
-  return { bytes, info, compileMs, fromCache: false };
+  writeAtomic(infoPath, Buffer.from(JSON.stringify(info)));
+  return { path: onnxPath, info, compileMs, fromCache: false };
 }
 
 function writeAtomic(path: string, data: Uint8Array): void {

@@ -2,30 +2,15 @@
  * Feeds for a causal-LM graph with Hugging Face I/O names: input_ids, attention_mask, position_ids and an
  * empty past_key_values.{i}.key/value. Batches are left-padded (as generation does).
  */
-import type { onnx } from 'onnx-proto';
 import { LrpLensError } from '../errors';
-import { dtypeOf, num } from '../onnx/tensor';
 import type { DType } from '../onnx/tensor';
+import type { InputSpec } from '../onnx/graph';
 import { int64Tensor, floatTensor } from './session';
 import type { Feeds } from './session';
 import * as ort from 'onnxruntime-node';
 
-export interface InputSpec {
-  name: string;
-  dtype: DType;
-  dims: (number | string)[];
-}
-
-export function inputSpecs(inputs: onnx.IValueInfoProto[]): InputSpec[] {
-  return inputs.map((i) => {
-    const tt = i.type?.tensorType;
-    return {
-      name: i.name ?? '',
-      dtype: dtypeOf(tt?.elemType ?? 0),
-      dims: (tt?.shape?.dim ?? []).map((d) => (d.dimParam ? d.dimParam : d.dimValue !== undefined && d.dimValue !== null ? num(d.dimValue) : '?')),
-    };
-  });
-}
+export { inputSpecs } from '../onnx/graph';
+export type { InputSpec } from '../onnx/graph';
 
 export interface TokenBatch {
   /** Token ids per row, all rows padded on the left to the same length. */

@@ -11,6 +11,7 @@ import { LrpLensError } from '../errors';
 import type { DType } from '../onnx/tensor';
 import { dtypeOf, tensorSize } from '../onnx/tensor';
 import { GraphBuilder, makeAttribute } from '../onnx/builder';
+import { isExternal, readExternalBytes } from '../onnx/externalData';
 import { Session } from './session';
 import { causalLmFeeds, inputSpecs, leftPad } from './feeds';
 
@@ -37,7 +38,7 @@ const ortType: Record<string, DType> = {
 
 export async function probeShapes(graph: Graph, tokenRange = 8): Promise<ShapeTable> {
   const table: ShapeTable = new Map();
-  const probeGraph = withoutWeightBytes(new Graph(graph.toModel()), table);
+  const probeGraph = withoutWeightBytes(graph.clone(), table);
   const known = new Set(probeGraph.outputs.map((o) => o.name));
   const live = inputDependent(probeGraph);
   // Tensors computed from weights alone (a transposed tied LM head, say) can be huge: fetch their Shape instead.
@@ -107,7 +108,13 @@ function withoutWeightBytes(g: Graph, staticShapes: ShapeTable): Graph {
   const rewritten = new Map<OnnxNode, OnnxNode[]>();
   let filled = 0;
   for (const [name, t] of [...g.initializers]) {
-    if (tensorSize(t) < 4096 || !FLOAT.includes(t.dataType ?? 0)) continue;
+    const float = FLOAT.includes(t.dataType ?? 0);
+    if (isExternal(t) && !float) {
+      // Small integer constants stored externally: the probe model is built from bytes, so embed them.
+      g.initializers.set(name, onnx.TensorProto.create({ ...t, dataLocation: 0, externalData: [], rawData: readExternalBytes(t, g.source!.dir) }));
+      continue;
+    }
+    if ((tensorSize(t) < 4096 && !isExternal(t)) || !float) continue;
     const dims = (t.dims ?? []).map(Number);
     const dtype = dtypeOf(t.dataType ?? 0);
     const consumers = g.consumers(name);

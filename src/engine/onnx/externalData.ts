@@ -1,0 +1,69 @@
+/**
+ * External data (`model.onnx_data`): weights stay in their file. Tensors keep their references; the compiled
+ * graph sits in a folder beside links to the same data files, so nothing gigabyte-sized is copied or held in
+ * one protobuf buffer.
+ */
+import { closeSync, copyFileSync, existsSync, linkSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, join, normalize } from 'node:path';
+import { onnx } from 'onnx-proto';
+import { LrpLensError } from '../errors';
+
+export interface ExternalRef {
+  location: string;
+  offset: number;
+  length: number;
+}
+
+export function isExternal(t: onnx.ITensorProto): boolean {
+  return t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL;
+}
+
+export function externalRef(t: onnx.ITensorProto): ExternalRef {
+  const entries = new Map((t.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
+  const location = entries.get('location');
+  if (!location) throw new LrpLensError('model-corrupt', `Tensor ${t.name} is marked external but names no data file.`);
+  if (isAbsolute(location) || normalize(location).startsWith('..')) {
+    throw new LrpLensError('model-corrupt', `Tensor ${t.name} refers to data outside the model folder (${location}); this is refused for safety.`);
+  }
+  return { location, offset: Number(entries.get('offset') ?? 0), length: Number(entries.get('length') ?? -1) };
+}
+
+/** The data files a set of tensors refers to (relative locations). */
+export function externalFiles(tensors: Iterable<onnx.ITensorProto>): Set<string> {
+  const files = new Set<string>();
+  for (const t of tensors) if (isExternal(t)) files.add(externalRef(t).location);
+  return files;
+}
+
+/** Reads one external tensor's bytes (for small constants only: shapes, axes, exponents). */
+export function readExternalBytes(t: onnx.ITensorProto, baseDir: string): Uint8Array {
+  const ref = externalRef(t);
+  const path = join(baseDir, ref.location);
+  if (!existsSync(path)) throw new LrpLensError('model-not-found', `External data file ${path} (for ${t.name}) is missing. Download it beside the .onnx file.`);
+  const length = ref.length >= 0 ? ref.length : statSync(path).size - ref.offset;
+  const out = Buffer.alloc(length);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, out, 0, length, ref.offset);
+  } finally {
+    closeSync(fd);
+  }
+  return out;
+}
+
+/**
+ * Makes `location` (relative to `fromDir`) available under the same relative path in `toDir`: a hard link
+ * (onnxruntime refuses symbolic links that leave the model folder), or a copy across file systems.
+ */
+export function linkDataFile(fromDir: string, toDir: string, location: string): void {
+  const src = join(fromDir, location);
+  const dst = join(toDir, location);
+  if (!existsSync(src)) throw new LrpLensError('model-not-found', `External data file ${src} is missing. Download it beside the .onnx file.`);
+  if (existsSync(dst)) return;
+  mkdirSync(dirname(dst), { recursive: true });
+  try {
+    linkSync(src, dst);
+  } catch {
+    copyFileSync(src, dst);
+  }
+}
