@@ -9,7 +9,9 @@ import { Graph } from './graph';
 export function decodeModel(bytes: Uint8Array, source = 'model'): onnx.ModelProto {
   let model: onnx.ModelProto;
   try {
-    model = onnx.ModelProto.decode(bytes);
+    // A plain Uint8Array view: protobufjs then slices bytes fields as views (weights are never copied) and
+    // avoids the deprecated Buffer() constructor it uses for empty fields of a Buffer.
+    model = onnx.ModelProto.decode(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   } catch (err) {
     throw new LrpLensError('model-corrupt', `${source} is not a valid ONNX file (${(err as Error).message}). Re-export the model or re-download the file.`, err);
   }
