@@ -1,14 +1,17 @@
 /**
  * Canonicalisation: rewrite ops that have an equivalent in the small op set the rules cover, so one rule
- * serves every export style. One rewrite per op type, numerics unchanged.
+ * serves every export style. Whole-graph passes first (merged decoders, fp16), then one rewrite per op type
+ * (tables in ./rewrites), numerics unchanged.
  */
-import { Graph, attrFloat, attrInt } from '../onnx/graph';
-import type { OnnxNode } from '../onnx/graph';
-import { GraphBuilder } from '../onnx/builder';
+import type { Graph, OnnxNode } from '../onnx/graph';
 import { makeTensor } from '../onnx/tensor';
 import { onnx } from 'onnx-proto';
-
-type Rewrite = (node: OnnxNode, b: GraphBuilder, g: Graph) => OnnxNode[] | undefined;
+import type { Rewrite, RewriteTable } from './rewrites/rewrite';
+import { STANDARD_REWRITES } from './rewrites/standard';
+import { NORM_REWRITES } from './rewrites/norms';
+import { ATTENTION_REWRITES } from './rewrites/attention';
+import { QUANTIZED_REWRITES } from './rewrites/quantized';
+import { GRAPH_PASSES } from './rewrites/graphPasses';
 
 /** Where a weight consumed by a MatMul came from, so weight relevance maps back to the file's initializer. */
 export interface WeightOrigin {
@@ -20,69 +23,19 @@ export interface CanonicalGraph {
   graph: Graph;
   /** Canonical MatMul weight tensor → initializer in the original file. */
   weightOrigins: Map<string, WeightOrigin>;
-  /** Op types rewritten, with counts (reported by `inspect`). */
+  /** Rewrites and passes applied, with counts (reported by `inspect`). */
   rewrites: Record<string, number>;
 }
 
-/** Collects the nodes a rewrite emits instead of appending them to the graph. */
-function emitInto(g: Graph, fn: (b: GraphBuilder) => void, hint: string): OnnxNode[] {
-  const saved = g.nodes;
-  g.nodes = [];
-  fn(new GraphBuilder(g, hint));
-  const emitted = g.nodes;
-  g.nodes = saved;
-  g.invalidate();
-  return emitted;
-}
-
-function renameLastOutput(nodes: OnnxNode[], from: string, to: string): void {
-  for (const n of nodes) n.outputs = n.outputs.map((o) => (o === from ? to : o));
-}
-
-const rewriteGemm: Rewrite = (node, _b, g) => {
-  const [a, bIn, c] = node.inputs;
-  const alpha = attrFloat(node, 'alpha', 1);
-  const beta = attrFloat(node, 'beta', 1);
-  const dtype = floatTypeOf(g, bIn);
-  let out = '';
-  const nodes = emitInto(g, (b) => {
-    const lhs = attrInt(node, 'transA', 0) ? b.Transpose(a, [1, 0]) : a;
-    const rhs = attrInt(node, 'transB', 0) ? b.Transpose(bIn, [1, 0]) : bIn;
-    out = b.MatMul(lhs, rhs);
-    if (alpha !== 1) out = b.Mul(out, b.scalar(dtype, alpha));
-    if (c) out = b.Add(out, beta !== 1 ? b.Mul(c, b.scalar(dtype, beta)) : c);
-  }, node.name);
-  renameLastOutput(nodes, out, node.outputs[0]);
-  return nodes;
+/** Rewrites by domain ('' is the default ONNX domain), then op type. */
+export const REWRITES: Record<string, RewriteTable> = {
+  '': STANDARD_REWRITES,
+  'com.microsoft': { ...NORM_REWRITES, ...ATTENTION_REWRITES, ...QUANTIZED_REWRITES },
 };
 
-const rewriteLayerNormalization: Rewrite = (node, _b, g) => {
-  const [x, scale, bias] = node.inputs;
-  const axis = attrInt(node, 'axis', -1);
-  const eps = attrFloat(node, 'epsilon', 1e-5);
-  const dtype = floatTypeOf(g, scale);
-  if (axis >= 0) return undefined; // needs the rank; left for the rule table to refuse with a clear message
-  const axes = Array.from({ length: -axis }, (_, i) => axis + i);
-  let out = '';
-  const nodes = emitInto(g, (b) => {
-    const mean = reduceMean(b, g, x, axes);
-    const centred = b.Sub(x, mean);
-    const variance = reduceMean(b, g, b.op('Pow', [centred, b.scalar(dtype, 2)]), axes);
-    const std = b.op('Sqrt', [b.Add(variance, b.scalar(dtype, eps))]);
-    out = b.Mul(b.Div(centred, std), scale);
-    if (bias) out = b.Add(out, bias);
-  }, node.name);
-  renameLastOutput(nodes, out, node.outputs[0]);
-  return nodes;
-};
-
-function reduceMean(b: GraphBuilder, g: Graph, x: string, axes: number[]): string {
-  return g.opset >= 18 ? b.op('ReduceMean', [x, b.ints(axes)], { keepdims: 1 }) : b.op('ReduceMean', [x], { axes, keepdims: 1 });
-}
-
-function floatTypeOf(g: Graph, tensor: string): 'float32' | 'float64' {
-  const t = g.initializers.get(tensor);
-  return t?.dataType === onnx.TensorProto.DataType.DOUBLE ? 'float64' : 'float32';
+export function rewriteFor(node: OnnxNode): Rewrite | undefined {
+  const domain = node.domain === 'ai.onnx' ? '' : node.domain;
+  return REWRITES[domain]?.[node.opType];
 }
 
 /** Constant nodes become initializers, so "is this a constant?" has one answer. */
@@ -105,25 +58,31 @@ function hoistConstants(g: Graph): void {
   g.invalidate();
 }
 
-export const REWRITES: Record<string, Rewrite> = {
-  Gemm: rewriteGemm,
-  LayerNormalization: rewriteLayerNormalization,
-};
-
 export function canonicalize(graph: Graph): CanonicalGraph {
   hoistConstants(graph);
   const rewrites: Record<string, number> = {};
-  const out: OnnxNode[] = [];
-  for (const node of graph.nodes) {
-    const rw = !node.domain || node.domain === 'ai.onnx' ? REWRITES[node.opType] : undefined;
-    const replaced = rw ? rw(node, new GraphBuilder(graph, node.name), graph) : undefined;
-    if (replaced) {
-      rewrites[node.opType] = (rewrites[node.opType] ?? 0) + 1;
-      out.push(...replaced);
-    } else out.push(node);
+  for (const pass of GRAPH_PASSES) {
+    const label = pass(graph);
+    if (label) rewrites[label] = (rewrites[label] ?? 0) + 1;
   }
-  graph.nodes = out;
-  graph.invalidate();
+  // A rewrite may emit ops that have rewrites of their own (a fused attention emitting a Gemm, say).
+  for (let round = 0; round < 4; round++) {
+    let changed = false;
+    const out: OnnxNode[] = [];
+    for (const node of graph.nodes) {
+      const replaced = rewriteFor(node)?.(node, graph);
+      if (replaced) {
+        const label = node.domain && node.domain !== 'ai.onnx' ? `${node.domain}.${node.opType}` : node.opType;
+        rewrites[label] = (rewrites[label] ?? 0) + 1;
+        out.push(...replaced);
+        changed = true;
+      } else out.push(node);
+    }
+    graph.nodes = out;
+    graph.invalidate();
+    if (!changed) break;
+  }
+  hoistConstants(graph);
   graph.sortTopologically();
   return { graph, weightOrigins: findWeightOrigins(graph), rewrites };
 }
