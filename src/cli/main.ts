@@ -12,6 +12,8 @@ import { readModel, writeModelReferencingSource } from '../engine/onnx/io';
 import type { RelevanceMode } from '../engine/relevance/patterns';
 import type { Device } from '../engine/runtime/session';
 import { renderSummary } from './heatmap';
+import { inspectModel } from '../engine/runtime/inspect';
+import type { ModelReport } from '../engine/runtime/inspect';
 import { registerBench } from './bench';
 
 const RULES: RelevanceMode[] = ['attnlrp', 'gradxinput', 'cp-lrp'];
@@ -53,6 +55,7 @@ interface AttributeOptions {
   continuation?: string;
   rule: RelevanceMode;
   device: Device;
+  strictDevice?: boolean;
   offline?: boolean;
   cache: boolean;
   json?: string;
@@ -64,7 +67,7 @@ async function attribute(o: AttributeOptions): Promise<void> {
   if (sources !== 1) throw new LrpLensError('bad-argument', 'Give exactly one of --prompt TEXT, --file F or --ids 1,2,3.');
   if (o.file && !existsSync(o.file)) throw new LrpLensError('bad-argument', `Prompt file not found: ${o.file}.`);
   const prompt = o.file ? readFileSync(o.file, 'utf8') : o.prompt;
-  const engine = await AttributionEngine.load(o.model, { rule: o.rule, device: o.device, offline: o.offline, cache: o.cache });
+  const engine = await AttributionEngine.load(o.model, { rule: o.rule, device: o.device, strictDevice: o.strictDevice, offline: o.offline, cache: o.cache });
   try {
     const req: AttributeRequest = { prompt, ids: o.ids, target: o.target, targetId: o.targetId, foil: o.foil, foilId: o.foilId, continuation: o.continuation };
     const result = await engine.attribute(req);
@@ -87,11 +90,31 @@ function addAttributeOptions(c: Command): Command {
     .option('--foil-id <n>', 'foil token id', intArg)
     .option('--continuation <text>', 'attribute every token of this continuation (target × source matrix)')
     .addOption(new Option('--rule <rule>', 'relevance rules').choices(RULES).default('attnlrp'))
-    .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda']).default('cpu'))
+    .addOption(new Option('--device <device>', 'execution provider (cuda falls back to cpu with a warning)').choices(['cpu', 'cuda']).default('cpu'))
+    .option('--strict-device', 'fail instead of falling back to the CPU')
     .option('--offline', 'never download (also LRP_LENS_OFFLINE=1)')
     .option('--no-cache', 'recompile instead of using the compiled-graph cache')
     .option('--json <out>', "write the result as JSON ('-' for stdout)")
     .option('--no-color', 'plain output');
+}
+
+function renderReport(r: ModelReport): string {
+  const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)} MB`;
+  const lines = [
+    `${r.model.onnx} (${mb(r.model.bytes)})`,
+    `family ${r.family ?? '?'} (${r.architecture ?? '?'}), ${r.layers ?? '?'} layers, ${r.heads ?? '?'} heads / ${r.kvHeads ?? '?'} KV heads, hidden ${r.hiddenSize ?? '?'}, MLP ${r.intermediateSize ?? '?'}, vocab ${r.vocabSize ?? '?'}, context ${r.maxPositions ?? '?'}`,
+    `${(r.parameters / 1e6).toFixed(2)}M parameters; weights ${Object.entries(r.precision).map(([k, v]) => `${k} ×${v}`).join(', ') || 'none'}`,
+    `opset ${r.opset}, IR ${r.irVersion}, producer ${r.producer || '?'}; export style: ${r.exportStyle}`,
+    `external data: ${r.externalData ? `${r.externalData.files.join(', ')} (${mb(r.externalData.bytes)})` : 'none'}`,
+    `ops: ${Object.entries(r.ops).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+    `rewrites: ${Object.entries(r.rewrites).map(([k, v]) => `${k} ×${v}`).join(', ') || 'none needed'}`,
+    `devices: cpu${r.devices.cuda ? ', cuda' : ' (cuda provider not installed)'}`,
+    r.attribution.supported
+      ? `attribution: supported (${r.attribution.layers} layers, ${r.attribution.heads ?? '?'} heads, ${r.attribution.neurons ?? '?'} neurons)`
+      : `attribution: NOT supported — ${r.attribution.reason}`,
+    ...r.attribution.warnings.map((w) => `warning: ${w}`),
+  ];
+  return lines.join('\n');
 }
 
 export function buildProgram(): Command {
@@ -127,6 +150,18 @@ export function buildProgram(): Command {
       writeModelReferencingSource(graph, dirname(resolve(o.out)), basename(o.out), false);
       console.log(`wrote ${o.out} in ${(performance.now() - t0).toFixed(0)} ms: ${info.layers} layers, ${info.heads ?? '?'} heads, ${info.neurons ?? '?'} neurons; outputs ${info.outputs.length}`);
       for (const w of info.warnings) console.log(`warning: ${w}`);
+    });
+
+  program
+    .command('inspect')
+    .description('what a model is and whether it can be attributed: family, sizes, export style, ops, rewrites, precision')
+    .option('--model <folder|hub-id>', 'model folder or hub id', defaultModel())
+    .option('--json [out]', "write the report as JSON (to a file, or stdout with '-' or no value)")
+    .option('--offline', 'never download')
+    .action(async (o: { model: string; json?: string | boolean; offline?: boolean }) => {
+      const report = await inspectModel(o.model, { offline: o.offline });
+      if (o.json) writeJson(o.json === true ? '-' : o.json, report);
+      if (o.json === undefined || (typeof o.json === 'string' && o.json !== '-')) console.log(renderReport(report));
     });
 
   registerBench(program);

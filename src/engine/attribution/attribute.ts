@@ -23,6 +23,8 @@ import { checkTokenId, resolveTargetToken, tokenOffsets } from './tokens';
 export interface EngineOptions {
   rule?: RelevanceMode;
   device?: Device;
+  /** Fail rather than fall back to the CPU when `device` is unavailable. */
+  strictDevice?: boolean;
   offline?: boolean;
   /** Reuse / write the compiled graph cache (default true). */
   cache?: boolean;
@@ -76,9 +78,9 @@ export class AttributionEngine {
     const tokenizer = await loadTokenizer(model);
     const rule = opts.rule ?? 'attnlrp';
     const compiled = await compileModelFile(model.onnxPath, { mode: rule }, opts.cache ?? true);
-    const session = await Session.create(compiled.path, { device: opts.device });
+    const session = await Session.create(compiled.path, { device: opts.device, strictDevice: opts.strictDevice });
     const inputs = compiled.info.inputs;
-    return new AttributionEngine(model, tokenizer, session, compiled.info, inputs, rule, opts.device ?? 'cpu', {
+    return new AttributionEngine(model, tokenizer, session, compiled.info, inputs, rule, session.device, {
       loadMs: performance.now() - t0,
       compileMs: compiled.compileMs,
       compiledFromCache: compiled.fromCache,
@@ -229,7 +231,7 @@ export class AttributionEngine {
       relevance: { tokens: first.tokens, layers: first.layers, heads: first.heads, neurons: first.neurons, seed: first.seed, absorbed: first.absorbed },
       predictions: this.predictions(first.logits, row.ids[row.position]),
       timing: { loadMs: this.timing.loadMs, compileMs: this.timing.compileMs, runMs, compiledFromCache: this.timing.compiledFromCache },
-      warnings: [...this.info.warnings],
+      warnings: [...this.info.warnings, ...this.session.warnings],
     };
     if (p.continuation) {
       result.continuation = { targets: p.rows.map((r, k) => this.targetInfo(r, rs[k].logits)), matrix: rs.map((r) => r.tokens) };

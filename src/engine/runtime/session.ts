@@ -4,26 +4,26 @@
  */
 import * as ort from 'onnxruntime-node';
 import { LrpLensError } from '../errors';
+import { CUDA_INSTALL_HINT, chooseDevice } from './device';
+import type { Device } from './device';
 
-export type Device = 'cpu' | 'cuda';
+export type { Device } from './device';
 export type HostTensor = ort.Tensor;
 export type Feeds = Record<string, ort.Tensor>;
 
 export interface SessionOptions {
   device?: Device;
+  /** Fail instead of falling back to the CPU when the requested device is unavailable. */
+  strictDevice?: boolean;
   /** Threads for one operator; 0 lets onnxruntime choose. */
   intraOpThreads?: number;
   /** Graph optimisations; 'disabled' for one-off probe sessions, where optimising costs more than running. */
   optimization?: 'disabled' | 'basic' | 'all';
 }
 
-function sessionOptions(opts: SessionOptions): ort.InferenceSession.SessionOptions {
-  const device = opts.device ?? 'cpu';
-  if (device !== 'cpu') {
-    throw new LrpLensError('bad-argument', `Device '${device}' is not available in this build yet; use --device cpu.`);
-  }
+function sessionOptions(opts: SessionOptions, device: Device): ort.InferenceSession.SessionOptions {
   return {
-    executionProviders: ['cpu'],
+    executionProviders: device === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
     graphOptimizationLevel: opts.optimization ?? 'all',
     intraOpNumThreads: opts.intraOpThreads ?? 0,
     logSeverityLevel: 3,
@@ -35,21 +35,36 @@ function sessionOptions(opts: SessionOptions): ort.InferenceSession.SessionOptio
 }
 
 export class Session {
-  private constructor(private readonly inner: ort.InferenceSession) {}
+  private constructor(
+    private readonly inner: ort.InferenceSession,
+    /** The provider the session runs on (after any fallback). */
+    readonly device: Device,
+    /** Why the requested device was not used, if it was not. */
+    readonly warnings: string[],
+  ) {}
 
   static async create(model: string | Uint8Array, opts: SessionOptions = {}): Promise<Session> {
-    const options = sessionOptions(opts);
-    const load = (o: ort.InferenceSession.SessionOptions) =>
-      typeof model === 'string' ? ort.InferenceSession.create(model, o) : ort.InferenceSession.create(model, o);
+    const choice = chooseDevice(opts.device ?? 'cpu', opts.strictDevice ?? false);
+    const warnings = choice.warning ? [choice.warning] : [];
+    if (choice.device === 'cuda') {
+      try {
+        return new Session(await load(model, sessionOptions(opts, 'cuda')), 'cuda', warnings);
+      } catch (err) {
+        const why = `The CUDA execution provider failed to start (${firstLine(err)}).`;
+        if (opts.strictDevice) throw new LrpLensError('runtime-failure', `${why} ${CUDA_INSTALL_HINT}`, err);
+        warnings.push(`${why} Running on the CPU.`);
+      }
+    }
+    const options = sessionOptions(opts, 'cpu');
     try {
-      return new Session(await load(options));
+      return new Session(await load(model, options), 'cpu', warnings);
     } catch (err) {
       if (LrpLensError.is(err)) throw err;
       // onnxruntime's extended fusions do not check types: x·σ(x) in double becomes QuickGelu, which has only a
       // float kernel, and the session fails to load. Basic optimisations never fuse into contrib ops.
       if (/Failed to find kernel/.test((err as Error).message)) {
         try {
-          return new Session(await load({ ...options, graphOptimizationLevel: 'basic' }));
+          return new Session(await load(model, { ...options, graphOptimizationLevel: 'basic' }), 'cpu', warnings);
         } catch {
           // report the first failure
         }
@@ -72,6 +87,14 @@ export class Session {
   async release(): Promise<void> {
     await this.inner.release();
   }
+}
+
+function load(model: string | Uint8Array, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
+  return typeof model === 'string' ? ort.InferenceSession.create(model, options) : ort.InferenceSession.create(model, options);
+}
+
+function firstLine(err: unknown): string {
+  return String((err as Error).message ?? err).split('\n')[0];
 }
 
 export function int64Tensor(values: number[], dims: number[]): ort.Tensor {

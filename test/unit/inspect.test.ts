@@ -1,0 +1,87 @@
+/** `inspect` on stories260k and on each synthetic export style; JSON validated against its schema. */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import Ajv from 'ajv';
+import { INSPECT_SCHEMA, inspectModel } from '../../src/engine/runtime/inspect';
+import type { ModelReport } from '../../src/engine/runtime/inspect';
+import { buildGpt2Like, buildLlamaLike, buildOptLike } from '../../src/engine/onnx/synthetic';
+import type { SyntheticConfig } from '../../src/engine/onnx/synthetic';
+import type { Graph } from '../../src/engine/onnx/graph';
+import { writeModel } from '../../src/engine/onnx/io';
+import { STORIES, requireShared } from './sharedModel';
+
+const CLI = resolve(__dirname, '..', '..', 'dist', 'cli.js');
+const validate = new Ajv({ strict: false }).compile(INSPECT_SCHEMA);
+const CFG: SyntheticConfig = { layers: 2, hidden: 16, heads: 4, ffn: 32, vocab: 40, maxPositions: 32, dtype: 'float32', seed: 3 };
+
+/** A model folder around a synthetic graph (the tokenizer file is only checked for presence by inspect). */
+function folder(work: string, name: string, graph: Graph, config: object): string {
+  const dir = join(work, name);
+  mkdirSync(join(dir, 'onnx'), { recursive: true });
+  writeModel(graph, join(dir, 'onnx', 'model.onnx'));
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+  copyFileSync(join(STORIES, 'tokenizer.json'), join(dir, 'tokenizer.json'));
+  return dir;
+}
+
+describe('lrp-lens inspect', function () {
+  let work: string;
+  before(function () {
+    requireShared(this);
+    work = mkdtempSync(join(tmpdir(), 'lrp-inspect-'));
+  });
+
+  it('reports stories260k as a supported Llama, through the CLI, with JSON that validates', () => {
+    const r = spawnSync(process.execPath, [CLI, 'inspect', '--model', STORIES, '--json', '-'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as ModelReport;
+    assert.ok(validate(report), JSON.stringify(validate.errors));
+    assert.equal(report.family, 'llama');
+    assert.deepEqual([report.layers, report.heads, report.kvHeads, report.hiddenSize, report.vocabSize], [5, 8, 4, 64, 512]);
+    assert.equal(report.opset, 14);
+    assert.deepEqual(report.precision, { float32: 37 });
+    assert.equal(report.externalData, null);
+    assert.equal(report.attribution.supported, true);
+    assert.deepEqual([report.attribution.layers, report.attribution.heads, report.attribution.neurons], [5, 8, 172]);
+    assert.match(report.exportStyle, /standard ONNX ops/);
+  });
+
+  const styles: [string, () => Graph, object, (r: ModelReport) => void][] = [
+    ['GPT-2 (Gemm, LayerNormalization)', () => buildGpt2Like(CFG), { model_type: 'gpt2', architectures: ['GPT2LMHeadModel'], n_layer: 2, n_head: 4, n_embd: 16, vocab_size: 40, n_positions: 32 }, (r) => {
+      assert.ok(r.rewrites.Gemm > 0 && r.rewrites.LayerNormalization > 0, JSON.stringify(r.rewrites));
+      assert.equal(r.opset, 17);
+    }],
+    ['OPT (decomposed LayerNorm, ReLU)', () => buildOptLike(CFG), { model_type: 'opt', architectures: ['OPTForCausalLM'], num_hidden_layers: 2, num_attention_heads: 4, hidden_size: 16, vocab_size: 40 }, (r) => {
+      assert.deepEqual(r.rewrites, {});
+    }],
+    ['Llama (RMSNorm, RoPE, GQA, SwiGLU)', () => buildLlamaLike({ ...CFG, kvHeads: 2 }), { model_type: 'llama', architectures: ['LlamaForCausalLM'], num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, hidden_size: 16 }, (r) => {
+      assert.equal(r.kvHeads, 2);
+    }],
+  ];
+  for (const [name, build, config, check] of styles) {
+    it(`reports the ${name} export as supported`, async () => {
+      const report = await inspectModel(folder(work, name.replace(/\W+/g, '_'), build(), config));
+      assert.ok(validate(report), JSON.stringify(validate.errors));
+      assert.equal(report.attribution.supported, true, report.attribution.reason ?? '');
+      assert.equal(report.attribution.layers, 2);
+      assert.equal(report.attribution.heads, 4);
+      check(report);
+    });
+  }
+
+  it('says why a model cannot be attributed, naming the op and node', async () => {
+    const g = buildLlamaLike({ ...CFG, kvHeads: 2 });
+    const emb = g.nodes.find((n) => n.opType === 'Gather' && n.inputs[1] === 'input_ids')!.outputs[0];
+    for (const n of g.nodes) n.inputs = n.inputs.map((i) => (i === emb ? 'sin_out' : i));
+    g.nodes.push({ name: 'odd/Sin', opType: 'Sin', domain: '', inputs: [emb], outputs: ['sin_out'], attributes: [] });
+    g.sortTopologically();
+    const report = await inspectModel(folder(work, 'sin', g, { model_type: 'llama', architectures: ['LlamaForCausalLM'] }));
+    assert.ok(validate(report), JSON.stringify(validate.errors));
+    assert.equal(report.attribution.supported, false);
+    assert.match(report.attribution.reason ?? '', /op Sin, node 'odd\/Sin'/);
+    assert.ok(report.ops.Sin >= 1, 'ops are counted');
+  });
+});
