@@ -5,17 +5,18 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { LrpLensError } from '../engine/errors';
 import { compileGraph } from '../engine/runtime/compile';
-import { readModel, writeModel, writeModelReferencingSource } from '../engine/onnx/io';
+import { readModel, writeModel, writeModelReferencingSource, writeModelWithExternalData } from '../engine/onnx/io';
 import { resolveModel } from '../engine/runtime/model';
 import { Session, int64Tensor, floatTensor } from '../engine/runtime/session';
 import { causalLmFeeds, inputSpecs } from '../engine/runtime/feeds';
 import { IO } from '../engine/relevance/compiler';
 import type { Graph } from '../engine/onnx/graph';
+import { peakRssMB } from './peakRss';
 
 interface BenchRow {
   model: string;
@@ -61,7 +62,7 @@ async function benchRun(o: { onnx: string; kind: 'forward' | 'attribution'; seq:
     times.push(performance.now() - t0);
   }
   times.sort((a, b) => a - b);
-  const stats: RunStats = { medianMs: times[Math.floor(times.length / 2)], maxRssMB: process.resourceUsage().maxRSS / 1024 };
+  const stats: RunStats = { medianMs: times[Math.floor(times.length / 2)], maxRssMB: peakRssMB() };
   process.stdout.write(JSON.stringify(stats));
 }
 
@@ -104,6 +105,42 @@ async function benchModel(name: string, graph: Graph, originalPath: string, seqL
   });
 }
 
+interface LargeCompileRow {
+  params: number;
+  weightsBytes: number;
+  compileMs: number;
+  peakRssMB: number;
+}
+
+/**
+ * A TinyLlama-shaped model (≈1.1B parameters) written with its weights in model.onnx_data, then compiled by
+ * `lrp-lens compile` in a child process: compile time and that process's peak RSS.
+ */
+function benchLargeCompile(work: string): LargeCompileRow {
+  const dir = join(work, 'llama-1b');
+  const built = spawnSync(process.execPath, ['--max-old-space-size=8192', process.argv[1], 'bench-build-large', '--out', dir], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  if (built.status !== 0) throw new LrpLensError('runtime-failure', `Building the 1B model failed: ${built.stderr.trim()}`);
+  const params = Number(built.stdout.trim());
+  const t0 = performance.now();
+  const res = spawnSync(process.execPath, [process.argv[1], 'compile', '--model', dir, '--out', join(dir, 'out', 'relevance.onnx')], { encoding: 'utf8' });
+  const compileMs = performance.now() - t0;
+  if (res.status !== 0) throw new LrpLensError('runtime-failure', `Compiling the 1B model failed: ${res.stderr.trim()}`);
+  const peak = Number(/peak RSS (\d+) MB/.exec(res.stdout)?.[1] ?? NaN);
+  return { params, weightsBytes: statSync(join(dir, 'onnx', 'model.onnx_data')).size, compileMs, peakRssMB: peak };
+}
+
+/** Child-process entry: build the large model one layer at a time into model.onnx + model.onnx_data. */
+async function buildLarge(o: { out: string }): Promise<void> {
+  const { buildLlamaLike } = await import('../engine/onnx/synthetic');
+  const cfg = { layers: 22, hidden: 2048, heads: 32, kvHeads: 4, ffn: 5632, vocab: 32000, maxPositions: 2048, dtype: 'float32' as const, seed: 1 };
+  mkdirSync(join(o.out, 'onnx'), { recursive: true });
+  const graph = buildLlamaLike(cfg);
+  writeModelWithExternalData(graph, join(o.out, 'onnx', 'model.onnx'), 'model.onnx_data');
+  writeFileSync(join(o.out, 'config.json'), JSON.stringify({ model_type: 'llama', architectures: ['LlamaForCausalLM'], num_hidden_layers: 22, hidden_size: 2048 }));
+  writeFileSync(join(o.out, 'tokenizer.json'), '{}');
+  process.stdout.write(String(paramCount(graph)));
+}
+
 function table(rows: BenchRow[]): string {
   const head = ['model', 'params', 'seq', 'compile s', 'forward ms', 'attrib ms', 'time ×', 'fwd RSS MB', 'attr RSS MB', 'RSS ×'];
   const body = rows.map((r) => [
@@ -133,9 +170,11 @@ export function registerBench(program: Command): void {
     .option('--seq-len <list>', 'sequence lengths', (v: string) => v.split(',').map(Number), [128, 512])
     .option('--reps <n>', 'timed runs per measurement (median reported)', Number, 3)
     .option('--json <out>', 'write the results as JSON')
-    .action(async (o: { model?: string[]; synthetic: boolean; seqLen: number[]; reps: number; json?: string }) => {
+    .option('--no-large', 'skip the compile of a ~1B-parameter model with external data')
+    .action(async (o: { model?: string[]; synthetic: boolean; large: boolean; seqLen: number[]; reps: number; json?: string }) => {
       const work = mkdtempSync(join(tmpdir(), 'lrp-bench-'));
       const rows: BenchRow[] = [];
+      let large: LargeCompileRow | undefined;
       try {
         const shared = resolve(__dirname, '..', '..', 'shared', 'models', 'stories260k');
         const models = o.model ?? (existsSync(shared) ? [shared] : []);
@@ -151,16 +190,23 @@ export function registerBench(program: Command): void {
           writeModel(graph, path);
           rows.push(...(await benchModel('gpt2-shaped-124M', graph, path, o.seqLen, o.reps, work)));
         }
+        if (o.large) large = benchLargeCompile(work);
       } finally {
         rmSync(work, { recursive: true, force: true });
       }
       console.log(table(rows));
+      if (large) {
+        console.log(`\ncompile of a ${(large.params / 1e9).toFixed(2)}B-parameter Llama-shaped model with external data (${(large.weightsBytes / 2 ** 30).toFixed(2)} GiB): ` +
+          `${(large.compileMs / 1000).toFixed(2)} s, peak RSS ${large.peakRssMB.toFixed(0)} MB (targets < 10 s, < 1024 MB)`);
+      }
       if (o.json) {
         mkdirSync(dirname(resolve(o.json)), { recursive: true });
-        writeFileSync(o.json, JSON.stringify({ date: new Date().toISOString(), node: process.version, rows }, null, 2) + '\n');
+        writeFileSync(o.json, JSON.stringify({ date: new Date().toISOString(), node: process.version, rows, largeCompile: large }, null, 2) + '\n');
         console.log(`wrote ${o.json}`);
       }
     });
+
+  program.command('bench-build-large', { hidden: true }).requiredOption('--out <dir>').action(buildLarge);
 
   program
     .command('bench-run', { hidden: true })

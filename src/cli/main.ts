@@ -15,6 +15,7 @@ import { renderSummary } from './heatmap';
 import { inspectModel } from '../engine/runtime/inspect';
 import type { ModelReport } from '../engine/runtime/inspect';
 import { registerBench } from './bench';
+import { peakRssMB } from './peakRss';
 
 const RULES: RelevanceMode[] = ['attnlrp', 'gradxinput', 'cp-lrp'];
 
@@ -148,7 +149,9 @@ export function buildProgram(): Command {
       const { graph, info } = await compileGraph(readModel(model.onnxPath), { mode: o.rule, weightRelevance: !!o.weights });
       // Self-contained, except that external data files (model.onnx_data) are linked beside it, not copied.
       writeModelReferencingSource(graph, dirname(resolve(o.out)), basename(o.out), false);
-      console.log(`wrote ${o.out} in ${(performance.now() - t0).toFixed(0)} ms: ${info.layers} layers, ${info.heads ?? '?'} heads, ${info.neurons ?? '?'} neurons; outputs ${info.outputs.length}`);
+      const ms = performance.now() - t0;
+      const rss = peakRssMB();
+      console.log(`wrote ${o.out} in ${ms.toFixed(0)} ms (peak RSS ${rss.toFixed(0)} MB): ${info.layers} layers, ${info.heads ?? '?'} heads, ${info.neurons ?? '?'} neurons; outputs ${info.outputs.length}`);
       for (const w of info.warnings) console.log(`warning: ${w}`);
     });
 

@@ -1,8 +1,10 @@
 /** Weights stay where they are: external data files and the model file itself are linked, never copied. */
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { buildGpt2Like } from '../../src/engine/onnx/synthetic';
 import { AttributionEngine } from '../../src/engine/attribution/attribute';
 import { readModel, writeModelWithExternalData } from '../../src/engine/onnx/io';
 import { isExternal } from '../../src/engine/onnx/externalData';
@@ -63,5 +65,28 @@ describe('external data', function () {
     assert.ok(statSync(compiled.path).size < original.size / 4, `relevance graph ${statSync(compiled.path).size} B vs model ${original.size} B`);
     const links = readdirSync(folder).filter((f) => statSync(join(folder, f)).ino === original.ino);
     assert.equal(links.length, 1, 'one link to the original file');
+  });
+});
+
+describe('external data at scale', function () {
+  this.timeout(300000);
+
+  it('compiles a model whose weights live in model.onnx_data with peak RSS far below the weights', async function () {
+    requireShared(this);
+    const dir = mkdtempSync(join(tmpdir(), 'lrp-ext-big-'));
+    mkdirSync(join(dir, 'onnx'));
+    // Most of the 640 MB is a large vocabulary (as in multilingual models): cheap to build, large to hold.
+    const cfg = { layers: 2, hidden: 1024, heads: 16, ffn: 4096, vocab: 150000, maxPositions: 256, dtype: 'float32' as const, seed: 5 };
+    writeModelWithExternalData(buildGpt2Like(cfg), join(dir, 'onnx', 'model.onnx'), 'model.onnx_data');
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'gpt2', architectures: ['GPT2LMHeadModel'] }));
+    copyFileSync(join(STORIES, 'tokenizer.json'), join(dir, 'tokenizer.json'));
+    const weights = statSync(join(dir, 'onnx', 'model.onnx_data')).size;
+    const cli = resolve(__dirname, '..', '..', 'dist', 'cli.js');
+    const r = spawnSync(process.execPath, [cli, 'compile', '--model', dir, '--out', join(dir, 'out', 'relevance.onnx')], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const rss = Number(/peak RSS (\d+) MB/.exec(r.stdout)?.[1]) * 2 ** 20;
+    console.log(`      weights ${(weights / 2 ** 20).toFixed(0)} MB, compile peak RSS ${(rss / 2 ** 20).toFixed(0)} MB`);
+    assert.ok(rss < weights / 2, `peak RSS ${rss} vs weights ${weights}`);
+    assert.equal(statSync(join(dir, 'out', 'model.onnx_data')).ino, statSync(join(dir, 'onnx', 'model.onnx_data')).ino, 'weights linked, not copied');
   });
 });

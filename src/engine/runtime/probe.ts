@@ -59,7 +59,7 @@ export async function probeShapes(graph: Graph, tokenRange = 8): Promise<ShapeTa
   }
   probeGraph.nodes.push(...shapeNodes);
   probeGraph.invalidate();
-  const session = await Session.create(encodeModel(probeGraph), { optimization: 'basic' });
+  const session = await Session.create(encodeModel(probeGraph), { optimization: 'basic', arena: false });
   const specs = inputSpecs(probeGraph.inputs);
   const results: Record<string, { type: string; dims: readonly number[] }>[] = [];
   try {
