@@ -63,7 +63,7 @@ class Backward implements RuleContext {
   private grads = new Map<string, string[]>();
   private absorbedParts = new Map<AbsorbedKind, string[]>();
   private weightParts = new Map<string, string[]>();
-  private shapes_ = new Map<string, string>();
+  private shapeReads = new Map<string, string>();
   /** Shape nodes to be moved next to the producer of their input. */
   readonly hoisted = new Set<OnnxNode>();
 
@@ -97,11 +97,11 @@ class Backward implements RuleContext {
   scalar(v: number): string { return this.b.scalar(this.dtype, v); }
 
   shapeOf(t: string): string {
-    const hit = this.shapes_.get(t);
+    const hit = this.shapeReads.get(t);
     if (hit) return hit;
     const out = this.b.Shape(t);
     this.hoisted.add(this.graph.nodes[this.graph.nodes.length - 1]);
-    this.shapes_.set(t, out);
+    this.shapeReads.set(t, out);
     return out;
   }
 
