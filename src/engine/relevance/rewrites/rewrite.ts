@@ -26,19 +26,22 @@ export function emitInto(g: Graph, fn: (b: GraphBuilder) => void, hint: string):
   return emitted;
 }
 
-/** Renames the emitted tensor `from` to the replaced node's output name `to`. */
+/** Renames the emitted tensor `from` to the replaced node's output name `to` (where produced and where read). */
 export function renameOutput(nodes: OnnxNode[], from: string, to: string): void {
-  for (const n of nodes) n.outputs = n.outputs.map((o) => (o === from ? to : o));
+  for (const n of nodes) {
+    n.outputs = n.outputs.map((o) => (o === from ? to : o));
+    n.inputs = n.inputs.map((i) => (i === from ? to : i));
+  }
 }
 
-/** Emits with `fn`, whose returned tensors become the node's outputs, in order. */
+/** Emits with `fn`, whose returned tensors become the node's outputs, in order ('' for one not produced). */
 export function replaceWith(node: OnnxNode, g: Graph, fn: (b: GraphBuilder) => string[]): OnnxNode[] {
   let outs: string[] = [];
   const nodes = emitInto(g, (b) => {
     outs = fn(b);
   }, node.name);
   outs.forEach((o, i) => {
-    if (node.outputs[i]) renameOutput(nodes, o, node.outputs[i]);
+    if (o && node.outputs[i]) renameOutput(nodes, o, node.outputs[i]);
   });
   return nodes;
 }

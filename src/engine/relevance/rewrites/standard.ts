@@ -1,7 +1,11 @@
-/** Rewrites of standard ONNX ops the rules do not cover directly: Gemm and LayerNormalization. */
-import { attrFloat, attrInt } from '../../onnx/graph';
+/**
+ * Rewrites of standard ONNX ops the rules do not cover directly: Gemm, LayerNormalization, Gelu (decomposed so
+ * gradxinput has exact derivatives) and onnxruntime's SimplifiedLayerNormalization (default domain).
+ */
+import { attrFloat, attrInt, attrString } from '../../onnx/graph';
 import type { Rewrite, RewriteTable } from './rewrite';
 import { floatTypeOf, reduceMean, replaceWith } from './rewrite';
+import { SimplifiedLayerNormalization, dtypeFor, geluErf, geluTanh } from './norms';
 
 /** Y = α·op(A)·op(B) + β·C → MatMul (+ Mul α) (+ Add β·C). */
 const Gemm: Rewrite = (node, g) => {
@@ -38,4 +42,10 @@ const LayerNormalization: Rewrite = (node, g) => {
   });
 };
 
-export const STANDARD_REWRITES: RewriteTable = { Gemm, LayerNormalization };
+/** Gelu (opset 20): approximate 'none' → erf form, 'tanh' → tanh form, the subgraphs patterns.ts recognises. */
+const Gelu: Rewrite = (node, g) => {
+  const gelu = attrString(node, 'approximate', 'none') === 'tanh' ? geluTanh : geluErf;
+  return replaceWith(node, g, (b) => [gelu(b, node.inputs[0], dtypeFor(g, node))]);
+};
+
+export const STANDARD_REWRITES: RewriteTable = { Gemm, LayerNormalization, Gelu, SimplifiedLayerNormalization };
