@@ -38,7 +38,8 @@ const LayerNormalization: Rewrite = (node, g) => {
     const std = b.op('Sqrt', [b.Add(variance, b.scalar(dtype, eps))]);
     let out = b.Mul(b.Div(centred, std), scale);
     if (bias) out = b.Add(out, bias);
-    return [out];
+    // The optional Mean and InvStdDev outputs, for graphs that read them.
+    return node.outputs.slice(1).some((o) => o) ? [out, mean, b.op('Reciprocal', [std])] : [out];
   });
 };
 
