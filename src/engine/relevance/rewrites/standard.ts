@@ -1,7 +1,11 @@
-/** Rewrites of standard ONNX ops the rules do not cover directly: Gemm and LayerNormalization. */
+/**
+ * Rewrites of standard ONNX ops the rules do not cover directly: Gemm, LayerNormalization, and the
+ * standard-domain quantisation ops (DequantizeLinear of weights; refusals, see ./quantized.ts).
+ */
 import { attrFloat, attrInt } from '../../onnx/graph';
 import type { Rewrite, RewriteTable } from './rewrite';
 import { floatTypeOf, reduceMean, replaceWith } from './rewrite';
+import { QUANTIZED_STANDARD_REWRITES } from './quantized';
 
 /** Y = α·op(A)·op(B) + β·C → MatMul (+ Mul α) (+ Add β·C). */
 const Gemm: Rewrite = (node, g) => {
@@ -38,4 +42,4 @@ const LayerNormalization: Rewrite = (node, g) => {
   });
 };
 
-export const STANDARD_REWRITES: RewriteTable = { Gemm, LayerNormalization };
+export const STANDARD_REWRITES: RewriteTable = { Gemm, LayerNormalization, ...QUANTIZED_STANDARD_REWRITES };
