@@ -1,11 +1,13 @@
 /**
  * Rewrites of standard ONNX ops the rules do not cover directly: Gemm, LayerNormalization, Gelu (decomposed so
- * gradxinput has exact derivatives) and onnxruntime's SimplifiedLayerNormalization (default domain).
+ * gradxinput has exact derivatives), onnxruntime's SimplifiedLayerNormalization (default domain), and the
+ * standard-domain quantisation ops (DequantizeLinear of weights; refusals, see ./quantized.ts).
  */
 import { attrFloat, attrInt, attrString } from '../../onnx/graph';
 import type { Rewrite, RewriteTable } from './rewrite';
 import { floatTypeOf, reduceMean, replaceWith } from './rewrite';
 import { SimplifiedLayerNormalization, dtypeFor, geluErf, geluTanh } from './norms';
+import { QUANTIZED_STANDARD_REWRITES } from './quantized';
 
 /** Y = α·op(A)·op(B) + β·C → MatMul (+ Mul α) (+ Add β·C). */
 const Gemm: Rewrite = (node, g) => {
@@ -49,4 +51,4 @@ const Gelu: Rewrite = (node, g) => {
   return replaceWith(node, g, (b) => [gelu(b, node.inputs[0], dtypeFor(g, node))]);
 };
 
-export const STANDARD_REWRITES: RewriteTable = { Gemm, LayerNormalization, Gelu, SimplifiedLayerNormalization };
+export const STANDARD_REWRITES: RewriteTable = { Gemm, LayerNormalization, Gelu, SimplifiedLayerNormalization, ...QUANTIZED_STANDARD_REWRITES };
