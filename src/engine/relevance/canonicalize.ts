@@ -1,7 +1,7 @@
 /**
  * Canonicalisation: rewrite ops that have an equivalent in the small op set the rules cover, so one rule
- * serves every export style. Whole-graph passes first (merged decoders, fp16), then one rewrite per op type
- * (tables in ./rewrites), numerics unchanged.
+ * serves every export style. Whole-graph passes first (merged decoders, fp16, dynamic q8), then one rewrite
+ * per op type (tables in ./rewrites). Numerics are unchanged except where ./rewrites/quantized.ts says so.
  */
 import type { Graph, OnnxNode } from '../onnx/graph';
 import { makeTensor } from '../onnx/tensor';

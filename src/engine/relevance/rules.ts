@@ -356,7 +356,7 @@ export const RULES: Record<string, Rule> = {
   HardSigmoid: elementwise,
   HardSwish: elementwise,
   Identity: same,
-  If: refuse('control flow (If); merged decoders are handled by canonicalisation in a later version'),
+  If: refuse('control flow (If) other than a merged decoder on use_cache_branch'),
   LayerNormalization: refuse('LayerNormalization over a positive axis'),
   LeakyRelu: elementwise,
   Log: elementwise,
