@@ -34,7 +34,7 @@ export interface Seed {
 }
 
 export function cloneGraph(g: Graph): Graph {
-  return new Graph(g.toModel());
+  return g.clone();
 }
 
 export function floatTypeOf(g: Graph): FloatDType {
