@@ -26,9 +26,13 @@ export function emitInto(g: Graph, fn: (b: GraphBuilder) => void, hint: string):
   return emitted;
 }
 
-/** Renames the emitted tensor `from` to the replaced node's output name `to`. */
+/** Renames the emitted tensor `from` to the replaced node's output name `to` (also where emitted nodes read it). */
 export function renameOutput(nodes: OnnxNode[], from: string, to: string): void {
-  for (const n of nodes) n.outputs = n.outputs.map((o) => (o === from ? to : o));
+  const rename = (t: string) => (t === from ? to : t);
+  for (const n of nodes) {
+    n.outputs = n.outputs.map(rename);
+    n.inputs = n.inputs.map(rename);
+  }
 }
 
 /** Emits with `fn`, whose returned tensors become the node's outputs, in order. */
