@@ -100,8 +100,8 @@ const FLOAT32_MIN = -3.4028234663852886e38;
 const FLOAT64_MIN = -Number.MAX_VALUE;
 const INT64_MAX = 9223372036854775807n;
 
-/** The torch-export vocabulary: shape arithmetic through Shape/Gather/Unsqueeze/Concat, named weights. */
-class Exporter {
+/** The torch-export vocabulary: shape arithmetic through Shape/Gather/Unsqueeze/Concat, named weights (syntheticFused.ts builds on it). */
+export class Exporter {
   readonly g: Graph;
   readonly b: GraphBuilder;
   readonly dt: FloatDType;
@@ -343,7 +343,7 @@ export function buildGpt2Like(cfg: SyntheticConfig): Graph {
 }
 
 /** GPT-2's NewGELUActivation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
-function tanhGelu(e: Exporter, x: string): string {
+export function tanhGelu(e: Exporter, x: string): string {
   const { b } = e;
   const half = b.Mul(x, e.f(0.5));
   const cube = e.op('Pow', [x, e.f(3)]);

@@ -40,11 +40,12 @@ export function causalLmFeeds(specs: InputSpec[], batch: TokenBatch): Feeds {
   const b = batch.ids.length;
   const s = batch.ids[0]?.length ?? 0;
   const feeds: Feeds = {};
+  const batchDim = specs.find((s) => s.name === 'input_ids')?.dims[0];
   for (const spec of specs) {
     if (spec.name === 'input_ids') feeds[spec.name] = int64Tensor(batch.ids.flat(), [b, s]);
     else if (spec.name === 'attention_mask') feeds[spec.name] = typed(spec.dtype, batch.mask.flat(), [b, s]);
     else if (spec.name === 'position_ids') feeds[spec.name] = typed(spec.dtype, positionIds(batch.mask).flat(), [b, s]);
-    else if (spec.name.startsWith('past_key_values') || spec.name.startsWith('past_')) feeds[spec.name] = emptyPast(spec, b);
+    else if (spec.name.startsWith('past_key_values') || spec.name.startsWith('past_')) feeds[spec.name] = emptyPast(spec, b, batchDim);
     else if (spec.name === 'use_cache_branch') feeds[spec.name] = new ort.Tensor('bool', [false], [1]);
     else if (!spec.name.startsWith('lrp_')) {
       throw new LrpLensError(
@@ -66,10 +67,11 @@ function typed(dtype: DType, values: number[], dims: number[]): ort.Tensor {
   throw new LrpLensError('unsupported-graph', `Unsupported input type ${dtype}.`);
 }
 
-function emptyPast(spec: InputSpec, batch: number): ort.Tensor {
+/** Batch on axis 0, or on the axis named like input_ids' batch (onnxruntime GPT-2's past_i is [2, batch, ...]). */
+function emptyPast(spec: InputSpec, batch: number, batchDim: number | string | undefined): ort.Tensor {
   const dims = spec.dims.map((d, i) => {
     if (typeof d === 'number') return d;
-    if (i === 0) return batch;
+    if (i === 0 || d === batchDim) return batch;
     return 0;
   });
   if (spec.dtype === 'float32') return new ort.Tensor('float32', new Float32Array(0), dims);
