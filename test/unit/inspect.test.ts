@@ -8,6 +8,8 @@ import Ajv from 'ajv';
 import { INSPECT_SCHEMA, inspectModel } from '../../src/engine/runtime/inspect';
 import type { ModelReport } from '../../src/engine/runtime/inspect';
 import { buildGpt2Like, buildLlamaLike, buildOptLike } from '../../src/engine/onnx/synthetic';
+import { buildGenaiLlama, buildOrtGpt2 } from '../../src/engine/onnx/syntheticFused';
+import { mergedDecoder, quantizeMatMulNBits, toHalf } from '../../src/engine/onnx/syntheticVariants';
 import type { SyntheticConfig } from '../../src/engine/onnx/synthetic';
 import type { Graph } from '../../src/engine/onnx/graph';
 import { writeModel } from '../../src/engine/onnx/io';
@@ -59,6 +61,23 @@ describe('lrp-lens inspect', function () {
     }],
     ['Llama (RMSNorm, RoPE, GQA, SwiGLU)', () => buildLlamaLike({ ...CFG, kvHeads: 2 }), { model_type: 'llama', architectures: ['LlamaForCausalLM'], num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, hidden_size: 16 }, (r) => {
       assert.equal(r.kvHeads, 2);
+    }],
+    ['onnxruntime-genai Llama (GroupQueryAttention, fused norms)', () => buildGenaiLlama({ ...CFG, hidden: 64, heads: 4, kvHeads: 2 }, { fusedNorms: true }), { model_type: 'llama', architectures: ['LlamaForCausalLM'] }, (r) => {
+      assert.match(r.exportStyle, /onnxruntime-genai/);
+      assert.ok(r.rewrites['com.microsoft.GroupQueryAttention'] > 0 && r.rewrites['com.microsoft.SkipSimplifiedLayerNormalization'] > 0, JSON.stringify(r.rewrites));
+    }],
+    ['onnxruntime-optimised GPT-2 (Attention, SkipLayerNormalization, FastGelu)', () => buildOrtGpt2(CFG, { fusedNorms: true }), { model_type: 'gpt2', architectures: ['GPT2LMHeadModel'] }, (r) => {
+      assert.match(r.exportStyle, /onnxruntime-optimised/);
+      assert.ok(r.rewrites['com.microsoft.Attention'] > 0 && r.rewrites['com.microsoft.FastGelu'] > 0, JSON.stringify(r.rewrites));
+    }],
+    ['fp16 Llama', () => toHalf(buildLlamaLike({ ...CFG, kvHeads: 2 })), { model_type: 'llama', architectures: ['LlamaForCausalLM'] }, (r) => {
+      assert.ok((r.precision.float16 ?? 0) > 0, JSON.stringify(r.precision));
+    }],
+    ['q4 Llama (MatMulNBits)', () => quantizeMatMulNBits(buildLlamaLike({ ...CFG, kvHeads: 2 })).quantized, { model_type: 'llama', architectures: ['LlamaForCausalLM'] }, (r) => {
+      assert.ok(r.rewrites['com.microsoft.MatMulNBits'] > 0, JSON.stringify(r.rewrites));
+    }],
+    ['Optimum merged decoder (If)', () => mergedDecoder(buildOptLike(CFG)), { model_type: 'opt', architectures: ['OPTForCausalLM'] }, (r) => {
+      assert.match(r.exportStyle, /merged decoder/);
     }],
   ];
   for (const [name, build, config, check] of styles) {

@@ -375,12 +375,9 @@ for (const v of VARIANTS) {
         assert.ok(relativeError(x.data, y.data) <= 1e-5, `relative error ${relativeError(x.data, y.data).toExponential(2)}`);
       });
 
-      it('attributes like the plain export once those ops have rewrites', async function () {
-        const missing = new Set(fusedNorms.nodes.filter((n) => v.normOps.includes(n.opType) && !rewriteFor(n)).map((n) => `${n.domain || 'ai.onnx'}.${n.opType}`));
-        if (missing.size) {
-          console.log(`      skipped: no canonicalisation rewrite yet for ${[...missing].join(', ')} (rewrites/norms.ts)`);
-          this.skip();
-        }
+      it('attributes like the plain export (fused norms and activations rewritten too)', async () => {
+        const missing = fusedNorms.nodes.filter((n) => v.normOps.includes(n.opType) && !rewriteFor(n)).map((n) => `${n.domain || 'ai.onnx'}.${n.opType}`);
+        assert.deepEqual(missing, [], 'every fused norm and activation has a rewrite');
         await assertSameAttribution(fusedNorms, plain, 'attnlrp', v);
       });
     });

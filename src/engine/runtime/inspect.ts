@@ -37,7 +37,7 @@ export interface ModelReport {
   ops: Record<string, number>;
   /** Canonicalisation rewrites and passes that apply, with counts. */
   rewrites: Record<string, number>;
-  /** Element type of the weights (by count of initializers), e.g. { float32: 49 }. */
+  /** Element types of the weight matrices (count of initializers of rank ≥ 2), e.g. { float32: 37 }. */
   precision: Record<string, number>;
   externalData: { files: string[]; bytes: number } | null;
   inputs: string[];
@@ -69,10 +69,11 @@ function exportStyle(ops: Record<string, number>, g: Graph): string {
   return 'standard ONNX ops (torch / Optimum export)';
 }
 
+/** Element types of the weight matrices (initializers of rank ≥ 2). */
 function precisionOf(g: Graph): Record<string, number> {
   const out: Record<string, number> = {};
   for (const t of g.initializers.values()) {
-    if (tensorSize(t) < 1024) continue;
+    if ((t.dims ?? []).length < 2) continue;
     const d = dtypeOf(t.dataType ?? 0);
     out[d] = (out[d] ?? 0) + 1;
   }
