@@ -12,7 +12,7 @@ import { resolveModel, loadTokenizer, maxPositions } from '../runtime/model';
 import type { ModelFolder, TokenizerLike } from '../runtime/model';
 import { Session, int64Tensor, floatTensor, tensorNumbers } from '../runtime/session';
 import type { Device } from '../runtime/session';
-import { causalLmFeeds, leftPad } from '../runtime/feeds';
+import { causalLmFeeds, padBatch } from '../runtime/feeds';
 import type { InputSpec } from '../onnx/graph';
 import { ABSORBED_KINDS, IO } from '../relevance/compiler';
 import type { CompiledInfo } from '../relevance/compiler';
@@ -154,16 +154,18 @@ export class AttributionEngine {
   }
 
   private async runRows(rows: Row[]): Promise<RowResult[]> {
-    const batch = leftPad(rows.map((r) => r.ids), 0);
+    const batch = padBatch(rows.map((r) => r.ids), 0, this.info.padding);
     const B = rows.length;
     const S = batch.ids[0].length;
+    // Where row r's tokens start in the padded batch.
+    const start = (r: Row) => (this.info.padding === 'left' ? S - r.ids.length : 0);
     const feeds = causalLmFeeds(this.graphInputs, batch);
     const tIds = new Array<number>(B * S).fill(0);
     const tW = new Array<number>(B * S).fill(0);
     const fIds = new Array<number>(B * S).fill(0);
     const fW = new Array<number>(B * S).fill(0);
     rows.forEach((r, b) => {
-      const pos = S - r.ids.length + r.position;
+      const pos = start(r) + r.position;
       tIds[b * S + pos] = r.targetId;
       tW[b * S + pos] = 1;
       if (r.foilId !== undefined) {
@@ -187,12 +189,13 @@ export class AttributionEngine {
     const absorbed = Object.fromEntries(ABSORBED_KINDS.map((k) => [k, get(IO.absorbed(k))]));
     const { layers: L, heads: H, neurons: N, vocabSize: V } = this.info;
     return rows.map((r, b) => {
-      const pad = S - r.ids.length;
+      const pad = start(r);
+      const end = pad + r.ids.length;
       const pos = pad + r.position;
       const perLayer = (flat: number[] | undefined, f: (l: number) => number[]) => (flat ? Array.from({ length: L }, (_, l) => f(l)) : []);
       return {
-        tokens: tokens.slice(b * S + pad, (b + 1) * S),
-        layers: perLayer(layers, (l) => layers!.slice((l * B + b) * S + pad, (l * B + b + 1) * S)),
+        tokens: tokens.slice(b * S + pad, b * S + end),
+        layers: perLayer(layers, (l) => layers!.slice((l * B + b) * S + pad, (l * B + b) * S + end)),
         heads: perLayer(heads, (l) =>
           Array.from({ length: H ?? 0 }, (_, h) => sum(heads!.slice(((l * B + b) * (H ?? 0) + h) * S, ((l * B + b) * (H ?? 0) + h + 1) * S))),
         ),

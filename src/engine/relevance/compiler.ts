@@ -50,6 +50,11 @@ export interface CompiledInfo {
   weightOutputs: Record<string, string>;
   /** The compiled graph's inputs (names, types, symbolic dims), so callers can feed it without reading it. */
   inputs: InputSpec[];
+  /**
+   * How batches must be padded. onnxruntime's GroupQueryAttention (and so its rewrite) masks padding only at the
+   * end of a row (seqlens_k) and rotates from position 0, so genai exports are right-padded; others left-padded.
+   */
+  padding: 'left' | 'right';
   warnings: string[];
 }
 
@@ -339,6 +344,7 @@ export function compileRelevance(
       outputs: graph.outputs.map((o) => o.name ?? ''),
       weightOutputs,
       inputs: inputSpecs(graph.inputs),
+      padding: 'left',
       warnings,
     },
   };

@@ -14,7 +14,7 @@ import type { CompileOptions, CompiledInfo } from '../relevance/compiler';
 import { probeShapes } from './probe';
 
 /** Bumped whenever the emitted graph changes, so stale cache entries are never reused. */
-export const COMPILER_VERSION = 2;
+export const COMPILER_VERSION = 3;
 
 export interface CompiledModel {
   /** The relevance graph on disk (its weights are links to the model's own files). */
@@ -28,7 +28,9 @@ export interface CompiledModel {
 export async function compileGraph(graph: Graph, options: CompileOptions = {}): Promise<{ graph: Graph; info: CompiledInfo }> {
   const canonical = canonicalize(graph);
   const shapes = await probeShapes(canonical.graph);
-  return compileRelevance(canonical.graph, shapes, canonical.weightOrigins, options);
+  const compiled = compileRelevance(canonical.graph, shapes, canonical.weightOrigins, options);
+  if (canonical.rewrites['com.microsoft.GroupQueryAttention']) compiled.info.padding = 'right';
+  return compiled;
 }
 
 export function cacheDir(): string {

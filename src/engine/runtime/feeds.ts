@@ -19,13 +19,20 @@ export interface TokenBatch {
   mask: number[][];
 }
 
-/** Left-pads rows of token ids to one length. */
-export function leftPad(rows: number[][], padId: number): TokenBatch {
+export type PaddingSide = 'left' | 'right';
+
+/** Pads rows of token ids to one length, on the left (as generation does) or on the right. */
+export function padBatch(rows: number[][], padId: number, side: PaddingSide = 'left'): TokenBatch {
   const len = Math.max(...rows.map((r) => r.length));
-  return {
-    ids: rows.map((r) => [...Array(len - r.length).fill(padId), ...r]),
-    mask: rows.map((r) => [...Array(len - r.length).fill(0), ...Array(r.length).fill(1)]),
-  };
+  const fill = (r: number[], v: number) => Array<number>(len - r.length).fill(v);
+  const ones = (r: number[]) => Array<number>(r.length).fill(1);
+  return side === 'left'
+    ? { ids: rows.map((r) => [...fill(r, padId), ...r]), mask: rows.map((r) => [...fill(r, 0), ...ones(r)]) }
+    : { ids: rows.map((r) => [...r, ...fill(r, padId)]), mask: rows.map((r) => [...ones(r), ...fill(r, 0)]) };
+}
+
+export function leftPad(rows: number[][], padId: number): TokenBatch {
+  return padBatch(rows, padId, 'left');
 }
 
 /** Position ids as Hugging Face computes them for a left-padded batch: cumsum(mask) - 1, padding at 1. */
