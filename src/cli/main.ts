@@ -44,16 +44,9 @@ function writeJson(path: string, data: unknown): void {
   }
 }
 
-interface AttributeOptions {
+interface AttributeOptions extends AttributeRequest {
   model: string;
-  prompt?: string;
   file?: string;
-  ids?: number[];
-  target?: string;
-  targetId?: number;
-  foil?: string;
-  foilId?: number;
-  continuation?: string;
   rule: RelevanceMode;
   device: Device;
   strictDevice?: boolean;

@@ -3,7 +3,9 @@
  * the seed on the plain forward pass (for finite differences).
  */
 import { Graph } from '../../src/engine/onnx/graph';
-import { encodeModel } from '../../src/engine/onnx/io';
+import { encodeModel, writeModel } from '../../src/engine/onnx/io';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { makeTensor, tensorDims, tensorFloats } from '../../src/engine/onnx/tensor';
 import type { FloatDType } from '../../src/engine/onnx/tensor';
 import { compileGraph } from '../../src/engine/runtime/compile';
@@ -172,4 +174,17 @@ export const ABSORBED = ['bias', 'constant', 'softmax', 'stabiliser'] as const;
 /** Σ tokens + Σ absorbed per batch row. */
 export function budget(out: Outputs): number[] {
   return rows(out.lrp_tokens).map((r, i) => r.reduce((a, b) => a + b, 0) + ABSORBED.reduce((a, k) => a + (out[`lrp_absorbed_${k}`]?.data[i] ?? 0), 0));
+}
+
+/**
+ * A model folder in the transformers.js layout around `graph`: config.json as given, and stories260k's
+ * tokenizer files (engines load them; inspect only checks they exist).
+ */
+export function modelFolder(parent: string, name: string, graph: Graph, config: object, tokenizerFrom: string): string {
+  const dir = join(parent, name);
+  mkdirSync(join(dir, 'onnx'), { recursive: true });
+  writeModel(graph, join(dir, 'onnx', 'model.onnx'));
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(tokenizerFrom, f), join(dir, f));
+  return dir;
 }

@@ -1,7 +1,7 @@
 /** `inspect` on stories260k and on each synthetic export style; JSON validated against its schema. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Ajv from 'ajv';
@@ -12,22 +12,13 @@ import { buildGenaiLlama, buildOrtGpt2 } from '../../src/engine/onnx/syntheticFu
 import { mergedDecoder, quantizeMatMulNBits, toHalf } from '../../src/engine/onnx/syntheticVariants';
 import type { SyntheticConfig } from '../../src/engine/onnx/synthetic';
 import type { Graph } from '../../src/engine/onnx/graph';
-import { writeModel } from '../../src/engine/onnx/io';
 import { STORIES, requireShared } from './sharedModel';
+import { modelFolder } from './helpers';
 
 const CLI = resolve(__dirname, '..', '..', 'dist', 'cli.js');
 const validate = new Ajv({ strict: false }).compile(INSPECT_SCHEMA);
 const CFG: SyntheticConfig = { layers: 2, hidden: 16, heads: 4, ffn: 32, vocab: 40, maxPositions: 32, dtype: 'float32', seed: 3 };
 
-/** A model folder around a synthetic graph (the tokenizer file is only checked for presence by inspect). */
-function folder(work: string, name: string, graph: Graph, config: object): string {
-  const dir = join(work, name);
-  mkdirSync(join(dir, 'onnx'), { recursive: true });
-  writeModel(graph, join(dir, 'onnx', 'model.onnx'));
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
-  copyFileSync(join(STORIES, 'tokenizer.json'), join(dir, 'tokenizer.json'));
-  return dir;
-}
 
 describe('lrp-lens inspect', function () {
   let work: string;
@@ -82,7 +73,7 @@ describe('lrp-lens inspect', function () {
   ];
   for (const [name, build, config, check] of styles) {
     it(`reports the ${name} export as supported`, async () => {
-      const report = await inspectModel(folder(work, name.replace(/\W+/g, '_'), build(), config));
+      const report = await inspectModel(modelFolder(work, name.replace(/\W+/g, '_'), build(), config, STORIES));
       assert.ok(validate(report), JSON.stringify(validate.errors));
       assert.equal(report.attribution.supported, true, report.attribution.reason ?? '');
       assert.equal(report.attribution.layers, 2);
@@ -97,7 +88,7 @@ describe('lrp-lens inspect', function () {
     for (const n of g.nodes) n.inputs = n.inputs.map((i) => (i === emb ? 'sin_out' : i));
     g.nodes.push({ name: 'odd/Sin', opType: 'Sin', domain: '', inputs: [emb], outputs: ['sin_out'], attributes: [] });
     g.sortTopologically();
-    const report = await inspectModel(folder(work, 'sin', g, { model_type: 'llama', architectures: ['LlamaForCausalLM'] }));
+    const report = await inspectModel(modelFolder(work, 'sin', g, { model_type: 'llama', architectures: ['LlamaForCausalLM'] }, STORIES));
     assert.ok(validate(report), JSON.stringify(validate.errors));
     assert.equal(report.attribution.supported, false);
     assert.match(report.attribution.reason ?? '', /op Sin, node 'odd\/Sin'/);

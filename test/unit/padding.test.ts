@@ -1,27 +1,19 @@
 /** Batches are padded the way the model's attention masks padding: genai (GroupQueryAttention) exports on the right. */
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AttributionEngine } from '../../src/engine/attribution/attribute';
-import { writeModel } from '../../src/engine/onnx/io';
 import type { Graph } from '../../src/engine/onnx/graph';
 import { buildGenaiLlama } from '../../src/engine/onnx/syntheticFused';
 import { buildLlamaLike } from '../../src/engine/onnx/synthetic';
 import type { SyntheticConfig } from '../../src/engine/onnx/synthetic';
 import { padBatch } from '../../src/engine/runtime/feeds';
 import { STORIES, requireShared } from './sharedModel';
+import { modelFolder } from './helpers';
 
 const CFG: SyntheticConfig = { layers: 2, hidden: 64, heads: 4, kvHeads: 2, ffn: 96, vocab: 40, maxPositions: 64, dtype: 'float32', seed: 12 };
 
-function folder(work: string, name: string, graph: Graph): string {
-  const dir = join(work, name);
-  mkdirSync(join(dir, 'onnx'), { recursive: true });
-  writeModel(graph, join(dir, 'onnx', 'model.onnx'));
-  writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'llama', architectures: ['LlamaForCausalLM'], max_position_embeddings: 64 }));
-  for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(STORIES, f), join(dir, f));
-  return dir;
-}
 
 describe('batch padding', function () {
   let work: string;
@@ -42,7 +34,7 @@ describe('batch padding', function () {
   ];
   for (const [name, build, side] of models) {
     it(`${name}-padded batches equal single runs`, async () => {
-      const engine = await AttributionEngine.load(folder(work, side, build()), { offline: true });
+      const engine = await AttributionEngine.load(modelFolder(work, side, build(), { model_type: 'llama', architectures: ['LlamaForCausalLM'], max_position_embeddings: 64 }, STORIES), { offline: true });
       try {
         assert.equal(engine.info.padding, side);
         const rows = [[1, 5, 17, 3, 26, 11, 9], [1, 21, 30], [1, 8, 2, 33, 14]];

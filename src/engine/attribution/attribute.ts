@@ -50,15 +50,8 @@ interface Row {
   foilId?: number;
 }
 
-interface RowResult {
-  tokens: number[];
-  layers: number[][];
-  heads: number[][];
-  neurons: number[][];
-  seed: number;
-  absorbed: Record<string, number>;
-  logits: number[];
-}
+/** One row's relevance, and the logits at its target position. */
+type RowResult = AttributionResult['relevance'] & { logits: number[] };
 
 export class AttributionEngine {
   private constructor(
