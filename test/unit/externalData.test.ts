@@ -1,7 +1,7 @@
 /** Weights stay where they are: external data files and the model file itself are linked, never copied. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { buildGpt2Like } from '../../src/engine/onnx/synthetic';
@@ -56,6 +56,18 @@ describe('external data', function () {
     const linked = join(compiled.path, '..', 'model.onnx_data');
     assert.equal(statSync(linked).ino, statSync(data).ino, 'hard link, not a copy');
     assert.ok(statSync(compiled.path).size < statSync(data).size / 4, `relevance graph ${statSync(compiled.path).size} B vs data ${statSync(data).size} B`);
+  });
+
+  it('the cache key covers the data file: new weights in model.onnx_data mean a new compile', async () => {
+    const dir = externalCopy();
+    const model = join(dir, 'onnx', 'model.onnx');
+    const first = await compileModelFile(model, {}, true);
+    assert.equal((await compileModelFile(model, {}, true)).fromCache, true);
+    const data = join(dir, 'onnx', 'model.onnx_data');
+    utimesSync(data, new Date(), new Date(Date.now() + 5000));
+    const again = await compileModelFile(model, {}, true);
+    assert.equal(again.fromCache, false);
+    assert.notEqual(again.path, first.path);
   });
 
   it('a model with embedded weights is referenced in place: the relevance graph points into a link to model.onnx', async () => {

@@ -3,8 +3,8 @@
  * the model file's content hash, the compiler version and the options.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync, renameSync, statSync, openSync, readSync, closeSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync, renameSync, statSync, openSync, readSync, closeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { homedir, tmpdir } from 'node:os';
 import { Graph } from '../onnx/graph';
 import { readModel, writeModelReferencingSource } from '../onnx/io';
@@ -54,6 +54,17 @@ export function fileFingerprint(path: string): string {
   return h.digest('hex');
 }
 
+/**
+ * The model file and its external data files (model.onnx_data, model.onnx.data, …: siblings whose name starts
+ * with the model's), so replacing the weights invalidates the cache too.
+ */
+export function modelFingerprint(path: string): string {
+  const dir = dirname(path);
+  const name = basename(path);
+  const data = readdirSync(dir).filter((f) => f !== name && f.startsWith(name)).sort();
+  return createHash('sha256').update([path, ...data.map((f) => join(dir, f))].map(fileFingerprint).join('|')).digest('hex');
+}
+
 function optionsKey(options: CompileOptions): string {
   const w = options.weightRelevance;
   return JSON.stringify({ v: COMPILER_VERSION, mode: options.mode ?? 'attnlrp', w: Array.isArray(w) ? [...w].sort() : !!w });
@@ -64,7 +75,7 @@ function optionsKey(options: CompileOptions): string {
  * unchanged. With `useCache` false the graph goes to a fresh temporary folder.
  */
 export async function compileModelFile(path: string, options: CompileOptions = {}, useCache = true): Promise<CompiledModel> {
-  const key = createHash('sha256').update(fileFingerprint(path)).update(optionsKey(options)).digest('hex').slice(0, 32);
+  const key = createHash('sha256').update(modelFingerprint(path)).update(optionsKey(options)).digest('hex').slice(0, 32);
   const dir = useCache ? join(cacheDir(), 'compiled', key) : mkdtempSync(join(tmpdir(), 'lrp-compiled-'));
   const onnxPath = join(dir, 'relevance.onnx');
   const infoPath = join(dir, 'info.json');
