@@ -1,0 +1,66 @@
+/**
+ * Messages between the extension host and the engine process (one JSON object per IPC message), in the
+ * JSON-RPC shape: requests carry an id, responses carry the id and a result or an error, notifications carry
+ * none. Imported by both ends.
+ */
+import type { AttributeRequest } from '../engine/attribution/attribute';
+import type { AttributionResult } from '../engine/attribution/result';
+import type { LrpErrorReason } from '../engine/errors';
+import type { RelevanceMode } from '../engine/relevance/patterns';
+import type { Device } from '../engine/runtime/device';
+import type { ModelReport } from '../engine/runtime/inspect';
+
+export interface EngineSettings {
+  /** Model folder or hub id. */
+  model: string;
+  rule: RelevanceMode;
+  device: Device;
+  offline?: boolean;
+}
+
+export interface AttributeParams extends EngineSettings {
+  request: AttributeRequest;
+  /** Refuse inputs longer than this many tokens (lrpLens.maxTokens). */
+  maxTokens?: number;
+}
+
+export interface Methods {
+  attribute: { params: AttributeParams; result: AttributionResult };
+  inspect: { params: { model: string; offline?: boolean }; result: ModelReport };
+  ping: { params: Record<string, never>; result: { pid: number } };
+}
+
+export type Method = keyof Methods;
+
+export interface RequestMessage<M extends Method = Method> {
+  id: number;
+  method: M;
+  params: Methods[M]['params'];
+}
+
+export interface ErrorPayload {
+  reason: LrpErrorReason | 'internal' | 'engine-exited';
+  message: string;
+}
+
+export type ResponseMessage<M extends Method = Method> =
+  | { id: number; result: Methods[M]['result'] }
+  | { id: number; error: ErrorPayload };
+
+export interface ProgressNotification {
+  method: 'progress';
+  params: { id: number; message: string; fraction?: number };
+}
+
+export interface LogNotification {
+  method: 'log';
+  params: { message: string };
+}
+
+export type NotificationMessage = ProgressNotification | LogNotification;
+
+export type WorkerToHost = ResponseMessage | NotificationMessage;
+
+export function isResponse(m: WorkerToHost): m is ResponseMessage {
+  return 'id' in m;
+}
