@@ -1,0 +1,112 @@
+/**
+ * The engine process: started by EngineClient with child_process.fork (IPC channel, JSON serialization).
+ * Handles one request at a time in arrival order and keeps the last AttributionEngine warm.
+ */
+import { AttributionEngine } from '../engine/attribution/attribute';
+import type { AttributeRequest } from '../engine/attribution/attribute';
+import type { AttributionResult } from '../engine/attribution/result';
+import { LrpLensError } from '../engine/errors';
+import { inspectModel } from '../engine/runtime/inspect';
+import type { AttributeParams, EngineSettings, ErrorPayload, Method, Methods, RequestMessage, WorkerToHost } from './protocol';
+
+type Progress = (message: string, fraction?: number) => void;
+
+function send(message: WorkerToHost): void {
+  process.send?.(message);
+}
+
+function log(message: string): void {
+  send({ method: 'log', params: { message } });
+}
+
+function errorPayload(err: unknown): ErrorPayload {
+  if (LrpLensError.is(err)) return err.toJSON();
+  return { reason: 'internal', message: err instanceof Error ? err.message : String(err) };
+}
+
+/** One engine per (model, rule, device); a change of settings releases the old one. */
+class WarmEngine {
+  private engine?: AttributionEngine;
+  private key?: string;
+
+  async get(settings: EngineSettings, progress: Progress): Promise<AttributionEngine> {
+    const key = JSON.stringify([settings.model, settings.rule, settings.device]);
+    if (this.engine && this.key === key) {
+      progress('compiling relevance graph (cached: warm engine)', 0.4);
+      return this.engine;
+    }
+    await this.release();
+    progress(`loading model ${settings.model}`, 0);
+    const engine = await AttributionEngine.load(settings.model, { rule: settings.rule, device: settings.device, offline: settings.offline });
+    const t = engine.timing;
+    progress(t.compiledFromCache ? 'compiling relevance graph (cached)' : `compiling relevance graph (${t.compileMs.toFixed(0)} ms)`, 0.4);
+    log(`loaded ${engine.model.ref} on ${engine.device} (${engine.rule}) in ${t.loadMs.toFixed(0)} ms; relevance graph ${t.compiledFromCache ? 'from cache' : `compiled in ${t.compileMs.toFixed(0)} ms`}`);
+    this.engine = engine;
+    this.key = key;
+    return engine;
+  }
+
+  async release(): Promise<void> {
+    const engine = this.engine;
+    this.engine = undefined;
+    this.key = undefined;
+    await engine?.release();
+  }
+}
+
+const warm = new WarmEngine();
+
+/** Tokens the engine will run: the prompt (or ids) plus all but the last continuation token. */
+function countTokens(engine: AttributionEngine, req: AttributeRequest): number {
+  const promptTokens = req.ids?.length ?? engine.encode(req.prompt ?? '').length;
+  if (!req.continuation) return promptTokens;
+  return promptTokens + engine.tokenizer.encode(req.continuation, { add_special_tokens: false }).length - 1;
+}
+
+function checkMaxTokens(engine: AttributionEngine, params: AttributeParams): void {
+  if (params.maxTokens === undefined) return;
+  const n = countTokens(engine, params.request);
+  if (n > params.maxTokens) {
+    throw new LrpLensError('prompt-too-long', `The input has ${n} tokens, more than the limit of ${params.maxTokens} (setting lrpLens.maxTokens). Shorten the prompt or raise the setting.`);
+  }
+}
+
+async function attribute(params: AttributeParams, progress: Progress): Promise<AttributionResult> {
+  const engine = await warm.get(params, progress);
+  checkMaxTokens(engine, params);
+  progress('running', 0.5);
+  const result = await engine.attribute(params.request);
+  progress('done', 1);
+  log(`attributed ${result.tokens.length} tokens with ${engine.model.ref} on ${engine.device}: run ${result.timing.runMs.toFixed(0)} ms`);
+  return result;
+}
+
+type Handler<M extends Method> = (params: Methods[M]['params'], progress: Progress) => Promise<Methods[M]['result']>;
+
+const handlers: { [M in Method]: Handler<M> } = {
+  attribute,
+  inspect: (params) => inspectModel(params.model, { offline: params.offline }),
+  ping: async () => ({ pid: process.pid }),
+};
+
+async function handle(req: RequestMessage): Promise<void> {
+  const progress: Progress = (message, fraction) => send({ method: 'progress', params: { id: req.id, message, fraction } });
+  try {
+    if (!Object.hasOwn(handlers, req.method)) throw new LrpLensError('bad-argument', `Unknown method '${String(req.method)}'.`);
+    const handler = handlers[req.method] as Handler<Method>;
+    send({ id: req.id, result: await handler(req.params ?? {}, progress) });
+  } catch (err) {
+    send({ id: req.id, error: errorPayload(err) });
+  }
+}
+
+let queue: Promise<void> = Promise.resolve();
+
+process.on('message', (message: RequestMessage) => {
+  queue = queue.then(() => handle(message));
+});
+
+// The host closing the IPC channel means nobody is listening any more.
+process.on('disconnect', () => {
+  void warm.release().finally(() => process.exit(0));
+});
