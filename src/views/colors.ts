@@ -49,6 +49,18 @@ export function relevanceColor(value: number, max: number): string {
   return rgbCss(divergingColor(max > 0 ? value / max : 0));
 }
 
+/** relevanceColor for many values on one scale; equal colours share one CSS string (a heatmap has few distinct colours). */
+export function colorScale(max: number): (value: number) => string {
+  const cache = new Map<number, string>();
+  return (value) => {
+    const rgb = divergingColor(max > 0 ? value / max : 0);
+    const key = (rgb[0] << 16) | (rgb[1] << 8) | rgb[2];
+    let css = cache.get(key);
+    if (css === undefined) cache.set(key, (css = rgbCss(rgb)));
+    return css;
+  };
+}
+
 /** Black or white, whichever reads better on the background (WCAG relative luminance). */
 export function textColorOn([r, g, b]: Rgb): string {
   const lin = (c: number) => {

@@ -45,7 +45,7 @@ export function panelHtml(options: PanelHtmlOptions): string {
 <html lang="en">
 <head>
 <meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${attr(panelCsp(options.cspSource, nonce))}">
+<meta http-equiv="Content-Security-Policy" content="${panelCsp(options.cspSource, nonce)}">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
 <link rel="stylesheet" href="${attr(options.styleUri)}">
 <title>LRP Lens: relevance</title>

@@ -3,7 +3,7 @@
  * the PNG export all render from this, and none of them computes relevance.
  */
 import type { AttributionResult } from '../../engine/attribution/result';
-import { divergingColor, legendStops, maxAbs, maxAbsMatrix, relevanceColor, rgbCss, textColorOn } from '../colors';
+import { colorScale, divergingColor, legendStops, maxAbs, maxAbsMatrix, relevanceColor, rgbCss, textColorOn } from '../colors';
 import type { LegendStop } from '../colors';
 import { visibleToken } from '../escape';
 
@@ -24,12 +24,17 @@ export interface HeatmapCell {
   col: number;
   value: number;
   color: string;
-  title: string;
 }
 
+/**
+ * Cell titles are composed from row and column titles (cellTitle) rather than stored per cell: a 1,000-token
+ * prompt on a 30-layer model has 30,000 cells, and escaping one title per cell dominated the render time.
+ */
 export interface Heatmap {
   rowLabels: string[];
   colLabels: string[];
+  rowTitles: string[];
+  colTitles: string[];
   /** Row-major, rows × cols. */
   cells: HeatmapCell[];
   /** The scale's ends are ±max. */
@@ -144,38 +149,37 @@ function tokenViews(result: AttributionResult, max: number): TokenView[] {
   });
 }
 
-function matrixHeatmap(
-  matrix: readonly (readonly number[])[],
-  rowLabels: string[],
-  colLabels: string[],
-  cellTitle: (row: number, col: number, value: number) => string,
-): Heatmap {
+function matrixHeatmap(matrix: readonly (readonly number[])[], labels: Pick<Heatmap, 'rowLabels' | 'colLabels' | 'rowTitles' | 'colTitles'>): Heatmap {
   const max = maxAbsMatrix(matrix);
+  const color = colorScale(max);
   const cells: HeatmapCell[] = [];
-  matrix.forEach((values, row) =>
-    values.forEach((value, col) => cells.push({ row, col, value, color: relevanceColor(value, max), title: cellTitle(row, col, value) })),
-  );
-  return { rowLabels, colLabels, cells, max };
+  matrix.forEach((values, row) => values.forEach((value, col) => cells.push({ row, col, value, color: color(value) })));
+  return { ...labels, cells, max };
+}
+
+export function cellTitle(map: Heatmap, cell: HeatmapCell): string {
+  return `${map.rowTitles[cell.row]}, ${map.colTitles[cell.col]}: ${formatValue(cell.value)}`;
 }
 
 function layerTokenHeatmap(result: AttributionResult): Heatmap {
-  const labels = result.tokens.map((t) => visibleToken(t.text));
-  return matrixHeatmap(
-    result.relevance.layers,
-    result.relevance.layers.map((_, l) => `L${l}`),
-    labels,
-    (l, i, v) => `layer ${l}, ${JSON.stringify(result.tokens[i]?.text ?? '')} (${i}): ${formatValue(v)}`,
-  );
+  const layers = result.relevance.layers;
+  return matrixHeatmap(layers, {
+    rowLabels: layers.map((_, l) => `L${l}`),
+    colLabels: result.tokens.map((t) => visibleToken(t.text)),
+    rowTitles: layers.map((_, l) => `layer ${l}`),
+    colTitles: result.tokens.map((t, i) => `${JSON.stringify(t.text)} (${i})`),
+  });
 }
 
 function headHeatmap(heads: readonly (readonly number[])[]): Heatmap {
   const width = Math.max(0, ...heads.map((h) => h.length));
-  return matrixHeatmap(
-    heads,
-    heads.map((_, l) => `L${l}`),
-    Array.from({ length: width }, (_, h) => `H${h}`),
-    (l, h, v) => `layer ${l}, head ${h}: ${formatValue(v)}`,
-  );
+  const headIndices = Array.from({ length: width }, (_, h) => h);
+  return matrixHeatmap(heads, {
+    rowLabels: heads.map((_, l) => `L${l}`),
+    colLabels: headIndices.map((h) => `H${h}`),
+    rowTitles: heads.map((_, l) => `layer ${l}`),
+    colTitles: headIndices.map((h) => `head ${h}`),
+  });
 }
 
 export function neuronBars(neurons: readonly (readonly number[])[], layer: number, topK: number): NeuronBars {
