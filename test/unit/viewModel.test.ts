@@ -7,7 +7,7 @@ import { AttributionEngine } from '../../src/engine/attribution/attribute';
 import type { AttributionResult } from '../../src/engine/attribution/result';
 import { NEGATIVE, NEUTRAL, POSITIVE, divergingColor, legendStops, normalise, textColorOn } from '../../src/views/colors';
 import { heatmapSvg, neuronBarsSvg, reportSvg, tokenHeatmapSvg } from '../../src/views/relevancePanel/svg';
-import { buildViewModel, ranksByMagnitude } from '../../src/views/relevancePanel/viewModel';
+import { buildViewModel, neuronBars, ranksByMagnitude } from '../../src/views/relevancePanel/viewModel';
 import { HOSTILE_TEXTS, fixtureResult } from './panelFixtures';
 import { STORIES, requireShared } from './sharedModel';
 
@@ -50,6 +50,13 @@ describe('diverging colour scale', () => {
 describe('relevance view model', () => {
   it('ranks tokens by |relevance|', () => {
     assert.deepEqual(ranksByMagnitude([0.1, -3, 2, 0]), [3, 1, 2, 4]);
+  });
+
+  it('shows the top-k neurons of the chosen layer by |relevance|, negative ones included', () => {
+    const bars = neuronBars([[9], [1, -5, 3, 0]], 1, 2);
+    assert.deepEqual(bars.bars.map((b) => [b.neuron, b.value]), [[1, -5], [2, 3]]);
+    assert.equal(bars.count, 4);
+    assert.equal(bars.bars[0].color, 'rgb(33, 102, 172)', 'the largest negative gets the negative end');
   });
 
   it('escapes token text with <script>, & and quotes in the SVG figures', () => {
