@@ -27,6 +27,9 @@ const vscode = acquireVsCodeApi();
 const app = document.getElementById('app') as HTMLElement;
 let state: PanelState = vscode.getState() ?? {};
 let shown: { result: AttributionResult; title: string } | undefined;
+/** Kept across re-renders so choosing a layer or a token does not jump back to the first tab; not persisted. */
+let selectedTab = 0;
+let viewModelCache: { result: AttributionResult; title: string; layer?: number; vm: RelevanceViewModel } | undefined;
 
 function post(message: WebviewMessage): void {
   vscode.postMessage(message);
@@ -61,10 +64,19 @@ function showStatus(message: string, isError = false): void {
   app.replaceChildren(el('p', { className: isError ? 'status error' : 'status' }, message));
 }
 
+/** The view model changes only with the result or the layer; a token click reuses it. */
+function currentViewModel(): RelevanceViewModel | undefined {
+  if (!shown) return undefined;
+  const c = viewModelCache;
+  if (!c || c.result !== shown.result || c.title !== shown.title || c.layer !== state.layer) {
+    viewModelCache = { ...shown, layer: state.layer, vm: buildViewModel(shown.result, { title: shown.title, layer: state.layer }) };
+  }
+  return viewModelCache!.vm;
+}
+
 function render(): void {
-  if (!shown) return;
-  const vm = buildViewModel(shown.result, { title: shown.title, layer: state.layer });
-  app.replaceChildren(header(vm), tabs(vm));
+  const vm = currentViewModel();
+  if (vm) app.replaceChildren(header(vm), tabs(vm));
 }
 
 function header(vm: RelevanceViewModel): HTMLElement {
@@ -102,7 +114,9 @@ function tabs(vm: RelevanceViewModel): HTMLElement {
     ['Neurons', neuronsPanel(vm)],
   ];
   const children = panels.flatMap(([label, panel]) => [custom('vscode-tab-header', { slot: 'header' }, label), custom('vscode-tab-panel', {}, panel)]);
-  return custom('vscode-tabs', {}, ...children);
+  const tabSet = custom('vscode-tabs', { 'selected-index': String(selectedTab) }, ...children);
+  tabSet.addEventListener('vsc-tabs-select', (e) => (selectedTab = (e as CustomEvent<{ selectedIndex: number }>).detail.selectedIndex));
+  return tabSet;
 }
 
 function tokensPanel(vm: RelevanceViewModel): HTMLElement {
@@ -165,8 +179,9 @@ function neuronsPanel(vm: RelevanceViewModel): HTMLElement {
 
 /** The PNG is drawn here because only the webview has a canvas; the host just writes the bytes. */
 function exportPng(): void {
-  if (!shown) return;
-  const svg = reportSvg(buildViewModel(shown.result, { title: shown.title, layer: state.layer }));
+  const vm = currentViewModel();
+  if (!vm) return;
+  const svg = reportSvg(vm);
   const image = new Image();
   image.onload = () => {
     const canvas = el('canvas', { width: image.naturalWidth, height: image.naturalHeight });
