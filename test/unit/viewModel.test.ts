@@ -72,17 +72,27 @@ describe('relevance view model', () => {
 
   it('renders 1,000 tokens × 30 layers × 32 heads quickly, within bounded dimensions', () => {
     const result = fixtureResult({ texts: Array.from({ length: 1000 }, (_, i) => ` tok${i}`), layers: 30, heads: 32, neurons: 4096 });
-    const t0 = performance.now();
-    const vm = buildViewModel(result);
-    const t1 = performance.now();
-    const svgs = [tokenHeatmapSvg(vm.tokens), heatmapSvg(vm.layerTokens), heatmapSvg(vm.heads), neuronBarsSvg(vm.neurons)];
-    const t2 = performance.now();
-    const report = reportSvg(vm);
-    const t3 = performance.now();
-    console.log(`      view model ${(t1 - t0).toFixed(1)} ms, figures ${(t2 - t1).toFixed(1)} ms, report ${(t3 - t2).toFixed(1)} ms (${(report.length / 1e6).toFixed(2)} MB)`);
+    const render = () => {
+      const t0 = performance.now();
+      const vm = buildViewModel(result);
+      const t1 = performance.now();
+      const svgs = [tokenHeatmapSvg(vm.tokens), heatmapSvg(vm.layerTokens), heatmapSvg(vm.heads), neuronBarsSvg(vm.neurons)];
+      const t2 = performance.now();
+      const report = reportSvg(vm);
+      const t3 = performance.now();
+      return { vm, svgs, report, times: [t1 - t0, t2 - t1, t3 - t2] };
+    };
+    const cold = render();
+    const warm = render();
+    for (const [name, { times, report }] of [['cold', cold], ['warm', warm]] as const) {
+      const [vmMs, figuresMs, reportMs] = times.map((t) => t.toFixed(1));
+      console.log(`      ${name}: view model ${vmMs} ms, figures ${figuresMs} ms (target < 200 ms together), report ${reportMs} ms (${(report.length / 1e6).toFixed(2)} MB)`);
+    }
+    const { vm, svgs } = cold;
     assert.equal(vm.layerTokens.cells.length, 30 * 1000);
     assert.equal(vm.heads.cells.length, 30 * 32);
-    assert.ok(t3 - t0 < 1000, `render took ${t3 - t0} ms`);
+    const coldTotal = cold.times.reduce((a, b) => a + b);
+    assert.ok(coldTotal < 1000, `render took ${coldTotal} ms`);
     const width = Number(/width="([\d.]+)"/.exec(svgs[1])![1]);
     assert.ok(width <= 1200, `layer × token heatmap ${width} px wide`);
     assert.ok(svgs.every((s) => s.startsWith('<svg')));

@@ -88,8 +88,9 @@ export interface ViewOptions {
   topNeurons?: number;
 }
 
+/** Four decimals; toFixed already prints NaN and ±Infinity as such. */
 export function formatValue(v: number): string {
-  return Number.isFinite(v) ? v.toFixed(4) : String(v);
+  return v.toFixed(4);
 }
 
 export function buildViewModel(result: AttributionResult, options: ViewOptions = {}): RelevanceViewModel {
