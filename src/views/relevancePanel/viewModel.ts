@@ -27,7 +27,7 @@ export interface HeatmapCell {
 }
 
 /**
- * Cell titles are composed from row and column titles (cellTitle) rather than stored per cell: a 1,000-token
+ * Cell titles are composed from row and column titles (in svg.ts) rather than stored per cell: a 1,000-token
  * prompt on a 30-layer model has 30,000 cells, and escaping one title per cell dominated the render time.
  */
 export interface Heatmap {
@@ -156,10 +156,6 @@ function matrixHeatmap(matrix: readonly (readonly number[])[], labels: Pick<Heat
   const cells: HeatmapCell[] = [];
   matrix.forEach((values, row) => values.forEach((value, col) => cells.push({ row, col, value, color: color(value) })));
   return { ...labels, cells, max };
-}
-
-export function cellTitle(map: Heatmap, cell: HeatmapCell): string {
-  return `${map.rowTitles[cell.row]}, ${map.colTitles[cell.col]}: ${formatValue(cell.value)}`;
 }
 
 function layerTokenHeatmap(result: AttributionResult): Heatmap {
