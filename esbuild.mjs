@@ -27,6 +27,18 @@ const builds = [
     external,
     logLevel: 'warning',
   },
+  {
+    // The webview runs in a browser sandbox: one IIFE with @vscode-elements/elements bundled in.
+    entryPoints: { relevancePanel: 'webview/relevancePanel/main.ts' },
+    bundle: true,
+    platform: 'browser',
+    target: 'es2022',
+    format: 'iife',
+    outdir: 'dist/webview',
+    sourcemap: !production,
+    minify: production,
+    logLevel: 'warning',
+  },
 ];
 
 if (watch) {

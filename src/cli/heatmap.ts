@@ -1,29 +1,7 @@
 /** Terminal rendering of an attribution: a diverging token heatmap and the top predictions. */
 import type { AttributionResult } from '../engine/attribution/result';
-
-/**
- * Diverging, colour-blind-safe scale (blue → white → orange-red, after ColorBrewer RdBu / the LXT heatmaps):
- * v in [−1, 1] → RGB.
- */
-export function divergingColor(v: number): [number, number, number] {
-  const t = Math.max(-1, Math.min(1, Number.isFinite(v) ? v : 0));
-  const white: [number, number, number] = [247, 247, 247];
-  const pos: [number, number, number] = [178, 24, 43];
-  const neg: [number, number, number] = [33, 102, 172];
-  const end = t >= 0 ? pos : neg;
-  const a = Math.abs(t);
-  return white.map((w, i) => Math.round(w + (end[i] - w) * a)) as [number, number, number];
-}
-
-/** Relevance scaled into [−1, 1] by the largest magnitude (0 everywhere stays 0). */
-export function normalise(values: number[]): number[] {
-  const m = Math.max(0, ...values.map((v) => Math.abs(v)));
-  return values.map((v) => (m > 0 ? v / m : 0));
-}
-
-function visible(text: string): string {
-  return text.replace(/\n/g, '⏎').replace(/\t/g, '⇥');
-}
+import { divergingColor, normalise } from '../views/colors';
+import { visibleToken as visible } from '../views/escape';
 
 export function renderHeatmap(r: AttributionResult, color: boolean, tokenRelevance = r.relevance.tokens): string {
   const scaled = normalise(tokenRelevance);

@@ -1,0 +1,99 @@
+/**
+ * The relevance panel's HTML: the webview shell (strict CSP, one nonce per render) and the self-contained
+ * HTML export. No vscode import: the extension passes in webview.cspSource and asWebviewUri strings.
+ */
+import { randomBytes } from 'node:crypto';
+import type { AttributionResult } from '../../engine/attribution/result';
+import { escapeMarkup } from '../escape';
+import { heatmapSvg, legendSvg, neuronBarsSvg, tokenHeatmapSvg } from './svg';
+import { buildViewModel } from './viewModel';
+import type { ViewOptions } from './viewModel';
+
+export interface PanelHtmlOptions {
+  /** webview.cspSource */
+  cspSource: string;
+  /** Fresh per render; newNonce() when omitted. */
+  nonce?: string;
+  /** asWebviewUri(dist/webview/relevancePanel.js) */
+  scriptUri: string;
+  /** asWebviewUri(media/relevancePanel.css) */
+  styleUri: string;
+  /** Only if the elements are loaded as a separate script rather than bundled into scriptUri. */
+  elementsUri?: string;
+}
+
+/** 128 random bits, base64: a nonce a page cannot guess (Math.random can be predicted). */
+export function newNonce(): string {
+  return randomBytes(16).toString('base64');
+}
+
+export function panelCsp(cspSource: string, nonce: string): string {
+  return [
+    `default-src 'none'`,
+    `style-src ${cspSource}`,
+    `img-src ${cspSource} data:`,
+    `script-src 'nonce-${nonce}'`,
+    `font-src ${cspSource}`,
+  ].join('; ');
+}
+
+export function panelHtml(options: PanelHtmlOptions): string {
+  const nonce = options.nonce ?? newNonce();
+  const attr = escapeMarkup;
+  const elements = options.elementsUri ? `<script type="module" nonce="${attr(nonce)}" src="${attr(options.elementsUri)}"></script>` : '';
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="UTF-8">
+<meta http-equiv="Content-Security-Policy" content="${panelCsp(options.cspSource, nonce)}">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<link rel="stylesheet" href="${attr(options.styleUri)}">
+<title>LRP Lens: relevance</title>
+</head>
+<body>
+<main id="app" aria-live="polite"><p class="status">Waiting for an attribution…</p></main>
+${elements}<script nonce="${attr(nonce)}" src="${attr(options.scriptUri)}"></script>
+</body>
+</html>`;
+}
+
+const STANDALONE_CSS = `
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px; color: #1f1f1f; background: #fff; }
+h1 { font-size: 18px; margin: 0 0 4px; } h2 { font-size: 14px; margin: 20px 0 6px; }
+.subtitle, .note { color: #555; font-size: 12px; }
+table { border-collapse: collapse; font-size: 12px; } td, th { padding: 2px 8px; text-align: left; }
+.target { font-weight: 600; } svg { display: block; max-width: 100%; height: auto; }
+`;
+
+/** Self-contained HTML export: inline SVG and CSS, no scripts, nothing fetched. */
+export function standaloneHtml(result: AttributionResult, options: ViewOptions = {}): string {
+  const vm = buildViewModel(result, options);
+  const light = { theme: 'light' } as const;
+  const predictions = vm.predictions
+    .map((p) => `<tr class="${p.isTarget ? 'target' : ''}"><td>${escapeMarkup(JSON.stringify(p.text))}</td><td>${p.id}</td><td>${(p.prob * 100).toFixed(1)}%</td></tr>`)
+    .join('');
+  const foil = vm.target.foil ? ` − ${escapeMarkup(JSON.stringify(vm.target.foil.text))}` : '';
+  const warnings = vm.warnings.map((w) => `<p class="note">warning: ${escapeMarkup(w)}</p>`).join('');
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="UTF-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<title>${escapeMarkup(vm.title)}</title>
+<style>${STANDALONE_CSS}</style>
+</head>
+<body>
+<h1>${escapeMarkup(vm.title)}${foil}</h1>
+<p class="subtitle">${escapeMarkup(vm.subtitle)} · explained score ${vm.seed.toFixed(4)}</p>
+<h2>Tokens</h2>${tokenHeatmapSvg(vm.tokens, light)}
+${legendSvg(vm.legend, light)}
+<p class="note">Red supports the target, blue speaks against it; the ends of the scale are ±max |token relevance|.</p>
+<h2>Layer × token</h2>${heatmapSvg(vm.layerTokens, light)}
+<h2>Layer × head</h2>${heatmapSvg(vm.heads, light)}
+<h2>Top ${vm.neurons.bars.length} of ${vm.neurons.count} neurons, layer ${vm.neurons.layer}</h2>${neuronBarsSvg(vm.neurons, light)}
+<h2>Predictions</h2><table><tr><th>token</th><th>id</th><th>p</th></tr>${predictions}</table>
+${warnings}
+<p class="note">LRP Lens · AttnLRP. LRP is patented; free of charge for personal and scientific use only.</p>
+</body>
+</html>`;
+}
