@@ -1,0 +1,52 @@
+/** Small commands: Select Model…, Clear Heatmap, Restart Engine, Show Log. */
+import * as vscode from 'vscode';
+import type { Container } from '../container';
+import { readSettings } from '../settings';
+
+export function registerSelectModel(c: Container): vscode.Disposable {
+  return vscode.commands.registerCommand('lrpLens.selectModel', async () => {
+    if (!vscode.workspace.isTrusted) {
+      void vscode.window.showErrorMessage('LRP Lens: this workspace is not trusted, so its model path cannot be set. Trust the workspace first.');
+      return;
+    }
+    const pick = await vscode.window.showQuickPick(
+      [
+        { label: '$(folder) Choose a model folder…', id: 'folder' },
+        { label: '$(cloud-download) Enter a Hugging Face hub id…', id: 'hub' },
+      ],
+      { title: `LRP Lens model (now ${readSettings().model})` },
+    );
+    let model: string | undefined;
+    if (pick?.id === 'folder') {
+      const uris = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, openLabel: 'Use this model folder' });
+      model = uris?.[0]?.fsPath;
+    } else if (pick?.id === 'hub') {
+      model = await vscode.window.showInputBox({
+        title: 'Hub id of a model in the transformers.js layout',
+        placeHolder: 'onnx-community/SmolLM2-135M-ONNX',
+        validateInput: (v) => (/^[\w.-]+\/[\w.-]+$/.test(v) ? undefined : 'Expected owner/name'),
+      });
+    }
+    if (!model) return;
+    const target = vscode.workspace.workspaceFolders ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
+    await vscode.workspace.getConfiguration('lrpLens').update('model', model, target);
+    c.status.update(readSettings());
+    c.log.info(`model set to ${model}`);
+  });
+}
+
+export function registerClearHeatmap(c: Container): vscode.Disposable {
+  return vscode.commands.registerCommand('lrpLens.clearHeatmap', () => c.heatmap.clear());
+}
+
+export function registerRestartEngine(c: Container): vscode.Disposable {
+  return vscode.commands.registerCommand('lrpLens.restartEngine', async () => {
+    await c.client.restart();
+    c.log.info('engine restarted');
+    void vscode.window.showInformationMessage('LRP Lens: engine restarted.');
+  });
+}
+
+export function registerShowLog(c: Container): vscode.Disposable {
+  return vscode.commands.registerCommand('lrpLens.showLog', () => c.log.show());
+}

@@ -1,0 +1,27 @@
+/** LRP Lens: build the container, register each command, and stop the engine on deactivate. */
+import type * as vscode from 'vscode';
+import { Container } from './container';
+import { registerComputeRelevance } from './commands/computeRelevance';
+import { registerAttributeWithLrp } from './commands/attributeWithLrp';
+import { registerClearHeatmap, registerRestartEngine, registerSelectModel, registerShowLog } from './commands/engineCommands';
+
+let container: Container | undefined;
+
+export function activate(context: vscode.ExtensionContext): void {
+  container = new Container(context);
+  context.subscriptions.push(
+    container,
+    registerComputeRelevance(container),
+    registerAttributeWithLrp(container),
+    registerSelectModel(container),
+    registerClearHeatmap(container),
+    registerRestartEngine(container),
+    registerShowLog(container),
+  );
+}
+
+export function deactivate(): Promise<void> | undefined {
+  const c = container;
+  container = undefined;
+  return c ? Promise.resolve(c.client.dispose()).then(() => undefined) : undefined;
+}

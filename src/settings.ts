@@ -1,0 +1,35 @@
+/** The extension's settings (lrpLens.*), read fresh each time so edits apply without a reload. */
+import * as vscode from 'vscode';
+import { existsSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import type { RelevanceMode } from './engine/relevance/patterns';
+import type { Device } from './engine/runtime/device';
+
+export interface Settings {
+  model: string;
+  device: Device;
+  rule: RelevanceMode;
+  maxTokens: number;
+  outputFolder: string;
+}
+
+export const DEFAULT_MODEL = 'onnx-community/SmolLM2-135M-ONNX';
+
+export function readSettings(): Settings {
+  const c = vscode.workspace.getConfiguration('lrpLens');
+  return {
+    model: resolveModelSetting(c.get<string>('model', '') || DEFAULT_MODEL),
+    device: c.get<Device>('device', 'cpu'),
+    rule: c.get<RelevanceMode>('rule', 'attnlrp'),
+    maxTokens: c.get<number>('maxTokens', 512),
+    outputFolder: c.get<string>('outputFolder', 'lrp'),
+  };
+}
+
+/** A relative path that exists in the first workspace folder is that folder; otherwise the value (a hub id). */
+function resolveModelSetting(model: string): string {
+  const root = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+  if (!root || isAbsolute(model)) return model;
+  const inWorkspace = join(root, model);
+  return existsSync(inWorkspace) ? inWorkspace : model;
+}

@@ -1,0 +1,160 @@
+/**
+ * The relevance panel's host side: one webview panel per prompt file, beside the editor, restored after a
+ * reload by a serializer (the persisted state holds the file and UI selection only; the attribution is
+ * recomputed). The front-end renders what it is sent and asks for re-targeting and exports.
+ */
+import * as vscode from 'vscode';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { Disposable } from '../dispose';
+import type { AttributeRequest } from '../engine/attribution/attribute';
+import type { AttributionResult } from '../engine/attribution/result';
+import { panelHtml, standaloneHtml } from './relevancePanel/html';
+import type { HostToWebview, WebviewToHost } from './relevancePanel/protocol';
+
+export const VIEW_TYPE = 'lrpLens.relevance';
+
+/** What a panel explains: the file, the request, and where the prompt starts in the file (−1: not as plain text). */
+export interface PanelTarget {
+  uri: vscode.Uri;
+  request: AttributeRequest;
+  promptOffset: number;
+}
+
+interface PanelEntry {
+  panel: vscode.WebviewPanel;
+  target?: PanelTarget;
+  result?: AttributionResult;
+  ready: boolean;
+  queued: HostToWebview[];
+}
+
+export interface PanelActions {
+  /** Recompute the attribution for a target (after a re-target, a foil, or a restore). */
+  rerun(target: PanelTarget): Promise<void>;
+  /** Workspace folder for exports (lrpLens.outputFolder). */
+  outputFolder(): string | undefined;
+}
+
+export class RelevancePanels extends Disposable {
+  private readonly panels = new Map<string, PanelEntry>();
+
+  constructor(
+    private readonly extensionUri: vscode.Uri,
+    private readonly actions: PanelActions,
+  ) {
+    super();
+    this.register(vscode.window.registerWebviewPanelSerializer(VIEW_TYPE, {
+      deserializeWebviewPanel: async (panel, state: { uri?: string } | undefined) => {
+        const entry = this.adopt(panel);
+        if (!state?.uri) return;
+        const uri = vscode.Uri.parse(state.uri);
+        this.panels.set(uri.toString(), entry);
+        const doc = await vscode.workspace.openTextDocument(uri);
+        await this.actions.rerun({ uri, request: { prompt: doc.getText() }, promptOffset: 0 });
+      },
+    }));
+  }
+
+  show(target: PanelTarget, result: AttributionResult): void {
+    const entry = this.entryFor(target.uri);
+    entry.target = target;
+    entry.result = result;
+    entry.panel.title = `Relevance: ${basename(target.uri.fsPath)}`;
+    this.post(entry, { type: 'show', result, title: basename(target.uri.fsPath) });
+    entry.panel.reveal(vscode.ViewColumn.Beside, true);
+  }
+
+  busy(uri: vscode.Uri, message: string): void {
+    const entry = this.panels.get(uri.toString());
+    if (entry) this.post(entry, { type: 'busy', message });
+  }
+
+  error(uri: vscode.Uri, message: string): void {
+    const entry = this.panels.get(uri.toString());
+    if (entry) this.post(entry, { type: 'error', message });
+  }
+
+  private entryFor(uri: vscode.Uri): PanelEntry {
+    const existing = this.panels.get(uri.toString());
+    if (existing) return existing;
+    const panel = vscode.window.createWebviewPanel(VIEW_TYPE, `Relevance: ${basename(uri.fsPath)}`, { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true }, this.webviewOptions());
+    const entry = this.adopt(panel);
+    this.panels.set(uri.toString(), entry);
+    return entry;
+  }
+
+  private webviewOptions(): vscode.WebviewPanelOptions & vscode.WebviewOptions {
+    return {
+      enableScripts: true,
+      retainContextWhenHidden: false,
+      localResourceRoots: [vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview'), vscode.Uri.joinPath(this.extensionUri, 'media')],
+    };
+  }
+
+  private adopt(panel: vscode.WebviewPanel): PanelEntry {
+    const entry: PanelEntry = { panel, ready: false, queued: [] };
+    const webview = panel.webview;
+    webview.options = this.webviewOptions();
+    webview.html = panelHtml({
+      cspSource: webview.cspSource,
+      scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview', 'relevancePanel.js')).toString(),
+      styleUri: webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'media', 'relevancePanel.css')).toString(),
+    });
+    const sub = webview.onDidReceiveMessage((m: WebviewToHost) => this.onMessage(entry, m));
+    panel.onDidDispose(() => {
+      sub.dispose();
+      for (const [k, v] of this.panels) if (v === entry) this.panels.delete(k);
+    });
+    return entry;
+  }
+
+  private post(entry: PanelEntry, message: HostToWebview): void {
+    if (entry.ready) void entry.panel.webview.postMessage(message);
+    else entry.queued.push(message);
+  }
+
+  private async onMessage(entry: PanelEntry, m: WebviewToHost): Promise<void> {
+    switch (m.type) {
+      case 'ready':
+        entry.ready = true;
+        for (const q of entry.queued.splice(0)) void entry.panel.webview.postMessage(q);
+        return;
+      case 'retarget':
+        if (entry.target) await this.actions.rerun({ ...entry.target, request: { ...entry.target.request, target: undefined, targetId: m.tokenId, continuation: undefined } });
+        return;
+      case 'foil':
+        if (entry.target) await this.actions.rerun({ ...entry.target, request: { ...entry.target.request, foil: undefined, foilId: m.tokenId ?? undefined } });
+        return;
+      case 'export':
+        await this.export(entry, m.format, m.dataUrl);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private async export(entry: PanelEntry, format: 'json' | 'html' | 'png', dataUrl?: string): Promise<void> {
+    const folder = this.actions.outputFolder();
+    if (!entry.result || !entry.target) return;
+    if (!folder) {
+      void vscode.window.showErrorMessage('LRP Lens: open a workspace folder to export (files go to lrpLens.outputFolder).');
+      return;
+    }
+    mkdirSync(folder, { recursive: true });
+    const stem = `${basename(entry.target.uri.fsPath).replace(/\.[^.]*$/, '')}.relevance`;
+    const file = join(folder, `${stem}.${format}`);
+    if (format === 'json') writeFileSync(file, JSON.stringify(entry.result, null, 2) + '\n');
+    else if (format === 'html') writeFileSync(file, standaloneHtml(entry.result));
+    else if (dataUrl?.startsWith('data:image/png;base64,')) writeFileSync(file, Buffer.from(dataUrl.slice(22), 'base64'));
+    else return void vscode.window.showErrorMessage('LRP Lens: the panel sent no PNG data to export.');
+    const open = await vscode.window.showInformationMessage(`LRP Lens: exported ${basename(file)}`, 'Reveal');
+    if (open) await vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(file));
+  }
+
+  override dispose(): void {
+    for (const e of this.panels.values()) e.panel.dispose();
+    this.panels.clear();
+    super.dispose();
+  }
+}
