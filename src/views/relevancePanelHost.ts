@@ -10,7 +10,8 @@ import { Disposable } from '../dispose';
 import type { AttributeRequest } from '../engine/attribution/attribute';
 import type { AttributionResult } from '../engine/attribution/result';
 import { panelHtml, standaloneHtml } from './relevancePanel/html';
-import type { HostToWebview, WebviewToHost } from './relevancePanel/protocol';
+import { isWebviewMessage } from './relevancePanel/protocol';
+import type { HostMessage, WebviewMessage } from './relevancePanel/protocol';
 
 export const VIEW_TYPE = 'lrpLens.relevance';
 
@@ -26,7 +27,7 @@ interface PanelEntry {
   target?: PanelTarget;
   result?: AttributionResult;
   ready: boolean;
-  queued: HostToWebview[];
+  queued: HostMessage[];
 }
 
 export interface PanelActions {
@@ -101,7 +102,9 @@ export class RelevancePanels extends Disposable {
       scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview', 'relevancePanel.js')).toString(),
       styleUri: webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'media', 'relevancePanel.css')).toString(),
     });
-    const sub = webview.onDidReceiveMessage((m: WebviewToHost) => this.onMessage(entry, m));
+    const sub = webview.onDidReceiveMessage((m: unknown) => {
+      if (isWebviewMessage(m)) void this.onMessage(entry, m);
+    });
     panel.onDidDispose(() => {
       sub.dispose();
       for (const [k, v] of this.panels) if (v === entry) this.panels.delete(k);
@@ -109,12 +112,12 @@ export class RelevancePanels extends Disposable {
     return entry;
   }
 
-  private post(entry: PanelEntry, message: HostToWebview): void {
+  private post(entry: PanelEntry, message: HostMessage): void {
     if (entry.ready) void entry.panel.webview.postMessage(message);
     else entry.queued.push(message);
   }
 
-  private async onMessage(entry: PanelEntry, m: WebviewToHost): Promise<void> {
+  private async onMessage(entry: PanelEntry, m: WebviewMessage): Promise<void> {
     switch (m.type) {
       case 'ready':
         entry.ready = true;
