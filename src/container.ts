@@ -12,6 +12,7 @@ import { StatusBar } from './views/statusBar';
 import { EditorHeatmap } from './views/editorHeatmap';
 import { RelevancePanels } from './views/relevancePanelHost';
 import type { PanelTarget } from './views/relevancePanelHost';
+import { targetFor } from './commands/computeRelevance';
 
 export class Container extends Disposable {
   readonly log = this.register(vscode.window.createOutputChannel('LRP Lens', { log: true }));
@@ -29,6 +30,13 @@ export class Container extends Disposable {
     this.register({ dispose: () => this.client.dispose() });
     this.panels = this.register(new RelevancePanels(context.extensionUri, {
       rerun: (target) => this.attribute(target),
+      restore: async (uri) => {
+        try {
+          await this.attribute(targetFor(await vscode.workspace.openTextDocument(uri)));
+        } catch (err) {
+          this.log.warn(`could not restore the relevance panel for ${uri.fsPath}: ${(err as Error).message}`);
+        }
+      },
       outputFolder: () => {
         const root = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
         return root ? join(root, readSettings().outputFolder) : undefined;

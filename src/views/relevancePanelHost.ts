@@ -11,7 +11,7 @@ import type { AttributeRequest } from '../engine/attribution/attribute';
 import type { AttributionResult } from '../engine/attribution/result';
 import { panelHtml, standaloneHtml } from './relevancePanel/html';
 import { isWebviewMessage } from './relevancePanel/protocol';
-import type { HostMessage, WebviewMessage } from './relevancePanel/protocol';
+import type { HostMessage, PanelState, WebviewMessage } from './relevancePanel/protocol';
 
 export const VIEW_TYPE = 'lrpLens.relevance';
 
@@ -31,8 +31,10 @@ interface PanelEntry {
 }
 
 export interface PanelActions {
-  /** Recompute the attribution for a target (after a re-target, a foil, or a restore). */
+  /** Recompute the attribution for a target (after a re-target or a foil). */
   rerun(target: PanelTarget): Promise<void>;
+  /** Recompute a panel restored after a reload, from its prompt file as it is now. */
+  restore(uri: vscode.Uri): Promise<void>;
   /** Workspace folder for exports (lrpLens.outputFolder). */
   outputFolder(): string | undefined;
 }
@@ -46,13 +48,14 @@ export class RelevancePanels extends Disposable {
   ) {
     super();
     this.register(vscode.window.registerWebviewPanelSerializer(VIEW_TYPE, {
-      deserializeWebviewPanel: async (panel, state: { uri?: string } | undefined) => {
-        const entry = this.adopt(panel);
-        if (!state?.uri) return;
+      deserializeWebviewPanel: async (panel, state: PanelState | undefined) => {
+        if (!state?.uri) {
+          panel.dispose(); // nothing to restore: a panel that never showed a result
+          return;
+        }
         const uri = vscode.Uri.parse(state.uri);
-        this.panels.set(uri.toString(), entry);
-        const doc = await vscode.workspace.openTextDocument(uri);
-        await this.actions.rerun({ uri, request: { prompt: doc.getText() }, promptOffset: 0 });
+        this.panels.set(uri.toString(), this.adopt(panel));
+        await this.actions.restore(uri);
       },
     }));
   }
@@ -62,7 +65,7 @@ export class RelevancePanels extends Disposable {
     entry.target = target;
     entry.result = result;
     entry.panel.title = `Relevance: ${basename(target.uri.fsPath)}`;
-    this.post(entry, { type: 'show', result, title: basename(target.uri.fsPath) });
+    this.post(entry, { type: 'show', result, title: basename(target.uri.fsPath), uri: target.uri.toString() });
     entry.panel.reveal(vscode.ViewColumn.Beside, true);
   }
 

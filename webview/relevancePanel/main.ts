@@ -196,7 +196,7 @@ function onMessage(message: HostMessage): void {
   switch (message.type) {
     case 'show':
       shown = { result: message.result, title: message.title };
-      if (state.token !== undefined && state.token >= message.result.tokens.length) saveState({ ...state, token: undefined });
+      saveState({ ...state, uri: message.uri, token: state.token !== undefined && state.token < message.result.tokens.length ? state.token : undefined });
       render();
       break;
     case 'busy':

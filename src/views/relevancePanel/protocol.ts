@@ -5,7 +5,8 @@
 import type { AttributionResult } from '../../engine/attribution/result';
 
 export type HostMessage =
-  | { type: 'show'; result: AttributionResult; title: string }
+  /** `uri`: the prompt file explained, persisted so a reloaded window can recompute this panel. */
+  | { type: 'show'; result: AttributionResult; title: string; uri: string }
   | { type: 'busy'; message: string }
   | { type: 'error'; message: string };
 
@@ -28,6 +29,8 @@ export type WebviewMessage =
 export interface PanelState {
   layer?: number;
   token?: number;
+  /** The prompt file this panel explains. */
+  uri?: string;
 }
 
 const HOST_TYPES = new Set<HostMessage['type']>(['show', 'busy', 'error']);
