@@ -1,0 +1,321 @@
+// LRP Lens E2E: drive code-server with Debian's chromium via playwright-core.
+// env: CS_URL, SHOT_DIR, UD (code-server user-data-dir, for logs), WS (workspace folder)
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const url = process.env.CS_URL || 'http://127.0.0.1:18080/';
+const shotDir = process.env.SHOT_DIR || os.tmpdir();
+const UD = process.env.UD;
+/** Debug screenshots and copies of exports (the README screenshots go to SHOT_DIR). */
+const ART = process.env.ARTIFACTS || os.tmpdir();
+const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-chromium-'));
+const t0 = Date.now();
+const secs = () => ((Date.now() - t0) / 1000).toFixed(1);
+const log = (...a) => console.log(`[${secs()}s]`, ...a);
+const results = [];           // [name, ok, detail]
+const check = (name, ok, detail = '') => { results.push([name, !!ok, detail]); log(`${ok ? 'PASS' : 'FAIL'} ${name}${detail ? ' — ' + detail : ''}`); };
+const consoleMsgs = [];
+
+const ctx = await chromium.launchPersistentContext(profile, {
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  viewport: { width: 1600, height: 1000 },
+  env: { ...process.env, XDG_CONFIG_HOME: path.join(profile, 'xdg-config'), XDG_CACHE_HOME: path.join(profile, 'xdg-cache') },
+});
+// In every frame (incl. webview iframes): report CSP violations to the console so page.on('console') sees them.
+await ctx.addInitScript(() => {
+  const hook = (target) => target.addEventListener('securitypolicyviolation', (e) =>
+    console.error(`[CSPV] ${location.href.slice(0, 80)} directive=${e.violatedDirective} blocked=${e.blockedURI} src=${e.sourceFile}:${e.lineNumber} sample=${e.sample}`));
+  hook(document); hook(window);
+  window.__cspHooked = true;
+});
+
+const page = ctx.pages()[0] || await ctx.newPage();
+page.on('pageerror', (e) => { consoleMsgs.push(['pageerror', page.url(), e.message]); log('pageerror:', e.message); });
+page.on('console', (m) => {
+  const frame = m.location()?.url || '';
+  consoleMsgs.push([m.type(), frame, m.text()]);
+  if (m.type() === 'error' || m.type() === 'warning' || /CSP|Content Security|Refused/i.test(m.text())) log(`console.${m.type()}: ${m.text().slice(0, 400)}`);
+});
+
+const input = page.locator('.quick-input-widget input.input');
+async function palette(label, { prefix = '>', tries = 15 } = {}) {
+  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: label }).first();
+  for (let attempt = 1; attempt <= tries; attempt++) {
+    try {
+      if (!(await input.isVisible())) {
+        await page.keyboard.press(attempt % 2 ? 'F1' : 'Control+Shift+P');
+        await input.waitFor({ state: 'visible', timeout: 3000 });
+      }
+      await input.fill(prefix + label, { timeout: 3000 });
+      if (await row.waitFor({ timeout: 4000 }).then(() => true, () => false)) {
+        await page.keyboard.press('Enter');
+        return attempt;
+      }
+      log(`palette "${label}" attempt ${attempt}: rows =`, await page.locator('.quick-input-list .monaco-list-row').allTextContents());
+      await page.keyboard.press('Escape');
+    } catch (e) {
+      log(`palette attempt ${attempt}: ${e.message.split('\n')[0]}`);
+      await page.keyboard.press('Escape').catch(() => {});
+    }
+  }
+  throw new Error(`command "${label}" never appeared in the palette`);
+}
+const notifications = () => page.locator('.notifications-toasts .notification-list-item-message, .notifications-center .notification-list-item-message').allTextContents();
+
+let ok = false;
+try {
+  await page.goto(url, { waitUntil: 'domcontentloaded' });
+  await page.locator('.monaco-workbench .part.statusbar').waitFor({ timeout: 60000 });
+  log('workbench loaded');
+
+  // --- open lily.prompt via Quick Open
+  for (let attempt = 1; attempt <= 10; attempt++) {
+    await page.keyboard.press('Control+P');
+    await input.waitFor({ state: 'visible', timeout: 5000 }).catch(() => {});
+    await input.fill('lily.prompt');
+    const row = page.locator('.quick-input-list .monaco-list-row', { hasText: 'lily.prompt' }).first();
+    if (await row.waitFor({ timeout: 4000 }).then(() => true, () => false)) { await page.keyboard.press('Enter'); break; }
+    log(`quick open attempt ${attempt}: no row`); await page.keyboard.press('Escape');
+  }
+  const editorLines = page.locator('.part.editor .editor-instance .monaco-editor .view-lines').first();
+  await page.locator('.part.editor .monaco-editor .view-lines', { hasText: 'Once upon a time' }).first().waitFor({ timeout: 15000 });
+  check('lily.prompt opened in editor', true, JSON.stringify(await editorLines.textContent()));
+  const langLabel = await page.locator('.statusbar-item#status\\.editor\\.mode').textContent().catch(() => '?');
+  log('language mode:', langLabel?.trim());
+
+  // status bar item appears once the extension activates (onLanguage:lrp-prompt)
+  const status = page.locator('.part.statusbar .statusbar-item', { hasText: /LRP \S+ · / }).first();
+  const activated = await status.waitFor({ timeout: 30000 }).then(() => true, () => false);
+  check('status bar item after activation', activated, activated ? JSON.stringify((await status.textContent()).trim()) : 'no "LRP" status item');
+
+  // --- Compute Relevance
+  await page.locator('.part.editor .monaco-editor .view-lines').first().click();
+  const attempts = await palette('LRP Lens: Compute Relevance');
+  const tCmd = Date.now();
+  log(`Compute Relevance invoked (palette attempt ${attempts})`);
+  const inner = page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame');
+  const chips = inner.locator('.tokens .token');
+  const shown = await chips.first().waitFor({ timeout: 120000 }).then(() => true, (e) => { log('panel wait:', e.message.split('\n')[0]); return false; });
+  const panelMs = Date.now() - tCmd;
+  check('relevance panel shows token chips', shown, `command → chips visible ${panelMs} ms`);
+  if (!shown) {
+    log('notifications:', await notifications());
+    log('inner app text:', await inner.locator('#app').textContent({ timeout: 2000 }).catch((e) => 'n/a: ' + e.message.split('\n')[0]));
+    await page.screenshot({ path: path.join(ART, 'e2e-fail.png') });
+    throw new Error('panel never showed tokens');
+  }
+  const tokenTexts = await chips.allTextContents();
+  log('tokens:', JSON.stringify(tokenTexts));
+  const joined = tokenTexts.join('').replace('<s>', '').replace(/·/g, '');
+  check('panel lists the prompt tokens', tokenTexts.length >= 10 && /Once upon a time, there was a little g\s?irl named/.test(tokenTexts.join('')), `${tokenTexts.length} chips; joined=${JSON.stringify(joined)}`);
+  const h1 = (await inner.locator('header h1').textContent())?.trim();
+  const subtitle = (await inner.locator('header .subtitle').textContent())?.trim();
+  const preds = (await inner.locator('ol.predictions li').allTextContents()).map((s) => s.trim());
+  log('h1:', JSON.stringify(h1), '| subtitle:', JSON.stringify(subtitle));
+  log('predictions:', JSON.stringify(preds.slice(0, 5)));
+  check('top prediction is " Lily"', /"\s?Lily"/.test(preds[0] ?? '') && /explained/.test(preds[0] ?? ''), JSON.stringify(preds[0]));
+  const seed = Number(/explained score\s+(-?[\d.eE+-]+)/.exec(subtitle ?? '')?.[1]);
+  const chipTitles = await chips.evaluateAll((els) => els.map((e) => e.getAttribute('title')));
+  const chipBgs = await chips.evaluateAll((els) => els.map((e) => getComputedStyle(e).backgroundColor));
+  log('chip titles:', JSON.stringify(chipTitles.slice(-3)), 'bgs:', JSON.stringify(chipBgs.slice(-3)));
+  const nums = chipTitles.map((t) => Number(/(-?\d+\.\d+(?:e[+-]?\d+)?)/i.exec(t ?? '')?.[1])).filter((x) => Number.isFinite(x));
+  check('relevance values non-zero', Number.isFinite(seed) && seed !== 0 && nums.some((x) => x !== 0), `seed=${seed}; token values=${JSON.stringify(nums)}`);
+  // @vscode-elements rendered (shadow DOM styled, i.e. adoptedStyleSheets not blocked)
+  const elInfo = await inner.locator('vscode-button').first().evaluate((b) => ({
+    defined: !!customElements.get('vscode-button'),
+    shadow: !!b.shadowRoot,
+    sheets: b.shadowRoot ? (b.shadowRoot.adoptedStyleSheets?.length ?? 0) + b.shadowRoot.querySelectorAll('style').length : -1,
+    display: getComputedStyle(b).display,
+    bg: getComputedStyle(b.shadowRoot?.querySelector('.root, button, div') ?? b).backgroundColor,
+  })).catch((e) => ({ error: e.message.split('\n')[0] }));
+  log('vscode-button:', JSON.stringify(elInfo));
+  check('@vscode-elements buttons rendered with styles', elInfo.defined && elInfo.shadow && elInfo.sheets > 0, JSON.stringify(elInfo));
+  const tabsInfo = await inner.locator('vscode-tabs').first().evaluate((t) => ({ defined: !!customElements.get('vscode-tabs'), headers: t.querySelectorAll('vscode-tab-header').length, sel: t.getAttribute('selected-index') })).catch((e) => ({ error: e.message }));
+  log('vscode-tabs:', JSON.stringify(tabsInfo));
+
+  // CSP capture: is the init-script hook inside the webview frame? Probe with a deliberate violation.
+  const innerBody = inner.locator('body');
+  const hooked = await innerBody.evaluate(() => !!window.__cspHooked).catch(() => 'n/a');
+  log('CSP hook present in webview inner frame from init script:', hooked);
+  await innerBody.evaluate(() => {
+    if (!window.__cspHooked) {
+      document.addEventListener('securitypolicyviolation', (e) => console.error(`[CSPV] webview directive=${e.violatedDirective} blocked=${e.blockedURI} src=${e.sourceFile}:${e.lineNumber} sample=${e.sample}`));
+      window.__cspHooked = 'late';
+    }
+    const d = document.createElement('div'); d.setAttribute('style', 'color: red'); d.id = 'csp-probe'; document.body.append(d);
+  });
+  await page.waitForTimeout(300);
+  const probeSeen = consoleMsgs.some(([, , t]) => /csp-probe|CSPV|violates the following Content Security Policy/.test(t));
+  log('deliberate CSP probe violation captured by console listener:', probeSeen);
+  await innerBody.evaluate(() => document.getElementById('csp-probe')?.remove());
+  // other tabs render their SVG figures
+  for (const tab of ['Layers', 'Heads', 'Neurons', 'Tokens']) {
+    await inner.locator('vscode-tab-header', { hasText: tab }).first().click();
+    await page.waitForTimeout(200);
+    const n = await inner.locator('vscode-tab-panel:not([hidden]) svg').count().catch(() => -1);
+    const rects = await inner.locator('vscode-tab-panel:not([hidden]) svg rect').count().catch(() => -1);
+    if (tab !== 'Tokens') check(`tab ${tab} shows an SVG figure`, n > 0 && rects > 0, `${n} svg, ${rects} rects`);
+    if (tab === 'Neurons') await page.screenshot({ path: path.join(ART, 'tab-neurons.png') });
+    if (tab === 'Layers') await page.screenshot({ path: path.join(ART, 'tab-layers.png') });
+  }
+
+  // --- editor heatmap + status bar
+  await page.waitForTimeout(500);
+  const deco = await page.locator('.part.editor .monaco-editor').first().evaluate((ed) => {
+    const out = [];
+    for (const d of ed.querySelectorAll('.view-overlays div > div, .view-lines span span')) {
+      const bg = getComputedStyle(d).backgroundColor;
+      if (bg && bg !== 'rgba(0, 0, 0, 0)' && bg !== 'transparent' && /ced-/.test(d.className)) out.push({ cls: d.className, bg, w: d.getBoundingClientRect().width });
+    }
+    return out;
+  });
+  log('decorations:', deco.length, JSON.stringify(deco.slice(0, 4)));
+  check('editor heatmap decorations painted', deco.length >= 5, `${deco.length} coloured decoration boxes`);
+  const statusText = (await status.textContent().catch(() => ''))?.trim() ?? '';
+  check('status bar "LRP stories260k · cpu · N ms"', /LRP stories260k · cpu · \d+ ms/.test(statusText), JSON.stringify(statusText));
+  await page.screenshot({ path: path.join(shotDir, 'panel.png') });
+  log('screenshot ->', path.join(shotDir, 'panel.png'));
+
+  // hover one painted token to see the decoration hover
+  const lastDeco = page.locator('.part.editor .monaco-editor .view-overlays div > div[class*="ced-"]').last();
+  const box = await lastDeco.boundingBox().catch(() => null);
+  if (box) {
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    const hover = page.locator('.monaco-hover-content', { hasText: 'relevance' }).first();
+    const hv = await hover.waitFor({ timeout: 5000 }).then(async () => (await hover.textContent()).trim(), () => '');
+    check('decoration hover "relevance …, rank …"', /relevance .* rank \d+ of \d+/.test(hv), JSON.stringify(hv));
+  } else check('decoration hover', false, 'no decoration box to hover');
+  await page.screenshot({ path: path.join(shotDir, 'editor-heatmap.png') });
+  log('screenshot ->', path.join(shotDir, 'editor-heatmap.png'));
+  await page.mouse.move(5, 500);
+
+  // --- Output channel "LRP Lens"
+  await palette('LRP Lens: Show Log');
+  const outView = page.locator('.part.panel .monaco-editor .view-lines').first();
+  const outOk = await page.locator('.part.panel .monaco-editor .view-lines', { hasText: 'target' }).first().waitFor({ timeout: 10000 }).then(() => true, () => false);
+  const outText = ((await outView.textContent().catch(() => '')) ?? '').replace(/\u00a0/g, ' ');
+  check('Output "LRP Lens" has a run line', outOk && /lily\.prompt: target "\s?Lily"/.test(outText), JSON.stringify(outText.slice(0, 500)));
+
+  // --- Restart Engine
+  await page.locator('.part.editor .monaco-editor .view-lines').first().click();
+  await palette('LRP Lens: Restart Engine');
+  const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'engine restarted' }).first();
+  const rOk = await toast.waitFor({ timeout: 10000 }).then(() => true, () => false);
+  check('Restart Engine notification', rOk, JSON.stringify(await notifications()));
+
+  // --- Explorer context menu "Attribute with LRP" (after restart: a fresh engine process)
+  const exploreRow = page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'lily.prompt' }).first();
+  if (!(await exploreRow.isVisible().catch(() => false))) {
+    await page.keyboard.press('Control+Shift+E');
+  }
+  const rowVisible = await exploreRow.waitFor({ timeout: 8000 }).then(() => true, () => false);
+  if (rowVisible) {
+    await exploreRow.click({ button: 'right' });
+    const item = page.locator('.monaco-menu .action-item .action-label', { hasText: 'Attribute with LRP' }).first();
+    const menuOk = await item.waitFor({ timeout: 5000 }).then(() => true, () => false);
+    const menuItems = await page.locator('.monaco-menu .action-label').allTextContents().catch(() => []);
+    check('explorer context menu has "Attribute with LRP"', menuOk, menuOk ? '' : JSON.stringify(menuItems));
+    if (menuOk) {
+      const t1 = Date.now();
+      await item.click();
+      // the panel re-renders (busy → show); wait for the log line count to grow
+      const logFile = () => {
+        const files = fs.readdirSync(path.join(UD, 'logs'), { recursive: true }).filter((f) => /LRP Lens\.log$/.test(String(f)));
+        return files.length ? fs.readFileSync(path.join(UD, 'logs', String(files[0])), 'utf8') : '';
+      };
+      let runs = 0;
+      for (let i = 0; i < 120; i++) {
+        runs = (logFile().match(/lily\.prompt: target/g) || []).length;
+        if (runs >= 2) break;
+        await page.waitForTimeout(250);
+      }
+      const chips2 = await inner.locator('.tokens .token').count().catch(() => 0);
+      check('"Attribute with LRP" from explorer ran a second attribution', runs >= 2 && chips2 > 0, `${runs} run lines in log, ${chips2} chips, ${Date.now() - t1} ms`);
+    }
+  } else check('explorer row lily.prompt visible', false);
+  // --- panel interactions: foil picker, retarget by clicking a prediction, exports
+  const logText = () => {
+    const files = fs.readdirSync(path.join(UD, 'logs'), { recursive: true }).filter((f) => /LRP Lens\.log$/.test(String(f)));
+    return files.length ? fs.readFileSync(path.join(UD, 'logs', String(files[0])), 'utf8') : '';
+  };
+  const waitLog = async (re, n, ms = 30000) => { const end = Date.now() + ms; while (Date.now() < end) { if ((logText().match(re) || []).length >= n) return true; await page.waitForTimeout(250); } return false; };
+  const runsNow = (logText().match(/lily\.prompt: target/g) || []).length;
+  const sel = inner.locator('header vscode-single-select').first();
+  await sel.click();
+  await page.waitForTimeout(400);
+  await page.screenshot({ path: path.join(ART, 'foil-open.png') });
+  const opt = inner.locator('header vscode-single-select li, header vscode-single-select .option, header vscode-single-select [role="option"]', { hasText: 'foil " S"' }).first();
+  let foilHow = 'ui';
+  if (!(await opt.click({ timeout: 3000 }).then(() => true, () => false))) {
+    foilHow = 'programmatic';
+    await page.keyboard.press('Escape');
+    await sel.evaluate((el) => { el.value = '301'; el.dispatchEvent(new Event('change', { bubbles: true })); });
+  }
+  const foilRan = await waitLog(/lily\.prompt: target/g, runsNow + 1);
+  const h1Foil = await inner.locator('header h1', { hasText: '−' }).first().textContent({ timeout: 10000 }).catch(() => '');
+  check('foil picker re-attributes (logit Lily − logit S)', foilRan && /−/.test(h1Foil), `via ${foilHow}; h1=${JSON.stringify(h1Foil)}`);
+  await page.screenshot({ path: path.join(ART, 'foil.png') });
+  // retarget: click prediction " L"
+  const runs2 = (logText().match(/lily\.prompt: target/g) || []).length;
+  await inner.locator('ol.predictions vscode-button', { hasText: '" L"' }).first().click();
+  const reRan = await waitLog(/lily\.prompt: target " L"/g, 1);
+  const explained = await inner.locator('ol.predictions li', { hasText: '(explained)' }).first().textContent({ timeout: 10000 }).catch(() => '');
+  check('clicking prediction " L" retargets', reRan && /" L"/.test(explained), `${JSON.stringify(explained)}; runs ${runs2}→${(logText().match(/lily\.prompt: target/g) || []).length}`);
+  // exports
+  const outDir = path.join(process.env.WS, 'lrp');
+  for (const [fmt, label] of [['json', 'Export JSON'], ['html', 'Export HTML'], ['png', 'Export PNG']]) {
+    await inner.locator('header vscode-button', { hasText: label }).first().click();
+    const f = path.join(outDir, `lily.relevance.${fmt}`);
+    let okf = false; for (let i = 0; i < 40 && !okf; i++) { okf = fs.existsSync(f) && fs.statSync(f).size > 0; if (!okf) await page.waitForTimeout(250); }
+    check(`${label} writes ${path.relative(process.env.WS, f)}`, okf, okf ? `${fs.statSync(f).size} bytes` : 'missing');
+  }
+  if (fs.existsSync(path.join(outDir, 'lily.relevance.png'))) fs.copyFileSync(path.join(outDir, 'lily.relevance.png'), path.join(ART, 'export.png'));
+  await page.screenshot({ path: path.join(ART, 'final.png') });
+
+  // --- window reload: the panel serializer should restore the panel and recompute
+  await inner.locator('.tokens .token').nth(13).click().catch(() => {});   // selecting a token persists webview state
+  await page.waitForTimeout(500);
+  const runsBefore = (logText().match(/lily\.prompt: target/g) || []).length;
+  await page.reload({ waitUntil: 'domcontentloaded' });
+  await page.locator('.monaco-workbench .part.statusbar').waitFor({ timeout: 60000 });
+  const tab = page.locator('.tabs-container .tab', { hasText: 'Relevance' }).first();
+  const tabBack = await tab.waitFor({ timeout: 20000 }).then(() => true, () => false);
+  const reran = await waitLog(/lily\.prompt: target/g, runsBefore + 1, 20000);
+  const appText = tabBack ? ((await inner.locator('#app').textContent({ timeout: 10000 }).catch((e) => 'n/a ' + e.message.split('\n')[0])) ?? '').trim().slice(0, 120) : 'no tab';
+  const restoredChips = await inner.locator('.tokens .token').count().catch(() => 0);
+  // Token chips in the restored webview can only come from a fresh attribution sent by the serializer's restore.
+  check('panel restored after window reload (serializer recomputes)', tabBack && restoredChips > 0, `tab=${tabBack}, log rerun seen=${reran}, chips=${restoredChips}, app=${JSON.stringify(appText)}`);
+  await page.screenshot({ path: path.join(ART, 'after-reload.png') });
+  // after reload: Compute Relevance again — does it reuse the restored panel or open a second one?
+  await page.locator('.part.editor .monaco-editor .view-lines', { hasText: 'Once upon' }).first().click();
+  await palette('LRP Lens: Compute Relevance');
+  await waitLog(/lily\.prompt: target/g, runsBefore + 1, 30000);
+  await page.waitForTimeout(1500);
+  const relTabs = await page.locator('.tabs-container .tab', { hasText: 'Relevance' }).count();
+  check('Compute Relevance after reload reuses the one panel', relTabs === 1, `${relTabs} "Relevance: lily.prompt" tabs open`);
+  await page.screenshot({ path: path.join(ART, 'after-reload-compute.png') });
+  const notes = await notifications();
+  log('notifications at end:', JSON.stringify(notes));
+  const errs = notes.filter((n) => /error|failed|LRP Lens:.*(cannot|could not)/i.test(n));
+  check('no error notifications', errs.length === 0, JSON.stringify(errs));
+  ok = results.every(([, r]) => r);
+} catch (e) {
+  log('ERROR', e.stack || e.message);
+  await page.screenshot({ path: path.join(ART, 'e2e-error.png') }).catch(() => {});
+} finally {
+  fs.writeFileSync(path.join(ART, 'console.json'), JSON.stringify(consoleMsgs, null, 1));
+  const bad = consoleMsgs.filter(([t, , txt]) => t === 'error' || t === 'pageerror' || /CSPV|Refused|Content Security/i.test(txt));
+  console.log(`\n=== browser console: ${consoleMsgs.length} messages, ${bad.length} errors/CSP ===`);
+  for (const [t, u, txt] of bad) console.log(`${t} [${u.slice(0, 100)}] ${txt.slice(0, 600)}`);
+  await ctx.close();
+  fs.rmSync(profile, { recursive: true, force: true });
+}
+console.log('\n=== summary ===');
+for (const [n, r, d] of results) console.log(`${r ? 'PASS' : 'FAIL'}  ${n}${d ? '  (' + d.slice(0, 300) + ')' : ''}`);
+console.log(ok ? 'E2E PASS' : 'E2E FAIL');
+process.exit(ok ? 0 : 1);
