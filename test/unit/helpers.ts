@@ -188,3 +188,14 @@ export function modelFolder(parent: string, name: string, graph: Graph, config: 
   for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(tokenizerFrom, f), join(dir, f));
   return dir;
 }
+
+/** erf by its Maclaurin series (exact to double precision for |x| < 3; Abramowitz–Stegun 7.1.26 is too coarse). */
+export function erf(x: number): number {
+  let term = x;
+  let total = x;
+  for (let n = 1; n < 80; n++) {
+    term *= (-x * x) / n;
+    total += term / (2 * n + 1);
+  }
+  return (2 / Math.sqrt(Math.PI)) * total;
+}

@@ -16,7 +16,7 @@ import { encodeModel } from '../../src/engine/onnx/io';
 import { canonicalize } from '../../src/engine/relevance/canonicalize';
 import type { RelevanceMode } from '../../src/engine/relevance/patterns';
 import { Session, floatTensor, tensorNumbers } from '../../src/engine/runtime/session';
-import { CompiledModel, budget, cloneGraph, finiteDifferences, relativeError, single } from './helpers';
+import { CompiledModel, budget, cloneGraph, erf, finiteDifferences, relativeError, single } from './helpers';
 import type { Outputs, Seed } from './helpers';
 
 const MS = 'com.microsoft';
@@ -326,15 +326,6 @@ describe('rewrites of onnxruntime normalisation and GELU ops', () => {
       const t1 = 1;
       const ids1 = [0, 1, 2, 3];
       const seed1: Seed = { targets: [ids1.map(() => t1)], weights: [ids1.map(() => 1)] };
-      const erf = (x: number) => {
-        let term = x;
-        let total = x;
-        for (let n = 1; n < 80; n++) {
-          term *= (-x * x) / n;
-          total += term / (2 * n + 1);
-        }
-        return (2 / Math.sqrt(Math.PI)) * total;
-      };
       const geluErf = (x: number) => 0.5 * x * (1 + erf(x / Math.SQRT2));
       const geluTanh = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
       const bias = 0.35;

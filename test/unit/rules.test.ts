@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { GraphBuilder, emptyGraph, valueInfo } from '../../src/engine/onnx/builder';
 import type { Graph } from '../../src/engine/onnx/graph';
 import type { RelevanceMode } from '../../src/engine/relevance/patterns';
-import { CompiledModel, single } from './helpers';
+import { CompiledModel, erf, single } from './helpers';
 import type { Outputs } from './helpers';
 
 const EPS = 1e-6;
@@ -269,16 +269,6 @@ describe('relevance rules, hand-computed', () => {
     const W = [[0.3, -1.2, 0.8, 0.5, -0.4, 1.1, 0.7, -0.9]];
     const t = 1;
     const ids = [0, 1, 2, 3];
-    const erf = (x: number) => {
-      // Abramowitz–Stegun 7.1.26 is too coarse; integrate the series instead (|x| < 3 here).
-      let term = x;
-      let total = x;
-      for (let n = 1; n < 60; n++) {
-        term *= (-x * x) / n;
-        total += term / (2 * n + 1);
-      }
-      return (2 / Math.sqrt(Math.PI)) * total;
-    };
     const cases: { name: string; f: (x: number) => number; df: (x: number) => number; body: (b: GraphBuilder, x: string) => string }[] = [
       {
         name: 'GELU, erf form (Div/Erf/Add/Mul/Mul as torch exports it)',
