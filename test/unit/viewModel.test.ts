@@ -70,6 +70,13 @@ describe('relevance view model', () => {
     assert.ok(markup.includes('it&#39;s'));
   });
 
+  it('the exported report names what it explains: target, foil and position', () => {
+    const result = fixtureResult({ texts: ['<s>', 'Once', ' named'] });
+    assert.match(reportSvg(buildViewModel(result)), /logit &quot; Lily&quot; at position 2/);
+    result.target.foil = { id: 9, text: ' Tom', logit: 1, prob: 0.1 };
+    assert.match(reportSvg(buildViewModel(result)), /logit &quot; Lily&quot; − logit &quot; Tom&quot; at position 2/);
+  });
+
   it('renders 1,000 tokens × 30 layers × 32 heads quickly, within bounded dimensions', () => {
     const result = fixtureResult({ texts: Array.from({ length: 1000 }, (_, i) => ` tok${i}`), layers: 30, heads: 32, neurons: 4096 });
     const render = () => {

@@ -120,7 +120,9 @@ function heatmapFigure(map: Heatmap): Figure {
     rects += `<rect x="${xs[cell.col]}" y="${ys[cell.row]}" ${size} fill="${cell.color}"><title>${title}</title></rect>`;
   }
   parts.push(rects);
-  return { width: ROW_LABEL_WIDTH + cols * cellWidth, height: top + rows * cellHeight, body: parts.join('') };
+  // Column labels are rotated up and to the right: leave room for the last ones (≈ 10 characters at −60°).
+  const labelOverhang = showColLabels ? 36 : 0;
+  return { width: ROW_LABEL_WIDTH + cols * cellWidth + labelOverhang, height: top + rows * cellHeight, body: parts.join('') };
 }
 
 export function heatmapSvg(map: Heatmap, options: SvgOptions = {}): string {
@@ -153,7 +155,7 @@ export function neuronBarsSvg(neurons: NeuronBars, options: SvgOptions = {}): st
 /** Every figure stacked under a heading each: what the PNG export draws. */
 export function reportSvg(vm: RelevanceViewModel, options: SvgOptions = { theme: 'light' }): string {
   const sections: [string, Figure][] = [
-    [vm.title, tokenFigure(vm.tokens)],
+    [`${vm.title}: ${explained(vm)}`, tokenFigure(vm.tokens)],
     ['Relevance (scale ±max |token relevance|)', legendFigure(vm.legend)],
     ['Layer × token (residual stream entering each block)', heatmapFigure(vm.layerTokens)],
     ['Layer × head', heatmapFigure(vm.heads)],
@@ -172,4 +174,10 @@ export function reportSvg(vm: RelevanceViewModel, options: SvgOptions = { theme:
     width = Math.max(width, figure.width);
   }
   return wrapSvg({ width: width + 2 * margin, height: y, body: parts.join('') }, options, 'report');
+}
+
+/** What the figures explain, for exported images that travel without the panel around them. */
+function explained(vm: RelevanceViewModel): string {
+  const { text, foil, position } = vm.target;
+  return `logit ${JSON.stringify(text)}${foil ? ` − logit ${JSON.stringify(foil.text)}` : ''} at position ${position} (${vm.subtitle})`;
 }
