@@ -9,7 +9,7 @@ EXT=$(cd "$HERE/../.." && pwd)
 T=${LRP_LENS_E2E_DIR:-/tmp/lrp-lens-e2e}   # short: unix socket paths must stay < 108 characters
 [ -f "$T/.installed" ] || "$HERE/install.sh" "$T"
 PORT=${PORT:-18080}
-MODEL=${MODEL:-${LRP_LENS_SHARED:-$EXT/../shared}/models/stories260k}
+MODEL=${MODEL:-$(cd "${LRP_LENS_SHARED:-$EXT/../shared}" && pwd)/models/stories260k}
 SHOT_DIR=${SHOT_DIR:-$EXT/media/screenshots}
 S=$T/s
 WS=$T/ws
