@@ -303,6 +303,21 @@ try {
   log('notifications at end:', JSON.stringify(notes));
   const errs = notes.filter((n) => /error|failed|LRP Lens:.*(cannot|could not)/i.test(n));
   check('no error notifications', errs.length === 0, JSON.stringify(errs));
+
+  // --- a bad model path: an error notification that names the problem, not a hang or a stack trace
+  const settingsFile = path.join(process.env.WS, '.vscode', 'settings.json');
+  const goodSettings = fs.readFileSync(settingsFile, 'utf8');
+  fs.writeFileSync(settingsFile, JSON.stringify({ 'lrpLens.model': path.join(process.env.WS, 'no-such-model') }));
+  await page.waitForTimeout(1500);
+  await page.locator('.part.editor .monaco-editor .view-lines', { hasText: 'Once upon' }).first().click();
+  await palette('LRP Lens: Compute Relevance');
+  let badNote = '';
+  for (let i = 0; i < 60 && !badNote; i++) {
+    badNote = (await notifications()).find((n) => /Model folder not found/.test(n)) ?? '';
+    if (!badNote) await page.waitForTimeout(250);
+  }
+  check('a bad model path shows an error notification naming it', /no-such-model/.test(badNote) && !/\n\s+at /.test(badNote), badNote.slice(0, 200));
+  fs.writeFileSync(settingsFile, goodSettings);
   ok = results.every(([, r]) => r);
 } catch (e) {
   log('ERROR', e.stack || e.message);
