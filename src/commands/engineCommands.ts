@@ -32,7 +32,25 @@ export function registerSelectModel(c: Container): vscode.Disposable {
     await vscode.workspace.getConfiguration('lrpLens').update('model', model, target);
     c.status.update(readSettings());
     c.log.info(`model set to ${model}`);
+    await showModelFacts(c, readSettings().model);
   });
+}
+
+/** The facts `lrp-lens inspect` prints, for the model just selected: whether it can be attributed, and why not. */
+async function showModelFacts(c: Container, model: string): Promise<void> {
+  try {
+    const r = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'LRP Lens: inspecting model' }, () =>
+      c.client.request('inspect', { model }),
+    );
+    const facts = `${r.family ?? '?'}, ${r.layers ?? '?'} layers, ${r.heads ?? '?'} heads (${r.kvHeads ?? '?'} KV), hidden ${r.hiddenSize ?? '?'}, ` +
+      `${(r.parameters / 1e6).toFixed(1)}M parameters, ${Object.keys(r.precision).join('/') || '?'}; ${r.exportStyle}` +
+      (Object.keys(r.rewrites).length ? `; rewrites ${Object.entries(r.rewrites).map(([k, v]) => `${k} ×${v}`).join(', ')}` : '');
+    c.log.info(`inspect ${model}: ${facts}`);
+    if (r.attribution.supported) void vscode.window.showInformationMessage(`LRP Lens: ${facts}. Attribution supported.`);
+    else void vscode.window.showWarningMessage(`LRP Lens: this model cannot be attributed: ${r.attribution.reason}`, 'Show Log').then((pick) => pick && c.log.show());
+  } catch (err) {
+    void vscode.window.showErrorMessage(`LRP Lens: ${(err as Error).message}`);
+  }
 }
 
 export function registerClearHeatmap(c: Container): vscode.Disposable {
