@@ -12,9 +12,8 @@ import { LrpLensError } from '../engine/errors';
 import { compileGraph } from '../engine/runtime/compile';
 import { readModel, writeModel, writeModelReferencingSource, writeModelWithExternalData } from '../engine/onnx/io';
 import { resolveModel } from '../engine/runtime/model';
-import { Session, int64Tensor, floatTensor } from '../engine/runtime/session';
-import { causalLmFeeds, inputSpecs } from '../engine/runtime/feeds';
-import { IO } from '../engine/relevance/compiler';
+import { Session } from '../engine/runtime/session';
+import { causalLmFeeds, inputSpecs, seedFeeds } from '../engine/runtime/feeds';
 import type { Graph } from '../engine/onnx/graph';
 import { peakRssMB } from './peakRss';
 
@@ -47,11 +46,8 @@ async function benchRun(o: { onnx: string; kind: 'forward' | 'attribution'; seq:
   const ids = Array.from({ length: o.seq }, (_, i) => 1 + ((i * 7) % 250));
   const feeds = causalLmFeeds(specs, { ids: [ids], mask: [ids.map(() => 1)] });
   if (o.kind === 'attribution') {
-    const tw = ids.map((_, i) => (i === ids.length - 1 ? 1 : 0));
-    feeds[IO.targetIds] = int64Tensor(ids.map(() => -1), [1, o.seq]);
-    feeds[IO.targetWeights] = floatTensor('float32', tw, [1, o.seq]);
-    feeds[IO.foilIds] = int64Tensor(ids.map(() => 0), [1, o.seq]);
-    feeds[IO.foilWeights] = floatTensor('float32', ids.map(() => 0), [1, o.seq]);
+    const last = ids.map((_, i) => (i === ids.length - 1 ? 1 : 0));
+    Object.assign(feeds, seedFeeds('float32', [1, o.seq], { targetIds: ids.map(() => -1), targetWeights: last }));
   }
   const fetches = o.kind === 'forward' ? ['logits'] : undefined;
   await session.run(feeds, fetches);

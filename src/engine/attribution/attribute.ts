@@ -10,9 +10,9 @@ import { LrpLensError } from '../errors';
 import { compileModelFile } from '../runtime/compile';
 import { resolveModel, loadTokenizer, maxPositions } from '../runtime/model';
 import type { ModelFolder, TokenizerLike } from '../runtime/model';
-import { Session, int64Tensor, floatTensor, tensorNumbers } from '../runtime/session';
+import { Session, tensorNumbers } from '../runtime/session';
 import type { Device } from '../runtime/session';
-import { causalLmFeeds, padBatch } from '../runtime/feeds';
+import { causalLmFeeds, padBatch, seedFeeds } from '../runtime/feeds';
 import type { InputSpec } from '../onnx/graph';
 import { ABSORBED_KINDS, IO } from '../relevance/compiler';
 import type { CompiledInfo } from '../relevance/compiler';
@@ -166,11 +166,7 @@ export class AttributionEngine {
         fW[b * S + pos] = 1;
       }
     });
-    const dt = this.info.dtype;
-    feeds[IO.targetIds] = int64Tensor(tIds, [B, S]);
-    feeds[IO.targetWeights] = floatTensor(dt, tW, [B, S]);
-    feeds[IO.foilIds] = int64Tensor(fIds, [B, S]);
-    feeds[IO.foilWeights] = floatTensor(dt, fW, [B, S]);
+    Object.assign(feeds, seedFeeds(this.info.dtype, [B, S], { targetIds: tIds, targetWeights: tW, foilIds: fIds, foilWeights: fW }));
     const out = await this.session.run(feeds);
     const get = (name: string) => (out[name] ? tensorNumbers(out[name]) : undefined);
     const logits = get('logits')!;
@@ -200,8 +196,7 @@ export class AttributionEngine {
     });
   }
 
-  private targetInfo(row: Row, logits: number[]): TargetInfo {
-    const probs = softmax(logits);
+  private targetInfo(row: Row, logits: number[], probs = softmax(logits)): TargetInfo {
     const id = row.targetId >= 0 ? row.targetId : argmax(logits);
     const after = row.ids[row.position];
     const t: TargetInfo = { id, text: this.decode(id, after), position: row.position, logit: logits[id], prob: probs[id] };
@@ -209,13 +204,13 @@ export class AttributionEngine {
     return t;
   }
 
-  private predictions(logits: number[], after: number): Prediction[] {
-    const probs = softmax(logits);
+  private predictions(probs: number[], after: number): Prediction[] {
     return [...probs.keys()].sort((a, b) => probs[b] - probs[a]).slice(0, 10).map((id) => ({ id, text: this.decode(id, after), prob: probs[id] }));
   }
 
   private assemble(p: ReturnType<AttributionEngine['plan']>, rs: RowResult[], runMs: number): AttributionResult {
-    const first = rs[0];
+    const { logits, ...relevance } = rs[0];
+    const probs = softmax(logits);
     const row = p.rows[0];
     const result: AttributionResult = {
       schema: 'lrp-lens/attribution@1',
@@ -223,9 +218,9 @@ export class AttributionEngine {
       rule: this.rule,
       prompt: p.prompt,
       tokens: tokenOffsets(this.tokenizer, p.promptIds, p.prompt),
-      target: this.targetInfo(row, first.logits),
-      relevance: { tokens: first.tokens, layers: first.layers, heads: first.heads, neurons: first.neurons, seed: first.seed, absorbed: first.absorbed },
-      predictions: this.predictions(first.logits, row.ids[row.position]),
+      target: this.targetInfo(row, logits, probs),
+      relevance,
+      predictions: this.predictions(probs, row.ids[row.position]),
       timing: { loadMs: this.timing.loadMs, compileMs: this.timing.compileMs, runMs, compiledFromCache: this.timing.compiledFromCache },
       warnings: [...this.info.warnings, ...this.session.warnings],
     };

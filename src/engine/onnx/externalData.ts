@@ -61,9 +61,29 @@ export function linkDataFile(fromDir: string, toDir: string, location: string): 
   if (!existsSync(src)) throw new LrpLensError('model-not-found', `External data file ${src} is missing. Download it beside the .onnx file.`);
   if (existsSync(dst)) return;
   mkdirSync(dirname(dst), { recursive: true });
+  linkOrCopy(src, dst);
+}
+
+/** A hard link (onnxruntime refuses symbolic links that leave the model folder), or a copy across file systems. */
+export function linkOrCopy(src: string, dst: string): void {
   try {
     linkSync(src, dst);
   } catch {
     copyFileSync(src, dst);
   }
+}
+
+/** A copy of `t` whose bytes live in `location` at `offset` (relative to the model file's folder). */
+export function externalTensor(t: onnx.ITensorProto, location: string, offset: number, length: number): onnx.TensorProto {
+  return onnx.TensorProto.create({
+    ...t,
+    rawData: new Uint8Array(0),
+    dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+    externalData: [{ key: 'location', value: location }, { key: 'offset', value: String(offset) }, { key: 'length', value: String(length) }],
+  });
+}
+
+/** A copy of an external tensor with its bytes read in (small constants only). */
+export function embeddedTensor(t: onnx.ITensorProto, baseDir: string): onnx.TensorProto {
+  return onnx.TensorProto.create({ ...t, dataLocation: onnx.TensorProto.DataLocation.DEFAULT, externalData: [], rawData: readExternalBytes(t, baseDir) });
 }

@@ -6,7 +6,7 @@ import { onnx } from 'onnx-proto';
 import { LrpLensError } from '../errors';
 import { dtypeOf, num, tensorValues } from './tensor';
 import type { DType } from './tensor';
-import { isExternal, readExternalBytes } from './externalData';
+import { embeddedTensor, isExternal } from './externalData';
 
 export interface OnnxNode {
   name: string;
@@ -171,7 +171,7 @@ export class Graph {
     const init = this.initializers.get(tensor);
     if (init && isExternal(init)) {
       if (!this.source) return undefined;
-      return tensorValues({ ...init, dataLocation: 0, externalData: [], rawData: readExternalBytes(init, this.source.dir) });
+      return tensorValues(embeddedTensor(init, this.source.dir));
     }
     if (init) return tensorValues(init);
     const p = this.producer(tensor);

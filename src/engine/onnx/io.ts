@@ -1,7 +1,7 @@
 /** Reading and writing ONNX files through the onnx-proto schema package (protobufjs). */
-import { closeSync, copyFileSync, existsSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { externalFiles, linkDataFile } from './externalData';
+import { externalFiles, externalTensor, linkDataFile, linkOrCopy } from './externalData';
 import { onnx } from 'onnx-proto';
 import { LrpLensError } from '../errors';
 import { Graph } from './graph';
@@ -56,12 +56,7 @@ export function writeModelReferencingSource(graph: Graph, dir: string, name: str
       const raw = t.rawData;
       if (!referenceSource || !raw || raw.length < 1024 || raw.buffer !== src.bytes.buffer) continue;
       const offset = raw.byteOffset - src.bytes.byteOffset;
-      graph.initializers.set(key, onnx.TensorProto.create({
-        ...t,
-        rawData: new Uint8Array(0),
-        dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
-        externalData: [{ key: 'location', value: SOURCE_LINK }, { key: 'offset', value: String(offset) }, { key: 'length', value: String(raw.length) }],
-      }));
+      graph.initializers.set(key, externalTensor(t, SOURCE_LINK, offset, raw.length));
       referenced = true;
     }
     if (referenced) linkFile(src.path, join(dir, SOURCE_LINK));
@@ -75,11 +70,7 @@ const SOURCE_LINK = 'source.onnx';
 
 function linkFile(src: string, dst: string): void {
   if (existsSync(dst)) unlinkSync(dst);
-  try {
-    linkSync(src, dst);
-  } catch {
-    copyFileSync(src, dst);
-  }
+  linkOrCopy(src, dst);
 }
 
 /** Writes `graph` with initializers of at least `threshold` bytes in `dir/<dataFile>` (as exporters do past 2 GB). */
@@ -93,12 +84,7 @@ export function writeModelWithExternalData(graph: Graph, path: string, dataFile 
       const raw = t.rawData;
       if (!raw || raw.length < threshold) continue;
       writeSync(fd, raw, 0, raw.length, offset);
-      copy.initializers.set(key, onnx.TensorProto.create({
-        ...t,
-        rawData: new Uint8Array(0),
-        dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
-        externalData: [{ key: 'location', value: dataFile }, { key: 'offset', value: String(offset) }, { key: 'length', value: String(raw.length) }],
-      }));
+      copy.initializers.set(key, externalTensor(t, dataFile, offset, raw.length));
       offset += raw.length;
     }
   } finally {

@@ -5,6 +5,7 @@
 import { LrpLensError } from '../errors';
 import type { DType } from '../onnx/tensor';
 import type { InputSpec } from '../onnx/graph';
+import { IO } from '../relevance/compiler';
 import { int64Tensor, floatTensor } from './session';
 import type { Feeds } from './session';
 import * as ort from 'onnxruntime-node';
@@ -85,4 +86,23 @@ function emptyPast(spec: InputSpec, batch: number, batchDim: number | string | u
   if (spec.dtype === 'float64') return new ort.Tensor('float64', new Float64Array(0), dims);
   if (spec.dtype === 'float16') return new ort.Tensor('float16', new Uint16Array(0), dims);
   throw new LrpLensError('unsupported-graph', `Unsupported past type ${spec.dtype} for ${spec.name}.`);
+}
+
+/** The seed rows of a relevance graph, flattened [batch × sequence]: targets (−1: top-1), foils, their weights. */
+export interface SeedValues {
+  targetIds: number[];
+  targetWeights: number[];
+  foilIds?: number[];
+  foilWeights?: number[];
+}
+
+/** Feeds for the relevance graph's seed inputs (see IO in relevance/compiler.ts); foils default to none. */
+export function seedFeeds(dtype: 'float32' | 'float64', dims: [number, number], seed: SeedValues): Feeds {
+  const zeros = seed.targetIds.map(() => 0);
+  return {
+    [IO.targetIds]: int64Tensor(seed.targetIds, dims),
+    [IO.targetWeights]: floatTensor(dtype, seed.targetWeights, dims),
+    [IO.foilIds]: int64Tensor(seed.foilIds ?? zeros, dims),
+    [IO.foilWeights]: floatTensor(dtype, seed.foilWeights ?? zeros, dims),
+  };
 }

@@ -11,7 +11,7 @@ import { LrpLensError } from '../errors';
 import type { DType } from '../onnx/tensor';
 import { dtypeOf, tensorSize } from '../onnx/tensor';
 import { GraphBuilder, makeAttribute } from '../onnx/builder';
-import { isExternal, readExternalBytes } from '../onnx/externalData';
+import { embeddedTensor, isExternal } from '../onnx/externalData';
 import { Session } from './session';
 import { causalLmFeeds, inputSpecs, leftPad } from './feeds';
 
@@ -111,7 +111,7 @@ function withoutWeightBytes(g: Graph, staticShapes: ShapeTable): Graph {
     const float = FLOAT.includes(t.dataType ?? 0);
     if (isExternal(t) && !float) {
       // Small integer constants stored externally: the probe model is built from bytes, so embed them.
-      g.initializers.set(name, onnx.TensorProto.create({ ...t, dataLocation: 0, externalData: [], rawData: readExternalBytes(t, g.source!.dir) }));
+      g.initializers.set(name, embeddedTensor(t, g.source!.dir));
       continue;
     }
     if ((tensorSize(t) < 4096 && !isExternal(t)) || !float) continue;
