@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { makeTensor, tensorDims, tensorFloats } from '../../src/engine/onnx/tensor';
 import type { FloatDType } from '../../src/engine/onnx/tensor';
 import { compileGraph } from '../../src/engine/runtime/compile';
-import { causalLmFeeds, inputSpecs, leftPad } from '../../src/engine/runtime/feeds';
+import { causalLmFeeds, inputSpecs, leftPad, seedFeeds } from '../../src/engine/runtime/feeds';
 import type { TokenBatch } from '../../src/engine/runtime/feeds';
-import { Session, floatTensor, int64Tensor, tensorNumbers } from '../../src/engine/runtime/session';
+import { Session, tensorNumbers } from '../../src/engine/runtime/session';
 import type { HostTensor } from '../../src/engine/runtime/session';
 import { findEmbeddings } from '../../src/engine/relevance/patterns';
 import type { RelevanceMode } from '../../src/engine/relevance/patterns';
@@ -81,12 +81,8 @@ export class CompiledModel {
     const dtype = this.info.dtype;
     const b = batch.ids.length;
     const s = batch.ids[0].length;
-    const zeros = batch.ids.map((r) => r.map(() => 0));
     const feeds = causalLmFeeds(inputSpecs(this.graph.inputs), batch);
-    feeds.lrp_target_ids = int64Tensor(seed.targets.flat(), [b, s]);
-    feeds.lrp_target_weights = floatTensor(dtype, seed.weights.flat(), [b, s]);
-    feeds.lrp_foil_ids = int64Tensor((seed.foils ?? zeros).flat(), [b, s]);
-    feeds.lrp_foil_weights = floatTensor(dtype, (seed.foilWeights ?? zeros).flat(), [b, s]);
+    Object.assign(feeds, seedFeeds(dtype, [b, s], { targetIds: seed.targets.flat(), targetWeights: seed.weights.flat(), foilIds: seed.foils?.flat(), foilWeights: seed.foilWeights?.flat() }));
     const out = await this.session.run(feeds);
     return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, values(v)]));
   }
