@@ -3,7 +3,6 @@
  * Handles one request at a time in arrival order and keeps the last AttributionEngine warm.
  */
 import { AttributionEngine } from '../engine/attribution/attribute';
-import type { AttributeRequest } from '../engine/attribution/attribute';
 import type { AttributionResult } from '../engine/attribution/result';
 import { LrpLensError } from '../engine/errors';
 import { inspectModel } from '../engine/runtime/inspect';
@@ -56,26 +55,10 @@ class WarmEngine {
 
 const warm = new WarmEngine();
 
-/** Tokens the engine will run: the prompt (or ids) plus all but the last continuation token. */
-function countTokens(engine: AttributionEngine, req: AttributeRequest): number {
-  const promptTokens = req.ids?.length ?? engine.encode(req.prompt ?? '').length;
-  if (!req.continuation) return promptTokens;
-  return promptTokens + engine.tokenizer.encode(req.continuation, { add_special_tokens: false }).length - 1;
-}
-
-function checkMaxTokens(engine: AttributionEngine, params: AttributeParams): void {
-  if (params.maxTokens === undefined) return;
-  const n = countTokens(engine, params.request);
-  if (n > params.maxTokens) {
-    throw new LrpLensError('prompt-too-long', `The input has ${n} tokens, more than the limit of ${params.maxTokens} (setting lrpLens.maxTokens). Shorten the prompt or raise the setting.`);
-  }
-}
-
 async function attribute(params: AttributeParams, progress: Progress): Promise<AttributionResult> {
   const engine = await warm.get(params, progress);
-  checkMaxTokens(engine, params);
   progress('running', 0.5);
-  const result = await engine.attribute(params.request);
+  const result = await engine.attribute(params.request, { maxTokens: params.maxTokens });
   progress('done', 1);
   log(`attributed ${result.tokens.length} tokens with ${engine.model.ref} on ${engine.device}: run ${result.timing.runMs.toFixed(0)} ms`);
   return result;

@@ -42,6 +42,11 @@ export interface AttributeRequest {
   continuation?: string;
 }
 
+export interface AttributeLimits {
+  /** Refuse inputs (prompt plus continuation) longer than this many tokens, below the model's context. */
+  maxTokens?: number;
+}
+
 interface Row {
   ids: number[];
   position: number;
@@ -94,7 +99,10 @@ export class AttributionEngine {
     return both.startsWith(prefix) ? both.slice(prefix.length) : this.tokenizer.decode([id], { skip_special_tokens: false });
   }
 
-  private checkLength(n: number): void {
+  private checkLength(n: number, limit?: number): void {
+    if (limit !== undefined && n > limit) {
+      throw new LrpLensError('prompt-too-long', `The input has ${n} tokens, more than the limit of ${limit} (maxTokens; lrpLens.maxTokens in the extension). Shorten the prompt or raise the setting.`);
+    }
     const max = maxPositions(this.model.config);
     if (max !== undefined && n > max) {
       throw new LrpLensError('prompt-too-long', `The input has ${n} tokens but the model's context is ${max}. Shorten the prompt or the continuation.`);
@@ -102,12 +110,12 @@ export class AttributionEngine {
   }
 
   /** Attributes one request; several requests at once share one batched run (left-padded). */
-  async attribute(req: AttributeRequest): Promise<AttributionResult> {
-    return (await this.attributeBatch([req]))[0];
+  async attribute(req: AttributeRequest, limits: AttributeLimits = {}): Promise<AttributionResult> {
+    return (await this.attributeBatch([req], limits))[0];
   }
 
-  async attributeBatch(reqs: AttributeRequest[]): Promise<AttributionResult[]> {
-    const plans = reqs.map((r) => this.plan(r));
+  async attributeBatch(reqs: AttributeRequest[], limits: AttributeLimits = {}): Promise<AttributionResult[]> {
+    const plans = reqs.map((r) => this.plan(r, limits.maxTokens));
     const rows = plans.flatMap((p) => p.rows);
     const t0 = performance.now();
     const results = await this.runRows(rows);
@@ -120,7 +128,7 @@ export class AttributionEngine {
     });
   }
 
-  private plan(req: AttributeRequest) {
+  private plan(req: AttributeRequest, maxTokens?: number) {
     if (req.prompt === undefined && !req.ids) throw new LrpLensError('bad-argument', 'Give a prompt, a file or token ids to attribute.');
     if (req.prompt !== undefined && !req.ids && req.prompt.length === 0) throw new LrpLensError('bad-argument', 'The prompt is empty; give at least one token of text.');
     const V = this.info.vocabSize;
@@ -130,11 +138,11 @@ export class AttributionEngine {
     if (req.continuation) {
       const cont = this.continuationIds(prompt, ids, req.continuation);
       const input = [...ids, ...cont.slice(0, -1)];
-      this.checkLength(input.length);
+      this.checkLength(input.length, maxTokens);
       const rows = cont.map((id, k) => ({ ids: input, position: ids.length - 1 + k, targetId: id, foilId }));
       return { prompt: prompt + req.continuation, promptIds: input, rows, continuation: true };
     }
-    this.checkLength(ids.length);
+    this.checkLength(ids.length, maxTokens);
     const targetId = req.targetId !== undefined ? checkTokenId(req.targetId, V, 'Target') : req.target !== undefined ? resolveTargetToken(this.tokenizer, prompt, req.target, V) : -1;
     return { prompt, promptIds: ids, rows: [{ ids, position: ids.length - 1, targetId, foilId }], continuation: false };
   }
