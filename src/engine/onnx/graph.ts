@@ -17,11 +17,6 @@ export interface OnnxNode {
   attributes: onnx.IAttributeProto[];
 }
 
-export interface ValueInfo {
-  name: string;
-  proto: onnx.IValueInfoProto;
-}
-
 export interface InputSpec {
   name: string;
   dtype: DType;

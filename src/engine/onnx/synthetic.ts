@@ -51,22 +51,6 @@ export function gpt2Small124M(seed = 0): SyntheticConfig {
   return { layers: 12, hidden: 768, heads: 12, ffn: 3072, vocab: 50257, maxPositions: 1024, dtype: 'float32', seed, tiedEmbeddings: true, initStd: 0.02 };
 }
 
-/** Parameter count of the model a builder makes from `cfg` (tied embeddings counted once). */
-export function parameterCount(kind: 'gpt2' | 'opt' | 'llama', cfg: SyntheticConfig): number {
-  const h = cfg.hidden;
-  const d = h / cfg.heads;
-  const kv = (cfg.kvHeads ?? cfg.heads) * d;
-  const tied = cfg.tiedEmbeddings ?? kind !== 'llama';
-  const head = tied ? 0 : h * cfg.vocab;
-  if (kind === 'llama') {
-    const block = h * h * 2 + h * kv * 2 + 3 * h * cfg.ffn + 2 * h;
-    return cfg.vocab * h + cfg.layers * block + h + head;
-  }
-  const block = 4 * h * h + 4 * h + 2 * h * cfg.ffn + cfg.ffn + h + 4 * h;
-  const positions = (cfg.maxPositions + (kind === 'opt' ? 2 : 0)) * h;
-  return cfg.vocab * h + positions + cfg.layers * block + 2 * h + head;
-}
-
 /** xorshift32: cheap and seeded (fills GPT-2 small's 124M weights in well under a second). */
 class Rng {
   private state: number;
@@ -437,12 +421,3 @@ function int64Max(b: GraphBuilder): string {
   b.graph.initializers.set(name, makeRawTensor(name, 'int64', [1], new Uint8Array(BigInt64Array.of(INT64_MAX).buffer)));
   return name;
 }
-
-/** The builder for a model family by name (CLI and benchmarks). */
-export const SYNTHETIC_BUILDERS = {
-  gpt2: buildGpt2Like,
-  opt: buildOptLike,
-  llama: buildLlamaLike,
-} as const;
-
-export type SyntheticKind = keyof typeof SYNTHETIC_BUILDERS;
