@@ -106,6 +106,8 @@ export class GraphBuilder {
   Reshape(a: string, shape: string): string { return this.op('Reshape', [a, shape]); }
   Transpose(a: string, perm: number[]): string { return this.op('Transpose', [a], { perm }); }
   ReduceSum(a: string, axes: number[], keepdims: boolean): string {
+    // Axes became an input at opset 13.
+    if (this.graph.opset < 13) return this.op('ReduceSum', [a], { axes, keepdims: keepdims ? 1 : 0 });
     return this.op('ReduceSum', [a, this.ints(axes)], { keepdims: keepdims ? 1 : 0 });
   }
   Cast(a: string, to: DType): string { return this.op('Cast', [a], { to: dtypeCode(to) }); }

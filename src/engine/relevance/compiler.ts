@@ -37,7 +37,14 @@ export interface CompileOptions {
   mode?: RelevanceMode;
   /** Emit per-weight relevance (summed over batch and tokens) for these initializers, or all linear weights. */
   weightRelevance?: boolean | string[];
+  /**
+   * How per-token weight relevance is summed: `signed` Σ_t R_t (the paper's sum), or `absolute` Σ_t |R_t|,
+   * which is |W| ⊙ |X|ᵀ|G| (one GEMM, like the signed sum).
+   */
+  weightAggregation?: WeightAggregation;
 }
+
+export type WeightAggregation = 'signed' | 'absolute';
 
 export interface CompiledInfo {
   mode: RelevanceMode;
@@ -80,6 +87,7 @@ class Backward implements RuleContext {
     readonly dtype: FloatDType,
     private readonly origins: Map<string, WeightOrigin>,
     private readonly wantWeights: (initializer: string) => boolean,
+    private readonly weightAggregation: WeightAggregation = 'signed',
   ) {
     this.b = new GraphBuilder(graph, 'lrp');
   }
@@ -203,7 +211,9 @@ class Backward implements RuleContext {
     const [k, n] = this.staticDims(w);
     const x2 = this.b.Reshape(node.inputs[0], this.b.ints([-1, k ?? 0]));
     const g2 = this.b.Reshape(g, this.b.ints([-1, n ?? 0]));
-    let r = this.b.Mul(this.b.op('Gemm', [x2, g2], { transA: 1 }), w);
+    const abs = this.weightAggregation === 'absolute';
+    const magnitude = (t: string) => (abs ? this.b.op('Abs', [t]) : t);
+    let r = this.b.Mul(this.b.op('Gemm', [magnitude(x2), magnitude(g2)], { transA: 1 }), magnitude(w));
     if (origin.transposed) r = this.b.Transpose(r, [1, 0]);
     const list = this.weightParts.get(origin.initializer) ?? [];
     list.push(r);
@@ -258,7 +268,7 @@ export function compileRelevance(
   const forward = [...graph.nodes];
   const want = options.weightRelevance;
   const wantWeights = (init: string) => (Array.isArray(want) ? want.includes(init) : !!want);
-  const ctx = new Backward(graph, shapes, patterns, mode, dtype, origins, wantWeights);
+  const ctx = new Backward(graph, shapes, patterns, mode, dtype, origins, wantWeights, options.weightAggregation);
   const b = ctx.b;
   const warnings: string[] = [];
 

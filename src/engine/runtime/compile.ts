@@ -67,7 +67,7 @@ export function modelFingerprint(path: string): string {
 
 function optionsKey(options: CompileOptions): string {
   const w = options.weightRelevance;
-  return JSON.stringify({ v: COMPILER_VERSION, mode: options.mode ?? 'attnlrp', w: Array.isArray(w) ? [...w].sort() : !!w });
+  return JSON.stringify({ v: COMPILER_VERSION, mode: options.mode ?? 'attnlrp', w: Array.isArray(w) ? [...w].sort() : !!w, agg: options.weightAggregation ?? 'signed' });
 }
 
 /**

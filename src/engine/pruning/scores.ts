@@ -1,0 +1,212 @@
+/**
+ * Scores for pruning, one interface for every method. Collection produces additive statistics (sums over
+ * samples, so shards of a reference set merge by addition); `scoresFromStatistics` turns them into one score
+ * per weight element, higher = more important.
+ *
+ * - lrp: weight relevance R_W = W ⊙ Σ_t x_t (R/z)_t, the relevance pass seeded at the logit of the actual
+ *   next token at every position of each reference sample (weight 1 each; the last position has no next token).
+ *   How per-token relevance is aggregated is `LrpAggregation`.
+ * - gradient: |W ⊙ ∂(Σ_t logit_t)/∂W| with the same seed (the gradient×input pass, summed, then |·|).
+ * - wanda: |W| · ‖X_j‖₂, the input channel's activation norm over every reference token.
+ * - magnitude: |W|.  random: uniform, seeded.
+ */
+import { compileModelFile } from '../runtime/compile';
+import { Session } from '../runtime/session';
+import type { Device } from '../runtime/session';
+import { causalLmFeeds, padBatch, seedFeeds } from '../runtime/feeds';
+import type { WeightAggregation } from '../relevance/compiler';
+import type { RelevanceMode } from '../relevance/patterns';
+import { ForwardModel } from '../eval/forward';
+import { throwIfCancelled } from '../eval/cancel';
+import type { Progress } from '../eval/cancel';
+import { LrpLensError } from '../errors';
+import type { PrunableWeight, Scores } from './types';
+import { inputUnits } from './types';
+
+export const SCORE_METHODS = ['lrp', 'wanda', 'magnitude', 'gradient', 'random'] as const;
+export type ScoreMethod = (typeof SCORE_METHODS)[number];
+
+/**
+ * How lrp sums per-token weight relevance: `signed` Σ (the paper's mean), `abs-total` |Σ| over all tokens and
+ * samples, `abs-tokens` Σ|·| over tokens, `abs-samples` Σ over samples of |Σ over the sample's tokens|.
+ */
+export const LRP_AGGREGATIONS = ['signed', 'abs-total', 'abs-tokens', 'abs-samples'] as const;
+export type LrpAggregation = (typeof LRP_AGGREGATIONS)[number];
+export const DEFAULT_AGGREGATION: LrpAggregation = 'abs-tokens';
+
+/** Additive statistics of one method over a set of samples. */
+export interface ScoreStatistics {
+  method: ScoreMethod;
+  aggregation?: LrpAggregation;
+  samples: number;
+  tokens: number;
+  /** Per weight: relevance sums (lrp, gradient; element-aligned) or Σ x² per input channel (wanda). */
+  sums: Map<string, Float32Array>;
+}
+
+export interface CollectOptions extends Progress {
+  aggregation?: LrpAggregation;
+  batchSize?: number;
+  device?: Device;
+  /** Use the relevance-graph cache (default true). */
+  cache?: boolean;
+}
+
+export function checkMethod(method: string): ScoreMethod {
+  if (!(SCORE_METHODS as readonly string[]).includes(method)) throw new LrpLensError('bad-argument', `Unknown pruning method '${method}'. Use one of ${SCORE_METHODS.join(', ')}.`);
+  return method as ScoreMethod;
+}
+
+export function checkAggregation(agg: string): LrpAggregation {
+  if (!(LRP_AGGREGATIONS as readonly string[]).includes(agg)) throw new LrpLensError('bad-argument', `Unknown aggregation '${agg}'. Use one of ${LRP_AGGREGATIONS.join(', ')}.`);
+  return agg as LrpAggregation;
+}
+
+/** Collects a method's statistics over token samples (data-free methods return empty sums). */
+export async function collectStatistics(onnxPath: string, weights: PrunableWeight[], method: ScoreMethod, samples: number[][], opts: CollectOptions = {}): Promise<ScoreStatistics> {
+  const tokens = samples.reduce((n, s) => n + s.length, 0);
+  const base = { method, samples: samples.length, tokens };
+  if (method === 'magnitude' || method === 'random') return { ...base, samples: 0, tokens: 0, sums: new Map() };
+  if (samples.length === 0) throw new LrpLensError('bad-argument', 'The reference set is empty; give at least one sample.');
+  if (method === 'wanda') return { ...base, sums: await collectActivationNorms(onnxPath, weights, samples, opts) };
+  const aggregation = method === 'lrp' ? (opts.aggregation ?? DEFAULT_AGGREGATION) : 'abs-total';
+  const sums = await collectWeightRelevance(onnxPath, weights, samples, method === 'lrp' ? 'attnlrp' : 'gradxinput', aggregation, opts);
+  return { ...base, aggregation: method === 'lrp' ? aggregation : undefined, sums };
+}
+
+function batches<T>(xs: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += size) out.push(xs.slice(i, i + size));
+  return out;
+}
+
+function addInto(acc: Map<string, Float32Array>, name: string, values: Float32Array, absolute: boolean): void {
+  let sum = acc.get(name);
+  if (!sum) acc.set(name, (sum = new Float32Array(values.length)));
+  if (absolute) for (let i = 0; i < values.length; i++) sum[i] += Math.abs(values[i]);
+  else for (let i = 0; i < values.length; i++) sum[i] += values[i];
+}
+
+async function collectWeightRelevance(
+  onnxPath: string,
+  weights: PrunableWeight[],
+  samples: number[][],
+  mode: RelevanceMode,
+  aggregation: LrpAggregation,
+  opts: CollectOptions,
+): Promise<Map<string, Float32Array>> {
+  const inGraph: WeightAggregation = aggregation === 'abs-tokens' ? 'absolute' : 'signed';
+  const compiled = await compileModelFile(onnxPath, { mode, weightRelevance: weights.map((w) => w.name), weightAggregation: inGraph }, opts.cache ?? true);
+  const session = await Session.create(compiled.path, { device: opts.device });
+  const perSample = aggregation === 'abs-samples';
+  const groups = batches(samples, perSample ? 1 : (opts.batchSize ?? 4));
+  const sums = new Map<string, Float32Array>();
+  try {
+    for (const [k, group] of groups.entries()) {
+      throwIfCancelled(opts.signal);
+      const out = await session.run(relevanceFeeds(compiled.info, group));
+      for (const w of weights) addInto(sums, w.name, out[compiled.info.weightOutputs[w.name]].data as Float32Array, perSample);
+      opts.onProgress?.(k + 1, groups.length);
+    }
+  } finally {
+    await session.release();
+  }
+  return sums;
+}
+
+/** Feeds seeding the logit of the actual next token at every position of each sample. */
+function relevanceFeeds(info: Awaited<ReturnType<typeof compileModelFile>>['info'], group: number[][]) {
+  const batch = padBatch(group, 0, info.padding);
+  const B = group.length;
+  const S = batch.ids[0].length;
+  const targetIds = new Array<number>(B * S).fill(0);
+  const targetWeights = new Array<number>(B * S).fill(0);
+  group.forEach((ids, b) => {
+    const start = info.padding === 'left' ? S - ids.length : 0;
+    for (let t = 0; t + 1 < ids.length; t++) {
+      targetIds[b * S + start + t] = ids[t + 1];
+      targetWeights[b * S + start + t] = 1;
+    }
+  });
+  return { ...causalLmFeeds(info.inputs, batch), ...seedFeeds(info.dtype, [B, S], { targetIds, targetWeights }) };
+}
+
+async function collectActivationNorms(onnxPath: string, weights: PrunableWeight[], samples: number[][], opts: CollectOptions): Promise<Map<string, Float32Array>> {
+  const model = await ForwardModel.load(onnxPath, { statistics: weights, device: opts.device });
+  const groups = batches(samples, opts.batchSize ?? 4);
+  const sums = new Map<string, Float32Array>();
+  try {
+    for (const [k, group] of groups.entries()) {
+      throwIfCancelled(opts.signal);
+      const run = await model.run(group);
+      for (const w of weights) addInto(sums, w.name, run.sumSquares(w.name), false);
+      opts.onProgress?.(k + 1, groups.length);
+    }
+  } finally {
+    await model.release();
+  }
+  return sums;
+}
+
+/** Sums statistics of shards of one reference set (same method, aggregation and weights). */
+export function mergeStatistics(parts: ScoreStatistics[]): ScoreStatistics {
+  if (parts.length === 0) throw new LrpLensError('bad-argument', 'Nothing to merge: give at least one statistics file.');
+  const [first] = parts;
+  const sums = new Map<string, Float32Array>();
+  for (const p of parts) {
+    if (p.method !== first.method || p.aggregation !== first.aggregation) {
+      throw new LrpLensError('bad-argument', `Cannot merge ${p.method}/${p.aggregation ?? '-'} statistics with ${first.method}/${first.aggregation ?? '-'}: shards must use one method and aggregation.`);
+    }
+    for (const [name, v] of p.sums) addInto(sums, name, v, false);
+  }
+  return { ...first, samples: parts.reduce((n, p) => n + p.samples, 0), tokens: parts.reduce((n, p) => n + p.tokens, 0), sums };
+}
+
+/** Seeded uniform numbers in [0, 1) (mulberry32). */
+export function seededUniform(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** One score per element from statistics and the weights' values. */
+export function scoresFromStatistics(stats: ScoreStatistics, weights: PrunableWeight[], values: (name: string) => Float32Array, seed = 0): Scores {
+  const scores: Scores = new Map();
+  const random = seededUniform(seed);
+  for (const w of weights) {
+    const W = values(w.name);
+    const s = new Float32Array(W.length);
+    const sums = stats.sums.get(w.name);
+    if (stats.method !== 'magnitude' && stats.method !== 'random' && !sums) throw new LrpLensError('bad-argument', `The ${stats.method} statistics have nothing for weight '${w.name}'.`);
+    switch (stats.method) {
+      case 'magnitude': for (let i = 0; i < W.length; i++) s[i] = Math.abs(W[i]); break;
+      case 'random': for (let i = 0; i < W.length; i++) s[i] = random(); break;
+      case 'wanda': wandaScores(w, W, sums!, s); break;
+      case 'gradient': for (let i = 0; i < W.length; i++) s[i] = Math.abs(sums![i]); break;
+      case 'lrp': {
+        const abs = stats.aggregation === 'abs-total';
+        for (let i = 0; i < W.length; i++) s[i] = abs ? Math.abs(sums![i]) : sums![i];
+        break;
+      }
+    }
+    scores.set(w.name, s);
+  }
+  return scores;
+}
+
+function wandaScores(w: PrunableWeight, W: Float32Array, sumSquares: Float32Array, out: Float32Array): void {
+  const inputs = inputUnits(w);
+  const norms = Float32Array.from(sumSquares, (v) => Math.sqrt(v));
+  if (norms.length !== inputs) throw new LrpLensError('bad-argument', `Activation statistics for '${w.name}' have ${norms.length} channels; the weight has ${inputs} inputs.`);
+  const cols = w.dims[1];
+  for (let i = 0; i < W.length; i++) {
+    const input = w.outAxis === 1 ? Math.floor(i / cols) : i % cols;
+    out[i] = Math.abs(W[i]) * norms[input];
+  }
+}
+
