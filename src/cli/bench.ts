@@ -16,6 +16,11 @@ import { Session } from '../engine/runtime/session';
 import { causalLmFeeds, inputSpecs, seedFeeds } from '../engine/runtime/feeds';
 import type { Graph } from '../engine/onnx/graph';
 import { peakRssMB } from './peakRss';
+import { benchCollection, collectionTable, registerBenchCollect } from './benchPruning';
+import type { CollectionRow } from './benchPruning';
+import { loadTokenizer } from '../engine/runtime/model';
+import { splitDocuments, tokenStream, windows } from '../engine/eval/textData';
+import { readFileSync } from 'node:fs';
 
 interface BenchRow {
   model: string;
@@ -167,17 +172,21 @@ export function registerBench(program: Command): void {
     .option('--reps <n>', 'timed runs per measurement (median reported)', Number, 3)
     .option('--json <out>', 'write the results as JSON')
     .option('--no-large', 'skip the compile of a ~1B-parameter model with external data')
-    .action(async (o: { model?: string[]; synthetic: boolean; large: boolean; seqLen: number[]; reps: number; json?: string }) => {
+    .option('--no-pruning', 'skip the pruning benchmarks (collection cost)')
+    .action(async (o: { model?: string[]; synthetic: boolean; large: boolean; pruning: boolean; seqLen: number[]; reps: number; json?: string }) => {
       const work = mkdtempSync(join(tmpdir(), 'lrp-bench-'));
       const rows: BenchRow[] = [];
+      const collection: CollectionRow[] = [];
       let large: LargeCompileRow | undefined;
       try {
         const shared = resolve(__dirname, '..', '..', 'shared', 'models', 'stories260k');
         const models = o.model ?? (existsSync(shared) ? [shared] : []);
         for (const ref of models) {
           const m = await resolveModel(ref);
-          rows.push(...(await benchModel(m.ref.split('/').pop() ?? m.ref, readModel(m.onnxPath), m.onnxPath, o.seqLen, o.reps, work)));
+          const name = m.ref.split('/').pop() ?? m.ref;
+          rows.push(...(await benchModel(name, readModel(m.onnxPath), m.onnxPath, o.seqLen, o.reps, work)));
           console.log(table(rows));
+          if (o.pruning) collection.push(benchCollection(name, m.onnxPath, ...(await referenceSamples(m, work))));
         }
         if (o.synthetic) {
           const { buildGpt2Like, gpt2Small124M } = await import('../engine/onnx/synthetic');
@@ -185,23 +194,26 @@ export function registerBench(program: Command): void {
           const path = join(work, 'gpt2-124m.onnx');
           writeModel(graph, path);
           rows.push(...(await benchModel('gpt2-shaped-124M', graph, path, o.seqLen, o.reps, work)));
+          if (o.pruning) collection.push(benchCollection('gpt2-shaped-124M', path, ...randomSamples(8, 128, work)));
         }
         if (o.large) large = benchLargeCompile(work);
       } finally {
         rmSync(work, { recursive: true, force: true });
       }
       console.log(table(rows));
+      if (collection.length) console.log(`\npruning statistics, LRP weight relevance (${'abs-tokens'}) vs Wanda's activation norms, same samples:\n${collectionTable(collection)}`);
       if (large) {
         console.log(`\ncompile of a ${(large.params / 1e9).toFixed(2)}B-parameter Llama-shaped model with external data (${(large.weightsBytes / 2 ** 30).toFixed(2)} GiB): ` +
           `${(large.compileMs / 1000).toFixed(2)} s, peak RSS ${large.peakRssMB.toFixed(0)} MB (targets < 10 s, < 1024 MB)`);
       }
       if (o.json) {
         mkdirSync(dirname(resolve(o.json)), { recursive: true });
-        writeFileSync(o.json, JSON.stringify({ date: new Date().toISOString(), node: process.version, rows, largeCompile: large }, null, 2) + '\n');
+        writeFileSync(o.json, JSON.stringify({ date: new Date().toISOString(), node: process.version, rows, collection, largeCompile: large }, null, 2) + '\n');
         console.log(`wrote ${o.json}`);
       }
     });
 
+  registerBenchCollect(program);
   program.command('bench-build-large', { hidden: true }).requiredOption('--out <dir>').action(buildLarge);
 
   program
@@ -211,4 +223,21 @@ export function registerBench(program: Command): void {
     .requiredOption('--seq <n>', 'sequence length', Number)
     .option('--reps <n>', 'timed runs', Number, 3)
     .action(benchRun);
+}
+
+/** Reference samples for collection benchmarks: the shared TinyStories sample in 128-token windows. */
+async function referenceSamples(m: Awaited<ReturnType<typeof resolveModel>>, work: string): Promise<[string, number[][]]> {
+  const text = resolve(__dirname, '..', '..', 'shared', 'data', 'tinystories-sample.txt');
+  const tokenizer = await loadTokenizer(m);
+  const samples = existsSync(text) ? windows(tokenStream(splitDocuments(readFileSync(text, 'utf8')), tokenizer), 128) : randomSamples(16, 128, work)[1];
+  const file = join(work, 'samples.json');
+  writeFileSync(file, JSON.stringify(samples));
+  return [file, samples];
+}
+
+function randomSamples(n: number, len: number, work: string): [string, number[][]] {
+  const samples = Array.from({ length: n }, (_, s) => Array.from({ length: len }, (_, i) => 1 + ((i * 7 + s * 13) % 250)));
+  const file = join(work, `random-${n}x${len}.json`);
+  writeFileSync(file, JSON.stringify(samples));
+  return [file, samples];
 }

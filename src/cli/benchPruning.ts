@@ -1,0 +1,88 @@
+/**
+ * `lrp-lens bench` (pruning part): weight-relevance collection vs Wanda's statistics on the same samples, each in
+ * its own child process so time and peak RSS belong to that collection alone.
+ */
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { LrpLensError } from '../engine/errors';
+import { readModel } from '../engine/onnx/io';
+import { compileModelFile } from '../engine/runtime/compile';
+import { findLinearWeights, selectWeights } from '../engine/pruning/prunable';
+import { collectStatistics, DEFAULT_AGGREGATION } from '../engine/pruning/scores';
+import { peakRssMB } from './peakRss';
+
+export interface CollectionRow {
+  model: string;
+  samples: number;
+  seqLen: number;
+  lrpMs: number;
+  wandaMs: number;
+  timeRatio: number;
+  lrpRssMB: number;
+  wandaRssMB: number;
+  rssRatio: number;
+  lrpSamplesPerSec: number;
+}
+
+interface CollectStats {
+  ms: number;
+  maxRssMB: number;
+}
+
+/** Child-process entry: one collection over samples from a token file (JSON number[][]). */
+async function benchCollect(o: { onnx: string; method: 'lrp' | 'wanda'; samples: string }): Promise<void> {
+  const samples = JSON.parse(readFileSync(o.samples, 'utf8')) as number[][];
+  const weights = selectWeights(findLinearWeights(readModel(o.onnx)));
+  if (o.method === 'lrp') await compileModelFile(o.onnx, { mode: 'attnlrp', weightRelevance: weights.map((w) => w.name), weightAggregation: 'absolute' });
+  const t0 = performance.now();
+  await collectStatistics(o.onnx, weights, o.method, samples, { aggregation: DEFAULT_AGGREGATION });
+  const stats: CollectStats = { ms: performance.now() - t0, maxRssMB: peakRssMB() };
+  process.stdout.write(JSON.stringify(stats));
+}
+
+function measureCollect(onnx: string, method: 'lrp' | 'wanda', samplesFile: string): CollectStats {
+  const res = spawnSync(process.execPath, [process.argv[1], 'bench-collect', '--onnx', onnx, '--method', method, '--samples', samplesFile], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  if (res.status !== 0) throw new LrpLensError('runtime-failure', `Collection benchmark failed (${method}): ${res.stderr.trim()}`);
+  return JSON.parse(res.stdout) as CollectStats;
+}
+
+export function benchCollection(model: string, onnx: string, samplesFile: string, samples: number[][]): CollectionRow {
+  const lrp = measureCollect(onnx, 'lrp', samplesFile);
+  const wanda = measureCollect(onnx, 'wanda', samplesFile);
+  return {
+    model,
+    samples: samples.length,
+    seqLen: samples[0]?.length ?? 0,
+    lrpMs: lrp.ms,
+    wandaMs: wanda.ms,
+    timeRatio: lrp.ms / wanda.ms,
+    lrpRssMB: lrp.maxRssMB,
+    wandaRssMB: wanda.maxRssMB,
+    rssRatio: lrp.maxRssMB / wanda.maxRssMB,
+    lrpSamplesPerSec: samples.length / (lrp.ms / 1000),
+  };
+}
+
+export function collectionTable(rows: CollectionRow[]): string {
+  const head = ['model', 'samples × len', 'lrp s', 'wanda s', 'time ×', 'lrp RSS MB', 'wanda RSS MB', 'RSS ×', 'lrp samples/s'];
+  const body = rows.map((r) => [r.model, `${r.samples} × ${r.seqLen}`, (r.lrpMs / 1000).toFixed(2), (r.wandaMs / 1000).toFixed(2), r.timeRatio.toFixed(2),
+    r.lrpRssMB.toFixed(0), r.wandaRssMB.toFixed(0), r.rssRatio.toFixed(2), r.lrpSamplesPerSec.toFixed(2)]);
+  return markdownTable(head, body);
+}
+
+export function markdownTable(head: string[], body: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) => '| ' + cells.map((c, i) => c.padEnd(widths[i])).join(' | ') + ' |';
+  return [line(head), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...body.map(line)].join('\n');
+}
+
+export function registerBenchCollect(program: Command): void {
+  program
+    .command('bench-collect', { hidden: true })
+    .requiredOption('--onnx <file>')
+    .addOption(new Option('--method <m>').choices(['lrp', 'wanda']).makeOptionMandatory())
+    .requiredOption('--samples <file>', 'JSON array of token-id arrays')
+    .action(benchCollect);
+}
