@@ -15,34 +15,11 @@ import { renderSummary } from './heatmap';
 import { inspectModel } from '../engine/runtime/inspect';
 import type { ModelReport } from '../engine/runtime/inspect';
 import { registerBench } from './bench';
+import { registerPruning } from './pruneCommands';
+import { defaultModel, idsArg, intArg, writeJson } from './common';
 import { peakRssMB } from './peakRss';
 
 const RULES: RelevanceMode[] = ['attnlrp', 'gradxinput', 'cp-lrp'];
-
-function defaultModel(): string {
-  if (process.env.LRP_LENS_MODEL) return process.env.LRP_LENS_MODEL;
-  const shared = resolve(__dirname, '..', '..', 'shared', 'models', 'stories260k');
-  return existsSync(shared) ? shared : DEFAULT_MODEL;
-}
-
-function intArg(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new InvalidArgumentError(`'${v}' is not an integer.`);
-  return n;
-}
-
-function idsArg(v: string): number[] {
-  return v.split(',').map((s) => intArg(s.trim()));
-}
-
-function writeJson(path: string, data: unknown): void {
-  const text = JSON.stringify(data, null, 2);
-  if (path === '-') process.stdout.write(text + '\n');
-  else {
-    mkdirSync(dirname(resolve(path)), { recursive: true });
-    writeFileSync(path, text + '\n');
-  }
-}
 
 interface AttributeOptions extends AttributeRequest {
   model: string;
@@ -161,6 +138,7 @@ export function buildProgram(): Command {
     });
 
   registerBench(program);
+  registerPruning(program);
   return program;
 }
 

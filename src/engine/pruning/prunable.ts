@@ -83,10 +83,13 @@ export interface WeightSelection {
   layers?: [number, number];
   /** Also prune the LM head. */
   lmHead?: boolean;
+  /** Exactly these initializers (a mask's), whatever their kind; overrides the other fields. */
+  names?: string[];
 }
 
 /** The weights to prune: the linear layers inside the blocks by default; the LM head only on request. */
 export function selectWeights(all: PrunableWeight[], sel: WeightSelection = {}): PrunableWeight[] {
+  if (sel.names) return namedWeights(all, sel.names);
   const picked = all.filter((w) => {
     if (w.kind === 'lm_head') return !!sel.lmHead;
     if (w.layer === null) return false;
@@ -98,6 +101,15 @@ export function selectWeights(all: PrunableWeight[], sel: WeightSelection = {}):
     throw new LrpLensError('bad-argument', `No prunable linear weights match the selection (found: ${found}). Widen the layer kinds or range; quantized weights (MatMulNBits, MatMulInteger) cannot be pruned — use the float export.`);
   }
   return picked;
+}
+
+function namedWeights(all: PrunableWeight[], names: string[]): PrunableWeight[] {
+  const byName = new Map(all.map((w) => [w.name, w]));
+  return names.map((n) => {
+    const w = byName.get(n);
+    if (!w) throw new LrpLensError('bad-argument', `'${n}' is not a linear weight of this model. Was the mask made for another model?`);
+    return w;
+  });
 }
 
 /** Parses a `--layers` value: kinds and/or a block range, e.g. `gate,up,down` or `2-4` or `fc1:0-3`. */

@@ -1,0 +1,31 @@
+/** Argument parsing and output helpers shared by the CLI's commands. */
+import { InvalidArgumentError } from 'commander';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { DEFAULT_MODEL } from '../engine/runtime/model';
+
+export function defaultModel(): string {
+  if (process.env.LRP_LENS_MODEL) return process.env.LRP_LENS_MODEL;
+  const shared = resolve(__dirname, '..', '..', 'shared', 'models', 'stories260k');
+  return existsSync(shared) ? shared : DEFAULT_MODEL;
+}
+
+export function intArg(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError(`'${v}' is not an integer.`);
+  return n;
+}
+
+export function idsArg(v: string): number[] {
+  return v.split(',').map((s) => intArg(s.trim()));
+}
+
+export function writeJson(path: string, data: unknown): void {
+  const text = JSON.stringify(data, null, 2);
+  if (path === '-') process.stdout.write(text + '\n');
+  else {
+    mkdirSync(dirname(resolve(path)), { recursive: true });
+    writeFileSync(path, text + '\n');
+  }
+}
+
