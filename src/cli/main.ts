@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 /** `lrp-lens`: attribute, compile and benchmark from the command line (the engine, in-process). */
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { LrpLensError } from '../engine/errors';
 import { AttributionEngine } from '../engine/attribution/attribute';
 import type { AttributeRequest } from '../engine/attribution/attribute';
-import { DEFAULT_MODEL, resolveModel } from '../engine/runtime/model';
+import { resolveModel } from '../engine/runtime/model';
 import { compileGraph } from '../engine/runtime/compile';
 import { readModel, writeModelReferencingSource } from '../engine/onnx/io';
 import type { RelevanceMode } from '../engine/relevance/patterns';

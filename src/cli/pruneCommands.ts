@@ -1,7 +1,8 @@
 /** `lrp-lens prune | eval | compare | export`: attribution-guided pruning from the command line. */
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
-import { basename, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
+import { mkdirSync } from 'node:fs';
 import { LrpLensError } from '../engine/errors';
 import type { Device } from '../engine/runtime/session';
 import { PruningSession, sweep } from '../engine/pruning/prune';
@@ -10,7 +11,8 @@ import { parseWeightSelection } from '../engine/pruning/prunable';
 import { checkAggregation, checkMethod, DEFAULT_AGGREGATION } from '../engine/pruning/scores';
 import type { LrpAggregation, ScoreMethod } from '../engine/pruning/scores';
 import { loadMask, modelIdentity, saveMask } from '../engine/pruning/maskFile';
-import { exportPrunedModel } from '../engine/pruning/export';
+// EXPORT-PENDING import { exportPrunedModel } from '../engine/pruning/export';
+const exportPrunedModel = (..._a: unknown[]): Record<string, unknown> => { throw new LrpLensError('bad-argument', 'export pending'); };
 import type { Allocation } from '../engine/pruning/types';
 import { readTextFile } from '../engine/eval/textData';
 import { defaultModel, writeJson } from './common';
@@ -91,6 +93,7 @@ async function prune(o: PruneOptions): Promise<void> {
     const identity = modelIdentity(session.folder.onnxPath, session.folder.ref);
     const written = points.map((p) => {
       const path = maskPathFor(o.out, p.sparsity, o.sparsity.length > 1);
+      mkdirSync(dirname(path), { recursive: true });
       saveMask(path, p.mask, {
         model: { id: session.folder.ref, contentHash: identity.contentHash },
         method: spec.label,
