@@ -1,0 +1,112 @@
+/**
+ * Attribution-guided pruning on stories260k with the TinyStories sample (first 6 stories reference, last 3
+ * evaluation): methods ranked by perplexity, row allocation, and the CLI's prune → mask → eval round trip.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { PruningSession, sweep } from '../../src/engine/pruning/prune';
+import type { ScoreMethod } from '../../src/engine/pruning/scores';
+import { splitDocuments, tokenStream, windows } from '../../src/engine/eval/textData';
+import { STORIES, TINYSTORIES, requireShared } from './sharedModel';
+
+const CLI = resolve(__dirname, '..', '..', 'dist', 'cli.js');
+const work = mkdtempSync(join(tmpdir(), 'lrp-prune-'));
+const env = { ...process.env, LRP_LENS_CACHE: join(work, 'cache'), LRP_LENS_OFFLINE: '1', NO_COLOR: '1' };
+const cli = (...args: string[]) => {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+};
+
+describe('pruning stories260k', function () {
+  let session: PruningSession;
+  let reference: number[][];
+  let evaluation: number[][];
+  const perplexities: Record<string, number[]> = {};
+
+  before(async function () {
+    requireShared(this);
+    session = await PruningSession.open({ model: STORIES });
+    const docs = splitDocuments(readFileSync(TINYSTORIES, 'utf8'));
+    reference = windows(tokenStream(docs.slice(0, 6), session.tokenizer), 128);
+    evaluation = windows(tokenStream(docs.slice(6), session.tokenizer), 128);
+    writeFileSync(join(work, 'reference.txt'), docs.slice(0, 6).join('\n'));
+    writeFileSync(join(work, 'evaluation.txt'), docs.slice(6).join('\n'));
+  });
+
+  after(async () => {
+    await session?.close();
+  });
+
+  for (const method of ['lrp', 'wanda', 'magnitude', 'random'] as ScoreMethod[]) {
+    it(`${method}: masks at exactly 30% and 50% of every row, evaluated`, async () => {
+      const stats = await session.statistics(method, reference);
+      const points = await sweep(session, session.scores(stats), [0.3, 0.5], { allocation: 'row', evalWindows: evaluation });
+      for (const p of points) {
+        for (const w of session.weights) {
+          const rows = w.dims[w.outAxis];
+          const inputs = w.dims[1 - w.outAxis];
+          const pruned = p.mask.get(w.name)!.keep.reduce((n, k) => n + (k ? 0 : 1), 0);
+          assert.ok(Math.abs(pruned - rows * Math.round(p.sparsity * inputs)) <= rows, `${w.name}: ${pruned} pruned`);
+        }
+      }
+      perplexities[method] = points.map((p) => p.perplexity!);
+      console.log(`      ${method}: perplexity at 30% ${perplexities[method][0].toFixed(2)}, at 50% ${perplexities[method][1].toFixed(2)}`);
+    });
+  }
+
+  it('LRP and Wanda both beat magnitude and random at 30% and 50% row-wise', function () {
+    if (Object.keys(perplexities).length < 4) this.skip();
+    for (const good of ['lrp', 'wanda']) {
+      for (const bad of ['magnitude', 'random']) {
+        [0, 1].forEach((i) => assert.ok(perplexities[good][i] < perplexities[bad][i], `${good} ${perplexities[good][i]} vs ${bad} ${perplexities[bad][i]} at ${i ? 50 : 30}%`));
+      }
+    }
+  });
+
+  it('the signed sum of relevance (the paper\'s literal mean) ranks negative-relevance weights lowest and is far worse', async () => {
+    const signed = await session.statistics('lrp', reference, { aggregation: 'signed' });
+    const [p] = await sweep(session, session.scores(signed), [0.5], { allocation: 'row', evalWindows: evaluation });
+    console.log(`      lrp signed at 50%: ${p.perplexity!.toFixed(2)}`);
+    assert.ok(p.perplexity! > 3 * perplexities.lrp[1]);
+  });
+
+  it('CLI: prune writes a mask pair and a report; eval with the mask reproduces the reported perplexity', () => {
+    const mask = join(work, 'masks', 'lrp50');
+    const report = join(work, 'prune.json');
+    const r = cli('prune', '--model', STORIES, '--method', 'lrp', '--sparsity', '0.5', '--reference', join(work, 'reference.txt'), '--eval', join(work, 'evaluation.txt'), '--out', mask, '--json', report);
+    assert.equal(r.code, 0, r.err);
+    assert.ok(existsSync(`${mask}.safetensors`) && existsSync(`${mask}.json`));
+    const rep = JSON.parse(readFileSync(report, 'utf8'));
+    assert.equal(rep.schema, 'lrp-lens/prune@1');
+    assert.equal(rep.points[0].achieved, 0.5);
+    const e = cli('eval', '--model', STORIES, '--mask', `${mask}.safetensors`, '--text', join(work, 'evaluation.txt'), '--json', '-');
+    assert.equal(e.code, 0, e.err);
+    const ev = JSON.parse(e.out);
+    assert.ok(Math.abs(ev.perplexity - rep.points[0].perplexity) < 1e-6 * ev.perplexity, `${ev.perplexity} vs ${rep.points[0].perplexity}`);
+    assert.ok(ev.tokens > 500);
+  });
+
+  it('CLI: a mask is refused for a model with other weights, naming both models', () => {
+    const other = join(work, 'other-model');
+    cpSync(STORIES, other, { recursive: true });
+    const onnx = join(other, 'onnx', 'model.onnx');
+    const bytes = readFileSync(onnx);
+    bytes[bytes.length - 5] ^= 1;
+    writeFileSync(onnx, bytes);
+    const e = cli('eval', '--model', other, '--mask', join(work, 'masks', 'lrp50.json'), '--text', join(work, 'evaluation.txt'));
+    assert.equal(e.code, 2);
+    assert.match(e.err, /was made for model .*stories260k.*not for .*other-model/);
+  });
+
+  it('CLI: methods needing data ask for --reference; bad sparsities are refused', () => {
+    const a = cli('prune', '--model', STORIES, '--method', 'wanda', '--sparsity', '0.5', '--out', join(work, 'x'));
+    assert.equal(a.code, 2);
+    assert.match(a.err, /needs reference text: pass --reference FILE/);
+    const b = cli('prune', '--model', STORIES, '--method', 'magnitude', '--sparsity', '1.5', '--out', join(work, 'x'));
+    assert.notEqual(b.code, 0);
+    assert.match(b.err, /sparsities are numbers in \[0, 1\)/);
+  });
+});
