@@ -171,9 +171,18 @@ function singleTokenOrThrow(tok: TokenizerLike, prompt: string, text: string, wh
   const id = singleTokenId(tok, prompt, text);
   if (id !== undefined) return id;
   const ids = continuationTokens(tok, prompt, text);
-  const pieces = ids.map((i) => tok.decode([i]));
+  const pieces = decodedPieces(tok, tok.encode(prompt + text), ids.length);
   const hint = ids.length > 1 ? `use one token, e.g. its first piece ${JSON.stringify(pieces[0])}, or another word` : 'it merges with the end of the prompt; end the prompt before the word (e.g. with a space in the target, not the prompt)';
   throw bad(`${where}: ${what} ${JSON.stringify(text)} is not a single token after the prompt: it tokenizes as ${JSON.stringify(pieces)} (ids ${ids.join(', ')}); ${hint}.`);
+}
+
+/** The text of each of the last `count` tokens, decoded in context so SentencePiece keeps their leading spaces. */
+function decodedPieces(tok: TokenizerLike, ids: number[], count: number): string[] {
+  const upTo = (n: number) => tok.decode(ids.slice(0, n), { skip_special_tokens: true });
+  return Array.from({ length: count }, (_, i) => {
+    const end = ids.length - count + i + 1;
+    return upTo(end).slice(upTo(end - 1).length);
+  });
 }
 
 /** The file text: the header line, then one sample per line (meta kept, line numbers not written). */
