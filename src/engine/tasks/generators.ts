@@ -1,0 +1,141 @@
+/**
+ * Built-in task generators, seeded: the same kind, n and seed give the same file everywhere.
+ *
+ * - `pronoun`: a story introduces a boy or a girl by name, the prompt stops where a subject pronoun comes
+ *   next; target the pronoun that agrees (" he" / " she"), foil the other. Balanced boys / girls.
+ * - `ioi` (indirect-object identification): two people, then the repeated one (S) gives something to the
+ *   other (IO); target " IO", foil " S". Both name orders (ABBA, BABA) occur.
+ *
+ * Given a tokenizer, targets and foils are checked to be single tokens after their prompts; the IOI names
+ * are restricted to those that are (names in the prompt may be several tokens).
+ */
+import { LrpLensError } from '../errors';
+import type { TokenizerLike } from '../runtime/model';
+import { mulberry32, pick, randomInt } from './random';
+import { singleTokenId, tokenizeTask } from './taskFile';
+import type { TaskFile, TaskSample } from './taskFile';
+
+export type TaskKind = 'ioi' | 'pronoun';
+export const TASK_KINDS: readonly TaskKind[] = ['ioi', 'pronoun'];
+
+export interface GenerateOptions {
+  n: number;
+  seed?: number;
+  /** The model's tokenizer: targets and foils are checked (and IOI names chosen) to be single tokens. */
+  tokenizer?: TokenizerLike;
+}
+
+/** Names TinyStories uses. */
+export const BOY_NAMES = ['Tom', 'Tim', 'Ben', 'Sam', 'Max', 'Jack', 'Timmy', 'Bob', 'Joe', 'Billy'];
+export const GIRL_NAMES = ['Lily', 'Sue', 'Amy', 'Anna', 'Mia', 'Lucy', 'Sara', 'Jane', 'Kate', 'Emma'];
+
+/**
+ * Pronoun templates: {name} and {noun} ("boy" / "girl"). Each ends where the subject pronoun comes next.
+ * Chosen so stories260k gets them right (see test/unit/taskGenerators.test.ts); a template that names the child
+ * without "boy"/"girl" ("{name} went to the park with mom. Then") left it at chance for boys: it says " she".
+ */
+export const PRONOUN_TEMPLATES = [
+  'Once upon a time, there was a little {noun} named {name}. One day,',
+  'Once upon a time, there was a little {noun} named {name}. {name} loved to play outside. One day,',
+  'There was a {noun} named {name}. Every day,',
+  'Once upon a time, there was a {noun} called {name}. One morning,',
+  'One day, a little {noun} named {name} saw a big tree. Then',
+  '{name} was a happy little {noun}. When',
+];
+
+/** IOI templates: {a} and {b} introduce the two people, {s} repeats the subject, {place} and {object}. */
+export const IOI_TEMPLATES = [
+  'When {a} and {b} went to the {place}, {s} gave a {object} to',
+  'After {a} and {b} got to the {place}, {s} handed the {object} to',
+  '{a} and {b} found a {object} at the {place}. {s} gave it to',
+  'While {a} and {b} were playing at the {place}, {s} threw the {object} to',
+  'One day, {a} and {b} went to the {place}. {s} wanted to give the {object} to',
+];
+export const IOI_NAMES = [...BOY_NAMES, ...GIRL_NAMES, 'Mary', 'John'];
+export const IOI_PLACES = ['park', 'store', 'school', 'beach', 'zoo', 'garden', 'lake', 'farm'];
+export const IOI_OBJECTS = ['ball', 'toy', 'drink', 'book', 'flower', 'cookie', 'hat', 'kite'];
+
+export function generateTask(kind: TaskKind, opts: GenerateOptions): TaskFile {
+  if (kind === 'pronoun') return pronounTask(opts);
+  if (kind === 'ioi') return ioiTask(opts);
+  throw new LrpLensError('bad-argument', `Unknown task kind '${String(kind)}'; use one of ${TASK_KINDS.join(', ')}.`);
+}
+
+export function pronounTask(opts: GenerateOptions): TaskFile {
+  const rand = mulberry32(opts.seed ?? 0);
+  const samples = distinctSamples(opts.n, PRONOUN_TEMPLATES.length * (BOY_NAMES.length + GIRL_NAMES.length), 'pronoun', (i) => {
+    const girl = i % 2 === 1;
+    const name = pick(rand, girl ? GIRL_NAMES : BOY_NAMES);
+    const template = randomInt(rand, PRONOUN_TEMPLATES.length);
+    const prompt = fill(PRONOUN_TEMPLATES[template], { name, noun: girl ? 'girl' : 'boy' });
+    return { prompt, target: girl ? ' she' : ' he', foil: girl ? ' he' : ' she', meta: { gender: girl ? 'girl' : 'boy', name, template } };
+  });
+  const task: TaskFile = {
+    header: { name: 'pronoun', metric: 'logit_diff', kind: 'pronoun', description: 'Gendered pronoun: after a boy\'s name " he", after a girl\'s " she".' },
+    samples,
+  };
+  checkTokens(task, opts.tokenizer, 'the pronoun task needs " he" and " she" to be single tokens of the model');
+  return task;
+}
+
+export function ioiTask(opts: GenerateOptions): TaskFile {
+  const rand = mulberry32(opts.seed ?? 0);
+  const names = opts.tokenizer ? singleTokenNames(opts.tokenizer) : IOI_NAMES;
+  const space = IOI_TEMPLATES.length * names.length * (names.length - 1) * IOI_PLACES.length * IOI_OBJECTS.length * 2;
+  const samples = distinctSamples(opts.n, space, 'ioi', () => {
+    const io = pick(rand, names);
+    const s = pick(rand, names.filter((x) => x !== io));
+    const abba = rand() < 0.5;
+    const template = randomInt(rand, IOI_TEMPLATES.length);
+    const prompt = fill(IOI_TEMPLATES[template], { a: abba ? io : s, b: abba ? s : io, s, place: pick(rand, IOI_PLACES), object: pick(rand, IOI_OBJECTS) });
+    return { prompt, target: ` ${io}`, foil: ` ${s}`, meta: { io, s, order: abba ? 'ABBA' : 'BABA', template } };
+  });
+  const task: TaskFile = {
+    header: { name: 'ioi', metric: 'logit_diff', kind: 'ioi', description: 'Indirect-object identification: the name that did not repeat receives the object.' },
+    samples,
+  };
+  checkTokens(task, opts.tokenizer, 'IOI targets must be single tokens');
+  return task;
+}
+
+/** IOI names that the tokenizer reads as one token where they are the target. */
+function singleTokenNames(tok: TokenizerLike): string[] {
+  const probe = fill(IOI_TEMPLATES[0], { a: 'Tom', b: 'Ben', s: 'Ben', place: 'park', object: 'ball' });
+  const names = IOI_NAMES.filter((n) => singleTokenId(tok, probe, ` ${n}`) !== undefined);
+  if (names.length < 2) {
+    throw new LrpLensError(
+      'bad-argument',
+      `IOI needs at least two names that are single tokens of this tokenizer; of ${IOI_NAMES.join(', ')} only ${names.join(', ') || 'none'} ${names.length === 1 ? 'is' : 'are'}. Write the task by hand with names this model knows as one token.`,
+    );
+  }
+  return names;
+}
+
+/** Samples drawn until n distinct prompts exist (duplicates would leak across the train / held-out split). */
+function distinctSamples(n: number, space: number, kind: string, draw: (i: number) => Omit<TaskSample, 'line'>): TaskSample[] {
+  if (!Number.isInteger(n) || n < 1) throw new LrpLensError('bad-argument', `The number of samples must be a positive integer (got ${n}).`);
+  if (n > space) throw new LrpLensError('bad-argument', `The ${kind} generator has only ${space} distinct samples; ask for at most ${space}.`);
+  const seen = new Set<string>();
+  const out: TaskSample[] = [];
+  for (let tries = 0; out.length < n; tries++) {
+    if (tries > n * 200) throw new LrpLensError('bad-argument', `Could not draw ${n} distinct ${kind} samples; ask for fewer.`);
+    const s = draw(out.length);
+    if (seen.has(s.prompt)) continue;
+    seen.add(s.prompt);
+    out.push({ ...s, line: out.length + 2 });
+  }
+  return out;
+}
+
+function checkTokens(task: TaskFile, tok: TokenizerLike | undefined, what: string): void {
+  if (!tok) return;
+  try {
+    tokenizeTask(task, tok, `generated ${task.header.name} task`);
+  } catch (err) {
+    throw new LrpLensError('bad-argument', `${what}: ${(err as Error).message}`, err);
+  }
+}
+
+function fill(template: string, values: Record<string, string>): string {
+  return template.replace(/\{(\w+)\}/g, (_, k: string) => values[k]);
+}
