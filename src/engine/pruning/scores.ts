@@ -8,6 +8,7 @@
  *   How per-token relevance is aggregated is `LrpAggregation`.
  * - gradient: |W ⊙ ∂(Σ_t logit_t)/∂W| with the same seed (the gradient×input pass, summed, then |·|).
  * - wanda: |W| · ‖X_j‖₂, the input channel's activation norm over every reference token.
+ * - activation: ‖X_j‖₂ alone (the input channel's activation norm, as activation-based circuit baselines use).
  * - magnitude: |W|.  random: uniform, seeded.
  */
 import { compileModelFile } from '../runtime/compile';
@@ -23,7 +24,7 @@ import { LrpLensError } from '../errors';
 import type { PrunableWeight, Scores } from './types';
 import { inputUnits } from './types';
 
-export const SCORE_METHODS = ['lrp', 'wanda', 'magnitude', 'gradient', 'random'] as const;
+export const SCORE_METHODS = ['lrp', 'wanda', 'magnitude', 'gradient', 'random', 'activation'] as const;
 export type ScoreMethod = (typeof SCORE_METHODS)[number];
 
 /**
@@ -44,7 +45,16 @@ export interface ScoreStatistics {
   sums: Map<string, Float32Array>;
 }
 
+/** A seed at one position of a sample: the target's logit, minus the foil's when given. */
+export interface PositionSeed {
+  position: number;
+  target: number;
+  foil?: number;
+}
+
 export interface CollectOptions extends Progress {
+  /** One seed per sample (tasks: target − foil at the last position) instead of every next token. */
+  seeds?: PositionSeed[];
   aggregation?: LrpAggregation;
   batchSize?: number;
   device?: Device;
@@ -68,7 +78,7 @@ export async function collectStatistics(onnxPath: string, weights: PrunableWeigh
   const base = { method, samples: samples.length, tokens };
   if (method === 'magnitude' || method === 'random') return { ...base, samples: 0, tokens: 0, sums: new Map() };
   if (samples.length === 0) throw new LrpLensError('bad-argument', 'The reference set is empty; give at least one sample.');
-  if (method === 'wanda') return { ...base, sums: await collectActivationNorms(onnxPath, weights, samples, opts) };
+  if (method === 'wanda' || method === 'activation') return { ...base, sums: await collectActivationNorms(onnxPath, weights, samples, opts) };
   const aggregation = method === 'lrp' ? (opts.aggregation ?? DEFAULT_AGGREGATION) : 'abs-total';
   const sums = await collectWeightRelevance(onnxPath, weights, samples, method === 'lrp' ? 'attnlrp' : 'gradxinput', aggregation, opts);
   return { ...base, aggregation: method === 'lrp' ? aggregation : undefined, sums };
@@ -99,12 +109,13 @@ async function collectWeightRelevance(
   const compiled = await compileModelFile(onnxPath, { mode, weightRelevance: weights.map((w) => w.name), weightAggregation: inGraph }, opts.cache ?? true);
   const session = await Session.create(compiled.path, { device: opts.device });
   const perSample = aggregation === 'abs-samples';
-  const groups = batches(samples, perSample ? 1 : (opts.batchSize ?? 4));
+  const size = perSample ? 1 : (opts.batchSize ?? 4);
+  const groups = batches(samples, size);
   const sums = new Map<string, Float32Array>();
   try {
     for (const [k, group] of groups.entries()) {
       throwIfCancelled(opts.signal);
-      const out = await session.run(relevanceFeeds(compiled.info, group));
+      const out = await session.run(relevanceFeeds(compiled.info, group, opts.seeds?.slice(k * size, (k + 1) * size)));
       for (const w of weights) addInto(sums, w.name, out[compiled.info.weightOutputs[w.name]].data as Float32Array, perSample);
       opts.onProgress?.(k + 1, groups.length);
     }
@@ -114,21 +125,30 @@ async function collectWeightRelevance(
   return sums;
 }
 
-/** Feeds seeding the logit of the actual next token at every position of each sample. */
-function relevanceFeeds(info: Awaited<ReturnType<typeof compileModelFile>>['info'], group: number[][]) {
+/** Feeds seeding the logit of the actual next token at every position of each sample, or the given seeds. */
+function relevanceFeeds(info: Awaited<ReturnType<typeof compileModelFile>>['info'], group: number[][], seeds?: PositionSeed[]) {
   const batch = padBatch(group, 0, info.padding);
   const B = group.length;
   const S = batch.ids[0].length;
   const targetIds = new Array<number>(B * S).fill(0);
   const targetWeights = new Array<number>(B * S).fill(0);
+  const foilIds = new Array<number>(B * S).fill(0);
+  const foilWeights = new Array<number>(B * S).fill(0);
   group.forEach((ids, b) => {
     const start = info.padding === 'left' ? S - ids.length : 0;
+    const seed = seeds?.[b];
+    if (seed) {
+      const at = b * S + start + seed.position;
+      [targetIds[at], targetWeights[at]] = [seed.target, 1];
+      if (seed.foil !== undefined) [foilIds[at], foilWeights[at]] = [seed.foil, 1];
+      return;
+    }
     for (let t = 0; t + 1 < ids.length; t++) {
       targetIds[b * S + start + t] = ids[t + 1];
       targetWeights[b * S + start + t] = 1;
     }
   });
-  return { ...causalLmFeeds(info.inputs, batch), ...seedFeeds(info.dtype, [B, S], { targetIds, targetWeights }) };
+  return { ...causalLmFeeds(info.inputs, batch), ...seedFeeds(info.dtype, [B, S], { targetIds, targetWeights, foilIds, foilWeights }) };
 }
 
 async function collectActivationNorms(onnxPath: string, weights: PrunableWeight[], samples: number[][], opts: CollectOptions): Promise<Map<string, Float32Array>> {
@@ -186,7 +206,8 @@ export function scoresFromStatistics(stats: ScoreStatistics, weights: PrunableWe
     switch (stats.method) {
       case 'magnitude': for (let i = 0; i < W.length; i++) s[i] = Math.abs(W[i]); break;
       case 'random': for (let i = 0; i < W.length; i++) s[i] = random(); break;
-      case 'wanda': wandaScores(w, W, sums!, s); break;
+      case 'wanda': wandaScores(w, W, sums!, s, true); break;
+      case 'activation': wandaScores(w, W, sums!, s, false); break;
       case 'gradient': for (let i = 0; i < W.length; i++) s[i] = Math.abs(sums![i]); break;
       case 'lrp': {
         const abs = stats.aggregation === 'abs-total';
@@ -199,14 +220,14 @@ export function scoresFromStatistics(stats: ScoreStatistics, weights: PrunableWe
   return scores;
 }
 
-function wandaScores(w: PrunableWeight, W: Float32Array, sumSquares: Float32Array, out: Float32Array): void {
+function wandaScores(w: PrunableWeight, W: Float32Array, sumSquares: Float32Array, out: Float32Array, timesWeight: boolean): void {
   const inputs = inputUnits(w);
   const norms = Float32Array.from(sumSquares, (v) => Math.sqrt(v));
   if (norms.length !== inputs) throw new LrpLensError('bad-argument', `Activation statistics for '${w.name}' have ${norms.length} channels; the weight has ${inputs} inputs.`);
   const cols = w.dims[1];
   for (let i = 0; i < W.length; i++) {
     const input = w.outAxis === 1 ? Math.floor(i / cols) : i % cols;
-    out[i] = Math.abs(W[i]) * norms[input];
+    out[i] = timesWeight ? Math.abs(W[i]) * norms[input] : norms[input];
   }
 }
 
