@@ -11,8 +11,7 @@ import { parseWeightSelection } from '../engine/pruning/prunable';
 import { checkAggregation, checkMethod, DEFAULT_AGGREGATION } from '../engine/pruning/scores';
 import type { LrpAggregation, ScoreMethod } from '../engine/pruning/scores';
 import { loadMask, modelIdentity, saveMask } from '../engine/pruning/maskFile';
-// EXPORT-PENDING import { exportPrunedModel } from '../engine/pruning/export';
-const exportPrunedModel = (..._a: unknown[]): Record<string, unknown> => { throw new LrpLensError('bad-argument', 'export pending'); };
+import { exportPrunedModel } from '../engine/pruning/export';
 import type { Allocation } from '../engine/pruning/types';
 import { readTextFile } from '../engine/eval/textData';
 import { defaultModel, writeJson } from './common';
@@ -196,13 +195,17 @@ async function maskForModel(model: string, mask: string) {
   return loadMask(mask, { model: modelIdentity(folder.onnxPath, folder.ref) });
 }
 
-async function exportModel(o: { model: string; mask: string; out: string; json?: string }): Promise<void> {
+async function exportModel(o: { model: string; mask: string; out: string; json?: string; overwrite?: boolean }): Promise<void> {
   const { resolveModel } = await import('../engine/runtime/model');
   const folder = await resolveModel(o.model);
   const loaded = loadMask(o.mask, { model: modelIdentity(folder.onnxPath, folder.ref) });
-  const report = exportPrunedModel(folder.dir, loaded.mask, o.out);
+  const report = await exportPrunedModel(folder.dir, loaded.mask, o.out, { overwrite: o.overwrite });
   if (o.json) writeJson(o.json, { schema: 'lrp-lens/export@1', model: folder.ref, mask: loaded.paths.safetensors, ...report });
-  if (o.json !== '-') console.log(`wrote ${resolve(o.out)} (${JSON.stringify(report)})`);
+  const mb = (b: number) => `${(b / 2 ** 20).toFixed(2)} MB`;
+  if (o.json !== '-') {
+    console.log(`wrote ${report.dir}: ${report.prunedElements} of ${report.maskedElements} masked weights zeroed; folder ${mb(report.folderBytes)}, ` +
+      `${mb(report.bitmaskFolderBytes)} if pruned weights were stored as bitmask + values, ${mb(report.csrFolderBytes)} as CSR`);
+  }
 }
 
 function addCommon(c: Command): Command {
@@ -255,6 +258,7 @@ export function registerPruning(program: Command): void {
     .option('--model <folder|hub-id>', 'model folder or hub id', defaultModel())
     .requiredOption('--mask <mask>', 'a mask written by prune')
     .requiredOption('--out <dir>', 'output folder')
+    .option('--overwrite', 'replace an existing output folder')
     .option('--json <out>', "write the export report as JSON ('-' for stdout)")
     .action(exportModel);
 }

@@ -20,6 +20,41 @@ const cli = (...args: string[]) => {
   return { code: r.status, out: r.stdout, err: r.stderr };
 };
 
+interface TjsModel {
+  (inputs: unknown): Promise<{ logits: { data: Float32Array; dims: number[] } }>;
+  dispose(): Promise<unknown>;
+}
+
+/** Perplexity by transformers.js over the same windows: its own session, its own input handling; NLL in float64. */
+async function transformersJsPerplexity(dir: string, windowsIds: number[][]): Promise<number> {
+  const t = await import('@huggingface/transformers');
+  t.env.allowRemoteModels = false;
+  t.env.localModelPath = '';
+  const model = (await t.AutoModelForCausalLM.from_pretrained(dir, { local_files_only: true, dtype: 'fp32', device: 'cpu' })) as unknown as TjsModel;
+  let nll = 0;
+  let count = 0;
+  try {
+    for (const ids of windowsIds) {
+      const input = new t.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, ids.length]);
+      const mask = new t.Tensor('int64', BigInt64Array.from(ids.map(() => 1n)), [1, ids.length]);
+      const { logits } = await model({ input_ids: input, attention_mask: mask });
+      const V = logits.dims[2];
+      for (let i = 0; i + 1 < ids.length; i++) {
+        const row = logits.data.subarray(i * V, (i + 1) * V);
+        let max = -Infinity;
+        for (const x of row) max = Math.max(max, x);
+        let z = 0;
+        for (const x of row) z += Math.exp(x - max);
+        nll += max + Math.log(z) - row[ids[i + 1]];
+        count++;
+      }
+    }
+  } finally {
+    await model.dispose();
+  }
+  return Math.exp(nll / count);
+}
+
 describe('pruning stories260k', function () {
   let session: PruningSession;
   let reference: number[][];
@@ -87,6 +122,16 @@ describe('pruning stories260k', function () {
     const ev = JSON.parse(e.out);
     assert.ok(Math.abs(ev.perplexity - rep.points[0].perplexity) < 1e-6 * ev.perplexity, `${ev.perplexity} vs ${rep.points[0].perplexity}`);
     assert.ok(ev.tokens > 500);
+  });
+
+  it('the exported pruned folder has, in transformers.js, the perplexity the engine reports for the mask', async () => {
+    const out = join(work, 'exported');
+    const r = cli('export', '--model', STORIES, '--mask', join(work, 'masks', 'lrp50.json'), '--out', out, '--json', '-');
+    assert.equal(r.code, 0, r.err);
+    const engine = JSON.parse(readFileSync(join(work, 'prune.json'), 'utf8')).points[0].perplexity as number;
+    const tjs = await transformersJsPerplexity(out, evaluation);
+    console.log(`      perplexity of the 50% LRP mask: engine ${engine.toFixed(4)}, transformers.js on the export ${tjs.toFixed(4)}`);
+    assert.ok(Math.abs(tjs - engine) < 1e-3 * engine, `${tjs} vs ${engine}`);
   });
 
   it('CLI: a mask is refused for a model with other weights, naming both models', () => {
