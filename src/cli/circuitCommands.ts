@@ -1,0 +1,182 @@
+/** `lrp-lens task make | task eval` and `lrp-lens circuit`: tasks and circuit discovery from the command line. */
+import type { Command } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { LrpLensError } from '../engine/errors';
+import type { Device } from '../engine/runtime/session';
+import { loadTokenizer, resolveModel } from '../engine/runtime/model';
+import { PruningSession } from '../engine/pruning/prune';
+import { checkMethod } from '../engine/pruning/scores';
+import type { ScoreMethod } from '../engine/pruning/scores';
+import { parseWeightSelection } from '../engine/pruning/prunable';
+import { loadMask, modelIdentity, saveMask } from '../engine/pruning/maskFile';
+import { generateTask } from '../engine/tasks/generators';
+import type { TaskKind } from '../engine/tasks/generators';
+import { readTaskFile, splitTask, tokenizeTask, writeTaskFile } from '../engine/tasks/taskFile';
+import type { TaskMetric } from '../engine/tasks/taskFile';
+import { allocationFor, circuitCurve, evaluateTask } from '../engine/circuits/search';
+import type { Granularity, MethodCurve, Ranking } from '../engine/circuits/search';
+import { buildCircuitGraph } from '../engine/circuits/circuitGraph';
+import { circuitGraphToJson, circuitGraphToSvg } from '../engine/circuits/circuitLayout';
+import { defaultModel, writeJson } from './common';
+import { markdownTable } from './benchPruning';
+
+const METRICS: TaskMetric[] = ['logit_diff', 'accuracy', 'prob'];
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`'${v}' is not a positive integer.`);
+  return n;
+}
+
+async function makeTask(o: { kind: TaskKind; n: number; seed: number; out: string; model?: string }): Promise<void> {
+  const tokenizer = o.model ? await loadTokenizer(await resolveModel(o.model)) : undefined;
+  const task = generateTask(o.kind, { n: o.n, seed: o.seed, tokenizer });
+  mkdirSync(resolve(o.out, '..'), { recursive: true });
+  writeTaskFile(o.out, task);
+  console.log(`wrote ${task.samples.length} ${o.kind} samples to ${o.out}`);
+}
+
+async function evalTask(o: { model: string; mask?: string; task: string; metric?: TaskMetric; device: Device; json?: string }): Promise<void> {
+  const folder = await resolveModel(o.model);
+  const loaded = o.mask ? loadMask(o.mask, { model: modelIdentity(folder.onnxPath, folder.ref) }) : undefined;
+  const session = await PruningSession.open({ model: o.model, device: o.device, selection: { names: loaded ? [...loaded.mask.keys()] : [] } });
+  try {
+    const task = readTaskFile(o.task, session.tokenizer);
+    const metric = o.metric ?? task.header.metric;
+    const result = await evaluateTask(session, tokenizeTask(task, session.tokenizer, o.task), metric, loaded?.mask);
+    if (o.json) writeJson(o.json, { schema: 'lrp-lens/task-eval@1', model: folder.ref, mask: loaded?.paths.safetensors ?? null, task: o.task, ...result, metric, mean: result.mean });
+    if (o.json !== '-') console.log(`${task.header.name}: mean ${metric} ${result.mean.toFixed(4)} over ${result.perSample.length} samples${loaded ? ' (masked)' : ''}`);
+  } finally {
+    await session.close();
+  }
+}
+
+interface CircuitOptions {
+  model: string;
+  task: string;
+  method: string;
+  compare?: string;
+  granularity: Granularity;
+  ranking: Ranking;
+  threshold: number;
+  metric?: TaskMetric;
+  heldOut: number;
+  seed: number;
+  general?: string;
+  layers?: string;
+  topK: number;
+  device: Device;
+  out: string;
+  json?: string;
+}
+
+async function circuit(o: CircuitOptions): Promise<void> {
+  const methods: ScoreMethod[] = [checkMethod(o.method), ...(o.compare ? o.compare.split(',').map((m) => checkMethod(m.trim())) : [])];
+  const session = await PruningSession.open({ model: o.model, device: o.device, selection: parseWeightSelection(o.layers) });
+  try {
+    const task = readTaskFile(o.task, session.tokenizer);
+    const metric = o.metric ?? task.header.metric;
+    const { train, heldOut } = splitTask(tokenizeTask(task, session.tokenizer, o.task), { seed: o.seed, heldOut: o.heldOut });
+    const dense = (await evaluateTask(session, heldOut, metric)).mean;
+    const general = o.general ? session.samples(o.general, { seqLen: 128 }, 'general') : undefined;
+    const densePerplexity = general ? (await session.perplexity(general.samples)).perplexity : undefined;
+    const opts = { metric, granularity: o.granularity, ranking: o.ranking, threshold: o.threshold };
+    const curves = [];
+    for (const m of methods) curves.push(await circuitCurve(session, m, train, heldOut, dense, opts));
+    const main = curves[0];
+    if (!main.chosen) throw new LrpLensError('bad-argument', `No sparsity keeps ${o.threshold} × the dense ${metric} with ${main.method}; lower --threshold or try another --granularity.`);
+    const mask = main.masks.get(main.chosen.sparsity)!;
+    const circuitPerplexity = general ? (await session.perplexity(general.samples, mask)).perplexity : undefined;
+    const graph = buildCircuitGraph({ weights: session.weights, scores: main.scores, mask, granularity: o.granularity, topK: o.topK });
+    const dir = resolve(o.out);
+    mkdirSync(dir, { recursive: true });
+    const identity = modelIdentity(session.folder.onnxPath, session.folder.ref);
+    const allocation = allocationFor(o.granularity, o.ranking);
+    const record = {
+      schema: 'lrp-lens/circuit@1',
+      task: { path: o.task, name: task.header.name, metric, train: train.length, heldOut: heldOut.length },
+      model: session.folder.ref,
+      method: main.method,
+      granularity: o.granularity,
+      ranking: o.ranking,
+      threshold: o.threshold,
+      dense: { metric: dense, perplexity: densePerplexity ?? null },
+      circuit: { sparsity: main.chosen.achieved, targetSparsity: main.chosen.sparsity, metric: main.chosen.metric, retained: main.chosen.retained, perplexity: circuitPerplexity ?? null },
+      control: general ? { text: general.source, densePerplexity, circuitPerplexity } : null,
+      curves: curves.map(stripMasks),
+      graph: JSON.parse(circuitGraphToJson(graph)),
+    };
+    saveMask(join(dir, 'mask'), mask, {
+      model: { id: session.folder.ref, contentHash: identity.contentHash },
+      method: `circuit:${main.method}`,
+      allocation: allocation.allocation,
+      structured: !!allocation.structured,
+      targetSparsity: null,
+      weights: session.weights,
+      reference: { name: o.task, hash: `sha256:${task.samples.length}`, samples: train.length },
+      metrics: { task: record.task, dense: record.dense, circuit: record.circuit, curves: record.curves },
+    });
+    writeFileSync(join(dir, 'circuit.json'), JSON.stringify(record, null, 2) + '\n');
+    writeFileSync(join(dir, 'circuit.svg'), circuitGraphToSvg(graph, { title: `${task.header.name} — ${main.method}, ${(main.chosen.achieved * 100).toFixed(1)}% pruned` }));
+    if (o.json) writeJson(o.json, record);
+    if (o.json !== '-') printCircuit(record.dense.metric, curves, dir);
+  } finally {
+    await session.close();
+  }
+}
+
+function stripMasks(c: MethodCurve & { masks?: unknown; scores?: unknown }): MethodCurve {
+  return { method: c.method, points: c.points, chosen: c.chosen, collectMs: c.collectMs };
+}
+
+function printCircuit(dense: number, curves: MethodCurve[], dir: string): void {
+  console.log(`dense metric ${dense.toFixed(4)}`);
+  console.log(markdownTable(['method', 'circuit sparsity', 'retained', 'collect s'], curves.map((c) => [c.method, c.chosen ? c.chosen.achieved.toFixed(4) : 'none', c.chosen ? c.chosen.retained.toFixed(3) : '-', (c.collectMs / 1000).toFixed(2)])));
+  console.log(`wrote ${join(dir, 'circuit.json')}, circuit.svg and mask.safetensors + mask.json`);
+}
+
+export function registerCircuits(program: Command): void {
+  const task = program.command('task').description('task files (*.task.jsonl): generate and evaluate');
+  task
+    .command('make')
+    .description('generate a task file')
+    .addOption(new Option('--kind <kind>', 'task kind').choices(['ioi', 'pronoun']).makeOptionMandatory())
+    .option('--n <n>', 'samples', positiveInt, 100)
+    .option('--seed <s>', 'seed', Number, 0)
+    .option('--model <folder|hub-id>', "check targets and foils are single tokens for this model's tokenizer")
+    .requiredOption('--out <file>', 'the task file to write (*.task.jsonl)')
+    .action(makeTask);
+  task
+    .command('eval')
+    .description('the task metric of a model, dense or masked')
+    .option('--model <folder|hub-id>', 'model folder or hub id', defaultModel())
+    .option('--mask <mask>', 'a mask or circuit mask')
+    .requiredOption('--task <file>', 'task file')
+    .addOption(new Option('--metric <m>', 'metric (default: the task header\'s)').choices(METRICS))
+    .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda']).default('cpu'))
+    .option('--json <out>', "write the result as JSON ('-' for stdout)")
+    .action(evalTask);
+
+  program
+    .command('circuit')
+    .description('discover the sparsest sub-network that still does a task')
+    .option('--model <folder|hub-id>', 'model folder or hub id', defaultModel())
+    .requiredOption('--task <file>', 'task file (*.task.jsonl)')
+    .option('--method <m>', 'lrp | wanda | gradient | activation | magnitude | random', 'lrp')
+    .option('--compare <list>', 'other methods whose curves are recorded too, e.g. wanda,gradient')
+    .addOption(new Option('--granularity <g>', 'components').choices(['weights', 'neurons']).default('weights'))
+    .addOption(new Option('--ranking <r>', 'one ranking over the model, or per row (neurons: per layer)').choices(['global', 'row']).default('global'))
+    .option('--threshold <f>', 'keep at least this fraction of the dense metric', Number, 0.9)
+    .addOption(new Option('--metric <m>', 'metric (default: the task header\'s)').choices(METRICS))
+    .option('--held-out <f>', 'fraction of samples held out for evaluation', Number, 0.3)
+    .option('--seed <s>', 'split seed', Number, 0)
+    .option('--general <file>', 'general text: perplexity of the circuit as a control')
+    .option('--layers <spec>', 'which linear layers (kinds and/or block range)')
+    .option('--top-k <k>', 'edges in the circuit graph', positiveInt, 50)
+    .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda']).default('cpu'))
+    .requiredOption('--out <dir>', 'output folder (circuit.json, circuit.svg, mask.safetensors + mask.json)')
+    .option('--json <out>', "also write circuit.json's content here ('-' for stdout)")
+    .action(circuit);
+}

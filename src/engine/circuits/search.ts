@@ -1,0 +1,95 @@
+/**
+ * Circuit discovery: score components with the task's training samples as reference (relevance seeded at
+ * target − foil at the prompt's end), sweep sparsity, and evaluate the task metric on held-out samples with
+ * each mask (fed to one forward session — nothing is recompiled per sparsity). The circuit is the sparsest
+ * mask whose metric stays at or above `threshold` × the dense model's.
+ */
+import type { PruningSession } from '../pruning/prune';
+import { prepareAllocation, achievedSparsity } from '../pruning/allocation';
+import type { AllocationOptions } from '../pruning/allocation';
+import type { ScoreMethod, PositionSeed } from '../pruning/scores';
+import type { Mask, Scores } from '../pruning/types';
+import { taskMetric } from '../tasks/metrics';
+import type { TaskMetric } from '../tasks/taskFile';
+import type { TokenizedSample } from '../tasks/taskFile';
+import { LrpLensError } from '../errors';
+
+export type Granularity = 'weights' | 'neurons';
+export type Ranking = 'global' | 'row';
+
+export const DEFAULT_SPARSITIES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99];
+
+export interface CircuitSearchOptions {
+  metric: TaskMetric;
+  granularity: Granularity;
+  ranking: Ranking;
+  threshold: number;
+  sparsities?: number[];
+}
+
+export interface CurvePoint {
+  sparsity: number;
+  achieved: number;
+  metric: number;
+  /** metric ÷ dense metric. */
+  retained: number;
+}
+
+export interface MethodCurve {
+  method: ScoreMethod;
+  points: CurvePoint[];
+  /** The sparsest point at or above the threshold; undefined if even the first sparsity falls below. */
+  chosen?: CurvePoint;
+  collectMs: number;
+}
+
+export function allocationFor(granularity: Granularity, ranking: Ranking): AllocationOptions {
+  if (granularity === 'neurons') return { allocation: ranking === 'row' ? 'layer' : 'global', structured: true };
+  return { allocation: ranking };
+}
+
+/** The task metric of the model (dense or masked) on tokenized samples, from final-position logits. */
+export async function evaluateTask(session: PruningSession, samples: TokenizedSample[], metric: TaskMetric, mask?: Mask) {
+  session.forward.setMask(mask);
+  const rows: Float32Array[] = [];
+  for (let i = 0; i < samples.length; i += 32) rows.push(...(await session.forward.lastLogits(samples.slice(i, i + 32).map((s) => s.promptIds))));
+  return taskMetric(metric, rows, samples);
+}
+
+/** Relevance seeded at the task's own quantity: target (− foil) logit at the prompt's last token. */
+export function taskSeeds(samples: TokenizedSample[], metric: TaskMetric): PositionSeed[] {
+  return samples.map((s) => ({ position: s.promptIds.length - 1, target: s.targetId, foil: metric === 'prob' ? undefined : s.foilId }));
+}
+
+export async function taskScores(session: PruningSession, method: ScoreMethod, train: TokenizedSample[], metric: TaskMetric): Promise<{ scores: Scores; collectMs: number }> {
+  const t0 = performance.now();
+  const stats = await session.statistics(method, train.map((s) => s.promptIds), { seeds: taskSeeds(train, metric) });
+  return { scores: session.scores(stats), collectMs: performance.now() - t0 };
+}
+
+/** One method's faithfulness curve over the sparsities, and its chosen circuit. */
+export async function circuitCurve(
+  session: PruningSession,
+  method: ScoreMethod,
+  train: TokenizedSample[],
+  heldOut: TokenizedSample[],
+  dense: number,
+  opts: CircuitSearchOptions,
+): Promise<MethodCurve & { masks: Map<number, Mask>; scores: Scores }> {
+  if (!(opts.threshold > 0 && opts.threshold <= 1)) throw new LrpLensError('bad-argument', `The threshold is a fraction of the dense metric in (0, 1] (got ${opts.threshold}).`);
+  if (!(dense > 0)) throw new LrpLensError('bad-argument', `The dense model does not do the task (mean ${opts.metric} ${dense.toFixed(4)} ≤ 0 on held-out samples), so there is no circuit to find. Check the task's targets and foils.`);
+  const { scores, collectMs } = await taskScores(session, method, train, opts.metric);
+  const allocator = prepareAllocation(scores, session.weights, allocationFor(opts.granularity, opts.ranking));
+  const points: CurvePoint[] = [];
+  const masks = new Map<number, Mask>();
+  for (const sparsity of opts.sparsities ?? DEFAULT_SPARSITIES) {
+    session.throwIfCancelled();
+    const mask = allocator.mask(sparsity);
+    const metric = (await evaluateTask(session, heldOut, opts.metric, mask)).mean;
+    points.push({ sparsity, achieved: achievedSparsity(mask, session.weights).overall, metric, retained: metric / dense });
+    masks.set(sparsity, mask);
+  }
+  const passing = points.filter((p) => p.retained >= opts.threshold);
+  const chosen = passing.length ? passing.reduce((a, b) => (b.achieved > a.achieved ? b : a)) : undefined;
+  return { method, points, chosen, collectMs, masks, scores };
+}
