@@ -16,8 +16,8 @@ import { Session } from '../engine/runtime/session';
 import { causalLmFeeds, inputSpecs, seedFeeds } from '../engine/runtime/feeds';
 import type { Graph } from '../engine/onnx/graph';
 import { peakRssMB } from './peakRss';
-import { benchCollection, collectionTable, registerBenchCollect } from './benchPruning';
-import type { CollectionRow } from './benchPruning';
+import { benchCircuit, benchCollection, circuitTable, collectionTable, registerBenchCollect } from './benchPruning';
+import type { CircuitBenchRow, CollectionRow } from './benchPruning';
 import { loadTokenizer } from '../engine/runtime/model';
 import { splitDocuments, tokenStream, windows } from '../engine/eval/textData';
 import { readFileSync } from 'node:fs';
@@ -177,6 +177,7 @@ export function registerBench(program: Command): void {
       const work = mkdtempSync(join(tmpdir(), 'lrp-bench-'));
       const rows: BenchRow[] = [];
       const collection: CollectionRow[] = [];
+      const circuits: CircuitBenchRow[] = [];
       let large: LargeCompileRow | undefined;
       try {
         const shared = resolve(__dirname, '..', '..', 'shared', 'models', 'stories260k');
@@ -187,6 +188,7 @@ export function registerBench(program: Command): void {
           rows.push(...(await benchModel(name, readModel(m.onnxPath), m.onnxPath, o.seqLen, o.reps, work)));
           console.log(table(rows));
           if (o.pruning) collection.push(benchCollection(name, m.onnxPath, ...(await referenceSamples(m, work))));
+          if (o.pruning && name === 'stories260k') circuits.push(await benchCircuit(m.dir));
         }
         if (o.synthetic) {
           const { buildGpt2Like, gpt2Small124M } = await import('../engine/onnx/synthetic');
@@ -202,13 +204,14 @@ export function registerBench(program: Command): void {
       }
       console.log(table(rows));
       if (collection.length) console.log(`\npruning statistics, LRP weight relevance (${'abs-tokens'}) vs Wanda's activation norms, same samples:\n${collectionTable(collection)}`);
+      if (circuits.length) console.log(`\ncircuit search (LRP, neurons, global; masks fed to one session, nothing recompiled per sparsity):\n${circuitTable(circuits)}`);
       if (large) {
         console.log(`\ncompile of a ${(large.params / 1e9).toFixed(2)}B-parameter Llama-shaped model with external data (${(large.weightsBytes / 2 ** 30).toFixed(2)} GiB): ` +
           `${(large.compileMs / 1000).toFixed(2)} s, peak RSS ${large.peakRssMB.toFixed(0)} MB (targets < 10 s, < 1024 MB)`);
       }
       if (o.json) {
         mkdirSync(dirname(resolve(o.json)), { recursive: true });
-        writeFileSync(o.json, JSON.stringify({ date: new Date().toISOString(), node: process.version, rows, collection, largeCompile: large }, null, 2) + '\n');
+        writeFileSync(o.json, JSON.stringify({ date: new Date().toISOString(), node: process.version, rows, collection, circuits, largeCompile: large }, null, 2) + '\n');
         console.log(`wrote ${o.json}`);
       }
     });

@@ -86,3 +86,37 @@ export function registerBenchCollect(program: Command): void {
     .requiredOption('--samples <file>', 'JSON array of token-id arrays')
     .action(benchCollect);
 }
+
+export interface CircuitBenchRow {
+  task: string;
+  samples: number;
+  sparsities: number;
+  collectMs: number;
+  evalPerSparsityMs: number;
+  totalMs: number;
+}
+
+/** Circuit search on the generated pronoun task: collection once, then one masked evaluation per sparsity. */
+export async function benchCircuit(model: string): Promise<CircuitBenchRow> {
+  const { PruningSession } = await import('../engine/pruning/prune');
+  const { generateTask } = await import('../engine/tasks/generators');
+  const { splitTask, tokenizeTask } = await import('../engine/tasks/taskFile');
+  const { circuitCurve, evaluateTask, DEFAULT_SPARSITIES } = await import('../engine/circuits/search');
+  const session = await PruningSession.open({ model });
+  try {
+    const t0 = performance.now();
+    const task = generateTask('pronoun', { n: 120, seed: 1, tokenizer: session.tokenizer });
+    const { train, heldOut } = splitTask(tokenizeTask(task, session.tokenizer), { seed: 1 });
+    const dense = (await evaluateTask(session, heldOut, 'logit_diff')).mean;
+    const curve = await circuitCurve(session, 'lrp', train, heldOut, dense, { metric: 'logit_diff', granularity: 'neurons', ranking: 'global', threshold: 0.9 });
+    const totalMs = performance.now() - t0;
+    return { task: 'pronoun', samples: task.samples.length, sparsities: DEFAULT_SPARSITIES.length, collectMs: curve.collectMs, evalPerSparsityMs: (totalMs - curve.collectMs) / DEFAULT_SPARSITIES.length, totalMs };
+  } finally {
+    await session.close();
+  }
+}
+
+export function circuitTable(rows: CircuitBenchRow[]): string {
+  return markdownTable(['task', 'samples', 'sparsities', 'collect s', 'eval per sparsity ms', 'total s'],
+    rows.map((r) => [r.task, String(r.samples), String(r.sparsities), (r.collectMs / 1000).toFixed(2), r.evalPerSparsityMs.toFixed(0), (r.totalMs / 1000).toFixed(2)]));
+}
