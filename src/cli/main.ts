@@ -16,6 +16,7 @@ import { inspectModel } from '../engine/runtime/inspect';
 import type { ModelReport } from '../engine/runtime/inspect';
 import { registerBench } from './bench';
 import { registerPruning } from './pruneCommands';
+import { registerCorrection } from './correctCommands';
 import { defaultModel, idsArg, intArg, writeJson } from './common';
 import { peakRssMB } from './peakRss';
 
@@ -139,6 +140,7 @@ export function buildProgram(): Command {
 
   registerBench(program);
   registerPruning(program);
+  registerCorrection(program);
   return program;
 }
 

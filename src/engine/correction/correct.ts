@@ -91,7 +91,10 @@ export function unknownTokenIds(modelDir: string): Set<number> {
 export function checkTokenizerFit(samples: number[][], unknown: Set<number>, what: string, source: string, limit = 0.3): void {
   let total = 0;
   let bad = 0;
-  for (const s of samples) for (const id of s) (total++, unknown.has(id) && bad++);
+  for (const s of samples) {
+    total += s.length;
+    for (const id of s) if (unknown.has(id)) bad++;
+  }
   if (total > 0 && bad / total > limit) {
     throw new LrpLensError('bad-argument',
       `The ${what} set ${source} is ${Math.round((100 * bad) / total)}% tokens this model's tokenizer does not know (unknown or byte-fallback); it looks written for another model or language. Give text in the model's language and vocabulary.`);
@@ -206,4 +209,9 @@ export function prunedPerLayer(ranked: Component[], count: number): Record<strin
     out[key] = (out[key] ?? 0) + 1;
   }
   return out;
+}
+
+/** How many components the selection has: output units (neurons) or elements (weights). */
+export function availableComponents(weights: PrunableWeight[], granularity: Granularity): number {
+  return weights.reduce((n, w) => n + (granularity === 'neurons' ? outputUnits(w) : w.dims[0] * w.dims[1]), 0);
 }
