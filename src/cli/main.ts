@@ -17,6 +17,7 @@ import type { ModelReport } from '../engine/runtime/inspect';
 import { registerBench } from './bench';
 import { registerPruning } from './pruneCommands';
 import { registerCircuits } from './circuitCommands';
+import { registerCorrection } from './correctCommands';
 import { defaultModel, idsArg, intArg, writeJson } from './common';
 import { peakRssMB } from './peakRss';
 
@@ -141,6 +142,7 @@ export function buildProgram(): Command {
   registerBench(program);
   registerPruning(program);
   registerCircuits(program);
+  registerCorrection(program);
   return program;
 }
 

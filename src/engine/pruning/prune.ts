@@ -18,7 +18,7 @@ import { throwIfCancelled } from '../eval/cancel';
 import { findLinearWeights, selectWeights } from './prunable';
 import type { WeightSelection } from './prunable';
 import { collectStatistics, scoresFromStatistics } from './scores';
-import type { LrpAggregation, PositionSeed, ScoreMethod, ScoreStatistics } from './scores';
+import type { CollectOptions, LrpAggregation, ScoreMethod, ScoreStatistics } from './scores';
 import { achievedSparsity, prepareAllocation } from './allocation';
 import type { Allocation, Mask, PrunableWeight, Scores } from './types';
 import { weightValues } from './weightValues';
@@ -65,7 +65,7 @@ export class PruningSession {
     return loadSamples(path, this.tokenizer, { samples: opts.samples, seqLen: opts.seqLen ?? 128 }, what);
   }
 
-  async statistics(method: ScoreMethod, samples: number[][], opts: { aggregation?: LrpAggregation; batchSize?: number; seeds?: PositionSeed[] } = {}): Promise<ScoreStatistics> {
+  async statistics(method: ScoreMethod, samples: number[][], opts: { aggregation?: LrpAggregation; batchSize?: number; seeds?: CollectOptions['seeds'] } = {}): Promise<ScoreStatistics> {
     return collectStatistics(this.folder.onnxPath, this.weights, method, samples, {
       ...opts,
       device: this.setup.device,

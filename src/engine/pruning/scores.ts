@@ -53,8 +53,11 @@ export interface PositionSeed {
 }
 
 export interface CollectOptions extends Progress {
-  /** One seed per sample (tasks: target − foil at the last position) instead of every next token. */
-  seeds?: PositionSeed[];
+  /**
+   * Seeds per sample instead of every next token: one (tasks: target − foil at the last position) or several
+   * (correction: every position of an undesired continuation).
+   */
+  seeds?: (PositionSeed | PositionSeed[])[];
   aggregation?: LrpAggregation;
   batchSize?: number;
   device?: Device;
@@ -126,7 +129,7 @@ async function collectWeightRelevance(
 }
 
 /** Feeds seeding the logit of the actual next token at every position of each sample, or the given seeds. */
-function relevanceFeeds(info: Awaited<ReturnType<typeof compileModelFile>>['info'], group: number[][], seeds?: PositionSeed[]) {
+function relevanceFeeds(info: Awaited<ReturnType<typeof compileModelFile>>['info'], group: number[][], seeds?: (PositionSeed | PositionSeed[])[]) {
   const batch = padBatch(group, 0, info.padding);
   const B = group.length;
   const S = batch.ids[0].length;
@@ -138,9 +141,11 @@ function relevanceFeeds(info: Awaited<ReturnType<typeof compileModelFile>>['info
     const start = info.padding === 'left' ? S - ids.length : 0;
     const seed = seeds?.[b];
     if (seed) {
-      const at = b * S + start + seed.position;
-      [targetIds[at], targetWeights[at]] = [seed.target, 1];
-      if (seed.foil !== undefined) [foilIds[at], foilWeights[at]] = [seed.foil, 1];
+      for (const one of [seed].flat()) {
+        const at = b * S + start + one.position;
+        [targetIds[at], targetWeights[at]] = [one.target, 1];
+        if (one.foil !== undefined) [foilIds[at], foilWeights[at]] = [one.foil, 1];
+      }
       return;
     }
     for (let t = 0; t + 1 < ids.length; t++) {
