@@ -44,6 +44,22 @@ function errorOf(outcome: AttributionOutcome): { reason: string; message: string
   return outcome.error;
 }
 
+const tabLabels = () => vscode.window.tabGroups.all.flatMap((g) => g.tabs.map((t) => t.label));
+
+/** Resolves true once a tab with `label` is open (tab changes reach the extension host asynchronously). */
+function tabOpens(label: string, ms = 5000): Promise<boolean> {
+  if (tabLabels().includes(label)) return Promise.resolve(true);
+  return new Promise((done) => {
+    const timer = setTimeout(() => finish(false), ms);
+    const sub = vscode.window.tabGroups.onDidChangeTabs(() => tabLabels().includes(label) && finish(true));
+    function finish(found: boolean) {
+      clearTimeout(timer);
+      sub.dispose();
+      done(found);
+    }
+  });
+}
+
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
 describe('LRP Lens in the extension host', function () {
@@ -79,8 +95,7 @@ describe('LRP Lens in the extension host', function () {
     assert.equal(r.model.device, 'cpu');
     const budget = sum(r.relevance.tokens) + sum(Object.values(r.relevance.absorbed).map(Number));
     assert.ok(Math.abs(budget - r.relevance.seed) < 1e-3 * Math.abs(r.relevance.seed), `Σ tokens + absorbed = ${budget}, seed ${r.relevance.seed}`);
-    const tabs = vscode.window.tabGroups.all.flatMap((g) => g.tabs.map((t) => t.label));
-    assert.ok(tabs.includes('Relevance: lily.prompt'), `tabs: ${tabs.join(', ')}`);
+    assert.ok(await tabOpens('Relevance: lily.prompt'), `no relevance tab; tabs: ${tabLabels().join(', ')}`);
   });
 
   it('Compute Relevance explains the selection of the active editor', async () => {
@@ -145,7 +160,13 @@ describe('LRP Lens in the extension host', function () {
   it('an empty prompt file is refused with what to do', async () => {
     const e = errorOf(await attributeFile('empty.prompt', ''));
     assert.equal(e.reason, 'bad-argument');
-    assert.match(e.message, /prompt is empty; give at least one token/);
+    assert.match(e.message, /empty\.prompt holds no prompt text; write the prompt below the header/);
+  });
+
+  it('an empty plain-text file is refused with what to do', async () => {
+    const e = errorOf(await attributeFile('empty.txt', ''));
+    assert.equal(e.reason, 'bad-argument');
+    assert.match(e.message, /prompt is empty; give at least one token of text/);
   });
 
   it('a binary file is refused as not being text', async () => {
