@@ -41,6 +41,24 @@ const builds = [
   },
 ];
 
+// Extension-host tests (test/vscode): run inside VS Code or code-server, so bundled like the extension, with
+// mocha loaded from node_modules through its CommonJS build (its package entry is ESM, which Node 20's require
+// cannot load).
+if (existsSync('test/vscode/index.ts')) {
+  builds.push({
+    entryPoints: ['test/vscode/index.ts', 'test/vscode/runTest.ts', 'test/vscode/extension.test.ts'],
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    outdir: 'dist/test/vscode',
+    sourcemap: !production,
+    external: [...external, '@vscode/test-electron', 'mocha/lib/mocha.cjs'],
+    alias: { mocha: 'mocha/lib/mocha.cjs' },
+    logLevel: 'warning',
+  });
+}
+
 if (watch) {
   for (const b of builds) await (await esbuild.context(b)).watch();
 } else {

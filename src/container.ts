@@ -4,10 +4,13 @@
  * really stops the engine, errors with the actions that fix them).
  */
 import * as vscode from 'vscode';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { Disposable } from './dispose';
 import { EngineClient, EngineError } from './worker/client';
+import type { ExitInfo } from './worker/client';
 import { readSettings } from './settings';
+import type { Settings } from './settings';
+import type { AttributionResult } from './engine/attribution/result';
 import { StatusBar } from './views/statusBar';
 import { EditorHeatmap } from './views/editorHeatmap';
 import { RelevancePanels } from './views/relevancePanelHost';
@@ -28,6 +31,7 @@ export class Container extends Disposable {
       log: (line) => this.log.info(line),
     });
     this.register({ dispose: () => this.client.dispose() });
+    this.register({ dispose: this.client.onDidExit((info) => this.onEngineExit(info)) });
     this.panels = this.register(new RelevancePanels(context.extensionUri, {
       rerun: (target) => this.attribute(target),
       restore: async (uri) => {
@@ -41,6 +45,7 @@ export class Container extends Disposable {
         const root = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
         return root ? join(root, readSettings().outputFolder) : undefined;
       },
+      rendered: (uri, ms) => this.log.info(`${uri ? basename(uri.fsPath) : 'panel'}: panel rendered in ${ms.toFixed(1)} ms`),
     }));
     this.status.update(readSettings());
     this.register(vscode.workspace.onDidChangeConfiguration((e) => {
@@ -48,49 +53,86 @@ export class Container extends Disposable {
     }));
   }
 
-  /** Runs one attribution with a cancellable progress notification, then shows it in the panel and editor. */
-  async attribute(target: PanelTarget): Promise<void> {
+  /**
+   * Runs one attribution with a cancellable progress notification, then shows it in the panel and editor.
+   * Resolves with the outcome (never rejects), which the commands return to their callers: the
+   * extension-host tests read it through `executeCommand`, and so can scripts.
+   */
+  async attribute(target: PanelTarget): Promise<AttributionOutcome> {
     const settings = readSettings();
-    const doc = await vscode.workspace.openTextDocument(target.uri);
     this.status.update(settings, { busy: true });
     this.panels.busy(target.uri, 'Computing relevance…');
     const t0 = Date.now();
     try {
-      const result = await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: 'LRP Lens', cancellable: true },
-        (progress, token) => {
-          const abort = new AbortController();
-          token.onCancellationRequested(() => abort.abort());
-          return this.client.request(
-            'attribute',
-            { model: settings.model, rule: settings.rule, device: settings.device, maxTokens: settings.maxTokens, request: target.request },
-            { signal: abort.signal, onProgress: (p) => progress.report({ message: p.message }) },
-          );
-        },
-      );
+      const doc = await vscode.workspace.openTextDocument(target.uri);
+      const result = await this.runEngine(target, settings);
+      const engineMs = Date.now() - t0;
       this.panels.show(target, result);
       this.heatmap.paint(doc, result, target.promptOffset);
-      this.status.update(settings, { device: result.model.device, lastRunMs: Date.now() - t0 });
-      this.log.info(`${doc.fileName}: target ${JSON.stringify(result.target.text)}, ${result.tokens.length} tokens, run ${result.timing.runMs.toFixed(1)} ms`);
+      this.status.update(settings, { device: result.model.device, lastRunMs: engineMs });
+      this.log.info(`${basename(doc.fileName)}: target ${JSON.stringify(result.target.text)}, ${result.tokens.length} tokens, engine ${engineMs} ms (run ${result.timing.runMs.toFixed(1)} ms)`);
       for (const w of result.warnings) this.log.warn(w);
+      return { result };
     } catch (err) {
       this.status.update(settings);
-      await this.reportError(target.uri, err);
+      return this.fail(target.uri, err);
     }
   }
 
-  private async reportError(uri: vscode.Uri, err: unknown): Promise<void> {
+  private runEngine(target: PanelTarget, settings: Settings): Thenable<AttributionResult> {
+    return vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: 'LRP Lens', cancellable: true },
+      (progress, token) => {
+        const abort = new AbortController();
+        token.onCancellationRequested(() => abort.abort());
+        return this.client.request(
+          'attribute',
+          { model: settings.model, rule: settings.rule, device: settings.device, maxTokens: settings.maxTokens, request: target.request },
+          { signal: abort.signal, onProgress: (p) => progress.report({ message: p.message }) },
+        );
+      },
+    );
+  }
+
+  /**
+   * Logs the error, shows it in the panel and as a notification whose buttons fix it (without waiting for the
+   * user to answer), and returns it as the outcome.
+   */
+  fail(uri: vscode.Uri | undefined, err: unknown): AttributionOutcome {
     const e = err instanceof EngineError ? err : new EngineError('internal', (err as Error)?.message ?? String(err));
-    this.log.error(`${e.reason}: ${e.message}`);
-    this.panels.error(uri, e.message);
-    if (e.reason === 'cancelled') {
-      void vscode.window.showInformationMessage('LRP Lens: relevance computation cancelled.');
-      return;
-    }
-    const actions = e.reason === 'engine-exited' ? ['Restart Engine', 'Show Log'] : /model|causal/.test(e.reason) ? ['Select Model…', 'Show Log'] : ['Show Log'];
-    const pick = await vscode.window.showErrorMessage(`LRP Lens: ${e.message}`, ...actions);
+    const where = uri && !e.message.includes(basename(uri.fsPath)) ? `${basename(uri.fsPath)}: ` : '';
+    this.log.error(`${where}${e.reason}: ${e.message}`);
+    if (uri) this.panels.error(uri, e.message);
+    if (e.reason === 'cancelled') void vscode.window.showInformationMessage('LRP Lens: relevance computation cancelled.');
+    else void this.offerFix(`LRP Lens: ${where}${e.message}`, fixActions(e.reason));
+    return { error: { reason: e.reason, message: e.message } };
+  }
+
+  /** A crash with a request waiting is reported by that request; an idle crash gets its own notification. */
+  private onEngineExit(info: ExitInfo): void {
+    if (!info.unexpected || info.pending > 0) return;
+    const how = info.signal ? `signal ${info.signal}` : `exit code ${info.code}`;
+    const e = new EngineError('engine-exited', `The LRP Lens engine stopped unexpectedly (${how}). Restart it; the next computation would also start a fresh one.`);
+    void this.fail(undefined, e);
+  }
+
+  private async offerFix(message: string, actions: FixAction[]): Promise<void> {
+    const pick = await vscode.window.showErrorMessage(message, ...actions);
     if (pick === 'Restart Engine') await vscode.commands.executeCommand('lrpLens.restartEngine');
     else if (pick === 'Select Model…') await vscode.commands.executeCommand('lrpLens.selectModel');
+    else if (pick === 'Open Settings') await vscode.commands.executeCommand('workbench.action.openSettings', 'lrpLens.maxTokens');
     else if (pick === 'Show Log') this.log.show();
   }
+}
+
+/** What an attribution command returns: the result, or the error the user was shown. */
+export type AttributionOutcome = { result: AttributionResult } | { error: { reason: string; message: string } };
+
+type FixAction = 'Restart Engine' | 'Select Model…' | 'Open Settings' | 'Show Log';
+
+function fixActions(reason: string): FixAction[] {
+  if (reason === 'engine-exited') return ['Restart Engine', 'Show Log'];
+  if (reason === 'prompt-too-long') return ['Open Settings', 'Show Log'];
+  if (/model|causal/.test(reason)) return ['Select Model…', 'Show Log'];
+  return ['Show Log'];
 }

@@ -3,6 +3,7 @@ import type * as vscode from 'vscode';
 import { Container } from './container';
 import { registerComputeRelevance } from './commands/computeRelevance';
 import { registerAttributeWithLrp } from './commands/attributeWithLrp';
+import { registerExportRelevance } from './commands/exportRelevance';
 import { registerClearHeatmap, registerRestartEngine, registerSelectModel, registerShowLog } from './commands/engineCommands';
 
 let container: Container | undefined;
@@ -17,6 +18,7 @@ export function activate(context: vscode.ExtensionContext): void {
     registerClearHeatmap(container),
     registerRestartEngine(container),
     registerShowLog(container),
+    registerExportRelevance(container),
   );
 }
 

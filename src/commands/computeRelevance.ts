@@ -1,7 +1,8 @@
 /** "LRP Lens: Compute Relevance" — the active editor's selection, else the whole file (prompt-file header honoured). */
 import * as vscode from 'vscode';
-import type { Container } from '../container';
+import type { AttributionOutcome, Container } from '../container';
 import { isPromptFile, parsePromptFile } from '../engine/attribution/promptFile';
+import { EngineError } from '../worker/client';
 import type { PanelTarget } from '../views/relevancePanelHost';
 
 export function targetFor(doc: vscode.TextDocument, selection?: vscode.Selection): PanelTarget {
@@ -15,20 +16,22 @@ export function targetFor(doc: vscode.TextDocument, selection?: vscode.Selection
   return { uri: doc.uri, request: { prompt: doc.getText() }, promptOffset: 0 };
 }
 
+/** Returns the outcome (see Container.attribute) to whoever executed the command. */
 export function registerComputeRelevance(c: Container): vscode.Disposable {
-  return vscode.commands.registerCommand('lrpLens.computeRelevance', async () => {
+  return vscode.commands.registerCommand('lrpLens.computeRelevance', async (): Promise<AttributionOutcome> => {
     const editor = vscode.window.activeTextEditor;
-    if (!editor) {
-      void vscode.window.showErrorMessage('LRP Lens: open a prompt file (or select text) first.');
-      return;
-    }
+    if (!editor) return c.fail(undefined, new EngineError('bad-argument', 'No editor is active. Open a prompt file (or select text) first.'));
     let target: PanelTarget;
     try {
       target = targetFor(editor.document, editor.selection);
     } catch (err) {
-      void vscode.window.showErrorMessage(`LRP Lens: ${(err as Error).message}`);
-      return;
+      return c.fail(editor.document.uri, badArgument(err));
     }
-    await c.attribute(target);
+    return c.attribute(target);
   });
+}
+
+/** Prompt-file parse errors already name the file, the line and the fix. */
+export function badArgument(err: unknown): EngineError {
+  return err instanceof EngineError ? err : new EngineError('bad-argument', (err as Error)?.message ?? String(err));
 }

@@ -11,7 +11,7 @@ import type { AttributeRequest } from '../engine/attribution/attribute';
 import type { AttributionResult } from '../engine/attribution/result';
 import { panelHtml, standaloneHtml } from './relevancePanel/html';
 import { isWebviewMessage } from './relevancePanel/protocol';
-import type { HostMessage, PanelState, WebviewMessage } from './relevancePanel/protocol';
+import type { ExportFormat, HostMessage, PanelState, WebviewMessage } from './relevancePanel/protocol';
 
 export const VIEW_TYPE = 'lrpLens.relevance';
 
@@ -32,11 +32,13 @@ interface PanelEntry {
 
 export interface PanelActions {
   /** Recompute the attribution for a target (after a re-target or a foil). */
-  rerun(target: PanelTarget): Promise<void>;
+  rerun(target: PanelTarget): Promise<unknown>;
   /** Recompute a panel restored after a reload, from its prompt file as it is now. */
   restore(uri: vscode.Uri): Promise<void>;
   /** Workspace folder for exports (lrpLens.outputFolder). */
   outputFolder(): string | undefined;
+  /** The webview finished drawing a result, `ms` after it arrived (logged; the benchmark reads it). */
+  rendered?(uri: vscode.Uri | undefined, ms: number): void;
 }
 
 export class RelevancePanels extends Disposable {
@@ -135,27 +137,51 @@ export class RelevancePanels extends Disposable {
       case 'export':
         await this.export(entry, m.format, m.dataUrl);
         return;
+      case 'rendered':
+        this.actions.rendered?.(entry.target?.uri, m.ms);
+        return;
       default:
         return;
     }
   }
 
-  private async export(entry: PanelEntry, format: 'json' | 'html' | 'png', dataUrl?: string): Promise<void> {
+  /** Writes the result shown for `uri` into lrpLens.outputFolder (JSON or HTML); returns the file written. */
+  async exportFor(uri: vscode.Uri, format: 'json' | 'html'): Promise<string | undefined> {
+    const entry = this.panels.get(uri.toString());
+    if (!entry?.result) {
+      void vscode.window.showErrorMessage('LRP Lens: nothing to export yet. Run Compute Relevance on the prompt first.');
+      return undefined;
+    }
+    return this.export(entry, format);
+  }
+
+  /** The prompt file whose panel is active, if any. */
+  activeUri(): vscode.Uri | undefined {
+    for (const e of this.panels.values()) if (e.panel.active && e.target) return e.target.uri;
+    return undefined;
+  }
+
+  private async export(entry: PanelEntry, format: ExportFormat, dataUrl?: string): Promise<string | undefined> {
     const folder = this.actions.outputFolder();
-    if (!entry.result || !entry.target) return;
+    if (!entry.result || !entry.target) return undefined;
     if (!folder) {
       void vscode.window.showErrorMessage('LRP Lens: open a workspace folder to export (files go to lrpLens.outputFolder).');
-      return;
+      return undefined;
+    }
+    if (format === 'png' && !dataUrl?.startsWith('data:image/png;base64,')) {
+      void vscode.window.showErrorMessage('LRP Lens: the panel sent no PNG data to export.');
+      return undefined;
     }
     mkdirSync(folder, { recursive: true });
     const stem = `${basename(entry.target.uri.fsPath).replace(/\.[^.]*$/, '')}.relevance`;
     const file = join(folder, `${stem}.${format}`);
     if (format === 'json') writeFileSync(file, JSON.stringify(entry.result, null, 2) + '\n');
     else if (format === 'html') writeFileSync(file, standaloneHtml(entry.result));
-    else if (dataUrl?.startsWith('data:image/png;base64,')) writeFileSync(file, Buffer.from(dataUrl.slice(22), 'base64'));
-    else return void vscode.window.showErrorMessage('LRP Lens: the panel sent no PNG data to export.');
-    const open = await vscode.window.showInformationMessage(`LRP Lens: exported ${basename(file)}`, 'Reveal');
-    if (open) await vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(file));
+    else writeFileSync(file, Buffer.from(dataUrl!.slice(22), 'base64'));
+    void vscode.window.showInformationMessage(`LRP Lens: exported ${basename(file)}`, 'Reveal').then((open) => {
+      if (open) void vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(file));
+    });
+    return file;
   }
 
   override dispose(): void {

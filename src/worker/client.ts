@@ -36,6 +36,8 @@ export interface ExitInfo {
   signal: NodeJS.Signals | null;
   /** True when the process went away without the client asking. */
   unexpected: boolean;
+  /** Requests that were waiting on it (they are rejected with 'engine-exited' right after the listeners run). */
+  pending: number;
 }
 
 interface Pending {
@@ -57,6 +59,11 @@ export class EngineClient {
   private disposed = false;
 
   constructor(private readonly options: EngineClientOptions) {}
+
+  /** Requests sent and not yet answered. */
+  get pendingCount(): number {
+    return this.pending.size;
+  }
 
   /** The engine process id, when one is running. */
   get pid(): number | undefined {
@@ -109,6 +116,7 @@ export class EngineClient {
     child.on('exit', (code, signal) => this.onExit(child, code, signal));
     child.on('error', (err) => this.options.log?.(`engine process error: ${err.message}`));
     for (const stream of [child.stdout, child.stderr]) stream?.on('data', (chunk: Buffer) => this.options.log?.(chunk.toString().trimEnd()));
+    this.options.log?.(`engine process ${child.pid} started`);
     this.child = child;
     return child;
   }
@@ -156,11 +164,12 @@ export class EngineClient {
   private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
     const unexpected = !this.intentionalKills.has(child);
     if (this.child === child) this.child = undefined;
+    if (unexpected) this.options.log?.(`engine process ${child.pid} exited unexpectedly (${signal ? `signal ${signal}` : `exit code ${code}`})`);
+    for (const listener of this.exitListeners) listener({ code, signal, unexpected, pending: this.pending.size });
     if (unexpected) {
       const how = signal ? `signal ${signal}` : `exit code ${code}`;
       this.rejectAll(new EngineError('engine-exited', `The LRP Lens engine stopped unexpectedly (${how}). Run "${RESTART_COMMAND}" to restart it.`));
     }
-    for (const listener of this.exitListeners) listener({ code, signal, unexpected });
   }
 }
 

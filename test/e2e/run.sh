@@ -1,47 +1,127 @@
 #!/usr/bin/env bash
-# LRP Lens end to end in a real VS Code (code-server) driven by Debian's Chromium: installs what it needs on the
-# first run (test/e2e/install.sh), loads this folder as the extension, opens a prompt file with stories260k
-# configured and checks the command, panel, heatmap, exports, restart and reload. Exit code = result.
-# env: PORT, MODEL (default ../shared/models/stories260k), SHOT_DIR (default media/screenshots)
+# LRP Lens in a real VS Code (code-server) driven by Debian's Chromium. Installs what it needs on the first run
+# (install.sh, cached in $LRP_LENS_E2E_DIR, default ~/.cache/lrp-lens/e2e) and loads this folder as the
+# extension. Exit code = result.
+#   run.sh host   extension-host tests (test/vscode, mocha inside the extension host, via code-server's
+#                 extensionTestsPath payload); results read from a JSON file
+#   run.sh ui     the browser end-to-end test (vscode.e2e.mjs): commands, panel, heatmap, errors, Cancel,
+#                 crash recovery; refreshes media/screenshots
+#   run.sh bench  command → panel timings with a warm engine, and the panel's render time for a large result
+#   run.sh        host, then ui
+# env: LRP_LENS_SHARED (default ../shared: the tests need models/stories260k), LRP_LENS_E2E_DIR, SHOT_DIR
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 EXT=$(cd "$HERE/../.." && pwd)
-T=${LRP_LENS_E2E_DIR:-/tmp/lrp-lens-e2e}   # short: unix socket paths must stay < 108 characters
-[ -f "$T/.installed" ] || "$HERE/install.sh" "$T"
-PORT=${PORT:-18080}
-MODEL=${MODEL:-$(cd "${LRP_LENS_SHARED:-$EXT/../shared}" && pwd)/models/stories260k}
-SHOT_DIR=${SHOT_DIR:-$EXT/media/screenshots}
-S=$T/s
-WS=$T/ws
-rm -rf "$S" "$WS"
-mkdir -p "$S"/{ud/User,exts,xdgc,xdgd,xdgcache,tmp} "$WS/.vscode" "$SHOT_DIR"
-cat > "$S/ud/User/settings.json" <<'J'
+MODES=${1:-host ui}
+T=${LRP_LENS_E2E_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lrp-lens/e2e}
+SHARED=${LRP_LENS_SHARED:-$EXT/../shared}
+MODEL=$SHARED/models/stories260k
+if [ ! -f "$MODEL/config.json" ]; then
+  echo "skipping the VS Code tests: no model at $MODEL (set LRP_LENS_SHARED to the folder holding models/stories260k)"
+  exit 0
+fi
+MODEL=$(cd "$MODEL" && pwd)
+[ -f "$EXT/dist/extension.js" ] && [ -f "$EXT/dist/test/vscode/index.js" ] || { echo "build first: npm run build" >&2; exit 1; }
+"$HERE/install.sh" "$T"
+# Runtime state in a short private folder: unix socket paths must stay < 108 characters.
+S=$(mktemp -d /tmp/lrp-e2e.XXXXXX)
+CS_PID=
+cleanup() { [ -n "$CS_PID" ] && kill "$CS_PID" 2>/dev/null; rm -rf "$S"; }
+trap cleanup EXIT
+
+free_port() { node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
+
+# start_code_server NAME WORKSPACE LINK_EXTENSION(yes|no): a fresh profile under $S/NAME; sets PORT and CS_PID.
+start_code_server() {
+  local d=$S/$1
+  mkdir -p "$d"/{ud/User,exts,xdgc,xdgd,xdgcache,tmp}
+  cat > "$d/ud/User/settings.json" <<'J'
 { "workbench.startupEditor": "none", "telemetry.telemetryLevel": "off", "update.mode": "none",
   "extensions.autoCheckUpdates": false, "extensions.autoUpdate": false, "extensions.ignoreRecommendations": true,
   "workbench.enableExperiments": false, "workbench.tips.enabled": false, "git.enabled": false,
   "security.workspace.trust.enabled": false, "chat.disableAIFeatures": true }
 J
-printf '{ "lrpLens.model": "%s" }\n' "$MODEL" > "$WS/.vscode/settings.json"
-printf 'Once upon a time, there was a little girl named\n' > "$WS/lily.prompt"
-ln -sfn "$EXT" "$S/exts/lrp-lens.lrp-lens-0.1.0"
-printf 'bind-addr: 127.0.0.1:%s\nauth: none\ncert: false\n' "$PORT" > "$S/config.yaml"
+  [ "$3" = yes ] && ln -sfn "$EXT" "$d/exts/lrp-lens.lrp-lens-0.1.0"
+  PORT=$(free_port)
+  printf 'bind-addr: 127.0.0.1:%s\nauth: none\ncert: false\n' "$PORT" > "$d/config.yaml"
+  XDG_CONFIG_HOME=$d/xdgc XDG_DATA_HOME=$d/xdgd XDG_CACHE_HOME=$d/xdgcache TMPDIR=$d/tmp \
+  LRP_LENS_SHARED=$SHARED LRP_LENS_VSCODE_RESULTS=$d/host-results.json \
+    "$T/node_modules/.bin/code-server" --config "$d/config.yaml" \
+    --bind-addr "127.0.0.1:$PORT" --auth none \
+    --user-data-dir "$d/ud" --extensions-dir "$d/exts" \
+    --disable-telemetry --disable-update-check --disable-workspace-trust \
+    --disable-getting-started-override --ignore-last-opened \
+    "$2" > "$d/code-server.log" 2>&1 &
+  CS_PID=$!
+  for _ in $(seq 1 120); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && return 0; sleep 0.5; done
+  echo "code-server did not start:"; cat "$d/code-server.log"; return 1
+}
 
-XDG_CONFIG_HOME=$S/xdgc XDG_DATA_HOME=$S/xdgd XDG_CACHE_HOME=$S/xdgcache TMPDIR=$S/tmp \
-  "$T/node_modules/.bin/code-server" --config "$S/config.yaml" \
-  --bind-addr "127.0.0.1:$PORT" --auth none \
-  --user-data-dir "$S/ud" --extensions-dir "$S/exts" \
-  --disable-telemetry --disable-update-check --disable-workspace-trust \
-  --disable-getting-started-override --ignore-last-opened \
-  "$WS" > "$T/code-server.log" 2>&1 &
-CS_PID=$!
-trap 'kill $CS_PID 2>/dev/null || true' EXIT
-for i in $(seq 1 60); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.5; done
-curl -fs "http://127.0.0.1:$PORT/healthz"; echo
-set +e
-(cd "$T" && CS_URL="http://127.0.0.1:$PORT/?folder=$WS" SHOT_DIR="$SHOT_DIR" UD="$S/ud" WS="$WS" ARTIFACTS="$T" \
-  node "$HERE/vscode.e2e.mjs")
-RC=$?
-echo "=== code-server.log ==="; cat "$T/code-server.log"
-echo "=== extension-host / output logs ==="
-find "$S/ud/logs" -type f \( -path '*exthost*' -o -name '*LRP*' \) | while read -r f; do echo "--- $f"; cat "$f"; done
-exit $RC
+stop_code_server() { kill "$CS_PID" 2>/dev/null || true; wait "$CS_PID" 2>/dev/null || true; CS_PID=; }
+
+show_logs() {
+  echo "=== code-server and extension-host logs ($1) ==="
+  cat "$S/$1/code-server.log"
+  find "$S/$1/ud/logs" -type f \( -name 'remoteexthost.log' -o -name '*LRP*' \) | while read -r f; do echo "--- $f"; cat "$f"; done
+}
+
+# A model whose attribution takes seconds, for the Cancel check (built once into the install folder).
+slow_model() {
+  local dir=$T/models/slow-llama-v1
+  [ -f "$dir/onnx/model.onnx" ] || "$EXT/node_modules/.bin/tsx" "$HERE/slowModel.ts" "$dir" "$MODEL" >&2
+  echo "$dir"
+}
+
+run_host() {
+  local ws=$S/host-ws
+  mkdir -p "$ws"
+  start_code_server host "$ws" no
+  local rc=0
+  CS_PORT=$PORT EXT="$EXT" WS="$ws" RESULTS="$S/host/host-results.json" node "$HERE/hostTests.mjs" || rc=$?
+  stop_code_server
+  [ $rc = 0 ] || show_logs host
+  return $rc
+}
+
+run_ui() {
+  local ws=$S/ui-ws
+  mkdir -p "$ws/.vscode"
+  printf '{ "lrpLens.model": "%s" }\n' "$MODEL" > "$ws/.vscode/settings.json"
+  printf 'Once upon a time, there was a little girl named\n' > "$ws/lily.prompt"
+  local slow; slow=$(slow_model)
+  start_code_server ui "$ws" yes
+  local rc=0
+  mkdir -p "$T/artifacts"
+  CS_URL="http://127.0.0.1:$PORT/?folder=$ws" SHOT_DIR="${SHOT_DIR:-$EXT/media/screenshots}" UD="$S/ui/ud" WS="$ws" \
+    ARTIFACTS="$T/artifacts" MODEL="$MODEL" SLOW_MODEL="$slow" node "$HERE/vscode.e2e.mjs" || rc=$?
+  stop_code_server
+  [ $rc = 0 ] || show_logs ui
+  return $rc
+}
+
+run_bench() {
+  local ws=$S/bench-ws
+  mkdir -p "$ws/.vscode"
+  printf '{ "lrpLens.model": "%s" }\n' "$MODEL" > "$ws/.vscode/settings.json"
+  printf 'Once upon a time, there was a little girl named\n' > "$ws/lily.prompt"
+  local page=$S/render-page
+  "$EXT/node_modules/.bin/tsx" "$HERE/renderBenchPage.ts" "$page" "$EXT"
+  start_code_server bench "$ws" yes
+  local rc=0
+  CS_URL="http://127.0.0.1:$PORT/?folder=$ws" UD="$S/bench/ud" WS="$ws" RENDER_PAGE="$page/index.html" \
+    OUT="${BENCH_OUT:-$EXT/bench/vscode.json}" node "$HERE/vscode.bench.mjs" || rc=$?
+  stop_code_server
+  [ $rc = 0 ] || show_logs bench
+  return $rc
+}
+
+for mode in $MODES; do
+  START=$(date +%s)
+  case $mode in
+    host) run_host ;;
+    ui) run_ui ;;
+    bench) run_bench ;;
+    *) echo "unknown mode '$mode' (host, ui, bench)" >&2; exit 2 ;;
+  esac
+  echo "=== $mode: $(( $(date +%s) - START )) s ==="
+done

@@ -65,7 +65,193 @@ async function palette(label, { prefix = '>', tries = 15 } = {}) {
   }
   throw new Error(`command "${label}" never appeared in the palette`);
 }
+/** Every "LRP Lens" output log, oldest first (a window reload starts a new log folder). */
+const logText = () => {
+  const files = fs.readdirSync(path.join(UD, 'logs'), { recursive: true }).map(String).filter((f) => /LRP Lens\.log$/.test(f)).sort();
+  return files.map((f) => fs.readFileSync(path.join(UD, 'logs', f), 'utf8')).join('');
+};
 const notifications = () => page.locator('.notifications-toasts .notification-list-item-message, .notifications-center .notification-list-item-message').allTextContents();
+
+
+// ---------------------------------------------------------------------------------------------------------
+// Errors, crash recovery and Cancel. Settings are written to the workspace's .vscode/settings.json, as a user would.
+const WS = process.env.WS;
+const settingsFile = () => path.join(WS, '.vscode', 'settings.json');
+const baseSettings = () => ({ 'lrpLens.model': process.env.MODEL });
+async function useSettings(extra = {}) {
+  fs.writeFileSync(settingsFile(), JSON.stringify({ ...baseSettings(), ...extra }, null, 1));
+  await page.waitForTimeout(1500);   // the configuration file watcher
+}
+const toast = (text) => page.locator('.notifications-toasts .notification-toast', { hasText: text }).first();
+/** The text of the first toast matching `re` within `ms` ('' when none). */
+async function waitToast(re, ms = 30000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const hit = (await notifications()).find((n) => re.test(n));
+    if (hit) return hit;
+    await page.waitForTimeout(200);
+  }
+  return '';
+}
+async function clearToasts() {
+  await palette('Notifications: Clear All Notifications');
+  await page.waitForTimeout(300);
+}
+async function openFile(name) {
+  for (let attempt = 1; attempt <= 10; attempt++) {
+    await page.keyboard.press('Control+P');
+    await input.waitFor({ state: 'visible', timeout: 5000 }).catch(() => {});
+    await input.fill(name);
+    const row = page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first();
+    if (await row.waitFor({ timeout: 4000 }).then(() => true, () => false)) { await page.keyboard.press('Enter'); break; }
+    await page.keyboard.press('Escape');
+  }
+  await page.waitForTimeout(500);
+}
+/** Opens `name` in the editor and runs Compute Relevance on it from the palette. */
+async function computeOn(name) {
+  await openFile(name);
+  await page.locator('.part.editor .editor-instance .monaco-editor .view-lines').first().click();
+  await palette('LRP Lens: Compute Relevance');
+}
+/** Right-click `name` in the explorer and choose "Attribute with LRP" (files that cannot open as text). */
+async function attributeFromExplorer(name) {
+  const row = page.locator('.explorer-folders-view .monaco-list-row', { hasText: name }).first();
+  if (!(await row.isVisible().catch(() => false))) await page.keyboard.press('Control+Shift+E');
+  await row.waitFor({ timeout: 10000 });
+  await page.waitForTimeout(500);   // the explorer settles after the file appeared
+  await row.click({ button: 'right' });
+  const item = page.locator('.monaco-menu .action-item .action-label', { hasText: 'Attribute with LRP' }).first();
+  await item.waitFor({ timeout: 5000 });
+  await page.waitForTimeout(400);   // a menu ignores a mouse-up that comes right after it opened
+  await item.click();
+}
+const noStack = (text) => !/\n\s+at |\bat .*\.js:\d+/.test(text);
+const enginePids = () => [...logText().matchAll(/engine process (\d+) started/g)].map((m) => Number(m[1]));
+const alive = (pid) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+async function waitDead(pid, ms) {
+  const end = Date.now() + ms;
+  while (alive(pid) && Date.now() < end) await page.waitForTimeout(100);
+  return !alive(pid);
+}
+async function waitNewEnginePid(known, ms = 20000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const pid = enginePids().find((p) => !known.includes(p));
+    if (pid) return pid;
+    await page.waitForTimeout(100);
+  }
+  return undefined;
+}
+
+/** Each bad input gets an error notification that names the problem and the fix. */
+async function badInputChecks(which) {
+  const cases = [
+    { name: 'a bad model path', settings: { 'lrpLens.model': path.join(WS, 'no-such-model') }, file: 'lily.prompt',
+      expect: /Model folder not found: .*no-such-model\. Pass a folder in the transformers\.js layout/ },
+    { name: 'an empty prompt', file: 'empty.prompt', content: '', expect: /empty\.prompt holds no prompt text; write the prompt below the header/ },
+    { name: 'a model folder without tokenizer', settings: { 'lrpLens.model': path.join(WS, 'no-tokenizer') }, file: 'lily.prompt',
+      expect: /no-tokenizer has no tokenizer\.json.*Copy the model's tokenizer\.json/ },
+    { name: 'a prompt over lrpLens.maxTokens', settings: { 'lrpLens.maxTokens': 5 }, file: 'lily.prompt', button: 'Open Settings',
+      expect: /lily\.prompt: The input has 14 tokens, more than the limit of 5 \(maxTokens; lrpLens\.maxTokens in the extension\)\. Shorten the prompt or raise the setting/ },
+    // run last (see below): the explorer's context menu leaves focus in the explorer
+    { name: 'a binary file', file: 'picture.prompt', content: Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 0x0d, 0x0a, 0x1a, 0xff]), explorer: true,
+      expect: /picture\.prompt is not a text file: it holds binary data .*must be UTF-8 text/ },
+  ];
+  fs.mkdirSync(path.join(WS, 'no-tokenizer', 'onnx'), { recursive: true });
+  fs.copyFileSync(path.join(process.env.MODEL, 'config.json'), path.join(WS, 'no-tokenizer', 'config.json'));
+  if (!fs.existsSync(path.join(WS, 'no-tokenizer', 'onnx', 'model.onnx'))) fs.symlinkSync(path.join(process.env.MODEL, 'onnx', 'model.onnx'), path.join(WS, 'no-tokenizer', 'onnx', 'model.onnx'));
+  for (const c of cases.filter((c) => which(c))) {
+    if (c.content !== undefined) fs.writeFileSync(path.join(WS, c.file), c.content);
+    await useSettings(c.settings);
+    await clearToasts();
+    if (c.explorer) await attributeFromExplorer(c.file);
+    else await computeOn(c.file);
+    let note = await waitToast(c.expect, 15000);
+    if (!note && c.explorer) {
+      log(`${c.name}: no notification yet; the explorer menu again`);
+      await attributeFromExplorer(c.file);
+      note = await waitToast(c.expect, 15000);
+    }
+    const buttons = note ? await toast(note.slice(0, 40)).locator('.monaco-button').allTextContents() : [];
+    const buttonOk = !c.button || buttons.includes(c.button);
+    check(`${c.name} shows an error notification naming the problem and the fix`, note && noStack(note) && buttonOk,
+      note ? `${JSON.stringify(note.slice(0, 220))}; buttons ${JSON.stringify(buttons)}` : `none matching ${c.expect}; saw ${JSON.stringify(await notifications())}`);
+    if (c.name === 'a binary file') await page.screenshot({ path: path.join(ART, 'error-binary.png') });
+  }
+  await page.keyboard.press('Escape');
+  await useSettings();
+  await clearToasts();
+}
+
+/** Killing the engine process: an error with "Restart Engine"; pressing it recovers, and the next run works. */
+async function crashRecoveryCheck() {
+  const runs = (logText().match(/lily\.prompt: target/g) || []).length;
+  await computeOn('lily.prompt');
+  const ran = await waitLogCount(/lily\.prompt: target/g, runs + 1);
+  const pid = enginePids().at(-1);   // the engine that just ran, kept warm
+  if (!pid || !alive(pid) || !ran) return check('engine process found for the crash test', false, `pid ${pid}, run seen ${ran}`);
+  process.kill(pid, 'SIGKILL');
+  const note = await waitToast(/engine stopped unexpectedly \(signal SIGKILL\)/, 15000);
+  const restart = toast('stopped unexpectedly').locator('.monaco-button', { hasText: 'Restart Engine' }).first();
+  const hasButton = await restart.isVisible().catch(() => false);
+  check('killing the engine process shows an error with "Restart Engine"', note && hasButton, JSON.stringify(note));
+  await page.screenshot({ path: path.join(ART, 'engine-killed.png') });
+  if (hasButton) await restart.click();
+  const restarted = await waitToast(/engine restarted/, 10000);
+  const known = enginePids();
+  await computeOn('lily.prompt');
+  const fresh = await waitNewEnginePid(known);
+  const recovered = await waitLogCount(/lily\.prompt: target " Lily"/g, (logText().match(/lily\.prompt: target " Lily"/g) || []).length + 1);
+  const chipsBack = await page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame').locator('.tokens .token').count().catch(() => 0);
+  check('Restart Engine recovers: the next Compute Relevance runs in a fresh engine', restarted && fresh && fresh !== pid && recovered && chipsBack > 0,
+    `restart note ${JSON.stringify(restarted)}; engine ${pid} → ${fresh}; run seen ${recovered}; ${chipsBack} chips`);
+}
+
+async function waitLogCount(re, n, ms = 30000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if ((logText().match(re) || []).length >= n) return true;
+    await page.waitForTimeout(250);
+  }
+  return false;
+}
+
+/** The progress notification with its Cancel button: a toast, or else in the notification center. */
+async function progressItem() {
+  const item = (scope) => page.locator(`${scope} .notification-list-item`, { hasText: 'LRP Lens' }).filter({ has: page.locator('.monaco-button', { hasText: 'Cancel' }) }).first();
+  if (await item('.notifications-toasts').waitFor({ timeout: 8000 }).then(() => true, () => false)) return item('.notifications-toasts');
+  log('no progress toast; looking in the notification center');
+  await palette('Notifications: Show Notifications');
+  if (await item('.notifications-center').waitFor({ timeout: 5000 }).then(() => true, () => false)) return item('.notifications-center');
+  return undefined;
+}
+
+/** Cancel in the progress notification stops a long run: the engine process is killed and no result arrives. */
+async function cancelCheck() {
+  const words = 'Once upon a time, there was a little girl named Lily. ';
+  fs.writeFileSync(path.join(WS, 'long.prompt'), words.repeat(60));   // ≈ 900 tokens: a run of several seconds
+  await useSettings({ 'lrpLens.model': process.env.SLOW_MODEL, 'lrpLens.maxTokens': 4096 });
+  await clearToasts();
+  await computeOn('long.prompt');
+  const progress = await progressItem();
+  const shown = !!progress;
+  // Cancel once the engine has loaded the model and is running it (onnxruntime cannot be interrupted mid-run).
+  const running = await waitLogCount(/loaded \S*slow-llama\S* on cpu/g, 1, 60000);
+  const pid = enginePids().at(-1);   // the engine process running it
+  const text = shown ? await progress.textContent({ timeout: 2000 }).catch(() => '') : '';
+  await page.screenshot({ path: path.join(ART, 'cancel-progress.png') });
+  const tClick = Date.now();
+  const clicked = shown && await progress.locator('.monaco-button', { hasText: 'Cancel' }).first().click({ timeout: 5000 }).then(() => true, () => false);
+  const dead = pid ? await waitDead(pid, 5000) : false;
+  const stopMs = Date.now() - tClick;
+  const note = await waitToast(/relevance computation cancelled/, 10000);
+  await page.waitForTimeout(5000);   // a run that kept going would log its result by now or soon after
+  const finished = /long\.prompt: target/.test(logText());
+  check('Cancel in the progress notification stops a long run', shown && running && clicked && dead && note && !finished,
+    `progress ${JSON.stringify(text?.trim().slice(0, 80))}; engine ${pid} ${dead ? `gone ${stopMs} ms after Cancel` : 'still alive'}; ${JSON.stringify(note)}; result logged: ${finished}`);
+  await useSettings();
+}
 
 let ok = false;
 try {
@@ -224,13 +410,9 @@ try {
       const t1 = Date.now();
       await item.click();
       // the panel re-renders (busy → show); wait for the log line count to grow
-      const logFile = () => {
-        const files = fs.readdirSync(path.join(UD, 'logs'), { recursive: true }).filter((f) => /LRP Lens\.log$/.test(String(f)));
-        return files.length ? fs.readFileSync(path.join(UD, 'logs', String(files[0])), 'utf8') : '';
-      };
       let runs = 0;
       for (let i = 0; i < 120; i++) {
-        runs = (logFile().match(/lily\.prompt: target/g) || []).length;
+        runs = (logText().match(/lily\.prompt: target/g) || []).length;
         if (runs >= 2) break;
         await page.waitForTimeout(250);
       }
@@ -239,10 +421,6 @@ try {
     }
   } else check('explorer row lily.prompt visible', false);
   // --- panel interactions: foil picker, retarget by clicking a prediction, exports
-  const logText = () => {
-    const files = fs.readdirSync(path.join(UD, 'logs'), { recursive: true }).filter((f) => /LRP Lens\.log$/.test(String(f)));
-    return files.length ? fs.readFileSync(path.join(UD, 'logs', String(files[0])), 'utf8') : '';
-  };
   const waitLog = async (re, n, ms = 30000) => { const end = Date.now() + ms; while (Date.now() < end) { if ((logText().match(re) || []).length >= n) return true; await page.waitForTimeout(250); } return false; };
   const runsNow = (logText().match(/lily\.prompt: target/g) || []).length;
   const sel = inner.locator('header vscode-single-select').first();
@@ -294,7 +472,7 @@ try {
   // after reload: Compute Relevance again — does it reuse the restored panel or open a second one?
   await page.locator('.part.editor .monaco-editor .view-lines', { hasText: 'Once upon' }).first().click();
   await palette('LRP Lens: Compute Relevance');
-  await waitLog(/lily\.prompt: target/g, runsBefore + 1, 30000);
+  await waitLog(/lily\.prompt: target/g, runsBefore + 2, 30000);
   await page.waitForTimeout(1500);
   const relTabs = await page.locator('.tabs-container .tab', { hasText: 'Relevance' }).count();
   check('Compute Relevance after reload reuses the one panel', relTabs === 1, `${relTabs} "Relevance: lily.prompt" tabs open`);
@@ -304,20 +482,10 @@ try {
   const errs = notes.filter((n) => /error|failed|LRP Lens:.*(cannot|could not)/i.test(n));
   check('no error notifications', errs.length === 0, JSON.stringify(errs));
 
-  // --- a bad model path: an error notification that names the problem, not a hang or a stack trace
-  const settingsFile = path.join(process.env.WS, '.vscode', 'settings.json');
-  const goodSettings = fs.readFileSync(settingsFile, 'utf8');
-  fs.writeFileSync(settingsFile, JSON.stringify({ 'lrpLens.model': path.join(process.env.WS, 'no-such-model') }));
-  await page.waitForTimeout(1500);
-  await page.locator('.part.editor .monaco-editor .view-lines', { hasText: 'Once upon' }).first().click();
-  await palette('LRP Lens: Compute Relevance');
-  let badNote = '';
-  for (let i = 0; i < 60 && !badNote; i++) {
-    badNote = (await notifications()).find((n) => /Model folder not found/.test(n)) ?? '';
-    if (!badNote) await page.waitForTimeout(250);
-  }
-  check('a bad model path shows an error notification naming it', /no-such-model/.test(badNote) && !/\n\s+at /.test(badNote), badNote.slice(0, 200));
-  fs.writeFileSync(settingsFile, goodSettings);
+  await badInputChecks((c) => !c.explorer);
+  await crashRecoveryCheck();
+  await cancelCheck();
+  await badInputChecks((c) => c.explorer);
   ok = results.every(([, r]) => r);
 } catch (e) {
   log('ERROR', e.stack || e.message);

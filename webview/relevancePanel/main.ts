@@ -194,11 +194,14 @@ function exportPng(): void {
 
 function onMessage(message: HostMessage): void {
   switch (message.type) {
-    case 'show':
+    case 'show': {
+      const t0 = performance.now();
       shown = { result: message.result, title: message.title };
       saveState({ ...state, uri: message.uri, token: state.token !== undefined && state.token < message.result.tokens.length ? state.token : undefined });
       render();
+      afterNextFrame(() => post({ type: 'rendered', ms: performance.now() - t0 }));
       break;
+    }
     case 'busy':
       showStatus(message.message);
       break;
@@ -206,6 +209,11 @@ function onMessage(message: HostMessage): void {
       showStatus(message.message, true);
       break;
   }
+}
+
+/** Runs once the frame that shows the current DOM has been drawn (a rAF, then a task after it). */
+function afterNextFrame(callback: () => void): void {
+  requestAnimationFrame(() => setTimeout(callback, 0));
 }
 
 window.addEventListener('message', (event: MessageEvent) => {

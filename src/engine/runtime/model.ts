@@ -64,7 +64,7 @@ export async function resolveModel(ref: string, opts: { offline?: boolean } = {}
     throw new LrpLensError('model-corrupt', `${configPath} is not valid JSON (${(err as Error).message}).`, err);
   }
   checkCausal(config, dir);
-  if (!existsSync(join(dir, 'tokenizer.json'))) throw new LrpLensError('model-not-found', `${dir} has no tokenizer.json; the tokenizer is needed to attribute text.`);
+  if (!existsSync(join(dir, 'tokenizer.json'))) throw new LrpLensError('model-not-found', `${dir} has no tokenizer.json; the tokenizer is needed to attribute text. Copy the model's tokenizer.json (and tokenizer_config.json) into the folder, or choose a complete model folder.`);
   const onnx = ONNX_CANDIDATES.map((c) => join(dir, c)).find((p) => existsSync(p));
   if (!onnx) throw new LrpLensError('model-not-found', `${dir} has no ONNX file (looked for ${ONNX_CANDIDATES.join(', ')}). Export the model with Optimum or download its onnx/ folder.`);
   return { ref, dir, onnxPath: onnx, config };

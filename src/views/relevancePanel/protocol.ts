@@ -20,7 +20,9 @@ export type WebviewMessage =
   | { type: 'foil'; tokenId: number | null }
   /** PNG is drawn in the webview (SVG onto a canvas) and arrives as a data: URL; JSON and HTML are written by the host. */
   | { type: 'export'; format: ExportFormat; dataUrl?: string }
-  | { type: 'selectLayer'; layer: number };
+  | { type: 'selectLayer'; layer: number }
+  /** A 'show' was drawn: milliseconds from its arrival to the frame after the DOM update. */
+  | { type: 'rendered'; ms: number };
 
 /**
  * What the webview persists with setState: navigation only. Results are not persisted because they go stale;
@@ -34,7 +36,7 @@ export interface PanelState {
 }
 
 const HOST_TYPES = new Set<HostMessage['type']>(['show', 'busy', 'error']);
-const WEBVIEW_TYPES = new Set<WebviewMessage['type']>(['ready', 'retarget', 'foil', 'export', 'selectLayer']);
+const WEBVIEW_TYPES = new Set<WebviewMessage['type']>(['ready', 'retarget', 'foil', 'export', 'selectLayer', 'rendered']);
 
 function hasType(value: unknown): value is { type: string } {
   return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
@@ -57,6 +59,8 @@ export function isWebviewMessage(value: unknown): value is WebviewMessage {
       return (m.format === 'json' || m.format === 'html' || m.format === 'png') && (m.dataUrl === undefined || typeof m.dataUrl === 'string');
     case 'selectLayer':
       return Number.isInteger(m.layer);
+    case 'rendered':
+      return typeof m.ms === 'number' && Number.isFinite(m.ms);
     default:
       return true;
   }
