@@ -12,6 +12,7 @@ import { checkAggregation, checkMethod, DEFAULT_AGGREGATION } from '../engine/pr
 import type { LrpAggregation, ScoreMethod } from '../engine/pruning/scores';
 import { loadMask, modelIdentity, saveMask } from '../engine/pruning/maskFile';
 import { exportPrunedModel } from '../engine/pruning/export';
+import { loadStatistics, mergeStored, saveStatistics, shardOf } from '../engine/pruning/statisticsFile';
 import type { Allocation } from '../engine/pruning/types';
 import { readTextFile } from '../engine/eval/textData';
 import { defaultModel, writeJson } from './common';
@@ -69,29 +70,59 @@ function maskPathFor(out: string, sparsity: number, many: boolean): string {
 interface PruneOptions extends CommonOptions {
   method: string;
   aggregation?: string;
-  sparsity: number[];
+  sparsity?: number[];
   prompts?: string;
   generationTokens: number;
-  out: string;
+  out?: string;
   json?: string;
+  shard?: string;
+  statsOut?: string;
+  stats?: string;
+}
+
+/** Statistics from a merged file (checked against the model and method), or collected on the reference (shard). */
+async function statisticsFor(session: PruningSession, spec: ReturnType<typeof methodSpec>, o: PruneOptions, modelHash: string) {
+  if (o.stats) {
+    const stored = loadStatistics(o.stats);
+    if (stored.provenance.model !== modelHash) throw new LrpLensError('bad-argument', `${o.stats} was computed on another model (${stored.provenance.model}, this one is ${modelHash}). Collect statistics for this model.`);
+    if (stored.stats.method !== spec.method || (stored.stats.aggregation ?? null) !== (spec.aggregation ?? null)) {
+      throw new LrpLensError('bad-argument', `${o.stats} holds ${stored.stats.method}${stored.stats.aggregation ? `:${stored.stats.aggregation}` : ''} statistics; pass the same --method (and --aggregation).`);
+    }
+    return { stats: stored.stats, reference: { source: o.stats, hash: stored.provenance.reference, samples: stored.stats.samples }, collectMs: 0 };
+  }
+  const reference = referenceOf(session, spec.method, o);
+  const shard = o.shard ? shardOf(reference?.samples ?? [], o.shard) : undefined;
+  const t0 = performance.now();
+  const stats = await session.statistics(spec.method, shard?.part ?? reference?.samples ?? [], { aggregation: spec.aggregation });
+  const collectMs = performance.now() - t0;
+  if (o.statsOut) {
+    mkdirSync(dirname(resolve(o.statsOut)), { recursive: true });
+    saveStatistics(o.statsOut, { stats, provenance: { model: modelHash, reference: reference?.hash ?? '', shards: [shard?.index ?? 0], of: shard?.of ?? 1 } });
+  }
+  return { stats, reference: reference ? { source: reference.source, hash: reference.hash, samples: stats.samples } : undefined, collectMs };
 }
 
 async function prune(o: PruneOptions): Promise<void> {
   const spec = methodSpec(o.aggregation ? `${o.method}:${o.aggregation}` : o.method);
+  if (!o.out && !o.statsOut) throw new LrpLensError('bad-argument', 'Give --out MASK (and --sparsity), or --stats-out FILE to only collect statistics (e.g. for one --shard).');
+  if (o.out && !o.sparsity) throw new LrpLensError('bad-argument', 'Give --sparsity (a fraction or a list) for the mask.');
+  if (o.shard && !o.statsOut) throw new LrpLensError('bad-argument', 'A --shard collects part of the statistics: pass --stats-out FILE, then merge the shards with lrp-lens merge.');
   const session = await open(o);
   try {
-    const reference = referenceOf(session, spec.method, o);
+    const identity = modelIdentity(session.folder.onnxPath, session.folder.ref);
+    const { stats, reference, collectMs } = await statisticsFor(session, spec, o, identity.contentHash);
+    if (!o.out) {
+      console.log(`wrote ${o.statsOut}: ${spec.label} statistics over ${stats.samples} samples (${stats.tokens} tokens) in ${(collectMs / 1000).toFixed(2)} s`);
+      return;
+    }
     const evaluation = evalWindowsOf(session, o);
     const prompts = o.prompts ? readTextFile(o.prompts, 'prompts').split('\n').map((l) => l.trim()).filter(Boolean) : undefined;
-    const t0 = performance.now();
-    const stats = await session.statistics(spec.method, reference?.samples ?? [], { aggregation: spec.aggregation });
-    const collectMs = performance.now() - t0;
     const dense = evaluation ? (await session.perplexity(evaluation.samples)).perplexity : undefined;
     const denseGenerations = prompts ? await session.generations(prompts, o.generationTokens) : undefined;
-    const points = await sweep(session, session.scores(stats, o.seed), o.sparsity, { allocation: o.allocation, structured: o.structured, evalWindows: evaluation?.samples, prompts, generationTokens: o.generationTokens });
-    const identity = modelIdentity(session.folder.onnxPath, session.folder.ref);
+    const sparsities = o.sparsity!;
+    const points = await sweep(session, session.scores(stats, o.seed), sparsities, { allocation: o.allocation, structured: o.structured, evalWindows: evaluation?.samples, prompts, generationTokens: o.generationTokens });
     const written = points.map((p) => {
-      const path = maskPathFor(o.out, p.sparsity, o.sparsity.length > 1);
+      const path = maskPathFor(o.out!, p.sparsity, sparsities.length > 1);
       mkdirSync(dirname(path), { recursive: true });
       saveMask(path, p.mask, {
         model: { id: session.folder.ref, contentHash: identity.contentHash },
@@ -100,7 +131,7 @@ async function prune(o: PruneOptions): Promise<void> {
         structured: !!o.structured,
         targetSparsity: p.sparsity,
         weights: session.weights,
-        reference: reference ? { name: reference.source, hash: `sha256:${reference.hash}`, samples: reference.samples.length, tokens: stats.tokens } : null,
+        reference: reference ? { name: reference.source, hash: `sha256:${reference.hash}`, samples: reference.samples, tokens: stats.tokens } : null,
         metrics: { perplexity: p.perplexity ?? null, densePerplexity: dense ?? null, evaluation: evaluation?.source ?? null },
         extra: { aggregation: spec.aggregation ?? null, seed: o.seed, generations: p.generations ?? null, denseGenerations: denseGenerations ?? null },
       });
@@ -114,7 +145,7 @@ async function prune(o: PruneOptions): Promise<void> {
       allocation: o.allocation,
       structured: !!o.structured,
       weights: session.weights.length,
-      reference: reference ? { path: reference.source, sha256: reference.hash, samples: reference.samples.length, tokens: stats.tokens } : null,
+      reference: reference ? { path: reference.source, sha256: reference.hash, samples: reference.samples, tokens: stats.tokens } : null,
       evaluation: evaluation ? { path: evaluation.source, sha256: evaluation.hash, windows: evaluation.samples.length } : null,
       dense: { perplexity: dense ?? null, generations: denseGenerations ?? null },
       points: points.map((p, i) => ({ sparsity: p.sparsity, achieved: p.achieved, perplexity: p.perplexity ?? null, perLayer: p.perLayer, generations: p.generations ?? null, mask: written[i] })),
@@ -228,12 +259,26 @@ export function registerPruning(program: Command): void {
   addCommon(program.command('prune').description('score weights on a reference set and write a mask (and a report)'))
     .option('--method <m>', 'lrp | wanda | magnitude | gradient | random (lrp:AGG picks an aggregation)', 'lrp')
     .option('--aggregation <a>', `lrp only: signed | abs-total | abs-tokens | abs-samples (default ${DEFAULT_AGGREGATION})`)
-    .requiredOption('--sparsity <list>', 'fraction to prune, or a list (one mask each)', sparsityList)
+    .option('--sparsity <list>', 'fraction to prune, or a list (one mask each)', sparsityList)
     .option('--prompts <file>', 'prompts (one per line) to generate from before and after')
     .option('--generation-tokens <n>', 'greedy tokens per prompt', Number, 30)
-    .requiredOption('--out <mask>', 'mask path (writes MASK.safetensors + MASK.json; -sNN suffixes for a list)')
+    .option('--out <mask>', 'mask path (writes MASK.safetensors + MASK.json; -sNN suffixes for a list)')
+    .option('--shard <i/n>', 'collect only the i-th of n contiguous parts of the reference (with --stats-out)')
+    .option('--stats-out <file>', 'also write the collected statistics (additive sums) to this file')
+    .option('--stats <file>', 'use merged statistics instead of collecting (lrp-lens merge)')
     .option('--json <out>', "write the report as JSON ('-' for stdout)")
     .action(prune);
+
+  program
+    .command('merge')
+    .description('add statistics of reference shards (prune --shard i/n --stats-out F) into one file')
+    .requiredOption('--stats <files...>', 'statistics files of one run')
+    .requiredOption('--out <file>', 'the merged statistics file')
+    .action((o: { stats: string[]; out: string }) => {
+      const merged = mergeStored(o.stats.map(loadStatistics));
+      saveStatistics(o.out, merged);
+      console.log(`wrote ${o.out}: shards ${merged.provenance.shards.join(', ')} of ${merged.provenance.of}, ${merged.stats.samples} samples, ${merged.stats.tokens} tokens`);
+    });
 
   addCommon(program.command('compare').description('perplexity vs sparsity for several methods on one reference and evaluation set'))
     .option('--methods <list>', 'methods, e.g. lrp,wanda,magnitude,random or lrp:signed,lrp:abs-tokens', 'lrp,wanda,magnitude,random')

@@ -173,7 +173,7 @@ describe('mask files', () => {
       ['huge header', Uint8Array.from([255, 0, 0, 0, 0, 0, 0, 0, 123]), /header length 255 exceeds the file/],
       ['not json', safetensors({}).map((b, i) => (i === 8 ? 0x7a : b)), /header is not JSON/],
       ['no metadata', safetensors({ w: { dtype: 'U8', shape: [2], data_offsets: [0, 2] } }, new Uint8Array(2)), /not a mask/],
-      ['float tensor', safetensors({ __metadata__: META, w: { dtype: 'F32', shape: [2], data_offsets: [0, 2] } }, new Uint8Array(2)), /tensor w has dtype F32, not U8/],
+      ['float tensor', safetensors({ __metadata__: META, w: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }, new Uint8Array(8)), /tensor w has dtype F32, not U8/],
       ['offsets out of range', safetensors({ __metadata__: META, w: { dtype: 'U8', shape: [2], data_offsets: [0, 9] } }, new Uint8Array(2)), /data offsets \[0,9\] outside the 2 data bytes/],
       ['shape vs offsets', safetensors({ __metadata__: META, w: { dtype: 'U8', shape: [3], data_offsets: [0, 2] } }, new Uint8Array(2)), /shape \[3\] but 2 data bytes/],
       ['bytes vs dims', safetensors({ __metadata__: META, w: { dtype: 'U8', shape: [1], data_offsets: [0, 1] } }, new Uint8Array(1)), /holds 1 bytes but dims \[3, 5\] need 2/],

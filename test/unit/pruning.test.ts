@@ -146,6 +146,26 @@ describe('pruning stories260k', function () {
     assert.match(e.err, /was made for model .*stories260k.*not for .*other-model/);
   });
 
+  it('CLI: statistics of 3 reference shards, merged, give the mask of the whole reference set; a shard merged twice is refused', () => {
+    const ref = join(work, 'reference.txt');
+    for (const i of [0, 1, 2]) {
+      const r = cli('prune', '--model', STORIES, '--method', 'lrp', '--reference', ref, '--shard', `${i}/3`, '--stats-out', join(work, 'stats', `s${i}.safetensors`));
+      assert.equal(r.code, 0, r.err);
+    }
+    const shards = [0, 1, 2].map((i) => join(work, 'stats', `s${i}.safetensors`));
+    const m = cli('merge', '--stats', ...shards, '--out', join(work, 'stats', 'all.safetensors'));
+    assert.equal(m.code, 0, m.err);
+    const report = join(work, 'from-shards.json');
+    const p = cli('prune', '--model', STORIES, '--method', 'lrp', '--stats', join(work, 'stats', 'all.safetensors'), '--sparsity', '0.5', '--eval', join(work, 'evaluation.txt'), '--out', join(work, 'masks', 'sharded'), '--json', report);
+    assert.equal(p.code, 0, p.err);
+    const whole = JSON.parse(readFileSync(join(work, 'prune.json'), 'utf8')).points[0].perplexity as number;
+    const sharded = JSON.parse(readFileSync(report, 'utf8')).points[0].perplexity as number;
+    assert.ok(Math.abs(sharded - whole) < 1e-3 * whole, `sharded ${sharded} vs whole ${whole}`);
+    const twice = cli('merge', '--stats', shards[0], shards[0], '--out', join(work, 'stats', 'x.safetensors'));
+    assert.equal(twice.code, 2);
+    assert.match(twice.err, /Shard 0\/3 appears twice/);
+  });
+
   it('CLI: methods needing data ask for --reference; bad sparsities are refused', () => {
     const a = cli('prune', '--model', STORIES, '--method', 'wanda', '--sparsity', '0.5', '--out', join(work, 'x'));
     assert.equal(a.code, 2);

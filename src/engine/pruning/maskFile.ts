@@ -22,6 +22,8 @@ import type { Graph } from '../onnx/graph';
 import { tensorDims } from '../onnx/tensor';
 import { achievedSparsity } from './allocation';
 import type { Allocation, Mask, PrunableWeight, WeightMask } from './types';
+import { decodeSafetensors, encodeSafetensors } from './safetensors';
+import type { SafetensorsEntry } from './safetensors';
 
 export const MASK_FORMAT = 'lrp-lens-mask';
 export const MASK_VERSION = 1;
@@ -123,44 +125,18 @@ export function unpackBits(packed: Uint8Array, n: number): Uint8Array {
 
 // ---- safetensors ---------------------------------------------------------------------------------------------
 
-interface TensorEntry {
-  dtype: string;
-  shape: number[];
-  data_offsets: [number, number];
+/** The safetensors bytes of a mask: one U8 tensor of packed bits per initializer; dims in the metadata. */
+export function encodeMaskSafetensors(mask: Mask): Uint8Array {
+  const names = [...mask.keys()].sort();
+  const metadata = { format: MASK_FORMAT, version: String(MASK_VERSION), bit_order: 'little', dims: JSON.stringify(Object.fromEntries(names.map((n) => [n, mask.get(n)!.dims]))) };
+  return encodeSafetensors(names.map((n) => ({ name: n, dtype: 'U8' as const, shape: [Math.ceil(mask.get(n)!.keep.length / 8)], data: packMaskEntry(n, mask) })), metadata);
 }
 
 function elementCount(dims: number[]): number {
   return dims.reduce((a, b) => a * b, 1);
 }
 
-/** The safetensors bytes of a mask: 8-byte LE header length, JSON header (space-padded to 8 bytes), data. */
-export function encodeMaskSafetensors(mask: Mask): Uint8Array {
-  const names = [...mask.keys()].sort();
-  const header: Record<string, unknown> = {
-    __metadata__: { format: MASK_FORMAT, version: String(MASK_VERSION), bit_order: 'little', dims: JSON.stringify(Object.fromEntries(names.map((n) => [n, mask.get(n)!.dims]))) },
-  };
-  const packed = names.map((n) => packMaskEntry(n, mask));
-  let offset = 0;
-  names.forEach((n, i) => {
-    header[n] = { dtype: 'U8', shape: [packed[i].length], data_offsets: [offset, offset + packed[i].length] };
-    offset += packed[i].length;
-  });
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
-  const head = Buffer.from(json, 'utf8');
-  const out = new Uint8Array(8 + head.length + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(head.length), true);
-  out.set(head, 8);
-  let at = 8 + head.length;
-  for (const p of packed) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 function packMaskEntry(name: string, mask: Mask): Uint8Array {
-  if (name === '__metadata__') throw new LrpLensError('bad-argument', "A mask cannot hold an initializer named '__metadata__' (safetensors reserves the name). Rename the initializer.");
   const m = mask.get(name)!;
   if (m.keep.length !== elementCount(m.dims)) {
     throw new LrpLensError('bad-argument', `The mask for ${name} holds ${m.keep.length} flags but its dims [${m.dims.join(', ')}] have ${elementCount(m.dims)} elements. Recompute the mask.`);
@@ -174,35 +150,16 @@ function corrupt(source: string, why: string): LrpLensError {
 
 /** Parses and checks a mask safetensors file: U8 tensors, lengths matching the recorded dims, offsets in range. */
 export function decodeMaskSafetensors(bytes: Uint8Array, source = 'mask'): Mask {
-  if (bytes.length < 8) throw corrupt(source, `it is ${bytes.length} bytes long, shorter than a safetensors header`);
-  const headerLength = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
-  if (headerLength > bytes.length - 8 || headerLength > 100_000_000) throw corrupt(source, `its header length ${headerLength} exceeds the file`);
-  const header = parseHeader(bytes.subarray(8, 8 + headerLength), source);
-  const dims = recordedDims(header, source);
-  const data = bytes.subarray(8 + headerLength);
+  const file = decodeSafetensors(bytes, (why) => corrupt(source, why));
+  const dims = recordedDims(file.metadata, source);
   const mask: Mask = new Map();
-  for (const [name, value] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
-    mask.set(name, decodeEntry(name, value as TensorEntry, dims[name], data, source));
-  }
+  for (const [name, entry] of file.tensors) mask.set(name, decodeEntry(name, entry, dims[name], source));
   for (const name of Object.keys(dims)) if (!mask.has(name)) throw corrupt(source, `the metadata lists ${name} but no tensor holds its bits`);
   return mask;
 }
 
-function parseHeader(raw: Uint8Array, source: string): Record<string, unknown> {
-  let header: unknown;
-  try {
-    header = JSON.parse(Buffer.from(raw).toString('utf8'));
-  } catch (err) {
-    throw corrupt(source, `its header is not JSON (${(err as Error).message})`);
-  }
-  if (!header || typeof header !== 'object' || Array.isArray(header)) throw corrupt(source, 'its header is not a JSON object');
-  return header as Record<string, unknown>;
-}
-
-function recordedDims(header: Record<string, unknown>, source: string): Record<string, number[]> {
-  const meta = header.__metadata__ as Record<string, string> | undefined;
-  if (!meta || meta.format !== MASK_FORMAT) throw corrupt(source, `its metadata does not say format "${MASK_FORMAT}" (a safetensors file, but not a mask)`);
+function recordedDims(meta: Record<string, string>, source: string): Record<string, number[]> {
+  if (meta.format !== MASK_FORMAT) throw corrupt(source, `its metadata does not say format "${MASK_FORMAT}" (a safetensors file, but not a mask)`);
   if (meta.bit_order !== 'little') throw corrupt(source, `bit order "${meta.bit_order}" is not "little"`);
   try {
     return JSON.parse(meta.dims) as Record<string, number[]>;
@@ -211,18 +168,13 @@ function recordedDims(header: Record<string, unknown>, source: string): Record<s
   }
 }
 
-function decodeEntry(name: string, entry: TensorEntry, dims: number[] | undefined, data: Uint8Array, source: string): WeightMask {
-  if (!entry || entry.dtype !== 'U8') throw corrupt(source, `tensor ${name} has dtype ${entry?.dtype}, not U8`);
-  if (!Array.isArray(entry.shape) || entry.shape.length !== 1) throw corrupt(source, `tensor ${name} has shape ${JSON.stringify(entry.shape)}, not [bytes]`);
-  const [begin, end] = entry.data_offsets ?? [];
-  if (!Number.isInteger(begin) || !Number.isInteger(end) || begin < 0 || end < begin || end > data.length) {
-    throw corrupt(source, `tensor ${name} has data offsets ${JSON.stringify(entry.data_offsets)} outside the ${data.length} data bytes`);
-  }
-  if (end - begin !== entry.shape[0]) throw corrupt(source, `tensor ${name} has shape [${entry.shape[0]}] but ${end - begin} data bytes`);
+function decodeEntry(name: string, entry: SafetensorsEntry, dims: number[] | undefined, source: string): WeightMask {
+  if (entry.dtype !== 'U8') throw corrupt(source, `tensor ${name} has dtype ${entry.dtype}, not U8`);
+  if (entry.shape.length !== 1) throw corrupt(source, `tensor ${name} has shape ${JSON.stringify(entry.shape)}, not [bytes]`);
   if (!Array.isArray(dims) || !dims.every((d) => Number.isInteger(d) && d >= 0)) throw corrupt(source, `the metadata gives no dims for ${name}`);
   const n = elementCount(dims);
   if (Math.ceil(n / 8) !== entry.shape[0]) throw corrupt(source, `tensor ${name} holds ${entry.shape[0]} bytes but dims [${dims.join(', ')}] need ${Math.ceil(n / 8)}`);
-  return { dims: [...dims], keep: unpackBits(data.subarray(begin, end), n) };
+  return { dims: [...dims], keep: unpackBits(entry.data, n) };
 }
 
 // ---- manifest ------------------------------------------------------------------------------------------------
