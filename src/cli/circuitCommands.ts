@@ -18,6 +18,7 @@ import type { TaskMetric } from '../engine/tasks/taskFile';
 import { allocationFor, circuitCurve, evaluateTask } from '../engine/circuits/search';
 import type { Granularity, MethodCurve, Ranking } from '../engine/circuits/search';
 import { buildCircuitGraph } from '../engine/circuits/circuitGraph';
+import { headSizeFromConfig } from '../engine/circuits/heads';
 import { circuitGraphToJson, circuitGraphToSvg } from '../engine/circuits/circuitLayout';
 import { defaultModel, writeJson } from './common';
 import { markdownTable } from './benchPruning';
@@ -89,7 +90,8 @@ async function circuit(o: CircuitOptions): Promise<void> {
     if (!main.chosen) throw new LrpLensError('bad-argument', `No sparsity keeps ${o.threshold} × the dense ${metric} with ${main.method}; lower --threshold or try another --granularity.`);
     const mask = main.masks.get(main.chosen.sparsity)!;
     const circuitPerplexity = general ? (await session.perplexity(general.samples, mask)).perplexity : undefined;
-    const graph = buildCircuitGraph({ weights: session.weights, scores: main.scores, mask, granularity: o.granularity, topK: o.topK });
+    const headSize = o.granularity === 'heads' ? headSizeFromConfig(session.folder.config) : undefined;
+    const graph = buildCircuitGraph({ weights: session.weights, scores: main.scores, mask, granularity: o.granularity, topK: o.topK, headSize });
     const dir = resolve(o.out);
     mkdirSync(dir, { recursive: true });
     const identity = modelIdentity(session.folder.onnxPath, session.folder.ref);
@@ -166,7 +168,7 @@ export function registerCircuits(program: Command): void {
     .requiredOption('--task <file>', 'task file (*.task.jsonl)')
     .option('--method <m>', 'lrp | wanda | gradient | activation | magnitude | random', 'lrp')
     .option('--compare <list>', 'other methods whose curves are recorded too, e.g. wanda,gradient')
-    .addOption(new Option('--granularity <g>', 'components').choices(['weights', 'neurons']).default('weights'))
+    .addOption(new Option('--granularity <g>', 'components').choices(['weights', 'neurons', 'heads']).default('weights'))
     .addOption(new Option('--ranking <r>', 'one ranking over the model, or per row (neurons: per layer)').choices(['global', 'row']).default('global'))
     .option('--threshold <f>', 'keep at least this fraction of the dense metric', Number, 0.9)
     .addOption(new Option('--metric <m>', 'metric (default: the task header\'s)').choices(METRICS))

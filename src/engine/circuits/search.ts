@@ -13,8 +13,9 @@ import { taskMetric } from '../tasks/metrics';
 import type { TaskMetric } from '../tasks/taskFile';
 import type { TokenizedSample } from '../tasks/taskFile';
 import { LrpLensError } from '../errors';
+import { headAllocator, headSizeFromConfig, headsOf } from './heads';
 
-export type Granularity = 'weights' | 'neurons';
+export type Granularity = 'weights' | 'neurons' | 'heads';
 export type Ranking = 'global' | 'row';
 
 export const DEFAULT_SPARSITIES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99];
@@ -29,6 +30,7 @@ export interface CircuitSearchOptions {
 
 export interface CurvePoint {
   sparsity: number;
+  /** Fraction pruned: of the selected weights (weights, neurons) or of the attention heads (heads). */
   achieved: number;
   metric: number;
   /** metric ÷ dense metric. */
@@ -45,7 +47,22 @@ export interface MethodCurve {
 
 export function allocationFor(granularity: Granularity, ranking: Ranking): AllocationOptions {
   if (granularity === 'neurons') return { allocation: ranking === 'row' ? 'layer' : 'global', structured: true };
+  if (granularity === 'heads') return { allocation: ranking === 'row' ? 'layer' : 'global', structured: true };
   return { allocation: ranking };
+}
+
+interface ComponentAllocator {
+  mask(sparsity: number): Mask;
+  achieved(mask: Mask): number;
+}
+
+function componentAllocator(session: PruningSession, scores: Scores, opts: CircuitSearchOptions): ComponentAllocator {
+  if (opts.granularity === 'heads') {
+    const size = headSizeFromConfig(session.folder.config);
+    return headAllocator(headsOf(session.weights, scores, size), size, opts.ranking);
+  }
+  const allocator = prepareAllocation(scores, session.weights, allocationFor(opts.granularity, opts.ranking));
+  return { mask: (s) => allocator.mask(s), achieved: (m) => achievedSparsity(m, session.weights).overall };
 }
 
 /** The task metric of the model (dense or masked) on tokenized samples, from final-position logits. */
@@ -79,14 +96,14 @@ export async function circuitCurve(
   if (!(opts.threshold > 0 && opts.threshold <= 1)) throw new LrpLensError('bad-argument', `The threshold is a fraction of the dense metric in (0, 1] (got ${opts.threshold}).`);
   if (!(dense > 0)) throw new LrpLensError('bad-argument', `The dense model does not do the task (mean ${opts.metric} ${dense.toFixed(4)} ≤ 0 on held-out samples), so there is no circuit to find. Check the task's targets and foils.`);
   const { scores, collectMs } = await taskScores(session, method, train, opts.metric);
-  const allocator = prepareAllocation(scores, session.weights, allocationFor(opts.granularity, opts.ranking));
+  const allocator = componentAllocator(session, scores, opts);
   const points: CurvePoint[] = [];
   const masks = new Map<number, Mask>();
   for (const sparsity of opts.sparsities ?? DEFAULT_SPARSITIES) {
     session.throwIfCancelled();
     const mask = allocator.mask(sparsity);
     const metric = (await evaluateTask(session, heldOut, opts.metric, mask)).mean;
-    points.push({ sparsity, achieved: achievedSparsity(mask, session.weights).overall, metric, retained: metric / dense });
+    points.push({ sparsity, achieved: allocator.achieved(mask), metric, retained: metric / dense });
     masks.set(sparsity, mask);
   }
   const passing = points.filter((p) => p.retained >= opts.threshold);
