@@ -1,25 +1,19 @@
 /** `lrp-lens task make | task eval` and `lrp-lens circuit`: tasks and circuit discovery from the command line. */
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { LrpLensError } from '../engine/errors';
 import type { Device } from '../engine/runtime/session';
 import { loadTokenizer, resolveModel } from '../engine/runtime/model';
 import { PruningSession } from '../engine/pruning/prune';
-import { checkMethod } from '../engine/pruning/scores';
-import type { ScoreMethod } from '../engine/pruning/scores';
-import { parseWeightSelection } from '../engine/pruning/prunable';
-import { loadMask, modelIdentity, saveMask } from '../engine/pruning/maskFile';
+import { loadMask, modelIdentity } from '../engine/pruning/maskFile';
 import { generateTask } from '../engine/tasks/generators';
 import type { TaskKind } from '../engine/tasks/generators';
-import { readTaskFile, splitTask, tokenizeTask, writeTaskFile } from '../engine/tasks/taskFile';
+import { readTaskFile, tokenizeTask, writeTaskFile } from '../engine/tasks/taskFile';
 import type { TaskMetric } from '../engine/tasks/taskFile';
-import { allocationFor, circuitCurve, evaluateTask } from '../engine/circuits/search';
+import { evaluateTask } from '../engine/circuits/search';
 import type { Granularity, MethodCurve, Ranking } from '../engine/circuits/search';
-import { buildCircuitGraph } from '../engine/circuits/circuitGraph';
-import { headSizeFromConfig } from '../engine/circuits/heads';
-import { circuitGraphToJson, circuitGraphToSvg } from '../engine/circuits/circuitLayout';
+import { discoverCircuit } from '../engine/circuits/discover';
 import { defaultModel, writeJson } from './common';
 import { markdownTable } from './benchPruning';
 
@@ -74,63 +68,9 @@ interface CircuitOptions {
 }
 
 async function circuit(o: CircuitOptions): Promise<void> {
-  const methods: ScoreMethod[] = [checkMethod(o.method), ...(o.compare ? o.compare.split(',').map((m) => checkMethod(m.trim())) : [])];
-  const session = await PruningSession.open({ model: o.model, device: o.device, selection: parseWeightSelection(o.layers) });
-  try {
-    const task = readTaskFile(o.task, session.tokenizer);
-    const metric = o.metric ?? task.header.metric;
-    const { train, heldOut } = splitTask(tokenizeTask(task, session.tokenizer, o.task), { seed: o.seed, heldOut: o.heldOut });
-    const dense = (await evaluateTask(session, heldOut, metric)).mean;
-    const general = o.general ? session.samples(o.general, { seqLen: 128 }, 'general') : undefined;
-    const densePerplexity = general ? (await session.perplexity(general.samples)).perplexity : undefined;
-    const opts = { metric, granularity: o.granularity, ranking: o.ranking, threshold: o.threshold };
-    const curves = [];
-    for (const m of methods) curves.push(await circuitCurve(session, m, train, heldOut, dense, opts));
-    const main = curves[0];
-    if (!main.chosen) throw new LrpLensError('bad-argument', `No sparsity keeps ${o.threshold} × the dense ${metric} with ${main.method}; lower --threshold or try another --granularity.`);
-    const mask = main.masks.get(main.chosen.sparsity)!;
-    const circuitPerplexity = general ? (await session.perplexity(general.samples, mask)).perplexity : undefined;
-    const headSize = o.granularity === 'heads' ? headSizeFromConfig(session.folder.config) : undefined;
-    const graph = buildCircuitGraph({ weights: session.weights, scores: main.scores, mask, granularity: o.granularity, topK: o.topK, headSize });
-    const dir = resolve(o.out);
-    mkdirSync(dir, { recursive: true });
-    const identity = modelIdentity(session.folder.onnxPath, session.folder.ref);
-    const allocation = allocationFor(o.granularity, o.ranking);
-    const record = {
-      schema: 'lrp-lens/circuit@1',
-      task: { path: o.task, name: task.header.name, metric, train: train.length, heldOut: heldOut.length },
-      model: session.folder.ref,
-      method: main.method,
-      granularity: o.granularity,
-      ranking: o.ranking,
-      threshold: o.threshold,
-      dense: { metric: dense, perplexity: densePerplexity ?? null },
-      circuit: { sparsity: main.chosen.achieved, targetSparsity: main.chosen.sparsity, metric: main.chosen.metric, retained: main.chosen.retained, perplexity: circuitPerplexity ?? null },
-      control: general ? { text: general.source, densePerplexity, circuitPerplexity } : null,
-      curves: curves.map(stripMasks),
-      graph: JSON.parse(circuitGraphToJson(graph)),
-    };
-    saveMask(join(dir, 'mask'), mask, {
-      model: { id: session.folder.ref, contentHash: identity.contentHash },
-      method: `circuit:${main.method}`,
-      allocation: allocation.allocation,
-      structured: !!allocation.structured,
-      targetSparsity: null,
-      weights: session.weights,
-      reference: { name: o.task, hash: `sha256:${task.samples.length}`, samples: train.length },
-      metrics: { task: record.task, dense: record.dense, circuit: record.circuit, curves: record.curves },
-    });
-    writeFileSync(join(dir, 'circuit.json'), JSON.stringify(record, null, 2) + '\n');
-    writeFileSync(join(dir, 'circuit.svg'), circuitGraphToSvg(graph, { title: `${task.header.name} — ${main.method}, ${(main.chosen.achieved * 100).toFixed(1)}% pruned` }));
-    if (o.json) writeJson(o.json, record);
-    if (o.json !== '-') printCircuit(record.dense.metric, curves, dir);
-  } finally {
-    await session.close();
-  }
-}
-
-function stripMasks(c: MethodCurve & { masks?: unknown; scores?: unknown }): MethodCurve {
-  return { method: c.method, points: c.points, chosen: c.chosen, collectMs: c.collectMs };
+  const record = await discoverCircuit({ ...o, compare: o.compare ? o.compare.split(',') : [] });
+  if (o.json) writeJson(o.json, record);
+  if (o.json !== '-') printCircuit(record.dense.metric, record.curves, resolve(o.out));
 }
 
 function printCircuit(dense: number, curves: MethodCurve[], dir: string): void {

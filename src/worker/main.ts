@@ -7,8 +7,11 @@ import type { AttributionResult } from '../engine/attribution/result';
 import { LrpLensError } from '../engine/errors';
 import { inspectModel } from '../engine/runtime/inspect';
 import type { AttributeParams, EngineSettings, ErrorPayload, Method, Methods, RequestMessage, WorkerToHost } from './protocol';
+import { discoverCircuit } from '../engine/circuits/discover';
+import type { CircuitRecord, DiscoverStage } from '../engine/circuits/discover';
+import type { CircuitParams } from './protocol';
 
-type Progress = (message: string, fraction?: number) => void;
+type Progress = (message: string, fraction?: number, detail?: { stage: DiscoverStage; done: number; total: number }) => void;
 
 function send(message: WorkerToHost): void {
   process.send?.(message);
@@ -64,16 +67,40 @@ async function attribute(params: AttributeParams, progress: Progress): Promise<A
   return result;
 }
 
+const STAGE_WORDS: Record<DiscoverStage, string> = {
+  load: 'loading model',
+  collect: 'scoring components on the task',
+  sweep: 'sweeping sparsity',
+  evaluate: 'evaluating',
+  generate: 'generating',
+  write: 'writing circuit files',
+};
+
+/** Circuit discovery; the engine's cancel is the process kill, so no signal is needed here. */
+async function circuit(params: CircuitParams, progress: Progress): Promise<CircuitRecord> {
+  const { offline, ...options } = params;
+  if (offline) process.env.LRP_LENS_OFFLINE = '1';
+  const record = await discoverCircuit(options, {
+    onProgress: (stage, done, total, detail) => {
+      const what = `${STAGE_WORDS[stage]}${detail && stage === 'sweep' ? ` (${detail})` : ''}`;
+      progress(total > 1 ? `${what} ${done}/${total}` : what, total > 0 ? done / total : undefined, { stage, done, total });
+    },
+  });
+  log(`circuit ${record.task.name} ${record.method}/${record.granularity}: ${(record.circuit.sparsity * 100).toFixed(1)}% pruned, ${(record.circuit.retained * 100).toFixed(1)}% of the dense ${record.task.metric} kept`);
+  return record;
+}
+
 type Handler<M extends Method> = (params: Methods[M]['params'], progress: Progress) => Promise<Methods[M]['result']>;
 
 const handlers: { [M in Method]: Handler<M> } = {
   attribute,
   inspect: (params) => inspectModel(params.model, { offline: params.offline }),
   ping: async () => ({ pid: process.pid }),
+  circuit,
 };
 
 async function handle(req: RequestMessage): Promise<void> {
-  const progress: Progress = (message, fraction) => send({ method: 'progress', params: { id: req.id, message, fraction } });
+  const progress: Progress = (message, fraction, detail) => send({ method: 'progress', params: { id: req.id, message, fraction, ...detail } });
   try {
     if (!Object.hasOwn(handlers, req.method)) throw new LrpLensError('bad-argument', `Unknown method '${String(req.method)}'.`);
     const handler = handlers[req.method] as Handler<Method>;

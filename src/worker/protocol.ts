@@ -9,6 +9,7 @@ import type { LrpErrorReason } from '../engine/errors';
 import type { RelevanceMode } from '../engine/relevance/patterns';
 import type { Device } from '../engine/runtime/device';
 import type { ModelReport } from '../engine/runtime/inspect';
+import type { CircuitRecord, DiscoverOptions, DiscoverStage } from '../engine/circuits/discover';
 
 export interface EngineSettings {
   /** Model folder or hub id. */
@@ -28,7 +29,11 @@ export interface Methods {
   attribute: { params: AttributeParams; result: AttributionResult };
   inspect: { params: { model: string; offline?: boolean }; result: ModelReport };
   ping: { params: Record<string, never>; result: { pid: number } };
+  /** Circuit discovery (the CLI's `circuit` options); writes into `out` and returns circuit.json's record. */
+  circuit: { params: CircuitParams; result: CircuitRecord };
 }
+
+export type CircuitParams = DiscoverOptions & { offline?: boolean };
 
 export type Method = keyof Methods;
 
@@ -49,7 +54,7 @@ export type ResponseMessage<M extends Method = Method> =
 
 export interface ProgressNotification {
   method: 'progress';
-  params: { id: number; message: string; fraction?: number };
+  params: { id: number; message: string; fraction?: number; stage?: DiscoverStage; done?: number; total?: number };
 }
 
 export interface LogNotification {

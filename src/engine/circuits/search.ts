@@ -26,6 +26,8 @@ export interface CircuitSearchOptions {
   ranking: Ranking;
   threshold: number;
   sparsities?: number[];
+  /** Called after each sparsity is evaluated. */
+  onPoint?: (done: number, total: number) => void;
 }
 
 export interface CurvePoint {
@@ -99,12 +101,14 @@ export async function circuitCurve(
   const allocator = componentAllocator(session, scores, opts);
   const points: CurvePoint[] = [];
   const masks = new Map<number, Mask>();
-  for (const sparsity of opts.sparsities ?? DEFAULT_SPARSITIES) {
+  const sparsities = opts.sparsities ?? DEFAULT_SPARSITIES;
+  for (const sparsity of sparsities) {
     session.throwIfCancelled();
     const mask = allocator.mask(sparsity);
     const metric = (await evaluateTask(session, heldOut, opts.metric, mask)).mean;
     points.push({ sparsity, achieved: allocator.achieved(mask), metric, retained: metric / dense });
     masks.set(sparsity, mask);
+    opts.onPoint?.(points.length, sparsities.length);
   }
   const passing = points.filter((p) => p.retained >= opts.threshold);
   const chosen = passing.length ? passing.reduce((a, b) => (b.achieved > a.achieved ? b : a)) : undefined;
