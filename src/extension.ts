@@ -4,6 +4,7 @@ import { Container } from './container';
 import { registerComputeRelevance } from './commands/computeRelevance';
 import { registerAttributeWithLrp } from './commands/attributeWithLrp';
 import { registerExportRelevance } from './commands/exportRelevance';
+import { registerCircuits } from './commands/manageCircuits';
 import { registerClearHeatmap, registerRestartEngine, registerSelectModel, registerShowLog } from './commands/engineCommands';
 
 let container: Container | undefined;
@@ -19,6 +20,7 @@ export function activate(context: vscode.ExtensionContext): void {
     registerRestartEngine(container),
     registerShowLog(container),
     registerExportRelevance(container),
+    registerCircuits(container),
   );
 }
 

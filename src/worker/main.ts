@@ -9,7 +9,12 @@ import { inspectModel } from '../engine/runtime/inspect';
 import type { AttributeParams, EngineSettings, ErrorPayload, Method, Methods, RequestMessage, WorkerToHost } from './protocol';
 import { discoverCircuit } from '../engine/circuits/discover';
 import type { CircuitRecord, DiscoverStage } from '../engine/circuits/discover';
-import type { CircuitParams } from './protocol';
+import type { CircuitParams, MakeTaskParams } from './protocol';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { generateTask } from '../engine/tasks/generators';
+import { writeTaskFile } from '../engine/tasks/taskFile';
+import { loadTokenizer, resolveModel } from '../engine/runtime/model';
 
 type Progress = (message: string, fraction?: number, detail?: { stage: DiscoverStage; done: number; total: number }) => void;
 
@@ -90,6 +95,14 @@ async function circuit(params: CircuitParams, progress: Progress): Promise<Circu
   return record;
 }
 
+async function makeTask(params: MakeTaskParams): Promise<{ path: string; samples: number }> {
+  const tokenizer = params.model ? await loadTokenizer(await resolveModel(params.model, { offline: params.offline })) : undefined;
+  const task = generateTask(params.kind, { n: params.n, seed: params.seed, tokenizer });
+  mkdirSync(dirname(params.out), { recursive: true });
+  writeTaskFile(params.out, task);
+  return { path: params.out, samples: task.samples.length };
+}
+
 type Handler<M extends Method> = (params: Methods[M]['params'], progress: Progress) => Promise<Methods[M]['result']>;
 
 const handlers: { [M in Method]: Handler<M> } = {
@@ -97,6 +110,7 @@ const handlers: { [M in Method]: Handler<M> } = {
   inspect: (params) => inspectModel(params.model, { offline: params.offline }),
   ping: async () => ({ pid: process.pid }),
   circuit,
+  makeTask,
 };
 
 async function handle(req: RequestMessage): Promise<void> {

@@ -10,6 +10,7 @@ import type { RelevanceMode } from '../engine/relevance/patterns';
 import type { Device } from '../engine/runtime/device';
 import type { ModelReport } from '../engine/runtime/inspect';
 import type { CircuitRecord, DiscoverOptions, DiscoverStage } from '../engine/circuits/discover';
+import type { TaskKind } from '../engine/tasks/generators';
 
 export interface EngineSettings {
   /** Model folder or hub id. */
@@ -31,6 +32,18 @@ export interface Methods {
   ping: { params: Record<string, never>; result: { pid: number } };
   /** Circuit discovery (the CLI's `circuit` options); writes into `out` and returns circuit.json's record. */
   circuit: { params: CircuitParams; result: CircuitRecord };
+  /** Generates a task file (`lrp-lens task make`), checked against the model's tokenizer. */
+  makeTask: { params: MakeTaskParams; result: { path: string; samples: number } };
+}
+
+export interface MakeTaskParams {
+  kind: TaskKind;
+  n: number;
+  seed: number;
+  /** Model whose tokenizer checks that targets and foils are single tokens. */
+  model?: string;
+  offline?: boolean;
+  out: string;
 }
 
 export type CircuitParams = DiscoverOptions & { offline?: boolean };

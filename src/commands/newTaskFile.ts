@@ -1,0 +1,52 @@
+/** "LRP Lens: New Task File…": a generated pronoun or IOI task (the engine's generators) written into the workspace. */
+import * as vscode from 'vscode';
+import { join } from 'node:path';
+import type { TaskKind } from '../engine/tasks/generators';
+import { EngineError } from '../worker/client';
+import { readSettings } from '../settings';
+import type { CircuitsFeature } from './manageCircuits';
+
+export interface NewTaskOptions {
+  kind: TaskKind;
+  n?: number;
+  seed?: number;
+  /** Workspace-relative or absolute path; default `<kind>.task.jsonl` in the workspace root. */
+  out?: string;
+  /** Open the file in an editor (default true). */
+  open?: boolean;
+}
+
+export function registerNewTaskFile(f: CircuitsFeature): vscode.Disposable {
+  return vscode.commands.registerCommand('lrpLens.newTaskFile', async (options?: NewTaskOptions): Promise<string | undefined> => {
+    const root = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+    if (!root) {
+      f.fail(new EngineError('bad-argument', 'Open a workspace folder first: the task file is written into it.'));
+      return undefined;
+    }
+    const o = options ?? (await ask());
+    if (!o) return undefined;
+    const out = o.out ? (o.out.startsWith('/') ? o.out : join(root, o.out)) : join(root, `${o.kind}.task.jsonl`);
+    try {
+      const made = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'LRP Lens: generating task' }, () =>
+        f.client.request('makeTask', { kind: o.kind, n: o.n ?? 120, seed: o.seed ?? 1, model: readSettings().model, out }),
+      );
+      f.log.info(`wrote ${made.samples} ${o.kind} samples to ${made.path}`);
+      if (o.open !== false) await vscode.window.showTextDocument(vscode.Uri.file(made.path));
+      return made.path;
+    } catch (err) {
+      f.fail(err);
+      return undefined;
+    }
+  });
+}
+
+async function ask(): Promise<NewTaskOptions | undefined> {
+  const kind = (await vscode.window.showQuickPick([
+    { label: 'pronoun', description: 'a name, then " he" / " she" must agree (stories260k can do it)' },
+    { label: 'ioi', description: 'indirect-object identification (needs a larger model)' },
+  ], { title: 'Task kind' }))?.label as TaskKind | undefined;
+  if (!kind) return undefined;
+  const n = await vscode.window.showInputBox({ title: 'Samples', value: '120', validateInput: (v) => (Number.isInteger(Number(v)) && Number(v) > 1 ? undefined : 'An integer above 1') });
+  if (!n) return undefined;
+  return { kind, n: Number(n), seed: 1 };
+}
