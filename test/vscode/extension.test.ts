@@ -188,6 +188,38 @@ describe('LRP Lens in the extension host', function () {
     assert.match(e.message, /[Cc]opy|[Cc]hoose/);
   });
 
+  it('contributes the Circuits view and registers the circuit commands', async () => {
+    await extension().activate();
+    const pkg = extension().packageJSON.contributes;
+    assert.deepEqual(pkg.views.lrpLens.map((v: { id: string }) => v.id), ['lrpLens.circuits']);
+    const registered = new Set(await vscode.commands.getCommands(true));
+    for (const id of ['lrpLens.discoverCircuit', 'lrpLens.newTaskFile', 'lrpLens.circuits.open', 'lrpLens.circuits.apply', 'lrpLens.circuits.delete', 'lrpLens.circuits.reveal']) assert.ok(registered.has(id), `${id} registered`);
+    await vscode.commands.executeCommand('workbench.view.extension.lrpLens');
+  });
+
+  it('New Task File and Discover Circuit (heads, options given) write circuit.json and open the circuit panel', async () => {
+    const task = await vscode.commands.executeCommand<string>('lrpLens.newTaskFile', { kind: 'pronoun', n: 120, seed: 1, out: 'tasks/pronoun.task.jsonl', open: false });
+    assert.equal(task, join(workspaceDir(), 'tasks', 'pronoun.task.jsonl'));
+    const outcome = await vscode.commands.executeCommand<{ record?: { circuit: { retained: number }; granularity: string }; dir?: string; error?: { message: string } }>(
+      'lrpLens.discoverCircuit', vscode.Uri.file(task), { method: 'lrp', granularity: 'heads', ranking: 'global', threshold: 0.9, compare: ['wanda'] },
+    );
+    assert.ok(outcome?.record, `no record: ${outcome?.error?.message}`);
+    assert.equal(outcome.dir, join(workspaceDir(), 'lrp', 'circuits', 'pronoun-lrp-heads'));
+    const written = JSON.parse(readFileSync(join(outcome.dir, 'circuit.json'), 'utf8')) as { schema: string; granularity: string };
+    assert.equal(written.schema, 'lrp-lens/circuit@1');
+    assert.equal(written.granularity, 'heads');
+    assert.ok(outcome.record.circuit.retained >= 0.9);
+    assert.ok(existsSync(join(outcome.dir, 'mask.json')));
+    assert.ok(await tabOpens('Circuit: pronoun'), `no circuit tab; tabs: ${tabLabels().join(', ')}`);
+  });
+
+  it('Discover Circuit on a malformed task file reports the line', async () => {
+    const uri = writeWorkspaceFile('bad.task.jsonl', '{"task": {"name": "t", "metric": "logit_diff"}}\n{"prompt": "a",\n');
+    const outcome = await vscode.commands.executeCommand<{ error?: { reason: string; message: string } }>('lrpLens.discoverCircuit', uri, { granularity: 'heads' });
+    assert.equal(outcome?.error?.reason, 'bad-argument');
+    assert.match(outcome!.error!.message, /bad\.task\.jsonl:2/);
+  });
+
   it('Restart Engine stops the engine and the next attribution starts a fresh one', async () => {
     resultOf(await attributeFile('lily.prompt', LILY));
     await vscode.commands.executeCommand('lrpLens.restartEngine');
