@@ -164,7 +164,7 @@ describe('engine worker process', function () {
     assert.equal(err.reason, 'engine-exited');
     assert.match(err.message, /SIGKILL/);
     assert.match(err.message, /LRP Lens: Restart Engine/);
-    assert.deepEqual(await exit, { code: null, signal: 'SIGKILL', unexpected: true });
+    assert.deepEqual(await exit, { code: null, signal: 'SIGKILL', unexpected: true, pending: 1 });
     client.restart();
     const r = await client.request('attribute', params());
     assert.equal(r.target.text, ' Lily');
