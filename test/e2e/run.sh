@@ -12,7 +12,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 EXT=$(cd "$HERE/../.." && pwd)
-MODES=${1:-host ui}
+MODES=${*:-host ui}
 T=${LRP_LENS_E2E_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lrp-lens/e2e}
 SHARED=${LRP_LENS_SHARED:-$EXT/../shared}
 MODEL=$SHARED/models/stories260k

@@ -102,11 +102,12 @@ async function openFile(name) {
     await page.keyboard.press('Control+P');
     await input.waitFor({ state: 'visible', timeout: 5000 }).catch(() => {});
     await input.fill(name);
+    // Click the row: Enter would take the highlighted row, which can still be a recent file while the list filters.
     const row = page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first();
-    if (await row.waitFor({ timeout: 4000 }).then(() => true, () => false)) { await page.keyboard.press('Enter'); break; }
+    if (await row.waitFor({ timeout: 4000 }).then(() => true, () => false)) { await row.click(); break; }
     await page.keyboard.press('Escape');
   }
-  await page.waitForTimeout(500);
+  await page.locator('.tabs-container .tab.active', { hasText: name }).first().waitFor({ timeout: 10000 }).catch(() => log(`openFile: ${name} did not become the active tab`));
 }
 /** Opens `name` in the editor and runs Compute Relevance on it from the palette. */
 async function computeOn(name) {
@@ -149,11 +150,11 @@ async function badInputChecks(which) {
   const cases = [
     { name: 'a bad model path', settings: { 'lrpLens.model': path.join(WS, 'no-such-model') }, file: 'lily.prompt',
       expect: /Model folder not found: .*no-such-model\. Pass a folder in the transformers\.js layout/ },
-    { name: 'an empty prompt', file: 'empty.prompt', content: '', expect: /empty\.prompt holds no prompt text; write the prompt below the header/ },
     { name: 'a model folder without tokenizer', settings: { 'lrpLens.model': path.join(WS, 'no-tokenizer') }, file: 'lily.prompt',
       expect: /no-tokenizer has no tokenizer\.json.*Copy the model's tokenizer\.json/ },
     { name: 'a prompt over lrpLens.maxTokens', settings: { 'lrpLens.maxTokens': 5 }, file: 'lily.prompt', button: 'Open Settings',
       expect: /lily\.prompt: The input has 14 tokens, more than the limit of 5 \(maxTokens; lrpLens\.maxTokens in the extension\)\. Shorten the prompt or raise the setting/ },
+    { name: 'an empty prompt', file: 'empty.prompt', content: '', expect: /empty\.prompt holds no prompt text; write the prompt below the header/ },
     // run last (see below): the explorer's context menu leaves focus in the explorer
     { name: 'a binary file', file: 'picture.prompt', content: Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 0x0d, 0x0a, 0x1a, 0xff]), explorer: true,
       expect: /picture\.prompt is not a text file: it holds binary data .*must be UTF-8 text/ },
@@ -182,6 +183,7 @@ async function badInputChecks(which) {
   await page.keyboard.press('Escape');
   await useSettings();
   await clearToasts();
+  await palette('View: Close All Editors');   // the next steps open their prompt afresh
 }
 
 /** Killing the engine process: an error with "Restart Engine"; pressing it recovers, and the next run works. */
@@ -407,6 +409,7 @@ try {
     const menuItems = await page.locator('.monaco-menu .action-label').allTextContents().catch(() => []);
     check('explorer context menu has "Attribute with LRP"', menuOk, menuOk ? '' : JSON.stringify(menuItems));
     if (menuOk) {
+      await page.waitForTimeout(400);   // a menu ignores a mouse-up that comes right after it opened
       const t1 = Date.now();
       await item.click();
       // the panel re-renders (busy → show); wait for the log line count to grow
