@@ -124,6 +124,10 @@ describe('worker prune / correct / applyMask', function () {
     assert.deepEqual(r.prompts, HELD_OUT);
     assert.equal(r.pruned.length, r.chosen.count);
     assert.ok(r.pruned.every((c) => c.layer !== null && c.unit !== undefined));
+    assert.deepEqual(r.examples.undesired.prompts, HELD_OUT);
+    assert.equal(r.examples.undesired.after.length, HELD_OUT.length);
+    assert.equal(r.examples.general.prompts.length, 3);
+    assert.ok(r.examples.general.before.every((t) => t.length > 0));
     assert.ok(existsSync(r.chosen.mask));
     assert.equal(loadMask(r.chosen.mask).manifest.method, 'correct:lrp');
     assert.ok(progress.list.some((s) => s.stage === 'collect'));

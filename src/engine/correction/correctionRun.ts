@@ -9,6 +9,7 @@ import { mkdirSync } from 'node:fs';
 import type { Device } from '../runtime/session';
 import { PruningSession } from '../pruning/prune';
 import type { Stage } from '../pruning/prune';
+import type { Mask } from '../pruning/types';
 import { parseWeightSelection } from '../pruning/prunable';
 import { modelIdentity, saveMask } from '../pruning/maskFile';
 import { higherIsBetter, parseBehaviourMetric } from './behaviour';
@@ -85,7 +86,20 @@ export interface CorrectReport {
   pruned: PrunedComponent[];
   /** The held-out prompts the continuations continue (same order). */
   prompts: string[];
+  /** Greedy continuations before and after the chosen mask, for the panel: held-out undesired and general prompts. */
+  examples: { undesired: ExampleSet; general: ExampleSet };
 }
+
+export interface ExampleSet {
+  prompts: string[];
+  before: string[];
+  after: string[];
+}
+
+/** Tokens per example continuation, and how many general prompts (openings of the general samples). */
+const EXAMPLE_TOKENS = 24;
+const GENERAL_EXAMPLES = 3;
+const GENERAL_PROMPT_TOKENS = 12;
 
 interface Inputs {
   undesired: UndesiredPrompt[];
@@ -148,6 +162,7 @@ async function correctWith(session: PruningSession, o: CorrectRunOptions, r: Res
   mkdirSync(dirname(maskPath), { recursive: true });
   const metric = { spec: o.metric ?? 'repetition', kind: spec.kind, higherIsBetter: higherIsBetter(spec), words: inputs.probe.words ?? null };
   const pruned = componentList(ranked, chosen.point.count, granularity);
+  const examples = await examplesFor(session, inputs, chosen.point.mask);
   saveMask(maskPath, chosen.point.mask, {
     model: { id: session.folder.ref, contentHash: identity.contentHash },
     method: `correct:${method}`,
@@ -177,6 +192,22 @@ async function correctWith(session: PruningSession, o: CorrectRunOptions, r: Res
     chosen: { count: chosen.point.count, withinBudget: chosen.withinBudget, maxPerplexityRise: maxRise, mask: `${maskPath}.safetensors` },
     pruned,
     prompts: inputs.heldOut.map((p) => p.prompt),
+    examples,
+  };
+}
+
+async function exampleSet(session: PruningSession, prompts: string[], mask: Mask): Promise<ExampleSet> {
+  const before = await session.generations(prompts, EXAMPLE_TOKENS);
+  return { prompts, before, after: await session.generations(prompts, EXAMPLE_TOKENS, mask) };
+}
+
+/** Held-out undesired prompts, and openings of the first general samples, continued before and after. */
+async function examplesFor(session: PruningSession, inputs: Inputs, mask: Mask): Promise<CorrectReport['examples']> {
+  const tok = session.tokenizer;
+  const openings = inputs.general.samples.slice(0, GENERAL_EXAMPLES).map((s) => tok.decode(s.slice(0, GENERAL_PROMPT_TOKENS), { skip_special_tokens: true }).trim());
+  return {
+    undesired: await exampleSet(session, inputs.heldOut.map((p) => p.prompt), mask),
+    general: await exampleSet(session, openings.filter(Boolean), mask),
   };
 }
 
