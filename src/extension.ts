@@ -5,6 +5,9 @@ import { registerComputeRelevance } from './commands/computeRelevance';
 import { registerAttributeWithLrp } from './commands/attributeWithLrp';
 import { registerExportRelevance } from './commands/exportRelevance';
 import { registerClearHeatmap, registerRestartEngine, registerSelectModel, registerShowLog } from './commands/engineCommands';
+import { registerPruneModel } from './commands/pruneModel';
+import { registerCorrectBehaviour } from './commands/correctBehaviour';
+import { registerApplyMask, registerClearMask, registerOpenReport, restoreAppliedMask } from './commands/applyMask';
 
 let container: Container | undefined;
 
@@ -19,7 +22,13 @@ export function activate(context: vscode.ExtensionContext): void {
     registerRestartEngine(container),
     registerShowLog(container),
     registerExportRelevance(container),
+    registerPruneModel(container),
+    registerCorrectBehaviour(container),
+    registerApplyMask(container),
+    registerClearMask(container),
+    registerOpenReport(container),
   );
+  void restoreAppliedMask(container);
 }
 
 export function deactivate(): Promise<void> | undefined {
