@@ -16,6 +16,9 @@ import { EditorHeatmap } from './views/editorHeatmap';
 import { RelevancePanels } from './views/relevancePanelHost';
 import type { PanelTarget } from './views/relevancePanelHost';
 import { targetFor } from './commands/computeRelevance';
+import { ReportPanels } from './views/reportPanelHost';
+import type { Method, Methods } from './worker/protocol';
+import type { PrunedModel } from './engine/pruning/applyMask';
 
 export class Container extends Disposable {
   readonly log = this.register(vscode.window.createOutputChannel('LRP Lens', { log: true }));
@@ -23,6 +26,9 @@ export class Container extends Disposable {
   readonly heatmap = this.register(new EditorHeatmap());
   readonly client: EngineClient;
   readonly panels: RelevancePanels;
+  readonly reports: ReportPanels;
+  /** The mask applied with Apply Mask: attributions run on its pruned model until Clear Mask. */
+  appliedMask?: PrunedModel;
 
   constructor(readonly context: vscode.ExtensionContext) {
     super();
@@ -46,6 +52,10 @@ export class Container extends Disposable {
         return root ? join(root, readSettings().outputFolder) : undefined;
       },
       rendered: (uri, ms) => this.log.info(`${uri ? basename(uri.fsPath) : 'panel'}: panel rendered in ${ms.toFixed(1)} ms`),
+    }));
+    this.reports = this.register(new ReportPanels(context.extensionUri, {
+      applyMask: (mask) => vscode.commands.executeCommand('lrpLens.applyMask', vscode.Uri.file(mask)),
+      outputFolder: () => this.outputFolder(),
     }));
     this.status.update(readSettings());
     this.register(vscode.workspace.onDidChangeConfiguration((e) => {
@@ -87,11 +97,51 @@ export class Container extends Disposable {
         token.onCancellationRequested(() => abort.abort());
         return this.client.request(
           'attribute',
-          { model: settings.model, rule: settings.rule, device: settings.device, maxTokens: settings.maxTokens, request: target.request },
+          { model: settings.model, rule: settings.rule, device: settings.device, maxTokens: settings.maxTokens, request: target.request, mask: this.appliedMask?.mask },
           { signal: abort.signal, onProgress: (p) => progress.report({ message: p.message }) },
         );
       },
     );
+  }
+
+  /** lrpLens.outputFolder inside the first workspace folder; undefined without a workspace. */
+  outputFolder(): string | undefined {
+    const root = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+    return root ? join(root, readSettings().outputFolder) : undefined;
+  }
+
+  /**
+   * Runs a long engine request (prune, correct, applyMask) under a cancellable progress notification: Cancel
+   * kills the engine process, so the work really stops.
+   */
+  runTask<M extends Method>(method: M, params: Methods[M]['params'], title: string): Thenable<Methods[M]['result']> {
+    return vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `LRP Lens: ${title}`, cancellable: true },
+      (progress, token) => {
+        const abort = new AbortController();
+        token.onCancellationRequested(() => abort.abort());
+        let last = 0;
+        return this.client.request(method, params, {
+          signal: abort.signal,
+          onProgress: (p) => {
+            const pct = p.fraction !== undefined ? Math.round(p.fraction * 100) : undefined;
+            // withProgress adds increments; report the stage's fraction as a step from the last one.
+            const increment = pct !== undefined ? pct - last : undefined;
+            if (pct !== undefined) last = pct;
+            progress.report({ message: p.message, increment: increment !== undefined && increment > 0 ? increment : undefined });
+          },
+        });
+      },
+    );
+  }
+
+  /** Reports a failed task (not an attribution) like fail() does, without a panel. */
+  failTask(what: string, err: unknown): { error: { reason: string; message: string } } {
+    const e = err instanceof EngineError ? err : new EngineError('internal', (err as Error)?.message ?? String(err));
+    this.log.error(`${what}: ${e.reason}: ${e.message}`);
+    if (e.reason === 'cancelled') void vscode.window.showInformationMessage(`LRP Lens: ${what} cancelled.`);
+    else void this.offerFix(`LRP Lens: ${e.message}`, fixActions(e.reason));
+    return { error: { reason: e.reason, message: e.message } };
   }
 
   /**

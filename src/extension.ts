@@ -6,6 +6,9 @@ import { registerAttributeWithLrp } from './commands/attributeWithLrp';
 import { registerExportRelevance } from './commands/exportRelevance';
 import { registerCircuits } from './commands/manageCircuits';
 import { registerClearHeatmap, registerRestartEngine, registerSelectModel, registerShowLog } from './commands/engineCommands';
+import { registerPruneModel } from './commands/pruneModel';
+import { registerCorrectBehaviour } from './commands/correctBehaviour';
+import { registerApplyMask, registerClearMask, registerOpenReport, restoreAppliedMask } from './commands/applyMask';
 
 let container: Container | undefined;
 
@@ -21,7 +24,13 @@ export function activate(context: vscode.ExtensionContext): void {
     registerShowLog(container),
     registerExportRelevance(container),
     registerCircuits(container),
+    registerPruneModel(container),
+    registerCorrectBehaviour(container),
+    registerApplyMask(container),
+    registerClearMask(container),
+    registerOpenReport(container),
   );
+  void restoreAppliedMask(container);
 }
 
 export function deactivate(): Promise<void> | undefined {

@@ -1,20 +1,17 @@
 /** `lrp-lens prune | eval | compare | export`: attribution-guided pruning from the command line. */
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
-import { basename, dirname, resolve } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { basename } from 'node:path';
 import { LrpLensError } from '../engine/errors';
 import type { Device } from '../engine/runtime/session';
 import { PruningSession, sweep } from '../engine/pruning/prune';
-import type { SweepPoint } from '../engine/pruning/prune';
-import { parseWeightSelection } from '../engine/pruning/prunable';
-import { checkAggregation, checkMethod, DEFAULT_AGGREGATION } from '../engine/pruning/scores';
-import type { LrpAggregation, ScoreMethod } from '../engine/pruning/scores';
-import { loadMask, modelIdentity, saveMask } from '../engine/pruning/maskFile';
+import { DEFAULT_AGGREGATION } from '../engine/pruning/scores';
+import { loadMask, modelIdentity } from '../engine/pruning/maskFile';
 import { exportPrunedModel } from '../engine/pruning/export';
-import { loadStatistics, mergeStored, saveStatistics, shardOf } from '../engine/pruning/statisticsFile';
+import { loadStatistics, mergeStored, saveStatistics } from '../engine/pruning/statisticsFile';
 import type { Allocation } from '../engine/pruning/types';
-import { readTextFile } from '../engine/eval/textData';
+import { evalWindowsOf, isPruneReport, methodSpec, openPruningSession, referenceOf, runPrune } from '../engine/pruning/pruneRun';
+import type { PruneCommonOptions, PruneReport, PruneRunOptions } from '../engine/pruning/pruneRun';
 import { defaultModel, writeJson } from './common';
 import { markdownTable } from './benchPruning';
 
@@ -24,143 +21,33 @@ function sparsityList(v: string): number[] {
   return list;
 }
 
-/** `lrp`, `lrp:abs-total`, `wanda`, … → method and aggregation. */
-function methodSpec(spec: string): { method: ScoreMethod; aggregation?: LrpAggregation; label: string } {
-  const [m, agg] = spec.split(':');
-  const method = checkMethod(m.trim());
-  if (agg !== undefined && method !== 'lrp') throw new LrpLensError('bad-argument', `Only lrp takes an aggregation ('${spec}').`);
-  const aggregation = method === 'lrp' ? checkAggregation((agg ?? DEFAULT_AGGREGATION).trim()) : undefined;
-  return { method, aggregation, label: aggregation && agg !== undefined ? `${method}:${aggregation}` : method };
-}
-
-interface CommonOptions {
-  model: string;
+interface CommonOptions extends PruneCommonOptions {
   device: Device;
-  layers?: string;
-  lmHead?: boolean;
-  reference?: string;
-  samples?: number;
   seqLen: number;
-  eval?: string;
   evalSeqLen: number;
   allocation: Allocation;
-  structured?: boolean;
   seed: number;
 }
 
-async function open(o: CommonOptions): Promise<PruningSession> {
-  return PruningSession.open({ model: o.model, device: o.device, selection: parseWeightSelection(o.layers, o.lmHead) });
-}
-
-function referenceOf(session: PruningSession, method: ScoreMethod, o: CommonOptions) {
-  if (method === 'magnitude' || method === 'random') return undefined;
-  if (!o.reference) throw new LrpLensError('bad-argument', `The ${method} method needs reference text: pass --reference FILE (plain text or *.prompts.jsonl).`);
-  return session.samples(o.reference, { samples: o.samples, seqLen: o.seqLen }, 'reference');
-}
-
-function evalWindowsOf(session: PruningSession, o: CommonOptions) {
-  return o.eval ? session.samples(o.eval, { seqLen: o.evalSeqLen }, 'evaluation') : undefined;
-}
-
-function maskPathFor(out: string, sparsity: number, many: boolean): string {
-  const base = resolve(out).replace(/\.(safetensors|json)$/, '');
-  return many ? `${base}-s${Math.round(sparsity * 100)}` : base;
-}
-
-interface PruneOptions extends CommonOptions {
-  method: string;
-  aggregation?: string;
-  sparsity?: number[];
-  prompts?: string;
-  generationTokens: number;
-  out?: string;
+interface PruneOptions extends PruneRunOptions {
   json?: string;
-  shard?: string;
-  statsOut?: string;
-  stats?: string;
-}
-
-/** Statistics from a merged file (checked against the model and method), or collected on the reference (shard). */
-async function statisticsFor(session: PruningSession, spec: ReturnType<typeof methodSpec>, o: PruneOptions, modelHash: string) {
-  if (o.stats) {
-    const stored = loadStatistics(o.stats);
-    if (stored.provenance.model !== modelHash) throw new LrpLensError('bad-argument', `${o.stats} was computed on another model (${stored.provenance.model}, this one is ${modelHash}). Collect statistics for this model.`);
-    if (stored.stats.method !== spec.method || (stored.stats.aggregation ?? null) !== (spec.aggregation ?? null)) {
-      throw new LrpLensError('bad-argument', `${o.stats} holds ${stored.stats.method}${stored.stats.aggregation ? `:${stored.stats.aggregation}` : ''} statistics; pass the same --method (and --aggregation).`);
-    }
-    return { stats: stored.stats, reference: { source: o.stats, hash: stored.provenance.reference, samples: stored.stats.samples }, collectMs: 0 };
-  }
-  const reference = referenceOf(session, spec.method, o);
-  const shard = o.shard ? shardOf(reference?.samples ?? [], o.shard) : undefined;
-  const t0 = performance.now();
-  const stats = await session.statistics(spec.method, shard?.part ?? reference?.samples ?? [], { aggregation: spec.aggregation });
-  const collectMs = performance.now() - t0;
-  if (o.statsOut) {
-    mkdirSync(dirname(resolve(o.statsOut)), { recursive: true });
-    saveStatistics(o.statsOut, { stats, provenance: { model: modelHash, reference: reference?.hash ?? '', shards: [shard?.index ?? 0], of: shard?.of ?? 1 } });
-  }
-  return { stats, reference: reference ? { source: reference.source, hash: reference.hash, samples: stats.samples } : undefined, collectMs };
 }
 
 async function prune(o: PruneOptions): Promise<void> {
-  const spec = methodSpec(o.aggregation ? `${o.method}:${o.aggregation}` : o.method);
-  if (!o.out && !o.statsOut) throw new LrpLensError('bad-argument', 'Give --out MASK (and --sparsity), or --stats-out FILE to only collect statistics (e.g. for one --shard).');
-  if (o.out && !o.sparsity) throw new LrpLensError('bad-argument', 'Give --sparsity (a fraction or a list) for the mask.');
-  if (o.shard && !o.statsOut) throw new LrpLensError('bad-argument', 'A --shard collects part of the statistics: pass --stats-out FILE, then merge the shards with lrp-lens merge.');
-  const session = await open(o);
-  try {
-    const identity = modelIdentity(session.folder.onnxPath, session.folder.ref);
-    const { stats, reference, collectMs } = await statisticsFor(session, spec, o, identity.contentHash);
-    if (!o.out) {
-      console.log(`wrote ${o.statsOut}: ${spec.label} statistics over ${stats.samples} samples (${stats.tokens} tokens) in ${(collectMs / 1000).toFixed(2)} s`);
-      return;
-    }
-    const evaluation = evalWindowsOf(session, o);
-    const prompts = o.prompts ? readTextFile(o.prompts, 'prompts').split('\n').map((l) => l.trim()).filter(Boolean) : undefined;
-    const dense = evaluation ? (await session.perplexity(evaluation.samples)).perplexity : undefined;
-    const denseGenerations = prompts ? await session.generations(prompts, o.generationTokens) : undefined;
-    const sparsities = o.sparsity!;
-    const points = await sweep(session, session.scores(stats, o.seed), sparsities, { allocation: o.allocation, structured: o.structured, evalWindows: evaluation?.samples, prompts, generationTokens: o.generationTokens });
-    const written = points.map((p) => {
-      const path = maskPathFor(o.out!, p.sparsity, sparsities.length > 1);
-      mkdirSync(dirname(path), { recursive: true });
-      saveMask(path, p.mask, {
-        model: { id: session.folder.ref, contentHash: identity.contentHash },
-        method: spec.label,
-        allocation: o.allocation,
-        structured: !!o.structured,
-        targetSparsity: p.sparsity,
-        weights: session.weights,
-        reference: reference ? { name: reference.source, hash: `sha256:${reference.hash}`, samples: reference.samples, tokens: stats.tokens } : null,
-        metrics: { perplexity: p.perplexity ?? null, densePerplexity: dense ?? null, evaluation: evaluation?.source ?? null },
-        extra: { aggregation: spec.aggregation ?? null, seed: o.seed, generations: p.generations ?? null, denseGenerations: denseGenerations ?? null },
-      });
-      return `${path}.safetensors`;
-    });
-    const report = {
-      schema: 'lrp-lens/prune@1',
-      model: { ref: session.folder.ref, contentHash: identity.contentHash },
-      method: spec.method,
-      aggregation: spec.aggregation ?? null,
-      allocation: o.allocation,
-      structured: !!o.structured,
-      weights: session.weights.length,
-      reference: reference ? { path: reference.source, sha256: reference.hash, samples: reference.samples, tokens: stats.tokens } : null,
-      evaluation: evaluation ? { path: evaluation.source, sha256: evaluation.hash, windows: evaluation.samples.length } : null,
-      dense: { perplexity: dense ?? null, generations: denseGenerations ?? null },
-      points: points.map((p, i) => ({ sparsity: p.sparsity, achieved: p.achieved, perplexity: p.perplexity ?? null, perLayer: p.perLayer, generations: p.generations ?? null, mask: written[i] })),
-      timing: { collectMs },
-    };
-    if (o.json) writeJson(o.json, report);
-    if (o.json !== '-') printPoints(spec.label, dense, points, written);
-  } finally {
-    await session.close();
+  const result = await runPrune(o);
+  if (!isPruneReport(result)) {
+    const s = result.statistics;
+    console.log(`wrote ${s.path}: ${s.label} statistics over ${s.samples} samples (${s.tokens} tokens) in ${(s.collectMs / 1000).toFixed(2)} s`);
+    return;
   }
+  if (o.json) writeJson(o.json, result);
+  if (o.json !== '-') printPoints(methodSpec(o.aggregation ? `${o.method}:${o.aggregation}` : o.method).label, result);
 }
 
-function printPoints(label: string, dense: number | undefined, points: SweepPoint[], written: string[]): void {
-  if (dense !== undefined) console.log(`dense perplexity ${dense.toFixed(3)}`);
-  console.log(markdownTable(['method', 'sparsity', 'achieved', 'perplexity', 'mask'], points.map((p, i) => [label, p.sparsity.toFixed(2), p.achieved.toFixed(4), p.perplexity?.toFixed(3) ?? '-', written[i]])));
+function printPoints(label: string, report: PruneReport): void {
+  const dense = report.dense.perplexity;
+  if (dense !== null) console.log(`dense perplexity ${dense.toFixed(3)}`);
+  console.log(markdownTable(['method', 'sparsity', 'achieved', 'perplexity', 'mask'], report.points.map((p) => [label, p.sparsity.toFixed(2), p.achieved.toFixed(4), p.perplexity?.toFixed(3) ?? '-', p.mask])));
 }
 
 interface CompareOptions extends CommonOptions {
@@ -172,7 +59,7 @@ interface CompareOptions extends CommonOptions {
 async function compare(o: CompareOptions): Promise<void> {
   if (!o.eval) throw new LrpLensError('bad-argument', 'compare needs evaluation text: pass --eval FILE.');
   const specs = o.methods.split(',').map((m) => methodSpec(m));
-  const session = await open(o);
+  const session = await openPruningSession(o);
   try {
     const evaluation = evalWindowsOf(session, o)!;
     const dense = (await session.perplexity(evaluation.samples)).perplexity;

@@ -13,11 +13,34 @@ export class StatusBar extends Disposable {
     this.item.command = 'lrpLens.selectModel';
   }
 
-  update(settings: Settings, state: { device?: string; lastRunMs?: number; busy?: boolean } = {}): void {
+  private last?: { settings: Settings; state: StatusState };
+  private mask?: { name: string; sparsity: number };
+
+  update(settings: Settings, state: StatusState = {}): void {
+    this.last = { settings, state };
     const model = basename(settings.model) || settings.model;
     const time = state.lastRunMs !== undefined ? ` · ${state.lastRunMs.toFixed(0)} ms` : '';
-    this.item.text = `${state.busy ? '$(sync~spin)' : '$(pulse)'} LRP ${model} · ${state.device ?? settings.device}${time}`;
-    this.item.tooltip = `LRP Lens — model ${settings.model}, rule ${settings.rule}. Click to select a model.`;
+    const mask = this.mask ? ` · $(filter) ${this.mask.name} (${(this.mask.sparsity * 100).toFixed(0)}%)` : '';
+    this.item.text = `${state.busy ? '$(sync~spin)' : '$(pulse)'} LRP ${model}${mask} · ${state.device ?? settings.device}${time}`;
+    this.item.tooltip = `LRP Lens — model ${settings.model}, rule ${settings.rule}` +
+      (this.mask ? `; mask ${this.mask.name} applied (attributions run on the pruned model; LRP Lens: Clear Mask removes it)` : '') + '. Click to select a model.';
     this.item.show();
   }
+
+  /** Shows (or, with undefined, stops showing) the applied mask. */
+  setMask(mask: { name: string; sparsity: number } | undefined): void {
+    this.mask = mask;
+    if (this.last) this.update(this.last.settings, this.last.state);
+  }
+
+  /** The status bar's text now (tests read it). */
+  get text(): string {
+    return this.item.text;
+  }
+}
+
+interface StatusState {
+  device?: string;
+  lastRunMs?: number;
+  busy?: boolean;
 }

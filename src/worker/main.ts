@@ -6,7 +6,6 @@ import { AttributionEngine } from '../engine/attribution/attribute';
 import type { AttributionResult } from '../engine/attribution/result';
 import { LrpLensError } from '../engine/errors';
 import { inspectModel } from '../engine/runtime/inspect';
-import type { AttributeParams, EngineSettings, ErrorPayload, Method, Methods, RequestMessage, WorkerToHost } from './protocol';
 import { discoverCircuit } from '../engine/circuits/discover';
 import type { CircuitRecord, DiscoverStage } from '../engine/circuits/discover';
 import type { CircuitParams, MakeTaskParams } from './protocol';
@@ -16,7 +15,15 @@ import { generateTask } from '../engine/tasks/generators';
 import { writeTaskFile } from '../engine/tasks/taskFile';
 import { loadTokenizer, resolveModel } from '../engine/runtime/model';
 
-type Progress = (message: string, fraction?: number, detail?: { stage: DiscoverStage; done: number; total: number }) => void;
+import { isPruneReport, runPrune } from '../engine/pruning/pruneRun';
+import type { PruneReport } from '../engine/pruning/pruneRun';
+import { runCorrection } from '../engine/correction/correctionRun';
+import type { CorrectReport } from '../engine/correction/correctionRun';
+import { prunedModelFor } from '../engine/pruning/applyMask';
+import type { ApplyMaskParams, AttributeParams, EngineSettings, ErrorPayload, Method, Methods, PruneParams, RequestMessage, WorkerToHost } from './protocol';
+import type { CorrectRunOptions } from '../engine/correction/correctionRun';
+
+type Progress = (message: string, fraction?: number, step?: { stage: string; done: number; total: number }) => void;
 
 function send(message: WorkerToHost): void {
   process.send?.(message);
@@ -64,7 +71,7 @@ class WarmEngine {
 const warm = new WarmEngine();
 
 async function attribute(params: AttributeParams, progress: Progress): Promise<AttributionResult> {
-  const engine = await warm.get(params, progress);
+  const engine = await warm.get(params.mask ? await prunedSettings(params, progress) : params, progress);
   progress('running', 0.5);
   const result = await engine.attribute(params.request, { maxTokens: params.maxTokens });
   progress('done', 1);
@@ -103,6 +110,47 @@ async function makeTask(params: MakeTaskParams): Promise<{ path: string; samples
   return { path: params.out, samples: task.samples.length };
 }
 
+/** The settings with the model replaced by the pruned model of the applied mask (exported once, cached). */
+async function prunedSettings(params: AttributeParams, progress: Progress): Promise<EngineSettings> {
+  progress('preparing the pruned model', 0);
+  const pruned = await prunedModelFor(params.model, params.mask!, { offline: params.offline });
+  if (!pruned.cached) log(`exported the pruned model of ${pruned.mask} to ${pruned.dir}`);
+  return { ...params, model: pruned.dir };
+}
+
+const STAGE_TEXT: Record<string, string> = {
+  load: 'loading the model', collect: 'collecting statistics on the reference', evaluate: 'evaluating perplexity',
+  generate: 'generating', score: 'scoring components',
+};
+
+/** Engine progress (stage, done, total) → a progress notification with a readable message. */
+function stageProgress(progress: Progress) {
+  return (stage: string, done: number, total: number) => {
+    const count = total > 1 ? ` ${done}/${total}` : '';
+    progress(`${STAGE_TEXT[stage] ?? stage}${count}`, total > 0 ? done / total : undefined, { stage, done, total });
+  };
+}
+
+async function prune(params: PruneParams, progress: Progress): Promise<PruneReport> {
+  const result = await runPrune(params, { onProgress: stageProgress(progress) });
+  if (!isPruneReport(result)) throw new LrpLensError('bad-argument', 'prune needs out and sparsity; only statistics were collected.');
+  log(`pruned ${result.model.ref} with ${result.method}: ${result.points.map((p) => `${p.sparsity} → ${p.perplexity?.toFixed(3) ?? '-'}`).join(', ')}`);
+  return result;
+}
+
+async function correct(params: CorrectRunOptions, progress: Progress): Promise<CorrectReport> {
+  const report = await runCorrection(params, { onProgress: stageProgress(progress) });
+  log(`corrected ${report.model.ref} with ${report.method}: chose ${report.chosen.count} ${report.granularity} → ${report.chosen.mask}`);
+  return report;
+}
+
+async function applyMask(params: ApplyMaskParams, progress: Progress) {
+  progress('exporting the pruned model', 0);
+  const pruned = await prunedModelFor(params.model, params.mask, { offline: params.offline });
+  progress('done', 1);
+  return pruned;
+}
+
 type Handler<M extends Method> = (params: Methods[M]['params'], progress: Progress) => Promise<Methods[M]['result']>;
 
 const handlers: { [M in Method]: Handler<M> } = {
@@ -111,10 +159,13 @@ const handlers: { [M in Method]: Handler<M> } = {
   ping: async () => ({ pid: process.pid }),
   circuit,
   makeTask,
+  prune,
+  correct,
+  applyMask,
 };
 
 async function handle(req: RequestMessage): Promise<void> {
-  const progress: Progress = (message, fraction, detail) => send({ method: 'progress', params: { id: req.id, message, fraction, ...detail } });
+  const progress: Progress = (message, fraction, step) => send({ method: 'progress', params: { id: req.id, message, fraction, ...step } });
   try {
     if (!Object.hasOwn(handlers, req.method)) throw new LrpLensError('bad-argument', `Unknown method '${String(req.method)}'.`);
     const handler = handlers[req.method] as Handler<Method>;

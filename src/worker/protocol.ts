@@ -9,8 +9,11 @@ import type { LrpErrorReason } from '../engine/errors';
 import type { RelevanceMode } from '../engine/relevance/patterns';
 import type { Device } from '../engine/runtime/device';
 import type { ModelReport } from '../engine/runtime/inspect';
-import type { CircuitRecord, DiscoverOptions, DiscoverStage } from '../engine/circuits/discover';
+import type { CircuitRecord, DiscoverOptions } from '../engine/circuits/discover';
 import type { TaskKind } from '../engine/tasks/generators';
+import type { PruneReport, PruneRunOptions } from '../engine/pruning/pruneRun';
+import type { CorrectReport, CorrectRunOptions } from '../engine/correction/correctionRun';
+import type { PrunedModel } from '../engine/pruning/applyMask';
 
 export interface EngineSettings {
   /** Model folder or hub id. */
@@ -24,6 +27,21 @@ export interface AttributeParams extends EngineSettings {
   request: AttributeRequest;
   /** Refuse inputs longer than this many tokens (lrpLens.maxTokens). */
   maxTokens?: number;
+  /** An applied mask (MASK.safetensors): attribute on the pruned model, exported once into the cache. */
+  mask?: string;
+}
+
+/** `prune`: the CLI's options; a mask is always written (`out`), so the result is the report. */
+export interface PruneParams extends PruneRunOptions {
+  out: string;
+  sparsity: number[];
+}
+
+/** `applyMask`: check the mask against the model and export the pruned model into the cache. */
+export interface ApplyMaskParams {
+  model: string;
+  mask: string;
+  offline?: boolean;
 }
 
 export interface Methods {
@@ -34,6 +52,9 @@ export interface Methods {
   circuit: { params: CircuitParams; result: CircuitRecord };
   /** Generates a task file (`lrp-lens task make`), checked against the model's tokenizer. */
   makeTask: { params: MakeTaskParams; result: { path: string; samples: number } };
+  prune: { params: PruneParams; result: PruneReport };
+  correct: { params: CorrectRunOptions; result: CorrectReport };
+  applyMask: { params: ApplyMaskParams; result: PrunedModel };
 }
 
 export interface MakeTaskParams {
@@ -67,7 +88,7 @@ export type ResponseMessage<M extends Method = Method> =
 
 export interface ProgressNotification {
   method: 'progress';
-  params: { id: number; message: string; fraction?: number; stage?: DiscoverStage; done?: number; total?: number };
+  params: { id: number; message: string; fraction?: number; stage?: string; done?: number; total?: number };
 }
 
 export interface LogNotification {

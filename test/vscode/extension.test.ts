@@ -227,4 +227,44 @@ describe('LRP Lens in the extension host', function () {
     assert.equal(r.predictions[0].text, ' Lily');
     assert.ok(r.timing.loadMs > 0, 'a fresh engine loads the model again');
   });
+  it('Prune Model with arguments writes a mask and its report and opens the pruning panel; Apply Mask makes attributions use the pruned model', async () => {
+    const story = readFileSync(join(sharedModel(), '..', '..', 'data', 'tinystories-sample.txt'), 'utf8');
+    writeWorkspaceFile('reference.txt', story.slice(0, 3000));
+    writeWorkspaceFile('eval.txt', story.slice(-2000));
+    const outcome = await vscode.commands.executeCommand<{ report?: { schema: string; points: { mask: string; perplexity: number }[]; dense: { perplexity: number } }; reportPath?: string; error?: { message: string } }>(
+      'lrpLens.pruneModel', { method: 'lrp', sparsity: 0.5, reference: 'reference.txt', eval: 'eval.txt', samples: 4, seqLen: 64, name: 'host-lrp-50' });
+    assert.ok(outcome?.report, `no report: ${outcome?.error?.message}`);
+    assert.equal(outcome.report.schema, 'lrp-lens/prune@1');
+    const mask = outcome.report.points[0].mask;
+    assert.equal(mask, join(workspaceDir(), 'lrp', 'masks', 'host-lrp-50.safetensors'));
+    assert.ok(existsSync(mask) && existsSync(outcome.reportPath!));
+    assert.ok(outcome.report.points[0].perplexity > outcome.report.dense.perplexity);
+    assert.ok(await tabOpens('Pruning: lrp:abs-tokens at 50%') || await tabOpens('Pruning: lrp at 50%'), `no pruning tab; tabs: ${tabLabels().join(', ')}`);
+    const dense = resultOf(await attributeFile('lily.prompt', LILY));
+    const applied = await vscode.commands.executeCommand<{ applied?: { dir: string; sparsity: number } }>('lrpLens.applyMask', vscode.Uri.file(mask));
+    assert.ok(applied?.applied && Math.abs(applied.applied.sparsity - 0.5) < 0.01);
+    const pruned = resultOf(await attributeFile('lily.prompt', LILY));
+    assert.equal(pruned.model.ref, applied.applied.dir);
+    assert.notDeepEqual(pruned.relevance.tokens, dense.relevance.tokens);
+    await vscode.commands.executeCommand('lrpLens.clearMask');
+    assert.equal(resultOf(await attributeFile('lily.prompt', LILY)).model.ref, dense.model.ref);
+  });
+
+  it('Prune Model refuses a missing reference, naming the problem and the fix', async () => {
+    const outcome = await vscode.commands.executeCommand<{ error?: { reason: string; message: string } }>('lrpLens.pruneModel', { method: 'wanda', sparsity: 0.5 });
+    assert.equal(outcome?.error?.reason, 'bad-argument');
+    assert.match(outcome!.error!.message, /needs a reference file/);
+  });
+
+  it('Correct Behaviour with arguments writes the chosen mask and opens the correction panel', async () => {
+    const girls = ['Once upon a time, there was a little girl named', 'One day, a little girl named', 'There was a little girl named'];
+    writeWorkspaceFile('lily.prompts.jsonl', girls.map((prompt) => JSON.stringify({ prompt, target: ' Lily' })).join('\n'));
+    writeWorkspaceFile('general.txt', readFileSync(join(sharedModel(), '..', '..', 'data', 'tinystories-sample.txt'), 'utf8').slice(0, 3000));
+    const outcome = await vscode.commands.executeCommand<{ report?: { schema: string; chosen: { count: number; mask: string } }; error?: { message: string } }>(
+      'lrpLens.correctBehaviour', { undesired: 'lily.prompts.jsonl', general: 'general.txt', metric: 'word-rate', counts: [2, 4], layers: 'gate,up', samples: 4, seqLen: 64, steps: 8 });
+    assert.ok(outcome?.report, `no report: ${outcome?.error?.message}`);
+    assert.equal(outcome.report.schema, 'lrp-lens/correct@1');
+    assert.ok(existsSync(outcome.report.chosen.mask));
+    assert.ok(await tabOpens(`Correction: ${outcome.report.chosen.count} neurons pruned (lrp)`), `no correction tab; tabs: ${tabLabels().join(', ')}`);
+  });
 });

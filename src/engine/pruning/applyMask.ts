@@ -1,0 +1,46 @@
+/**
+ * "Apply Mask": later attributions run on the pruned model. The pruned model is exported once per mask into the
+ * cache, `<cacheDir>/pruned/<sha256 of the mask's safetensors>`, and reused while the mask file is unchanged.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cacheDir } from '../runtime/compile';
+import { resolveModel } from '../runtime/model';
+import { exportPrunedModel } from './export';
+import { loadMask, modelIdentity } from './maskFile';
+
+export interface PrunedModel {
+  /** The exported pruned model folder (transformers.js layout). */
+  dir: string;
+  /** The mask's safetensors file. */
+  mask: string;
+  /** sha256 of the mask's safetensors file (hex). */
+  sha256: string;
+  /** Fraction of the masked weights that are pruned. */
+  sparsity: number;
+  method: string;
+  /** Whether the folder already existed in the cache. */
+  cached: boolean;
+}
+
+/** Loads the mask (refused when it was made for another model) and exports the pruned model unless cached. */
+export async function prunedModelFor(model: string, maskPath: string, opts: { offline?: boolean } = {}): Promise<PrunedModel> {
+  const folder = await resolveModel(model, { offline: opts.offline });
+  const loaded = loadMask(maskPath, { model: modelIdentity(folder.onnxPath, folder.ref) });
+  const sha256 = createHash('sha256').update(readFileSync(loaded.paths.safetensors)).digest('hex');
+  const dir = join(cacheDir(), 'pruned', sha256);
+  const cached = existsSync(join(dir, 'onnx', 'model.onnx'));
+  if (!cached) await exportPrunedModel(folder.dir, loaded.mask, dir, { overwrite: true });
+  return { dir, mask: loaded.paths.safetensors, sha256, sparsity: maskSparsity(loaded.mask), method: loaded.manifest.method, cached };
+}
+
+function maskSparsity(mask: ReturnType<typeof loadMask>['mask']): number {
+  let pruned = 0;
+  let total = 0;
+  for (const m of mask.values()) {
+    for (const k of m.keep) pruned += k ? 0 : 1;
+    total += m.keep.length;
+  }
+  return total ? pruned / total : 0;
+}
