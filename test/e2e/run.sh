@@ -26,7 +26,14 @@ MODEL=$(cd "$MODEL" && pwd)
 # Runtime state in a short private folder: unix socket paths must stay < 108 characters.
 S=$(mktemp -d /tmp/lrp-e2e.XXXXXX)
 CS_PID=
-cleanup() { [ -n "$CS_PID" ] && kill "$CS_PID" 2>/dev/null; rm -rf "$S"; }
+# Runtime state is removed after code-server (and any engine process it started) is gone; a file still being
+# written there while rm runs must not fail the run.
+cleanup() {
+  [ -n "$CS_PID" ] && { kill "$CS_PID" 2>/dev/null; wait "$CS_PID" 2>/dev/null; }
+  for _ in 1 2 3 4 5; do rm -rf "$S" 2>/dev/null && return 0; sleep 1; done
+  echo "note: could not remove $S" >&2
+  return 0
+}
 trap cleanup EXIT
 
 free_port() { node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
