@@ -114,7 +114,7 @@ table { border-collapse: collapse; font-size: 12px; } td, th { padding: 3px 8px;
 .axis { stroke: #666; } .grid { stroke: #eee; } .reference { stroke: #888; } .bar { fill: #0969da; } .bar-track { fill: #eee; }
 .series-0 { stroke: #0969da; fill: #0969da; } .series-1 { stroke: #d1242f; fill: #d1242f; } .series-2 { stroke: #1a7f37; fill: #1a7f37; }
 .series-3 { stroke: #9a6700; fill: #9a6700; } .series-4 { stroke: #8250df; fill: #8250df; } .series-5 { stroke: #57606a; fill: #57606a; }
-polyline { fill: none; } svg { display: block; max-width: 100%; height: auto; } .charts { display: flex; flex-wrap: wrap; gap: 16px; }
+polyline, polyline[class] { fill: none; } svg { display: block; max-width: 100%; height: auto; } .charts { display: flex; flex-wrap: wrap; gap: 16px; }
 `;
 
 /** Self-contained HTML export: inline SVG and CSS, no scripts, nothing fetched. */
