@@ -4,7 +4,8 @@
 //     the webview's render (webview side, reported by the panel) and the rest (command dispatch, message transfer);
 //  2. the panel's render of a large result (1,000 tokens × 30 layers × 32 heads) in plain Chromium, from the
 //     'show' message to the frame after the DOM update. Target ≤ 200 ms.
-// env: CS_URL, UD (code-server user-data-dir: logs), RENDER_PAGE (renderBenchPage.ts output), OUT (JSON)
+// env: CS_URL, UD (code-server user-data-dir: logs), RENDER_PAGE (renderBenchPage.ts output), OUT (JSON),
+//      BENCH_ONLY=render (only part 2: no code-server needed; `run.sh render`)
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -12,7 +13,8 @@ import path from 'node:path';
 
 const REPS = 7;
 const RENDER_TARGET_MS = 200;
-const { CS_URL, UD, RENDER_PAGE, OUT } = process.env;
+const { CS_URL, UD, RENDER_PAGE, OUT, BENCH_ONLY } = process.env;
+const renderOnly = BENCH_ONLY === 'render';
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-chromium-'));
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const logText = () => fs.readdirSync(path.join(UD, 'logs'), { recursive: true }).map(String).filter((f) => /LRP Lens\.log$/.test(f)).sort()
@@ -119,7 +121,7 @@ async function renderBench() {
 
 let report;
 try {
-  const panel = await panelBench();
+  const panel = renderOnly ? undefined : await panelBench();
   const render = await renderBench();
   report = { date: new Date().toISOString(), model: 'stories260k', panel, render };
 } finally {
@@ -127,12 +129,14 @@ try {
   fs.rmSync(profile, { recursive: true, force: true });
 }
 const f = (x) => x.toFixed(0);
+if (report.panel) {
 const { warm, cold } = report.panel;
 console.log('\nCompute Relevance → panel rendered (stories260k, 14 tokens, code-server + Chromium), ms:');
 console.log('| engine | runs | wall | engine round trip | panel render | command + transfer |');
 console.log('|---|---|---|---|---|---|');
 console.log(`| cold | 1 | ${f(cold.wallMs)} | ${f(cold.engineMs)} | ${f(cold.renderMs)} | ${f(cold.wallMs - cold.engineMs - cold.renderMs)} |`);
 console.log(`| warm | median of ${warm.reps} | ${f(warm.wallMs)} | ${f(warm.engineMs)} | ${f(warm.renderMs)} | ${f(warm.otherMs)} |`);
+}
 const r = report.render;
 console.log(`\nPanel render, ${r.shape.tokens} tokens × ${r.shape.layers} layers × ${r.shape.heads} heads (${r.shape.neurons} neurons/layer), Chromium: ` +
   `first ${f(r.firstMs)} ms, median of ${r.reps} ${f(r.medianMs)} ms (target ≤ ${r.targetMs} ms)`);
