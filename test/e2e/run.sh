@@ -119,7 +119,7 @@ run_bench() {
 run_render() {
   local page=$S/render-page
   "$EXT/node_modules/.bin/tsx" "$HERE/renderBenchPage.ts" "$page" "$EXT"
-  BENCH_ONLY=render RENDER_PAGE="$page/index.html" OUT="${BENCH_OUT:-$EXT/bench/render.json}" node "$HERE/vscode.bench.mjs"
+  mkdir -p "$EXT/bench"; BENCH_ONLY=render RENDER_PAGE="$page/index.html" OUT="${BENCH_OUT:-$EXT/bench/render.json}" node "$HERE/vscode.bench.mjs"
 }
 
 for mode in $MODES; do
