@@ -69,8 +69,9 @@ export function drawsOnCanvas(map: Heatmap): boolean {
 /** The cell under a point (CSS pixels from the figure's top-left corner), or undefined off the grid. */
 export function cellAt(layout: HeatmapLayout, x: number, y: number): CellRef | undefined {
   if (!Number.isFinite(x) || !Number.isFinite(y)) return undefined;
-  const col = Math.floor((x - layout.left) / layout.cellWidth);
-  const row = Math.floor((y - layout.top) / layout.cellHeight);
+  // The epsilon keeps a cell's own top-left corner (cellRect) inside it despite rounding of fractional widths.
+  const col = Math.floor((x - layout.left) / layout.cellWidth + 1e-9);
+  const row = Math.floor((y - layout.top) / layout.cellHeight + 1e-9);
   if (x < layout.left || y < layout.top || col < 0 || row < 0 || col >= layout.cols || row >= layout.rows) return undefined;
   return { row, col };
 }
