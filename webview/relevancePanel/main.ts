@@ -142,6 +142,15 @@ function heatmapFigure(map: Heatmap, label: string): HTMLElement {
 
 function tokensPanel(vm: RelevanceViewModel): HTMLElement {
   const chips = el('div', { className: 'tokens', role: 'list' }, ...vm.tokens.map(tokenChip));
+  // One listener for all chips (a 1,000-token prompt would otherwise add 2,000).
+  const select = (target: EventTarget | null) => {
+    const chip = target instanceof Element ? target.closest<HTMLElement>('.token') : null;
+    if (!chip?.dataset.index) return;
+    saveState({ ...state, token: Number(chip.dataset.index) });
+    render();
+  };
+  chips.addEventListener('click', (e) => select(e.target));
+  chips.addEventListener('keydown', (e) => (e.key === 'Enter' || e.key === ' ') && select(e.target));
   return el(
     'section',
     {},
@@ -157,15 +166,10 @@ function tokensPanel(vm: RelevanceViewModel): HTMLElement {
 function tokenChip(token: TokenView): HTMLElement {
   const chip = el('span', { className: token.index === state.token ? 'token selected' : 'token', title: token.title, tabIndex: 0 }, token.text || '·');
   chip.setAttribute('role', 'listitem');
+  chip.dataset.index = String(token.index);
   // CSSOM assignments are allowed under the CSP; style attributes in markup are not.
   chip.style.backgroundColor = token.color;
   chip.style.color = token.textColor;
-  const select = () => {
-    saveState({ ...state, token: token.index });
-    render();
-  };
-  chip.addEventListener('click', select);
-  chip.addEventListener('keydown', (e) => (e.key === 'Enter' || e.key === ' ') && select());
   return chip;
 }
 
