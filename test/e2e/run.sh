@@ -7,6 +7,7 @@
 #   run.sh ui     the browser end-to-end test (vscode.e2e.mjs): commands, panel, heatmap, errors, Cancel,
 #                 crash recovery; refreshes media/screenshots
 #   run.sh bench  command → panel timings with a warm engine, and the panel's render time for a large result
+#   run.sh render only the large panel render of `bench` (plain Chromium, no code-server)
 #   run.sh        host, then ui
 # env: LRP_LENS_SHARED (default ../shared: the tests need models/stories260k), LRP_LENS_E2E_DIR, SHOT_DIR
 set -euo pipefail
@@ -122,13 +123,20 @@ run_bench() {
   return $rc
 }
 
+run_render() {
+  local page=$S/render-page
+  "$EXT/node_modules/.bin/tsx" "$HERE/renderBenchPage.ts" "$page" "$EXT"
+  mkdir -p "$EXT/bench"; BENCH_ONLY=render RENDER_PAGE="$page/index.html" OUT="${BENCH_OUT:-$EXT/bench/render.json}" node "$HERE/vscode.bench.mjs"
+}
+
 for mode in $MODES; do
   START=$(date +%s)
   case $mode in
     host) run_host ;;
     ui) run_ui ;;
     bench) run_bench ;;
-    *) echo "unknown mode '$mode' (host, ui, bench)" >&2; exit 2 ;;
+    render) run_render ;;
+    *) echo "unknown mode '$mode' (host, ui, bench, render)" >&2; exit 2 ;;
   esac
   echo "=== $mode: $(( $(date +%s) - START )) s ==="
 done

@@ -4,7 +4,8 @@
 //     the webview's render (webview side, reported by the panel) and the rest (command dispatch, message transfer);
 //  2. the panel's render of a large result (1,000 tokens × 30 layers × 32 heads) in plain Chromium, from the
 //     'show' message to the frame after the DOM update. Target ≤ 200 ms.
-// env: CS_URL, UD (code-server user-data-dir: logs), RENDER_PAGE (renderBenchPage.ts output), OUT (JSON)
+// env: CS_URL, UD (code-server user-data-dir: logs), RENDER_PAGE (renderBenchPage.ts output), OUT (JSON),
+//      BENCH_ONLY=render (only part 2: no code-server needed; `run.sh render`)
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -12,7 +13,8 @@ import path from 'node:path';
 
 const REPS = 7;
 const RENDER_TARGET_MS = 200;
-const { CS_URL, UD, RENDER_PAGE, OUT } = process.env;
+const { CS_URL, UD, RENDER_PAGE, OUT, BENCH_ONLY } = process.env;
+const renderOnly = BENCH_ONLY === 'render';
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-chromium-'));
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const logText = () => fs.readdirSync(path.join(UD, 'logs'), { recursive: true }).map(String).filter((f) => /LRP Lens\.log$/.test(f)).sort()
@@ -112,14 +114,34 @@ async function renderBench() {
   }
   const chips = await p.locator('.tokens .token').count();
   await p.screenshot({ path: path.join(path.dirname(RENDER_PAGE), 'render.png') });
+  // The other tabs are drawn when first shown: click → the frame after the DOM update.
+  const tabs = {};
+  let hover = '';
+  for (const tab of ['Layers', 'Heads', 'Neurons']) {
+    tabs[tab] = await p.evaluate(async (label) => {
+      const header = [...document.querySelectorAll('vscode-tab-header')].find((h) => h.textContent.trim() === label);
+      const t0 = performance.now();
+      header.click();
+      await new Promise((res) => requestAnimationFrame(() => setTimeout(res, 0)));
+      return performance.now() - t0;
+    }, tab);
+    await p.screenshot({ path: path.join(path.dirname(RENDER_PAGE), `render-${tab.toLowerCase()}.png`) });
+    if (tab === 'Layers') {
+      // The canvas names the cell under the pointer: layer 2 (rows of 12 px from y = 4), token 10 (columns of 1.16 px from x = 40).
+      const canvas = p.locator('vscode-tab-panel:not([hidden]) .heatmap-canvas canvas');
+      await canvas.hover({ position: { x: 40 + 10.5 * 1.16, y: 4 + 2.5 * 12 } });
+      hover = await p.locator('vscode-tab-panel:not([hidden]) .cell-readout').textContent();
+    }
+  }
   await p.close();
   if (chips !== shape.tokens || errors.length) throw new Error(`the large panel did not render: ${chips} chips; errors ${JSON.stringify(errors)}`);
-  return { shape, firstMs: times[0], medianMs: median(times.slice(1)), reps: REPS, targetMs: RENDER_TARGET_MS };
+  if (!/^layer 2, " w10" \(10\): -?\d+\.\d{4}$/.test(hover)) throw new Error(`hovering the layer × token canvas read ${JSON.stringify(hover)}`);
+  return { shape, firstMs: times[0], medianMs: median(times.slice(1)), reps: REPS, targetMs: RENDER_TARGET_MS, tabMs: tabs };
 }
 
 let report;
 try {
-  const panel = await panelBench();
+  const panel = renderOnly ? undefined : await panelBench();
   const render = await renderBench();
   report = { date: new Date().toISOString(), model: 'stories260k', panel, render };
 } finally {
@@ -127,15 +149,18 @@ try {
   fs.rmSync(profile, { recursive: true, force: true });
 }
 const f = (x) => x.toFixed(0);
+if (report.panel) {
 const { warm, cold } = report.panel;
 console.log('\nCompute Relevance → panel rendered (stories260k, 14 tokens, code-server + Chromium), ms:');
 console.log('| engine | runs | wall | engine round trip | panel render | command + transfer |');
 console.log('|---|---|---|---|---|---|');
 console.log(`| cold | 1 | ${f(cold.wallMs)} | ${f(cold.engineMs)} | ${f(cold.renderMs)} | ${f(cold.wallMs - cold.engineMs - cold.renderMs)} |`);
 console.log(`| warm | median of ${warm.reps} | ${f(warm.wallMs)} | ${f(warm.engineMs)} | ${f(warm.renderMs)} | ${f(warm.otherMs)} |`);
+}
 const r = report.render;
 console.log(`\nPanel render, ${r.shape.tokens} tokens × ${r.shape.layers} layers × ${r.shape.heads} heads (${r.shape.neurons} neurons/layer), Chromium: ` +
-  `first ${f(r.firstMs)} ms, median of ${r.reps} ${f(r.medianMs)} ms (target ≤ ${r.targetMs} ms)`);
+  `first ${f(r.firstMs)} ms, median of ${r.reps} ${f(r.medianMs)} ms (target ≤ ${r.targetMs} ms); ` +
+  `first show of the other tabs: ${Object.entries(r.tabMs).map(([t, ms]) => `${t} ${f(ms)} ms`).join(', ')}`);
 fs.mkdirSync(path.dirname(OUT), { recursive: true });
 fs.writeFileSync(OUT, JSON.stringify(report, null, 2) + '\n');
 console.log(`wrote ${OUT}`);

@@ -7,7 +7,8 @@ import { AttributionEngine } from '../../src/engine/attribution/attribute';
 import type { AttributionResult } from '../../src/engine/attribution/result';
 import { NEGATIVE, NEUTRAL, POSITIVE, divergingColor, legendStops, normalise, textColorOn } from '../../src/views/colors';
 import { heatmapSvg, neuronBarsSvg, reportSvg, tokenHeatmapSvg } from '../../src/views/relevancePanel/svg';
-import { buildViewModel, neuronBars, ranksByMagnitude } from '../../src/views/relevancePanel/viewModel';
+import { CANVAS_MIN_CELLS, MAX_WIDTH, cellAt, cellRect, cellTitle, drawsOnCanvas, heatmapLayout, heatmapRgba, layoutOf, moveCell } from '../../src/views/relevancePanel/heatmapLayout';
+import { buildViewModel, lazy, neuronBars, ranksByMagnitude } from '../../src/views/relevancePanel/viewModel';
 import { HOSTILE_TEXTS, fixtureResult } from './panelFixtures';
 import { STORIES, requireShared } from './sharedModel';
 
@@ -103,6 +104,101 @@ describe('relevance view model', () => {
     const width = Number(/width="([\d.]+)"/.exec(svgs[1])![1]);
     assert.ok(width <= 1200, `layer × token heatmap ${width} px wide`);
     assert.ok(svgs.every((s) => s.startsWith('<svg')));
+  });
+});
+
+describe('heatmap layout, hit-testing and canvas colours', () => {
+  it('lays out many columns within MAX_WIDTH, with column labels only where they fit', () => {
+    const wide = heatmapLayout(30, 1000);
+    assert.ok(wide.width <= MAX_WIDTH, `${wide.width} px`);
+    assert.ok(wide.cellWidth >= 1);
+    assert.equal(wide.showColLabels, false);
+    assert.equal(wide.cellHeight, 12, 'more than 24 rows: short rows');
+    const narrow = heatmapLayout(5, 8);
+    assert.equal(narrow.cellWidth, 28);
+    assert.equal(narrow.showColLabels, true);
+    assert.equal(narrow.height, narrow.top + 5 * narrow.cellHeight);
+  });
+
+  it('agrees with the SVG figure: same width, height and first cell', () => {
+    const vm = buildViewModel(fixtureResult({ texts: Array.from({ length: 40 }, (_, i) => ` t${i}`), layers: 6 }));
+    const layout = layoutOf(vm.layerTokens);
+    const svg = heatmapSvg(vm.layerTokens);
+    const attr = (name: string) => Number(new RegExp(`<svg[^>]* ${name}="([\\d.]+)"`).exec(svg)![1]);
+    assert.ok(Math.abs(attr('width') - layout.width) < 0.01);
+    assert.ok(Math.abs(attr('height') - layout.height) < 0.01);
+    const first = /<rect x="([\d.]+)" y="([\d.]+)"/.exec(svg)!;
+    assert.deepEqual([Number(first[1]), Number(first[2])], [layout.left, layout.top]);
+  });
+
+  it('finds the cell under a point, and nothing off the grid (the inverse of cellRect)', () => {
+    const layout = heatmapLayout(30, 1000);
+    for (const cell of [{ row: 0, col: 0 }, { row: 29, col: 999 }, { row: 7, col: 123 }]) {
+      const r = cellRect(layout, cell);
+      assert.deepEqual(cellAt(layout, r.x + r.width / 2, r.y + r.height / 2), cell);
+      assert.deepEqual(cellAt(layout, r.x, r.y), cell, 'top-left edge belongs to the cell');
+    }
+    assert.equal(cellAt(layout, layout.left - 1, layout.top + 1), undefined, 'row labels');
+    assert.equal(cellAt(layout, layout.left + 1, layout.top - 1), undefined, 'above the grid');
+    assert.equal(cellAt(layout, layout.left + 1000 * layout.cellWidth + 0.01, layout.top + 1), undefined, 'right of the grid');
+    assert.equal(cellAt(layout, layout.left + 1, layout.top + 30 * layout.cellHeight), undefined, 'below the grid');
+    assert.equal(cellAt(layout, Number.NaN, 10), undefined);
+  });
+
+  it('moves the highlighted cell with the arrow keys, clamped to the grid', () => {
+    const layout = heatmapLayout(3, 4);
+    assert.deepEqual(moveCell(layout, undefined, 1, 0), { row: 0, col: 0 }, 'the first key press selects the first cell');
+    assert.deepEqual(moveCell(layout, { row: 0, col: 0 }, -1, -1), { row: 0, col: 0 });
+    assert.deepEqual(moveCell(layout, { row: 1, col: 2 }, 1, 1), { row: 2, col: 3 });
+    assert.deepEqual(moveCell(layout, { row: 2, col: 3 }, 1, 1), { row: 2, col: 3 });
+    assert.equal(moveCell(heatmapLayout(0, 0), undefined, 1, 0), undefined);
+  });
+
+  it('names a cell like the SVG title does, unescaped', () => {
+    const vm = buildViewModel(fixtureResult({ texts: HOSTILE_TEXTS, layers: 3 }));
+    const cell = vm.layerTokens.cells.find((c) => c.row === 2 && c.col === 1)!;
+    assert.equal(cellTitle(vm.layerTokens, { row: 2, col: 1 }), `layer 2, "<script>alert(1)</script>" (1): ${cell.value.toFixed(4)}`);
+    assert.equal(cellTitle(vm.heads, { row: 1, col: 3 }), `layer 1, head 3: ${vm.heads.cells.find((c) => c.row === 1 && c.col === 3)!.value.toFixed(4)}`);
+  });
+
+  it('colours canvas pixels on the same diverging scale as the cells, opaque; missing cells stay transparent', () => {
+    const vm = buildViewModel(fixtureResult({ texts: Array.from({ length: 50 }, (_, i) => ` t${i}`), layers: 4 }));
+    const map = vm.layerTokens;
+    const pixels = heatmapRgba(map);
+    assert.equal(pixels.length, 4 * 50 * 4);
+    for (const cell of map.cells) {
+      const i = (cell.row * 50 + cell.col) * 4;
+      assert.equal(`rgb(${pixels[i]}, ${pixels[i + 1]}, ${pixels[i + 2]})`, cell.color, `cell ${cell.row},${cell.col}`);
+      assert.equal(pixels[i + 3], 255);
+    }
+    const extreme = map.cells.reduce((a, b) => (Math.abs(b.value) > Math.abs(a.value) ? b : a));
+    const i = (extreme.row * 50 + extreme.col) * 4;
+    assert.deepEqual([...pixels.slice(i, i + 3)], extreme.value > 0 ? POSITIVE : NEGATIVE, 'the largest |value| gets an end of the scale');
+    const ragged = { ...map, cells: map.cells.filter((c) => !(c.row === 1 && c.col === 2)) };
+    assert.equal(heatmapRgba(ragged)[(1 * 50 + 2) * 4 + 3], 0);
+  });
+
+  it('draws large heatmaps on a canvas and small ones as SVG', () => {
+    const big = buildViewModel(fixtureResult({ texts: Array.from({ length: 1000 }, (_, i) => ` t${i}`), layers: 30, heads: 32 }));
+    assert.ok(drawsOnCanvas(big.layerTokens));
+    assert.ok(drawsOnCanvas(big.heads), '30 × 32 heads');
+    const small = buildViewModel(fixtureResult({ texts: Array.from({ length: 14 }, (_, i) => ` t${i}`), layers: 5, heads: 8 }));
+    assert.ok(!drawsOnCanvas(small.layerTokens) && !drawsOnCanvas(small.heads), 'stories260k-sized maps stay SVG');
+    assert.ok(5 * 14 <= CANVAS_MIN_CELLS);
+  });
+
+  it('builds the per-tab figures of the view model on first read, once', () => {
+    let calls = 0;
+    const target: { x?: number } = {};
+    lazy(target, 'x', () => ++calls);
+    assert.equal(calls, 0);
+    assert.deepEqual(Object.keys(target), ['x'], 'enumerable before it is read');
+    assert.equal(target.x, 1);
+    assert.equal(target.x, 1);
+    assert.equal(calls, 1);
+    const vm = buildViewModel(fixtureResult({ texts: ['<s>', ' a', ' b'] }));
+    assert.equal(vm.layerTokens, vm.layerTokens, 'the same object on every read');
+    assert.equal(vm.neurons.layer, 1);
   });
 });
 

@@ -13,7 +13,9 @@ import { isHostMessage } from '../../src/views/relevancePanel/protocol';
 import type { ExportFormat, HostMessage, PanelState, WebviewMessage } from '../../src/views/relevancePanel/protocol';
 import { heatmapSvg, legendSvg, neuronBarsSvg, reportSvg } from '../../src/views/relevancePanel/svg';
 import { buildViewModel, formatValue } from '../../src/views/relevancePanel/viewModel';
-import type { PredictionView, RelevanceViewModel, TokenView } from '../../src/views/relevancePanel/viewModel';
+import type { Heatmap, PredictionView, RelevanceViewModel, TokenView } from '../../src/views/relevancePanel/viewModel';
+import { drawsOnCanvas } from '../../src/views/relevancePanel/heatmapLayout';
+import { heatmapCanvas } from './heatmapCanvas';
 
 interface VsCodeApi {
   postMessage(message: WebviewMessage): void;
@@ -106,21 +108,49 @@ function exportButton(format: ExportFormat, label: string): HTMLElement {
   return button;
 }
 
+/**
+ * Only the selected tab is drawn; the others are drawn the first time they are shown (a 1,000-token result has
+ * 30,000 layer × token cells, and most renders never look at that tab).
+ */
 function tabs(vm: RelevanceViewModel): HTMLElement {
-  const panels: [string, HTMLElement][] = [
-    ['Tokens', tokensPanel(vm)],
-    ['Layers', svgBlock(heatmapSvg(vm.layerTokens), 'figure')],
-    ['Heads', svgBlock(heatmapSvg(vm.heads), 'figure')],
-    ['Neurons', neuronsPanel(vm)],
+  const builders: [string, () => HTMLElement][] = [
+    ['Tokens', () => tokensPanel(vm)],
+    ['Layers', () => heatmapFigure(vm.layerTokens, 'Layer × token relevance')],
+    ['Heads', () => heatmapFigure(vm.heads, 'Layer × head relevance')],
+    ['Neurons', () => neuronsPanel(vm)],
   ];
-  const children = panels.flatMap(([label, panel]) => [custom('vscode-tab-header', { slot: 'header' }, label), custom('vscode-tab-panel', {}, panel)]);
+  const panels = builders.map(() => custom('vscode-tab-panel'));
+  const fill = (index: number) => {
+    const panel = panels[index];
+    if (panel && !panel.hasChildNodes()) panel.append(builders[index][1]());
+  };
+  selectedTab = Math.max(0, Math.min(builders.length - 1, selectedTab));
+  fill(selectedTab);
+  const children = builders.flatMap(([label], i) => [custom('vscode-tab-header', { slot: 'header' }, label), panels[i]]);
   const tabSet = custom('vscode-tabs', { 'selected-index': String(selectedTab) }, ...children);
-  tabSet.addEventListener('vsc-tabs-select', (e) => (selectedTab = (e as CustomEvent<{ selectedIndex: number }>).detail.selectedIndex));
+  tabSet.addEventListener('vsc-tabs-select', (e) => {
+    selectedTab = (e as CustomEvent<{ selectedIndex: number }>).detail.selectedIndex;
+    fill(selectedTab);
+  });
   return tabSet;
+}
+
+/** Large heatmaps on a canvas, small ones as SVG (a DOM node and a title per cell). */
+function heatmapFigure(map: Heatmap, label: string): HTMLElement {
+  return drawsOnCanvas(map) ? heatmapCanvas(map, label) : svgBlock(heatmapSvg(map), 'figure');
 }
 
 function tokensPanel(vm: RelevanceViewModel): HTMLElement {
   const chips = el('div', { className: 'tokens', role: 'list' }, ...vm.tokens.map(tokenChip));
+  // One listener for all chips (a 1,000-token prompt would otherwise add 2,000).
+  const select = (target: EventTarget | null) => {
+    const chip = target instanceof Element ? target.closest<HTMLElement>('.token') : null;
+    if (!chip?.dataset.index) return;
+    saveState({ ...state, token: Number(chip.dataset.index) });
+    render();
+  };
+  chips.addEventListener('click', (e) => select(e.target));
+  chips.addEventListener('keydown', (e) => (e.key === 'Enter' || e.key === ' ') && select(e.target));
   return el(
     'section',
     {},
@@ -136,15 +166,10 @@ function tokensPanel(vm: RelevanceViewModel): HTMLElement {
 function tokenChip(token: TokenView): HTMLElement {
   const chip = el('span', { className: token.index === state.token ? 'token selected' : 'token', title: token.title, tabIndex: 0 }, token.text || '·');
   chip.setAttribute('role', 'listitem');
+  chip.dataset.index = String(token.index);
   // CSSOM assignments are allowed under the CSP; style attributes in markup are not.
   chip.style.backgroundColor = token.color;
   chip.style.color = token.textColor;
-  const select = () => {
-    saveState({ ...state, token: token.index });
-    render();
-  };
-  chip.addEventListener('click', select);
-  chip.addEventListener('keydown', (e) => (e.key === 'Enter' || e.key === ' ') && select());
   return chip;
 }
 
@@ -215,6 +240,9 @@ function onMessage(message: HostMessage): void {
 function afterNextFrame(callback: () => void): void {
   requestAnimationFrame(() => setTimeout(callback, 0));
 }
+
+// A theme change restyles the SVG (currentColor) but not a canvas: draw again in the new colours.
+new MutationObserver(() => shown && render()).observe(document.body, { attributes: true, attributeFilter: ['class'] });
 
 window.addEventListener('message', (event: MessageEvent) => {
   if (isHostMessage(event.data)) onMessage(event.data);

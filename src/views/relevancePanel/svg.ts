@@ -5,6 +5,7 @@
  */
 import type { LegendStop } from '../colors';
 import { escapeMarkup } from '../escape';
+import { MAX_WIDTH, ROW_LABEL_WIDTH, layoutOf, truncate } from './heatmapLayout';
 import type { Heatmap, NeuronBars, RelevanceViewModel, TokenView } from './viewModel';
 import { formatValue } from './viewModel';
 
@@ -19,8 +20,6 @@ interface Figure {
   body: string;
 }
 
-const MAX_WIDTH = 1200;
-const ROW_LABEL_WIDTH = 40;
 const FONT = 'font-family="system-ui, -apple-system, Segoe UI, sans-serif" font-size="11"';
 const TOKEN_FONT_SIZE = 12;
 /** Monospace advance at TOKEN_FONT_SIZE; the layout estimates widths because there is no DOM to measure. */
@@ -39,11 +38,6 @@ function wrapSvg(figure: Figure, options: SvgOptions, className: string): string
     `<svg xmlns="http://www.w3.org/2000/svg" class="${className}" width="${px(figure.width)}" height="${px(figure.height)}" ` +
     `viewBox="0 0 ${px(figure.width)} ${px(figure.height)}" ${FONT} fill="${labelFill(options)}">${background}${figure.body}</svg>`
   );
-}
-
-function truncate(text: string, max: number): string {
-  const chars = Array.from(text);
-  return chars.length > max ? chars.slice(0, max - 1).join('') + '…' : text;
 }
 
 function tokenFigure(tokens: readonly TokenView[]): Figure {
@@ -90,13 +84,8 @@ export function legendSvg(stops: readonly LegendStop[], options: SvgOptions = {}
 }
 
 function heatmapFigure(map: Heatmap): Figure {
-  const cols = map.colLabels.length;
-  const rows = map.rowLabels.length;
-  const cellWidth = Math.max(1, Math.min(28, (MAX_WIDTH - ROW_LABEL_WIDTH) / Math.max(cols, 1)));
-  const cellHeight = rows > 24 ? 12 : 18;
-  // Column labels only where they fit; the cell titles carry every label anyway.
-  const showColLabels = cellWidth >= 12;
-  const top = showColLabels ? 64 : 4;
+  const layout = layoutOf(map);
+  const { cols, rows, cellWidth, cellHeight, top, showColLabels } = layout;
   const parts: string[] = [];
   map.rowLabels.forEach((label, r) =>
     parts.push(`<text x="${ROW_LABEL_WIDTH - 4}" y="${px(top + r * cellHeight + cellHeight * 0.75)}" text-anchor="end">${escapeMarkup(label)}</text>`),
@@ -120,9 +109,7 @@ function heatmapFigure(map: Heatmap): Figure {
     rects += `<rect x="${xs[cell.col]}" y="${ys[cell.row]}" ${size} fill="${cell.color}"><title>${title}</title></rect>`;
   }
   parts.push(rects);
-  // Column labels are rotated up and to the right: leave room for the last ones (≈ 10 characters at −60°).
-  const labelOverhang = showColLabels ? 36 : 0;
-  return { width: ROW_LABEL_WIDTH + cols * cellWidth + labelOverhang, height: top + rows * cellHeight, body: parts.join('') };
+  return { width: layout.width, height: layout.height, body: parts.join('') };
 }
 
 export function heatmapSvg(map: Heatmap, options: SvgOptions = {}): string {

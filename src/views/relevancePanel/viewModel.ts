@@ -98,7 +98,7 @@ export function buildViewModel(result: AttributionResult, options: ViewOptions =
   const tokenMax = maxAbs(relevance.tokens);
   const layerCount = Math.max(relevance.layers.length, relevance.heads.length, relevance.neurons.length);
   const layer = clampLayer(options.layer ?? layerCount - 1, relevance.neurons.length);
-  return {
+  const vm = {
     title: options.title ?? `Relevance for ${JSON.stringify(result.target.text)}`,
     subtitle: `${result.model.ref} · ${result.rule} · position ${result.target.position}`,
     target: targetView(result),
@@ -106,13 +106,29 @@ export function buildViewModel(result: AttributionResult, options: ViewOptions =
     tokens: tokenViews(result, tokenMax),
     tokenMax,
     legend: legendStops(tokenMax),
-    layerTokens: layerTokenHeatmap(result),
-    heads: headHeatmap(relevance.heads),
     layerCount,
-    neurons: neuronBars(relevance.neurons, layer, options.topNeurons ?? 20),
     predictions: predictionViews(result),
     warnings: result.warnings,
-  };
+  } as RelevanceViewModel;
+  // The figures of one tab each are built when first read: the panel draws only the visible tab, and a
+  // 1,000-token result has 30,000 layer × token cells.
+  lazy(vm, 'layerTokens', () => layerTokenHeatmap(result));
+  lazy(vm, 'heads', () => headHeatmap(relevance.heads));
+  lazy(vm, 'neurons', () => neuronBars(relevance.neurons, layer, options.topNeurons ?? 20));
+  return vm;
+}
+
+/** An enumerable property computed on first read, then stored as a plain value. */
+export function lazy<T extends object, K extends keyof T>(target: T, key: K, compute: () => T[K]): void {
+  Object.defineProperty(target, key, {
+    configurable: true,
+    enumerable: true,
+    get() {
+      const value = compute();
+      Object.defineProperty(target, key, { value, configurable: true, enumerable: true, writable: true });
+      return value;
+    },
+  });
 }
 
 function clampLayer(layer: number, count: number): number {
