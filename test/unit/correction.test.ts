@@ -12,12 +12,14 @@ import { join, resolve } from 'node:path';
 import { PruningSession } from '../../src/engine/pruning/prune';
 import { splitDocuments, tokenStream, windows } from '../../src/engine/eval/textData';
 import {
+  availableComponents,
   checkGranularity, checkTokenizerFit, correctionMask, differentialScores, generalSamples, rankComponents, readPromptSet,
   undesiredSamples, unknownTokenIds,
 } from '../../src/engine/correction/correct';
 import type { CorrectionMethod, ReferenceSamples, UndesiredPrompt } from '../../src/engine/correction/correct';
 import { measureBehaviour } from '../../src/engine/correction/sweep';
 import type { BehaviourProbe } from '../../src/engine/correction/sweep';
+import type { PrunableWeight } from '../../src/engine/pruning/types';
 import { STORIES, TINYSTORIES, requireShared } from './sharedModel';
 
 const CLI = resolve(__dirname, '..', '..', 'dist', 'cli.js');
@@ -109,7 +111,7 @@ describe('targeted correction on stories260k', function () {
     assert.ok(err <= 1e-3 * scale, `max error ${err} vs scale ${scale}`);
   });
 
-  it('refuses sets from another tokenizer, too large counts and heads', () => {
+  it('refuses sets from another tokenizer, too large counts, and heads without output projections', () => {
     const unknown = unknownTokenIds(join(STORIES));
     assert.ok(unknown.size > 200, 'unk and byte-fallback tokens');
     const foreign = ['Жила-была маленькая девочка по имени Маша.', '从前有一个小女孩。'].map((t) => session.tokenizer.encode(t));
@@ -118,7 +120,17 @@ describe('targeted correction on stories260k', function () {
     const ranked = rankComponents(new Map(session.weights.map((w) => [w.name, new Float32Array(w.dims[0] * w.dims[1])])), session.weights, 'neurons');
     assert.equal(ranked.length, 5 * 2 * 172);
     assert.throws(() => correctionMask(ranked, session.weights, 5000, 'neurons'), /Cannot prune 5000 neurons: the selected layers have only 1720\. Lower --count/);
-    assert.throws(() => checkGranularity('heads'), /not supported.*neurons or weights/);
+    assert.throws(() => rankComponents(new Map(), session.weights, 'heads', 8), /none is selected\. Include o in --layers/);
+    assert.throws(() => checkGranularity('blocks'), /Unknown granularity 'blocks'\. Use neurons, weights or heads/);
+  });
+
+  it('heads: ranked by the score through their slice of the output projection, pruned by zeroing it', () => {
+    const o: PrunableWeight = { name: 'o', dims: [4, 3], outAxis: 1, layer: 0, kind: 'o' }; // [in = 2 heads × 2, out = 3]
+    const scores = new Map([['o', Float32Array.from([5, 5, 5, 5, 5, 5, 1, 1, 1, 1, 1, 1])]]);
+    const ranked = rankComponents(scores, [o], 'heads', 2);
+    assert.deepEqual(ranked.map((c) => [c.index, c.score]), [[1, 6], [0, 30]]);
+    assert.deepEqual([...correctionMask(ranked, [o], 1, 'heads', 2).get('o')!.keep], [1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0]);
+    assert.equal(availableComponents([o], 'heads', 2), 2);
   });
 
   it('refuses empty prompt sets', () => {

@@ -26,7 +26,7 @@ import { isPromptsJsonl, parsePromptsJsonl } from '../attribution/promptFile';
 
 export const CORRECTION_METHODS = ['lrp', 'wanda', 'gradient'] as const;
 export type CorrectionMethod = (typeof CORRECTION_METHODS)[number];
-export const GRANULARITIES = ['neurons', 'weights'] as const;
+export const GRANULARITIES = ['neurons', 'weights', 'heads'] as const;
 export type Granularity = (typeof GRANULARITIES)[number];
 
 /** Relevance is averaged per sample for correction: each seeded token counts once, in magnitude. */
@@ -54,8 +54,7 @@ export function checkCorrectionMethod(m: string): CorrectionMethod {
 }
 
 export function checkGranularity(g: string): Granularity {
-  if (g === 'heads') throw new LrpLensError('bad-argument', 'Head granularity is not supported by correct yet. Use --granularity neurons or weights.');
-  if (!(GRANULARITIES as readonly string[]).includes(g)) throw new LrpLensError('bad-argument', `Unknown granularity '${g}'. Use neurons or weights.`);
+  if (!(GRANULARITIES as readonly string[]).includes(g)) throw new LrpLensError('bad-argument', `Unknown granularity '${g}'. Use neurons, weights or heads.`);
   return g as Granularity;
 }
 
@@ -160,16 +159,34 @@ export interface Component {
   score: number;
 }
 
-/** Components in pruning order: lowest differential score first (ties: weight order, then index). */
-export function rankComponents(scores: Scores, weights: PrunableWeight[], granularity: Granularity): Component[] {
+/**
+ * Components in pruning order: lowest differential score first (ties: weight order, then index). Heads are the
+ * `headSize`-wide input slices of the attention output projections (see circuits/heads.ts).
+ */
+export function rankComponents(scores: Scores, weights: PrunableWeight[], granularity: Granularity, headSize = 0): Component[] {
   const all: Component[] = [];
-  for (const w of weights) {
+  for (const w of componentWeights(weights, granularity)) {
     const s = scores.get(w.name);
     if (!s) throw new LrpLensError('bad-argument', `No scores for weight '${w.name}'.`);
     if (granularity === 'weights') s.forEach((score, index) => all.push({ weight: w, index, score }));
+    else if (granularity === 'heads') for (let h = 0; h < inputUnits(w) / headSize; h++) all.push({ weight: w, index: h, score: headScore(w, s, h, headSize) });
     else for (let j = 0; j < outputUnits(w); j++) all.push({ weight: w, index: j, score: unitScore(w, s, j) });
   }
   return all.sort((a, b) => a.score - b.score);
+}
+
+/** The weights whose units are components: every selected weight, or only the attention output projections. */
+function componentWeights(weights: PrunableWeight[], granularity: Granularity): PrunableWeight[] {
+  if (granularity !== 'heads') return weights;
+  const o = weights.filter((w) => w.kind === 'o');
+  if (o.length === 0) throw new LrpLensError('bad-argument', 'Heads are pruned through the attention output projections (kind o), and none is selected. Include o in --layers.');
+  return o;
+}
+
+function headScore(w: PrunableWeight, s: Float32Array, head: number, headSize: number): number {
+  let sum = 0;
+  for (let i = head * headSize; i < (head + 1) * headSize; i++) for (let o = 0; o < outputUnits(w); o++) sum += s[elementIndex(w, o, i)];
+  return sum;
 }
 
 function unitScore(w: PrunableWeight, s: Float32Array, unit: number): number {
@@ -179,7 +196,7 @@ function unitScore(w: PrunableWeight, s: Float32Array, unit: number): number {
 }
 
 export function granularityNoun(g: Granularity): string {
-  return g === 'neurons' ? 'neurons' : 'weights';
+  return g;
 }
 
 export function checkCount(count: number, available: number, granularity: Granularity): void {
@@ -190,13 +207,15 @@ export function checkCount(count: number, available: number, granularity: Granul
 }
 
 /** The mask pruning the first `count` ranked components (every selected weight present, unpruned ones all kept). */
-export function correctionMask(ranked: Component[], weights: PrunableWeight[], count: number, granularity: Granularity): Mask {
+export function correctionMask(ranked: Component[], weights: PrunableWeight[], count: number, granularity: Granularity, headSize = 0): Mask {
   checkCount(count, ranked.length, granularity);
   const mask: Mask = new Map(weights.map((w) => [w.name, { dims: [...w.dims], keep: new Uint8Array(w.dims[0] * w.dims[1]).fill(1) }]));
   for (const c of ranked.slice(0, count)) {
     const keep = mask.get(c.weight.name)!.keep;
+    const w = c.weight;
     if (granularity === 'weights') keep[c.index] = 0;
-    else for (let i = 0; i < inputUnits(c.weight); i++) keep[elementIndex(c.weight, c.index, i)] = 0;
+    else if (granularity === 'heads') for (let i = c.index * headSize; i < (c.index + 1) * headSize; i++) for (let o = 0; o < outputUnits(w); o++) keep[elementIndex(w, o, i)] = 0;
+    else for (let i = 0; i < inputUnits(w); i++) keep[elementIndex(w, c.index, i)] = 0;
   }
   return mask;
 }
@@ -211,7 +230,8 @@ export function prunedPerLayer(ranked: Component[], count: number): Record<strin
   return out;
 }
 
-/** How many components the selection has: output units (neurons) or elements (weights). */
-export function availableComponents(weights: PrunableWeight[], granularity: Granularity): number {
+/** How many components the selection has: output units (neurons), elements (weights) or heads. */
+export function availableComponents(weights: PrunableWeight[], granularity: Granularity, headSize = 0): number {
+  if (granularity === 'heads') return componentWeights(weights, granularity).reduce((n, w) => n + inputUnits(w) / headSize, 0);
   return weights.reduce((n, w) => n + (granularity === 'neurons' ? outputUnits(w) : w.dims[0] * w.dims[1]), 0);
 }

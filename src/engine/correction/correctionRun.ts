@@ -7,6 +7,7 @@
 import { dirname, resolve } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import type { Device } from '../runtime/session';
+import { headSizeFromConfig } from '../circuits/heads';
 import { PruningSession } from '../pruning/prune';
 import type { Stage } from '../pruning/prune';
 import type { Mask } from '../pruning/types';
@@ -130,9 +131,10 @@ export async function runCorrection(o: CorrectRunOptions, hooks: CorrectRunHooks
   hooks.onProgress?.('load', 0, 1);
   const session = await PruningSession.open({ model: o.model, device: o.device, selection: parseWeightSelection(o.layers), signal: hooks.signal, onProgress: hooks.onProgress });
   try {
-    const available = availableComponents(session.weights, granularity);
+    const headSize = granularity === 'heads' ? headSizeFromConfig(session.folder.config) : 0;
+    const available = availableComponents(session.weights, granularity, headSize);
     counts.forEach((c) => checkCount(c, available, granularity));
-    return await correctWith(session, o, { method, granularity, spec, counts, available });
+    return await correctWith(session, o, { method, granularity, spec, counts, available, headSize });
   } finally {
     await session.close();
   }
@@ -144,17 +146,18 @@ interface Resolved {
   spec: BehaviourMetricSpec;
   counts: number[];
   available: number;
+  headSize: number;
 }
 
 async function correctWith(session: PruningSession, o: CorrectRunOptions, r: Resolved): Promise<CorrectReport> {
-  const { method, granularity, spec, counts, available } = r;
+  const { method, granularity, spec, counts, available, headSize } = r;
   const maxRise = o.maxPerplexityRise ?? 0.1;
   const inputs = readInputs(session, o, spec);
   const U = await undesiredSamples(session, inputs.undesired, o.steps ?? 50);
-  const ranked = rankComponents(await differentialScores(session, method, generalSamples(inputs.general.samples), U), session.weights, granularity);
+  const ranked = rankComponents(await differentialScores(session, method, generalSamples(inputs.general.samples), U), session.weights, granularity, headSize);
   const dense = await measureBehaviour(session, inputs.probe, undefined);
   const densePerplexity = (await session.perplexity(inputs.evaluation.samples)).perplexity;
-  const points = await correctionSweep(session, ranked, granularity, counts, inputs.probe, inputs.evaluation.samples);
+  const points = await correctionSweep(session, ranked, granularity, counts, inputs.probe, inputs.evaluation.samples, headSize);
   const chosen = choosePoint(points, densePerplexity, spec, maxRise);
   const curve = points.map((p) => ({ count: p.count, behaviour: p.behaviour, perplexity: p.perplexity, perplexityRise: p.perplexity / densePerplexity - 1, perLayer: p.perLayer }));
   const identity = modelIdentity(session.folder.onnxPath, session.folder.ref);
@@ -167,7 +170,7 @@ async function correctWith(session: PruningSession, o: CorrectRunOptions, r: Res
     model: { id: session.folder.ref, contentHash: identity.contentHash },
     method: `correct:${method}`,
     allocation: 'global',
-    structured: granularity === 'neurons',
+    structured: granularity !== 'weights',
     targetSparsity: null,
     weights: session.weights,
     reference: { name: o.general, hash: `sha256:${inputs.general.hash}`, samples: inputs.general.samples.length, tokens: U.tokens },
@@ -213,5 +216,5 @@ async function examplesFor(session: PruningSession, inputs: Inputs, mask: Mask):
 
 /** The pruned components of the chosen point (the first 1,000 for weights), lowest score first. */
 function componentList(ranked: Component[], count: number, granularity: Granularity): PrunedComponent[] {
-  return ranked.slice(0, Math.min(count, 1000)).map((c) => ({ weight: c.weight.name, kind: c.weight.kind, layer: c.weight.layer, [granularity === 'neurons' ? 'unit' : 'element']: c.index, score: c.score }));
+  return ranked.slice(0, Math.min(count, 1000)).map((c) => ({ weight: c.weight.name, kind: c.weight.kind, layer: c.weight.layer, [granularity === 'neurons' ? 'unit' : granularity === 'heads' ? 'head' : 'element']: c.index, score: c.score }));
 }

@@ -66,8 +66,8 @@ export interface CorrectionPoint {
 }
 
 /** One point per count (0 = the dense model), each evaluated with the behaviour probe and perplexity. */
-export async function correctionSweep(session: PruningSession, ranked: Component[], granularity: Granularity, counts: number[], probe: BehaviourProbe, evalWindows: number[][]): Promise<CorrectionPoint[]> {
-  const masks = counts.map((c) => correctionMask(ranked, session.weights, c, granularity));
+export async function correctionSweep(session: PruningSession, ranked: Component[], granularity: Granularity, counts: number[], probe: BehaviourProbe, evalWindows: number[][], headSize = 0): Promise<CorrectionPoint[]> {
+  const masks = counts.map((c) => correctionMask(ranked, session.weights, c, granularity, headSize));
   const points: CorrectionPoint[] = [];
   for (const [k, count] of counts.entries()) {
     session.throwIfCancelled();
