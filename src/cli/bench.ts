@@ -16,8 +16,8 @@ import { Session } from '../engine/runtime/session';
 import { causalLmFeeds, inputSpecs, seedFeeds } from '../engine/runtime/feeds';
 import type { Graph } from '../engine/onnx/graph';
 import { peakRssMB } from './peakRss';
-import { benchCircuit, benchCollection, circuitTable, collectionTable, registerBenchCollect } from './benchPruning';
-import type { CircuitBenchRow, CollectionRow } from './benchPruning';
+import { benchCircuit, benchCollection, benchQuality, circuitTable, collectionTable, qualityTable, registerBenchCollect } from './benchPruning';
+import type { CircuitBenchRow, CollectionRow, QualityBench } from './benchPruning';
 import { loadTokenizer } from '../engine/runtime/model';
 import { splitDocuments, tokenStream, windows } from '../engine/eval/textData';
 import { readFileSync } from 'node:fs';
@@ -178,6 +178,7 @@ export function registerBench(program: Command): void {
       const rows: BenchRow[] = [];
       const collection: CollectionRow[] = [];
       const circuits: CircuitBenchRow[] = [];
+      let quality: QualityBench | undefined;
       let large: LargeCompileRow | undefined;
       try {
         const shared = resolve(__dirname, '..', '..', 'shared', 'models', 'stories260k');
@@ -189,6 +190,8 @@ export function registerBench(program: Command): void {
           console.log(table(rows));
           if (o.pruning) collection.push(benchCollection(name, m.onnxPath, ...(await referenceSamples(m, work))));
           if (o.pruning && name === 'stories260k') circuits.push(await benchCircuit(m.dir));
+          const text = resolve(__dirname, '..', '..', 'shared', 'data', 'tinystories-sample.txt');
+          if (o.pruning && name === 'stories260k' && existsSync(text)) quality = await benchQuality(m.dir, text);
         }
         if (o.synthetic) {
           const { buildGpt2Like, gpt2Small124M } = await import('../engine/onnx/synthetic');
@@ -204,6 +207,10 @@ export function registerBench(program: Command): void {
       }
       console.log(table(rows));
       if (collection.length) console.log(`\npruning statistics, LRP weight relevance (${'abs-tokens'}) vs Wanda's activation norms, same samples:\n${collectionTable(collection)}`);
+      if (quality) {
+        console.log(`\npruning quality, stories260k (reference: first 6 stories, evaluation: last 3; row-wise; dense perplexity ${quality.dense.toFixed(3)}):\n${qualityTable(quality)}`);
+        console.log(`LRP ÷ Wanda perplexity at 50%: ${quality.lrpOverWandaAt50.toFixed(3)} (target ≤ 1.0; the paper: 1.029)`);
+      }
       if (circuits.length) console.log(`\ncircuit search (LRP, neurons, global; masks fed to one session, nothing recompiled per sparsity):\n${circuitTable(circuits)}`);
       if (large) {
         console.log(`\ncompile of a ${(large.params / 1e9).toFixed(2)}B-parameter Llama-shaped model with external data (${(large.weightsBytes / 2 ** 30).toFixed(2)} GiB): ` +
@@ -211,7 +218,7 @@ export function registerBench(program: Command): void {
       }
       if (o.json) {
         mkdirSync(dirname(resolve(o.json)), { recursive: true });
-        writeFileSync(o.json, JSON.stringify({ date: new Date().toISOString(), node: process.version, rows, collection, circuits, largeCompile: large }, null, 2) + '\n');
+        writeFileSync(o.json, JSON.stringify({ date: new Date().toISOString(), node: process.version, rows, collection, circuits, quality, largeCompile: large }, null, 2) + '\n');
         console.log(`wrote ${o.json}`);
       }
     });

@@ -120,3 +120,52 @@ export function circuitTable(rows: CircuitBenchRow[]): string {
   return markdownTable(['task', 'samples', 'sparsities', 'collect s', 'eval per sparsity ms', 'total s'],
     rows.map((r) => [r.task, String(r.samples), String(r.sparsities), (r.collectMs / 1000).toFixed(2), r.evalPerSparsityMs.toFixed(0), (r.totalMs / 1000).toFixed(2)]));
 }
+
+export interface QualityRow {
+  method: string;
+  perplexity: Record<string, number>;
+}
+
+export interface QualityBench {
+  dense: number;
+  sparsities: number[];
+  rows: QualityRow[];
+  /** LRP (default aggregation) ÷ Wanda perplexity at 50% row-wise: the quality target is ≤ 1.0. */
+  lrpOverWandaAt50: number;
+}
+
+/**
+ * Perplexity by method × sparsity on stories260k: reference = the first 6 stories of the TinyStories sample,
+ * evaluation = the last 3, 128-token windows, row-wise; LRP with each aggregation.
+ */
+export async function benchQuality(model: string, textFile: string): Promise<QualityBench> {
+  const { PruningSession, sweep } = await import('../engine/pruning/prune');
+  const { splitDocuments, tokenStream, windows } = await import('../engine/eval/textData');
+  const { LRP_AGGREGATIONS } = await import('../engine/pruning/scores');
+  const session = await PruningSession.open({ model });
+  try {
+    const docs = splitDocuments(readFileSync(textFile, 'utf8'));
+    const reference = windows(tokenStream(docs.slice(0, 6), session.tokenizer), 128);
+    const evaluation = windows(tokenStream(docs.slice(6), session.tokenizer), 128);
+    const sparsities = [0.3, 0.5, 0.6, 0.7];
+    const dense = (await session.perplexity(evaluation)).perplexity;
+    const specs: [string, 'lrp' | 'wanda' | 'magnitude' | 'gradient' | 'random', string?][] = [
+      ...LRP_AGGREGATIONS.map((a) => [`lrp:${a}`, 'lrp', a] as [string, 'lrp', string]),
+      ['wanda', 'wanda'], ['magnitude', 'magnitude'], ['gradient', 'gradient'], ['random', 'random'],
+    ];
+    const rows: QualityRow[] = [];
+    for (const [label, method, aggregation] of specs) {
+      const stats = await session.statistics(method, reference, { aggregation: aggregation as never });
+      const points = await sweep(session, session.scores(stats), sparsities, { allocation: 'row', evalWindows: evaluation });
+      rows.push({ method: label, perplexity: Object.fromEntries(points.map((p) => [String(p.sparsity), p.perplexity!])) });
+    }
+    const at50 = (m: string) => rows.find((r) => r.method === m)!.perplexity['0.5'];
+    return { dense, sparsities, rows, lrpOverWandaAt50: at50('lrp:abs-tokens') / at50('wanda') };
+  } finally {
+    await session.close();
+  }
+}
+
+export function qualityTable(q: QualityBench): string {
+  return markdownTable(['method', ...q.sparsities.map((s) => `${s * 100}%`)], q.rows.map((r) => [r.method, ...q.sparsities.map((s) => r.perplexity[String(s)].toFixed(2))]));
+}
