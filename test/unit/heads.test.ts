@@ -1,6 +1,6 @@
 /** Attention heads as circuit components: scores per head and masks that silence whole heads. */
 import assert from 'node:assert/strict';
-import { headAllocator, headMask, headSizeFromConfig, headsOf } from '../../src/engine/circuits/heads';
+import { headAllocator, headDisplayMask, headMask, headSizeFromConfig, headsOf } from '../../src/engine/circuits/heads';
 import type { PrunableWeight, Scores } from '../../src/engine/pruning/types';
 
 // Two layers' o-projections stored [in = 2 heads × 3, out = 4] (MatMul layout), and a q weight to ignore.
@@ -38,6 +38,18 @@ describe('attention heads', () => {
     const row = headAllocator(heads, 3, 'row');
     assert.equal(row.achieved(row.mask(0.5)), 0.5);
     assert.equal(global.achieved(global.mask(0)), 0);
+  });
+
+  it('for the graph, a silenced head also loses its query columns; a shared key head only when all its query heads go', () => {
+    const k0: PrunableWeight = { name: 'k0', dims: [4, 3], outAxis: 1, layer: 0, kind: 'k' }; // one kv head for 2 query heads
+    const weights = [o0, q0, k0];
+    const heads = headsOf([o0], scores, 3);
+    const one = headDisplayMask(headMask([heads[1]], 3), weights, 3);
+    const q = one.get('q0')!.keep;
+    for (let i = 0; i < 4; i++) assert.deepEqual([...q.subarray(i * 6, i * 6 + 6)], [1, 1, 1, 0, 0, 0], `q row ${i}`);
+    assert.ok(one.get('k0')!.keep.every((k) => k === 1), 'the key head still serves head 0');
+    const both = headDisplayMask(headMask(heads, 3), weights, 3);
+    assert.ok(both.get('k0')!.keep.every((k) => k === 0), 'no query head left: the key head goes');
   });
 
   it('reads the head size from the config, or says it cannot', () => {

@@ -19,7 +19,7 @@ import type { TaskMetric, TokenizedSample } from '../tasks/taskFile';
 import { allocationFor, circuitCurve, evaluateTask } from './search';
 import type { Granularity, MethodCurve, Ranking } from './search';
 import { buildCircuitGraph } from './circuitGraph';
-import { headSizeFromConfig } from './heads';
+import { headDisplayMask, headSizeFromConfig } from './heads';
 import { circuitGraphToJson, circuitGraphToSvg } from './circuitLayout';
 
 export const CIRCUIT_SCHEMA = 'lrp-lens/circuit@1';
@@ -127,7 +127,8 @@ async function runDiscovery(session: PruningSession, methods: ScoreMethod[], o: 
   const circuitPerplexity = general ? (await session.perplexity(general.samples, mask)).perplexity : undefined;
   report('write', 0, 1);
   const headSize = o.granularity === 'heads' ? headSizeFromConfig(session.folder.config) : undefined;
-  const graph = buildCircuitGraph({ weights: session.weights, scores: main.scores, mask, granularity: o.granularity, topK: o.topK ?? 50, headSize });
+  const shown = headSize ? headDisplayMask(mask, session.weights, headSize) : mask;
+  const graph = buildCircuitGraph({ weights: session.weights, scores: main.scores, mask: shown, granularity: o.granularity, topK: o.topK ?? 50, headSize });
   const record: CircuitRecord = {
     schema: CIRCUIT_SCHEMA,
     task: { path: o.task, name: task.header.name, metric, train: train.length, heldOut: heldOut.length },

@@ -82,3 +82,30 @@ export function headAllocator(heads: HeadRef[], headSize: number, ranking: 'glob
     },
   };
 }
+
+/**
+ * The mask as the circuit graph should see it at head granularity: a head silenced through its output-projection
+ * slice also loses its query columns (and, under grouped-query attention, a key/value head goes once every query
+ * head it serves is gone), so the graph does not draw pruned heads as kept. Evaluation uses the plain mask.
+ */
+export function headDisplayMask(mask: Mask, weights: PrunableWeight[], headSize: number): Mask {
+  const out: Mask = new Map(mask);
+  for (const o of weights.filter((w) => w.kind === 'o' && w.layer !== null)) {
+    const m = mask.get(o.name);
+    if (!m) continue;
+    const heads = inputUnits(o) / headSize;
+    const pruned = Array.from({ length: heads }, (_, h) => !m.keep[elementIndex(o, 0, h * headSize)]);
+    for (const w of weights.filter((x) => x.layer === o.layer && (x.kind === 'q' || x.kind === 'k' || x.kind === 'v'))) {
+      const own = outputUnits(w) / headSize;
+      const group = heads / own;
+      const gone = (u: number) => pruned.slice(u * group, (u + 1) * group).every(Boolean);
+      const keep = Uint8Array.from(out.get(w.name)?.keep ?? new Uint8Array(w.dims[0] * w.dims[1]).fill(1));
+      for (let u = 0; u < own; u++) {
+        if (!gone(u)) continue;
+        for (let j = u * headSize; j < (u + 1) * headSize; j++) for (let i = 0; i < inputUnits(w); i++) keep[elementIndex(w, j, i)] = 0;
+      }
+      out.set(w.name, { dims: [...w.dims], keep });
+    }
+  }
+  return out;
+}
