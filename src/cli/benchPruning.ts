@@ -101,7 +101,7 @@ export async function benchCircuit(model: string): Promise<CircuitBenchRow> {
   const { PruningSession } = await import('../engine/pruning/prune');
   const { generateTask } = await import('../engine/tasks/generators');
   const { splitTask, tokenizeTask } = await import('../engine/tasks/taskFile');
-  const { circuitCurve, evaluateTask, DEFAULT_SPARSITIES } = await import('../engine/circuits/search');
+  const { circuitCurve, evaluateTask } = await import('../engine/circuits/search');
   const session = await PruningSession.open({ model });
   try {
     const t0 = performance.now();
@@ -110,7 +110,7 @@ export async function benchCircuit(model: string): Promise<CircuitBenchRow> {
     const dense = (await evaluateTask(session, heldOut, 'logit_diff')).mean;
     const curve = await circuitCurve(session, 'lrp', train, heldOut, dense, { metric: 'logit_diff', granularity: 'neurons', ranking: 'global', threshold: 0.9 });
     const totalMs = performance.now() - t0;
-    return { task: 'pronoun', samples: task.samples.length, sparsities: DEFAULT_SPARSITIES.length, collectMs: curve.collectMs, evalPerSparsityMs: (totalMs - curve.collectMs) / DEFAULT_SPARSITIES.length, totalMs };
+    return { task: 'pronoun', samples: task.samples.length, sparsities: curve.points.length, collectMs: curve.collectMs, evalPerSparsityMs: (totalMs - curve.collectMs) / curve.points.length, totalMs };
   } finally {
     await session.close();
   }

@@ -26,6 +26,8 @@ export interface CircuitSearchOptions {
   ranking: Ranking;
   threshold: number;
   sparsities?: number[];
+  /** Bisection steps between the sparsest passing grid point and the next (default 4; 0: the grid only). */
+  refine?: number;
   /** Called after each sparsity is evaluated. */
   onPoint?: (done: number, total: number) => void;
 }
@@ -102,15 +104,37 @@ export async function circuitCurve(
   const points: CurvePoint[] = [];
   const masks = new Map<number, Mask>();
   const sparsities = opts.sparsities ?? DEFAULT_SPARSITIES;
-  for (const sparsity of sparsities) {
+  const steps = opts.refine ?? 4;
+  const evaluate = async (sparsity: number): Promise<CurvePoint> => {
     session.throwIfCancelled();
     const mask = allocator.mask(sparsity);
     const metric = (await evaluateTask(session, heldOut, opts.metric, mask)).mean;
-    points.push({ sparsity, achieved: allocator.achieved(mask), metric, retained: metric / dense });
+    const point = { sparsity, achieved: allocator.achieved(mask), metric, retained: metric / dense };
+    points.push(point);
     masks.set(sparsity, mask);
-    opts.onPoint?.(points.length, sparsities.length);
-  }
+    opts.onPoint?.(points.length, sparsities.length + steps);
+    return point;
+  };
+  for (const sparsity of sparsities) await evaluate(sparsity);
+  await refineChosen(points, sparsities, steps, opts.threshold, evaluate);
+  points.sort((a, b) => a.sparsity - b.sparsity);
   const passing = points.filter((p) => p.retained >= opts.threshold);
   const chosen = passing.length ? passing.reduce((a, b) => (b.achieved > a.achieved ? b : a)) : undefined;
   return { method, points, chosen, collectMs, masks, scores };
+}
+
+/**
+ * Bisects between the sparsest grid point that keeps the threshold and the next grid point, `steps` times: the
+ * circuit gets as sparse as the grid's resolution would otherwise hide. Each step is one fed mask.
+ */
+async function refineChosen(points: CurvePoint[], grid: number[], steps: number, threshold: number, evaluate: (s: number) => Promise<CurvePoint>): Promise<void> {
+  const passing = points.filter((p) => p.retained >= threshold);
+  if (passing.length === 0) return;
+  let lo = passing.reduce((a, b) => (b.sparsity > a.sparsity ? b : a)).sparsity;
+  let hi = grid.find((s) => s > lo);
+  for (let k = 0; hi !== undefined && k < steps; k++) {
+    const mid = (lo + hi) / 2;
+    if ((await evaluate(mid)).retained >= threshold) lo = mid;
+    else hi = mid;
+  }
 }
