@@ -63,7 +63,7 @@ describe('worker: circuit (stories260k, pronoun task, heads)', function () {
     for (const s of ['load', 'collect', 'sweep', 'write']) assert.ok(stages.has(s as never), `stage ${s} reported (got ${[...stages].join(', ')})`);
     const sweep = progress.filter((p) => p.stage === 'sweep');
     assert.equal(sweep.at(-1)!.done, sweep.at(-1)!.total, 'the sweep reaches its total');
-    assert.equal(sweep.at(-1)!.total, 30, '15 sparsities × 2 methods');
+    assert.equal(sweep.at(-1)!.total, 38, '(15 sparsities + 4 bisection steps) × 2 methods');
     console.log(`      LRP heads circuit: ${(record.circuit.sparsity * 100).toFixed(1)}% of heads pruned, ${(record.circuit.retained * 100).toFixed(1)}% kept; Wanda: ${record.curves[1].chosen ? `${(record.curves[1].chosen.achieved * 100).toFixed(1)}%` : 'none'}; ${progress.length} progress messages`);
   });
 

@@ -117,6 +117,8 @@ export async function circuitCurve(
   };
   for (const sparsity of sparsities) await evaluate(sparsity);
   await refineChosen(points, sparsities, steps, opts.threshold, evaluate);
+  // Refinement is skipped without a passing point below the last grid one: progress still ends at its total.
+  if (points.length < sparsities.length + steps) opts.onPoint?.(sparsities.length + steps, sparsities.length + steps);
   points.sort((a, b) => a.sparsity - b.sparsity);
   const passing = points.filter((p) => p.retained >= opts.threshold);
   const chosen = passing.length ? passing.reduce((a, b) => (b.achieved > a.achieved ? b : a)) : undefined;
