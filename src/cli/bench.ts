@@ -17,6 +17,7 @@ import { causalLmFeeds, inputSpecs, seedFeeds } from '../engine/runtime/feeds';
 import type { Graph } from '../engine/onnx/graph';
 import { peakRssMB } from './peakRss';
 import { benchCircuit, benchCollection, benchQuality, circuitTable, collectionTable, qualityTable, registerBenchCollect } from './benchPruning';
+import { markdownTable, runCliChild } from './common';
 import type { CircuitBenchRow, CollectionRow, QualityBench } from './benchPruning';
 import { loadTokenizer } from '../engine/runtime/model';
 import { splitDocuments, tokenStream, windows } from '../engine/eval/textData';
@@ -68,12 +69,7 @@ async function benchRun(o: { onnx: string; kind: 'forward' | 'attribution'; seq:
 }
 
 function measure(onnx: string, kind: 'forward' | 'attribution', seq: number, reps: number): RunStats {
-  const res = spawnSync(process.execPath, [process.argv[1], 'bench-run', '--onnx', onnx, '--kind', kind, '--seq', String(seq), '--reps', String(reps)], {
-    encoding: 'utf8',
-    maxBuffer: 1 << 20,
-  });
-  if (res.status !== 0) throw new LrpLensError('runtime-failure', `Benchmark run failed (${kind}, seq ${seq}): ${res.stderr.trim()}`);
-  return JSON.parse(res.stdout) as RunStats;
+  return runCliChild<RunStats>(['bench-run', '--onnx', onnx, '--kind', kind, '--seq', String(seq), '--reps', String(reps)], `Benchmark run failed (${kind}, seq ${seq})`);
 }
 
 function paramCount(g: Graph): number {
@@ -156,9 +152,7 @@ function table(rows: BenchRow[]): string {
     r.attributionRssMB.toFixed(0),
     r.rssRatio.toFixed(2),
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]) => '| ' + cells.map((c, i) => c.padEnd(widths[i])).join(' | ') + ' |';
-  return [line(head), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...body.map(line)].join('\n');
+  return markdownTable(head, body);
 }
 
 export function registerBench(program: Command): void {

@@ -4,14 +4,13 @@
  */
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { LrpLensError } from '../engine/errors';
 import { readModel } from '../engine/onnx/io';
 import { compileModelFile } from '../engine/runtime/compile';
 import { findLinearWeights, selectWeights } from '../engine/pruning/prunable';
 import { collectStatistics, DEFAULT_AGGREGATION } from '../engine/pruning/scores';
 import { peakRssMB } from './peakRss';
+import { markdownTable, runCliChild } from './common';
 
 export interface CollectionRow {
   model: string;
@@ -43,9 +42,7 @@ async function benchCollect(o: { onnx: string; method: 'lrp' | 'wanda'; samples:
 }
 
 function measureCollect(onnx: string, method: 'lrp' | 'wanda', samplesFile: string): CollectStats {
-  const res = spawnSync(process.execPath, [process.argv[1], 'bench-collect', '--onnx', onnx, '--method', method, '--samples', samplesFile], { encoding: 'utf8', maxBuffer: 1 << 20 });
-  if (res.status !== 0) throw new LrpLensError('runtime-failure', `Collection benchmark failed (${method}): ${res.stderr.trim()}`);
-  return JSON.parse(res.stdout) as CollectStats;
+  return runCliChild<CollectStats>(['bench-collect', '--onnx', onnx, '--method', method, '--samples', samplesFile], `Collection benchmark failed (${method})`);
 }
 
 export function benchCollection(model: string, onnx: string, samplesFile: string, samples: number[][]): CollectionRow {
@@ -72,11 +69,6 @@ export function collectionTable(rows: CollectionRow[]): string {
   return markdownTable(head, body);
 }
 
-export function markdownTable(head: string[], body: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]) => '| ' + cells.map((c, i) => c.padEnd(widths[i])).join(' | ') + ' |';
-  return [line(head), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...body.map(line)].join('\n');
-}
 
 export function registerBenchCollect(program: Command): void {
   program

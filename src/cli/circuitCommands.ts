@@ -1,21 +1,18 @@
 /** `lrp-lens task make | task eval` and `lrp-lens circuit`: tasks and circuit discovery from the command line. */
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
-import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Device } from '../engine/runtime/session';
-import { loadTokenizer, resolveModel } from '../engine/runtime/model';
 import { PruningSession } from '../engine/pruning/prune';
-import { loadMask, modelIdentity } from '../engine/pruning/maskFile';
-import { generateTask } from '../engine/tasks/generators';
+import { loadMaskForModel } from '../engine/pruning/maskFile';
+import { generateTaskFile } from '../engine/tasks/generators';
 import type { TaskKind } from '../engine/tasks/generators';
-import { readTaskFile, tokenizeTask, writeTaskFile } from '../engine/tasks/taskFile';
+import { readTaskFile, tokenizeTask } from '../engine/tasks/taskFile';
 import type { TaskMetric } from '../engine/tasks/taskFile';
 import { evaluateTask } from '../engine/circuits/search';
 import type { Granularity, MethodCurve, Ranking } from '../engine/circuits/search';
 import { discoverCircuit } from '../engine/circuits/discover';
-import { defaultModel, writeJson } from './common';
-import { markdownTable } from './benchPruning';
+import { defaultModel, markdownTable, writeJson } from './common';
 
 const METRICS: TaskMetric[] = ['logit_diff', 'accuracy', 'prob'];
 
@@ -26,22 +23,18 @@ function positiveInt(v: string): number {
 }
 
 async function makeTask(o: { kind: TaskKind; n: number; seed: number; out: string; model?: string }): Promise<void> {
-  const tokenizer = o.model ? await loadTokenizer(await resolveModel(o.model)) : undefined;
-  const task = generateTask(o.kind, { n: o.n, seed: o.seed, tokenizer });
-  mkdirSync(resolve(o.out, '..'), { recursive: true });
-  writeTaskFile(o.out, task);
-  console.log(`wrote ${task.samples.length} ${o.kind} samples to ${o.out}`);
+  const written = await generateTaskFile(o);
+  console.log(`wrote ${written.samples} ${o.kind} samples to ${written.path}`);
 }
 
 async function evalTask(o: { model: string; mask?: string; task: string; metric?: TaskMetric; device: Device; json?: string }): Promise<void> {
-  const folder = await resolveModel(o.model);
-  const loaded = o.mask ? loadMask(o.mask, { model: modelIdentity(folder.onnxPath, folder.ref) }) : undefined;
+  const loaded = o.mask ? await loadMaskForModel(o.model, o.mask) : undefined;
   const session = await PruningSession.open({ model: o.model, device: o.device, selection: { names: loaded ? [...loaded.mask.keys()] : [] } });
   try {
     const task = readTaskFile(o.task, session.tokenizer);
     const metric = o.metric ?? task.header.metric;
     const result = await evaluateTask(session, tokenizeTask(task, session.tokenizer, o.task), metric, loaded?.mask);
-    if (o.json) writeJson(o.json, { schema: 'lrp-lens/task-eval@1', model: folder.ref, mask: loaded?.paths.safetensors ?? null, task: o.task, ...result, metric, mean: result.mean });
+    if (o.json) writeJson(o.json, { schema: 'lrp-lens/task-eval@1', model: session.folder.ref, mask: loaded?.paths.safetensors ?? null, task: o.task, ...result, metric, mean: result.mean });
     if (o.json !== '-') console.log(`${task.header.name}: mean ${metric} ${result.mean.toFixed(4)} over ${result.perSample.length} samples${loaded ? ' (masked)' : ''}`);
   } finally {
     await session.close();

@@ -9,8 +9,7 @@ import { InvalidArgumentError, Option } from 'commander';
 import type { Device } from '../engine/runtime/session';
 import { runCorrection } from '../engine/correction/correctionRun';
 import type { CorrectReport } from '../engine/correction/correctionRun';
-import { defaultModel, writeJson } from './common';
-import { markdownTable } from './benchPruning';
+import { defaultModel, markdownTable, writeJson } from './common';
 
 interface CorrectOptions {
   model: string;

@@ -6,14 +6,13 @@ import { LrpLensError } from '../engine/errors';
 import type { Device } from '../engine/runtime/session';
 import { PruningSession, sweep } from '../engine/pruning/prune';
 import { DEFAULT_AGGREGATION } from '../engine/pruning/scores';
-import { loadMask, modelIdentity } from '../engine/pruning/maskFile';
+import { loadMaskForModel } from '../engine/pruning/maskFile';
 import { exportPrunedModel } from '../engine/pruning/export';
 import { loadStatistics, mergeStored, saveStatistics } from '../engine/pruning/statisticsFile';
 import type { Allocation } from '../engine/pruning/types';
 import { evalWindowsOf, isPruneReport, methodSpec, openPruningSession, referenceOf, runPrune } from '../engine/pruning/pruneRun';
 import type { PruneCommonOptions, PruneReport, PruneRunOptions } from '../engine/pruning/pruneRun';
-import { defaultModel, writeJson } from './common';
-import { markdownTable } from './benchPruning';
+import { defaultModel, markdownTable, writeJson } from './common';
 
 function sparsityList(v: string): number[] {
   const list = v.split(',').map((s) => Number(s.trim()));
@@ -93,7 +92,7 @@ async function compare(o: CompareOptions): Promise<void> {
 }
 
 async function evaluate(o: { model: string; mask?: string; text: string; seqLen: number; device: Device; json?: string }): Promise<void> {
-  const loaded = o.mask ? await maskForModel(o.model, o.mask) : undefined;
+  const loaded = o.mask ? await loadMaskForModel(o.model, o.mask) : undefined;
   const weights = loaded ? [...loaded.mask.keys()] : [];
   const session = await PruningSession.open({ model: o.model, device: o.device, selection: { names: weights } });
   try {
@@ -107,16 +106,9 @@ async function evaluate(o: { model: string; mask?: string; text: string; seqLen:
   }
 }
 
-async function maskForModel(model: string, mask: string) {
-  const { resolveModel } = await import('../engine/runtime/model');
-  const folder = await resolveModel(model);
-  return loadMask(mask, { model: modelIdentity(folder.onnxPath, folder.ref) });
-}
-
 async function exportModel(o: { model: string; mask: string; out: string; json?: string; overwrite?: boolean }): Promise<void> {
-  const { resolveModel } = await import('../engine/runtime/model');
-  const folder = await resolveModel(o.model);
-  const loaded = loadMask(o.mask, { model: modelIdentity(folder.onnxPath, folder.ref) });
+  const loaded = await loadMaskForModel(o.model, o.mask);
+  const { folder } = loaded;
   const report = await exportPrunedModel(folder.dir, loaded.mask, o.out, { overwrite: o.overwrite });
   if (o.json) writeJson(o.json, { schema: 'lrp-lens/export@1', model: folder.ref, mask: loaded.paths.safetensors, ...report });
   const mb = (b: number) => `${(b / 2 ** 20).toFixed(2)} MB`;

@@ -9,11 +9,7 @@ import { inspectModel } from '../engine/runtime/inspect';
 import { discoverCircuit } from '../engine/circuits/discover';
 import type { CircuitRecord, DiscoverStage } from '../engine/circuits/discover';
 import type { CircuitParams, MakeTaskParams } from './protocol';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { generateTask } from '../engine/tasks/generators';
-import { writeTaskFile } from '../engine/tasks/taskFile';
-import { loadTokenizer, resolveModel } from '../engine/runtime/model';
+import { generateTaskFile } from '../engine/tasks/generators';
 
 import { isPruneReport, runPrune } from '../engine/pruning/pruneRun';
 import type { PruneReport } from '../engine/pruning/pruneRun';
@@ -102,12 +98,8 @@ async function circuit(params: CircuitParams, progress: Progress): Promise<Circu
   return record;
 }
 
-async function makeTask(params: MakeTaskParams): Promise<{ path: string; samples: number }> {
-  const tokenizer = params.model ? await loadTokenizer(await resolveModel(params.model, { offline: params.offline })) : undefined;
-  const task = generateTask(params.kind, { n: params.n, seed: params.seed, tokenizer });
-  mkdirSync(dirname(params.out), { recursive: true });
-  writeTaskFile(params.out, task);
-  return { path: params.out, samples: task.samples.length };
+function makeTask(params: MakeTaskParams): Promise<{ path: string; samples: number }> {
+  return generateTaskFile(params);
 }
 
 /** The settings with the model replaced by the pruned model of the applied mask (exported once, cached). */

@@ -4,7 +4,7 @@ import { buildCircuitGraph } from '../../src/engine/circuits/circuitGraph';
 import type { CircuitGraph, CircuitGraphInput } from '../../src/engine/circuits/circuitGraph';
 import { circuitGraphToJson, circuitGraphToSvg, layoutCircuitGraph } from '../../src/engine/circuits/circuitLayout';
 import { LrpLensError } from '../../src/engine/errors';
-import { mulberry32 } from '../../src/engine/tasks/random';
+import { mulberry32 } from '../../src/engine/random';
 import { elementIndex } from '../../src/engine/pruning/types';
 import type { LinearKind, Mask, PrunableWeight, Scores } from '../../src/engine/pruning/types';
 

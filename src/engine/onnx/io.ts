@@ -1,9 +1,10 @@
 /** Reading and writing ONNX files through the onnx-proto schema package (protobufjs). */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { externalFiles, externalTensor, linkDataFile, linkOrCopy } from './externalData';
 import { onnx } from 'onnx-proto';
 import { LrpLensError } from '../errors';
+import { writeFileAtomic } from '../writeAtomic';
 import { Graph } from './graph';
 
 export function decodeModel(bytes: Uint8Array, source = 'model'): onnx.ModelProto {
@@ -36,9 +37,7 @@ export function encodeModel(graph: Graph): Uint8Array {
 
 /** Writes atomically: a crash never leaves a half-written model behind. */
 export function writeModel(graph: Graph, path: string): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, encodeModel(graph));
-  renameSync(tmp, path);
+  writeFileAtomic(path, encodeModel(graph));
 }
 
 /**

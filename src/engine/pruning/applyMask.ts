@@ -6,9 +6,9 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cacheDir } from '../runtime/compile';
-import { resolveModel } from '../runtime/model';
 import { exportPrunedModel } from './export';
-import { loadMask, modelIdentity } from './maskFile';
+import { loadMaskForModel } from './maskFile';
+import { achievedSparsity } from './allocation';
 
 export interface PrunedModel {
   /** The exported pruned model folder (transformers.js layout). */
@@ -26,21 +26,11 @@ export interface PrunedModel {
 
 /** Loads the mask (refused when it was made for another model) and exports the pruned model unless cached. */
 export async function prunedModelFor(model: string, maskPath: string, opts: { offline?: boolean } = {}): Promise<PrunedModel> {
-  const folder = await resolveModel(model, { offline: opts.offline });
-  const loaded = loadMask(maskPath, { model: modelIdentity(folder.onnxPath, folder.ref) });
+  const loaded = await loadMaskForModel(model, maskPath, opts);
+  const { folder } = loaded;
   const sha256 = createHash('sha256').update(readFileSync(loaded.paths.safetensors)).digest('hex');
   const dir = join(cacheDir(), 'pruned', sha256);
   const cached = existsSync(join(dir, 'onnx', 'model.onnx'));
   if (!cached) await exportPrunedModel(folder.dir, loaded.mask, dir, { overwrite: true });
-  return { dir, mask: loaded.paths.safetensors, sha256, sparsity: maskSparsity(loaded.mask), method: loaded.manifest.method, cached };
-}
-
-function maskSparsity(mask: ReturnType<typeof loadMask>['mask']): number {
-  let pruned = 0;
-  let total = 0;
-  for (const m of mask.values()) {
-    for (const k of m.keep) pruned += k ? 0 : 1;
-    total += m.keep.length;
-  }
-  return total ? pruned / total : 0;
+  return { dir, mask: loaded.paths.safetensors, sha256, sparsity: achievedSparsity(loaded.mask).overall, method: loaded.manifest.method, cached };
 }

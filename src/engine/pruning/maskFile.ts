@@ -18,6 +18,8 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { LrpLensError } from '../errors';
 import { externalFiles } from '../onnx/externalData';
 import { readModel } from '../onnx/io';
+import { resolveModel } from '../runtime/model';
+import type { ModelFolder } from '../runtime/model';
 import type { Graph } from '../onnx/graph';
 import { tensorDims } from '../onnx/tensor';
 import { achievedSparsity } from './allocation';
@@ -285,6 +287,12 @@ export function loadMask(path: string, options: { model?: ModelIdentity } = {}):
   const mask = decodeMaskSafetensors(bytes, paths.safetensors);
   if (options.model) checkMaskFitsModel(mask, manifest, options.model, paths.safetensors);
   return { mask, manifest, paths };
+}
+
+/** Resolves a model (folder or hub id) and loads a mask checked against it. */
+export async function loadMaskForModel(model: string, maskPath: string, opts: { offline?: boolean } = {}): Promise<LoadedMask & { folder: ModelFolder }> {
+  const folder = await resolveModel(model, { offline: opts.offline });
+  return { ...loadMask(maskPath, { model: modelIdentity(folder.onnxPath, folder.ref) }), folder };
 }
 
 /** Refuses a mask whose initializers, dims or model hash do not match the model. */

@@ -21,6 +21,7 @@ import { ForwardModel } from '../eval/forward';
 import { throwIfCancelled } from '../eval/cancel';
 import type { Progress } from '../eval/cancel';
 import { LrpLensError } from '../errors';
+import { mulberry32 } from '../random';
 import type { PrunableWeight, Scores } from './types';
 import { inputUnits } from './types';
 
@@ -187,22 +188,10 @@ export function mergeStatistics(parts: ScoreStatistics[]): ScoreStatistics {
   return { ...first, samples: parts.reduce((n, p) => n + p.samples, 0), tokens: parts.reduce((n, p) => n + p.tokens, 0), sums };
 }
 
-/** Seeded uniform numbers in [0, 1) (mulberry32). */
-export function seededUniform(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** One score per element from statistics and the weights' values. */
 export function scoresFromStatistics(stats: ScoreStatistics, weights: PrunableWeight[], values: (name: string) => Float32Array, seed = 0): Scores {
   const scores: Scores = new Map();
-  const random = seededUniform(seed);
+  const random = mulberry32(seed);
   for (const w of weights) {
     const W = values(w.name);
     const s = new Float32Array(W.length);

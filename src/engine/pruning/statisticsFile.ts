@@ -3,7 +3,8 @@
  * its shard (`prune --shard i/n --stats-out F`), `merge` adds them, and `prune --stats F` allocates from the total.
  * A safetensors file with one F32 tensor per weight and the statistics' description in `__metadata__`.
  */
-import { readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../writeAtomic';
 import { LrpLensError } from '../errors';
 import { decodeSafetensors, encodeSafetensors } from './safetensors';
 import { mergeStatistics } from './scores';
@@ -41,9 +42,7 @@ export function saveStatistics(path: string, stored: StoredStatistics): void {
     tokens: String(stats.tokens),
     provenance: JSON.stringify(provenance),
   };
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, encodeSafetensors(entries, metadata));
-  renameSync(tmp, path);
+  writeFileAtomic(path, encodeSafetensors(entries, metadata));
 }
 
 export function loadStatistics(path: string): StoredStatistics {

@@ -3,7 +3,7 @@
  * the model file's content hash, the compiler version and the options.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync, renameSync, statSync, openSync, readSync, closeSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, openSync, readSync, closeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { homedir, tmpdir } from 'node:os';
 import { Graph } from '../onnx/graph';
@@ -12,6 +12,7 @@ import { canonicalize } from '../relevance/canonicalize';
 import { compileRelevance } from '../relevance/compiler';
 import type { CompileOptions, CompiledInfo } from '../relevance/compiler';
 import { probeShapes } from './probe';
+import { writeFileAtomic } from '../writeAtomic';
 
 /** Bumped whenever the emitted graph changes, so stale cache entries are never reused. */
 export const COMPILER_VERSION = 3;
@@ -86,12 +87,6 @@ export async function compileModelFile(path: string, options: CompileOptions = {
   const { graph, info } = await compileGraph(readModel(path), options);
   writeModelReferencingSource(graph, dir, 'relevance.onnx');
   const compileMs = performance.now() - t0;
-  writeAtomic(infoPath, Buffer.from(JSON.stringify(info)));
+  writeFileAtomic(infoPath, Buffer.from(JSON.stringify(info)));
   return { path: onnxPath, info, compileMs, fromCache: false };
-}
-
-function writeAtomic(path: string, data: Uint8Array): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
 }

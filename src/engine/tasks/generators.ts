@@ -10,9 +10,12 @@
  * are restricted to those that are (names in the prompt may be several tokens).
  */
 import { LrpLensError } from '../errors';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { loadTokenizer, resolveModel } from '../runtime/model';
 import type { TokenizerLike } from '../runtime/model';
-import { mulberry32, pick, randomInt } from './random';
-import { singleTokenId, tokenizeTask } from './taskFile';
+import { mulberry32, pick, randomInt } from '../random';
+import { singleTokenId, tokenizeTask, writeTaskFile } from './taskFile';
 import type { TaskFile, TaskSample } from './taskFile';
 
 export type TaskKind = 'ioi' | 'pronoun';
@@ -138,4 +141,13 @@ function checkTokens(task: TaskFile, tok: TokenizerLike | undefined, what: strin
 
 function fill(template: string, values: Record<string, string>): string {
   return template.replace(/\{(\w+)\}/g, (_, k: string) => values[k]);
+}
+
+/** Generates a task and writes it to `out`; with a model, targets and foils are checked against its tokenizer. */
+export async function generateTaskFile(o: { kind: TaskKind; n: number; seed?: number; out: string; model?: string; offline?: boolean }): Promise<{ path: string; samples: number }> {
+  const tokenizer = o.model ? await loadTokenizer(await resolveModel(o.model, { offline: o.offline })) : undefined;
+  const task = generateTask(o.kind, { n: o.n, seed: o.seed, tokenizer });
+  mkdirSync(dirname(o.out), { recursive: true });
+  writeTaskFile(o.out, task);
+  return { path: o.out, samples: task.samples.length };
 }

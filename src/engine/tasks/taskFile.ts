@@ -17,7 +17,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { LrpLensError } from '../errors';
 import { checkText } from '../attribution/promptFile';
 import type { TokenizerLike } from '../runtime/model';
-import { mulberry32, shuffled } from './random';
+import { mulberry32, shuffled } from '../random';
 
 export type TaskMetric = 'logit_diff' | 'accuracy' | 'prob';
 export const TASK_METRICS: readonly TaskMetric[] = ['logit_diff', 'accuracy', 'prob'];

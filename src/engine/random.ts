@@ -1,4 +1,4 @@
-/** A small seeded PRNG, so generated tasks and splits are the same on every machine. */
+/** A small seeded PRNG, so generated tasks, splits and random pruning scores are the same on every machine. */
 
 /** mulberry32: 32-bit state, uniform floats in [0, 1). */
 export function mulberry32(seed: number): () => number {
