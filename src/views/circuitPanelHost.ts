@@ -3,6 +3,7 @@
  * (the persisted state holds the file path and UI state; the record is read from disk again).
  */
 import * as vscode from 'vscode';
+import { panelAssets, panelWebviewOptions } from './webviewAssets';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { Disposable } from '../dispose';
@@ -86,7 +87,7 @@ export class CircuitPanels extends Disposable {
   }
 
   private create(file: string): Entry {
-    const panel = vscode.window.createWebviewPanel(CIRCUIT_VIEW_TYPE, titleOf(file), { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true }, this.options());
+    const panel = vscode.window.createWebviewPanel(CIRCUIT_VIEW_TYPE, titleOf(file), { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true }, panelWebviewOptions(this.extensionUri));
     const entry = this.adopt(panel, file);
     this.entries.set(file, entry);
     return entry;
@@ -102,19 +103,11 @@ export class CircuitPanels extends Disposable {
     }
   }
 
-  private options(): vscode.WebviewPanelOptions & vscode.WebviewOptions {
-    return { enableScripts: true, retainContextWhenHidden: false, localResourceRoots: [vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview'), vscode.Uri.joinPath(this.extensionUri, 'media')] };
-  }
-
   private adopt(panel: vscode.WebviewPanel, file: string): Entry {
     const entry: Entry = { panel, file, ready: false, queued: [] };
     const webview = panel.webview;
-    webview.options = this.options();
-    webview.html = circuitPanelHtml({
-      cspSource: webview.cspSource,
-      scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview', 'circuitPanel.js')).toString(),
-      styleUri: webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'media', 'circuitPanel.css')).toString(),
-    });
+    webview.options = panelWebviewOptions(this.extensionUri);
+    webview.html = circuitPanelHtml(panelAssets(webview, this.extensionUri, 'circuitPanel'));
     const sub = webview.onDidReceiveMessage((m: unknown) => {
       if (isWebviewMessage(m)) void this.onMessage(entry, m);
     });

@@ -4,6 +4,7 @@
  * recomputed). The front-end renders what it is sent and asks for re-targeting and exports.
  */
 import * as vscode from 'vscode';
+import { panelAssets, panelWebviewOptions } from './webviewAssets';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Disposable } from '../dispose';
@@ -84,29 +85,17 @@ export class RelevancePanels extends Disposable {
   private entryFor(uri: vscode.Uri): PanelEntry {
     const existing = this.panels.get(uri.toString());
     if (existing) return existing;
-    const panel = vscode.window.createWebviewPanel(VIEW_TYPE, `Relevance: ${basename(uri.fsPath)}`, { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true }, this.webviewOptions());
+    const panel = vscode.window.createWebviewPanel(VIEW_TYPE, `Relevance: ${basename(uri.fsPath)}`, { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true }, panelWebviewOptions(this.extensionUri));
     const entry = this.adopt(panel);
     this.panels.set(uri.toString(), entry);
     return entry;
   }
 
-  private webviewOptions(): vscode.WebviewPanelOptions & vscode.WebviewOptions {
-    return {
-      enableScripts: true,
-      retainContextWhenHidden: false,
-      localResourceRoots: [vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview'), vscode.Uri.joinPath(this.extensionUri, 'media')],
-    };
-  }
-
   private adopt(panel: vscode.WebviewPanel): PanelEntry {
     const entry: PanelEntry = { panel, ready: false, queued: [] };
     const webview = panel.webview;
-    webview.options = this.webviewOptions();
-    webview.html = panelHtml({
-      cspSource: webview.cspSource,
-      scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview', 'relevancePanel.js')).toString(),
-      styleUri: webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'media', 'relevancePanel.css')).toString(),
-    });
+    webview.options = panelWebviewOptions(this.extensionUri);
+    webview.html = panelHtml(panelAssets(webview, this.extensionUri, 'relevancePanel'));
     const sub = webview.onDidReceiveMessage((m: unknown) => {
       if (isWebviewMessage(m)) void this.onMessage(entry, m);
     });

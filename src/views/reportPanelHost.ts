@@ -4,6 +4,7 @@
  * (Apply Mask), save (keep the files, reveal them), discard (delete the mask and report files), export.
  */
 import * as vscode from 'vscode';
+import { panelAssets, panelWebviewOptions } from './webviewAssets';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Disposable } from '../dispose';
@@ -42,16 +43,9 @@ export class ReportPanels extends Disposable {
     const vm = shown.report.schema === 'lrp-lens/prune@1' ? pruningViewModel(shown.report, { compare: shown.compare }) : correctionViewModel(shown.report);
     const key = shown.reportPath ?? vm.mask;
     this.panels.get(key)?.dispose();
-    const panel = vscode.window.createWebviewPanel(REPORT_VIEW_TYPE, vm.title, { viewColumn: vscode.ViewColumn.Beside, preserveFocus: false }, {
-      enableScripts: true,
-      localResourceRoots: [vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview'), vscode.Uri.joinPath(this.extensionUri, 'media')],
-    });
+    const panel = vscode.window.createWebviewPanel(REPORT_VIEW_TYPE, vm.title, { viewColumn: vscode.ViewColumn.Beside, preserveFocus: false }, panelWebviewOptions(this.extensionUri));
     const webview = panel.webview;
-    webview.html = reportPanelHtml(vm, {
-      cspSource: webview.cspSource,
-      scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview', 'reportPanel.js')).toString(),
-      styleUri: webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'media', 'reportPanel.css')).toString(),
-    });
+    webview.html = reportPanelHtml(vm, panelAssets(webview, this.extensionUri, 'reportPanel'));
     const sub = webview.onDidReceiveMessage((m: unknown) => {
       if (isReportWebviewMessage(m)) void this.onAction(panel, shown, vm, m.action);
     });

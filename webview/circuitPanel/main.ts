@@ -9,16 +9,9 @@ import type { CircuitPanelState, ExportFormat, HostMessage, WebviewMessage } fro
 import { curvesSvg, graphSvg, reportSvg } from '../../src/views/circuitPanel/svg';
 import { DEFAULT_TOP_K, buildCircuitViewModel, formatNumber } from '../../src/views/circuitPanel/viewModel';
 import type { CircuitViewModel, GraphEdgeView, PinnedView } from '../../src/views/circuitPanel/viewModel';
+import { el, statusLine, svgBlock, svgToPng, vsCodeApi } from '../shared/dom';
 
-interface VsCodeApi {
-  postMessage(message: WebviewMessage): void;
-  getState(): CircuitPanelState | undefined;
-  setState(state: CircuitPanelState): void;
-}
-
-declare function acquireVsCodeApi(): VsCodeApi;
-
-const vscode = acquireVsCodeApi();
+const vscode = vsCodeApi<WebviewMessage, CircuitPanelState>();
 const app = document.getElementById('app') as HTMLElement;
 let state: CircuitPanelState = vscode.getState() ?? {};
 let shown: { record: CircuitRecord; title: string } | undefined;
@@ -28,19 +21,6 @@ const post = (m: WebviewMessage) => vscode.postMessage(m);
 function saveState(next: CircuitPanelState): void {
   state = next;
   vscode.setState(state);
-}
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<HTMLElementTagNameMap[K]> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
-
-/** svg.ts escapes every piece of record text, so its markup is safe to parse. */
-function svgBlock(markup: string, className: string): HTMLElement {
-  const block = el('div', { className });
-  block.innerHTML = markup;
-  return block;
 }
 
 function button(label: string, onClick: () => void, secondary = true): HTMLElement {
@@ -140,18 +120,11 @@ function exportAs(format: ExportFormat): void {
   }
   const vm = viewModel();
   if (!vm) return;
-  const image = new Image();
-  image.onload = () => {
-    const canvas = el('canvas', { width: image.naturalWidth, height: image.naturalHeight });
-    canvas.getContext('2d')?.drawImage(image, 0, 0);
-    post({ type: 'export', format: 'png', dataUrl: canvas.toDataURL('image/png') });
-  };
-  image.onerror = () => showStatus('Could not draw the PNG export.', true);
-  image.src = 'data:image/svg+xml;charset=utf-8,' + encodeURIComponent(reportSvg(vm, { theme: 'light' }));
+  svgToPng(reportSvg(vm, { theme: 'light' }), (dataUrl) => post({ type: 'export', format: 'png', dataUrl }), () => showStatus('Could not draw the PNG export.', true));
 }
 
 function showStatus(message: string, isError = false): void {
-  app.replaceChildren(el('p', { className: isError ? 'status error' : 'status' }, message));
+  app.replaceChildren(statusLine(message, isError));
 }
 
 function onMessage(m: HostMessage): void {

@@ -16,16 +16,9 @@ import { buildViewModel, formatValue } from '../../src/views/relevancePanel/view
 import type { Heatmap, PredictionView, RelevanceViewModel, TokenView } from '../../src/views/relevancePanel/viewModel';
 import { drawsOnCanvas } from '../../src/views/relevancePanel/heatmapLayout';
 import { heatmapCanvas } from './heatmapCanvas';
+import { el, statusLine, svgBlock, svgToPng, vsCodeApi } from '../shared/dom';
 
-interface VsCodeApi {
-  postMessage(message: WebviewMessage): void;
-  getState(): PanelState | undefined;
-  setState(state: PanelState): void;
-}
-
-declare function acquireVsCodeApi(): VsCodeApi;
-
-const vscode = acquireVsCodeApi();
+const vscode = vsCodeApi<WebviewMessage, PanelState>();
 const app = document.getElementById('app') as HTMLElement;
 let state: PanelState = vscode.getState() ?? {};
 let shown: { result: AttributionResult; title: string } | undefined;
@@ -42,12 +35,6 @@ function saveState(next: PanelState): void {
   vscode.setState(state);
 }
 
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<HTMLElementTagNameMap[K]> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
-
 function custom(tag: string, attributes: Record<string, string> = {}, ...children: (Node | string)[]): HTMLElement {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
@@ -55,15 +42,8 @@ function custom(tag: string, attributes: Record<string, string> = {}, ...childre
   return node;
 }
 
-/** Markup from svg.ts escapes every piece of result text, so it is safe to parse. */
-function svgBlock(markup: string, className: string): HTMLElement {
-  const block = el('div', { className });
-  block.innerHTML = markup;
-  return block;
-}
-
 function showStatus(message: string, isError = false): void {
-  app.replaceChildren(el('p', { className: isError ? 'status error' : 'status' }, message));
+  app.replaceChildren(statusLine(message, isError));
 }
 
 /** The view model changes only with the result or the layer; a token click reuses it. */
@@ -206,15 +186,7 @@ function neuronsPanel(vm: RelevanceViewModel): HTMLElement {
 function exportPng(): void {
   const vm = currentViewModel();
   if (!vm) return;
-  const svg = reportSvg(vm);
-  const image = new Image();
-  image.onload = () => {
-    const canvas = el('canvas', { width: image.naturalWidth, height: image.naturalHeight });
-    canvas.getContext('2d')?.drawImage(image, 0, 0);
-    post({ type: 'export', format: 'png', dataUrl: canvas.toDataURL('image/png') });
-  };
-  image.onerror = () => showStatus('Could not draw the PNG export.', true);
-  image.src = 'data:image/svg+xml;charset=utf-8,' + encodeURIComponent(svg);
+  svgToPng(reportSvg(vm), (dataUrl) => post({ type: 'export', format: 'png', dataUrl }), () => showStatus('Could not draw the PNG export.', true));
 }
 
 function onMessage(message: HostMessage): void {

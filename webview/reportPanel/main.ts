@@ -5,14 +5,9 @@
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import { PANEL_ACTIONS } from '../../src/views/reportPanels/protocol';
 import type { PanelAction, ReportWebviewMessage } from '../../src/views/reportPanels/protocol';
+import { vsCodeApi } from '../shared/dom';
 
-interface VsCodeApi {
-  postMessage(message: ReportWebviewMessage): void;
-}
-
-declare function acquireVsCodeApi(): VsCodeApi;
-
-const vscode = acquireVsCodeApi();
+const vscode = vsCodeApi<ReportWebviewMessage>();
 
 for (const button of document.querySelectorAll<HTMLElement>('[data-action]')) {
   const action = button.dataset.action as PanelAction;

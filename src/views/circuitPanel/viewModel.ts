@@ -3,6 +3,7 @@
  * pinned node). The webview and the exports render it; nothing here computes relevance.
  */
 import type { CircuitRecord, CircuitSample } from '../../engine/circuits/discover';
+import type { CircuitEdge } from '../../engine/circuits/circuitGraph';
 
 export interface CurveLine {
   method: string;
@@ -35,11 +36,7 @@ export interface GraphNodeView {
   size: number;
 }
 
-export interface GraphEdgeView {
-  source: string;
-  target: string;
-  relevance: number;
-  weights: string[];
+export interface GraphEdgeView extends CircuitEdge {
   /** 0..1: |relevance| / max over the edges shown. */
   width: number;
 }
@@ -80,21 +77,9 @@ export interface CircuitViewOptions {
   samples?: number;
 }
 
-interface RecordNode {
-  id: string;
-  label: string;
-  layer: number;
-  relevance: number;
-  x: number;
-  y: number;
-}
-
-interface RecordEdge {
-  source: string;
-  target: string;
-  relevance: number;
-  weights: string[];
-}
+/** A node as circuit.json stores it: the view's fields but its size. */
+type RecordNode = Omit<GraphNodeView, 'size'>;
+type RecordEdge = CircuitEdge;
 
 export const DEFAULT_TOP_K = 20;
 

@@ -2,9 +2,10 @@
  * The relevance panel's HTML: the webview shell (strict CSP, one nonce per render) and the self-contained
  * HTML export. No vscode import: the extension passes in webview.cspSource and asWebviewUri strings.
  */
-import { randomBytes } from 'node:crypto';
 import type { AttributionResult } from '../../engine/attribution/result';
 import { escapeMarkup } from '../escape';
+import { standalonePage, webviewPage } from '../webviewPage';
+export { newNonce, panelCsp } from '../webviewPage';
 import { heatmapSvg, legendSvg, neuronBarsSvg, tokenHeatmapSvg } from './svg';
 import { buildViewModel } from './viewModel';
 import type { ViewOptions } from './viewModel';
@@ -22,39 +23,13 @@ export interface PanelHtmlOptions {
   elementsUri?: string;
 }
 
-/** 128 random bits, base64: a nonce a page cannot guess (Math.random can be predicted). */
-export function newNonce(): string {
-  return randomBytes(16).toString('base64');
-}
-
-export function panelCsp(cspSource: string, nonce: string): string {
-  return [
-    `default-src 'none'`,
-    `style-src ${cspSource}`,
-    `img-src ${cspSource} data:`,
-    `script-src 'nonce-${nonce}'`,
-    `font-src ${cspSource}`,
-  ].join('; ');
-}
-
 export function panelHtml(options: PanelHtmlOptions): string {
-  const nonce = options.nonce ?? newNonce();
-  const attr = escapeMarkup;
-  const elements = options.elementsUri ? `<script type="module" nonce="${attr(nonce)}" src="${attr(options.elementsUri)}"></script>` : '';
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${panelCsp(options.cspSource, nonce)}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${attr(options.styleUri)}">
-<title>LRP Lens: relevance</title>
-</head>
-<body>
-<main id="app" aria-live="polite"><p class="status">Waiting for an attribution…</p></main>
-${elements}<script nonce="${attr(nonce)}" src="${attr(options.scriptUri)}"></script>
-</body>
-</html>`;
+  return webviewPage({
+    ...options,
+    title: 'LRP Lens: relevance',
+    body: '<main id="app" aria-live="polite"><p class="status">Waiting for an attribution…</p></main>',
+    moduleUris: options.elementsUri ? [options.elementsUri] : [],
+  });
 }
 
 const STANDALONE_CSS = `
@@ -74,16 +49,7 @@ export function standaloneHtml(result: AttributionResult, options: ViewOptions =
     .join('');
   const foil = vm.target.foil ? ` − ${escapeMarkup(JSON.stringify(vm.target.foil.text))}` : '';
   const warnings = vm.warnings.map((w) => `<p class="note">warning: ${escapeMarkup(w)}</p>`).join('');
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
-<title>${escapeMarkup(vm.title)}</title>
-<style>${STANDALONE_CSS}</style>
-</head>
-<body>
-<h1>${escapeMarkup(vm.title)}${foil}</h1>
+  return standalonePage(vm.title, STANDALONE_CSS, `<h1>${escapeMarkup(vm.title)}${foil}</h1>
 <p class="subtitle">${escapeMarkup(vm.subtitle)} · explained score ${vm.seed.toFixed(4)}</p>
 <h2>Tokens</h2>${tokenHeatmapSvg(vm.tokens, light)}
 ${legendSvg(vm.legend, light)}
@@ -93,7 +59,5 @@ ${legendSvg(vm.legend, light)}
 <h2>Top ${vm.neurons.bars.length} of ${vm.neurons.count} neurons, layer ${vm.neurons.layer}</h2>${neuronBarsSvg(vm.neurons, light)}
 <h2>Predictions</h2><table><tr><th>token</th><th>id</th><th>p</th></tr>${predictions}</table>
 ${warnings}
-<p class="note">LRP Lens · AttnLRP. LRP is patented; free of charge for personal and scientific use only.</p>
-</body>
-</html>`;
+<p class="note">LRP Lens · AttnLRP. LRP is patented; free of charge for personal and scientific use only.</p>`);
 }

@@ -4,7 +4,7 @@
  * self-contained HTML export. No vscode import: the host passes webview.cspSource and the resource URIs.
  */
 import { escapeMarkup } from '../escape';
-import { newNonce, panelCsp } from '../relevancePanel/html';
+import { standalonePage, webviewPage } from '../webviewPage';
 import type { DiffPart } from '../wordDiff';
 import { barsSvg, formatNumber, lineChartSvg } from './charts';
 import type { ComponentGroup, CorrectionViewModel, GenerationPair, PruningViewModel, ReportViewModel } from './viewModel';
@@ -84,23 +84,8 @@ function toolbar(actions: readonly PanelAction[]): string {
 }
 
 export function reportPanelHtml(vm: ReportViewModel, options: ReportShellOptions): string {
-  const nonce = options.nonce ?? newNonce();
   const actions = options.actions ?? ['apply', 'save', 'discard', 'exportJson', 'exportHtml'];
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${panelCsp(options.cspSource, nonce)}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${esc(options.styleUri)}">
-<title>${esc(vm.title)}</title>
-</head>
-<body>
-${toolbar(actions)}
-<main id="app">${reportBody(vm)}</main>
-<script nonce="${esc(nonce)}" src="${esc(options.scriptUri)}"></script>
-</body>
-</html>`;
+  return webviewPage({ ...options, title: vm.title, body: `${toolbar(actions)}\n<main id="app">${reportBody(vm)}</main>` });
 }
 
 const STANDALONE_CSS = `
@@ -119,17 +104,6 @@ polyline, polyline[class] { fill: none; } svg { display: block; max-width: 100%;
 
 /** Self-contained HTML export: inline SVG and CSS, no scripts, nothing fetched. */
 export function standaloneReportHtml(vm: ReportViewModel): string {
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
-<title>${esc(vm.title)}</title>
-<style>${STANDALONE_CSS}</style>
-</head>
-<body>
-${reportBody(vm)}
-<p class="note">LRP Lens. LRP is patented; free of charge for personal and scientific use only.</p>
-</body>
-</html>`;
+  return standalonePage(vm.title, STANDALONE_CSS, `${reportBody(vm)}
+<p class="note">LRP Lens. LRP is patented; free of charge for personal and scientific use only.</p>`);
 }
