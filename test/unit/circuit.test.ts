@@ -3,22 +3,20 @@
  * that keeps ≥ 90% of the dense logit difference, LRP against Wanda, and the `circuit` CLI's files.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { PruningSession } from '../../src/engine/pruning/prune';
 import { generateTask } from '../../src/engine/tasks/generators';
 import { splitTask, tokenizeTask } from '../../src/engine/tasks/taskFile';
 import type { TokenizedSample } from '../../src/engine/tasks/taskFile';
 import { circuitCurve, evaluateTask } from '../../src/engine/circuits/search';
 import { splitDocuments, tokenStream, windows } from '../../src/engine/eval/textData';
+import { cliRunner } from './cliRunner';
 import { STORIES, TINYSTORIES, requireShared } from './sharedModel';
 
-const CLI = resolve(__dirname, '..', '..', 'dist', 'cli.js');
 const work = mkdtempSync(join(tmpdir(), 'lrp-circuit-'));
-const env = { ...process.env, LRP_LENS_CACHE: join(work, 'cache'), LRP_LENS_OFFLINE: '1', NO_COLOR: '1' };
-const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env });
+const cli = cliRunner(work);
 
 describe('circuit discovery on stories260k (pronoun task)', function () {
   let session: PruningSession;
@@ -62,10 +60,10 @@ describe('circuit discovery on stories260k (pronoun task)', function () {
   it('CLI: task make + circuit write the task, circuit.json with curves and graph, circuit.svg and a loadable mask', () => {
     const taskFile = join(work, 'pronoun.task.jsonl');
     const make = cli('task', 'make', '--kind', 'pronoun', '--n', '120', '--seed', '1', '--model', STORIES, '--out', taskFile);
-    assert.equal(make.status, 0, make.stderr);
+    assert.equal(make.code, 0, make.err);
     const out = join(work, 'circuit');
     const r = cli('circuit', '--model', STORIES, '--task', taskFile, '--granularity', 'neurons', '--compare', 'wanda', '--general', TINYSTORIES, '--out', out);
-    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.code, 0, r.err);
     const record = JSON.parse(readFileSync(join(out, 'circuit.json'), 'utf8'));
     assert.equal(record.schema, 'lrp-lens/circuit@1');
     assert.deepEqual(record.curves.map((c: { method: string }) => c.method), ['lrp', 'wanda']);
@@ -73,8 +71,8 @@ describe('circuit discovery on stories260k (pronoun task)', function () {
     assert.ok(record.graph.nodes.length > 0 && record.graph.edges.length <= 50);
     assert.match(readFileSync(join(out, 'circuit.svg'), 'utf8'), /^<svg/);
     const ev = cli('task', 'eval', '--model', STORIES, '--task', taskFile, '--mask', join(out, 'mask.json'), '--json', '-');
-    assert.equal(ev.status, 0, ev.stderr);
-    assert.ok(JSON.parse(ev.stdout).mean > 0, 'the circuit still does the task on the whole file');
+    assert.equal(ev.code, 0, ev.err);
+    assert.ok(JSON.parse(ev.out).mean > 0, 'the circuit still does the task on the whole file');
     assert.ok(existsSync(join(out, 'mask.safetensors')));
   });
 
@@ -82,7 +80,7 @@ describe('circuit discovery on stories260k (pronoun task)', function () {
     const bad = join(work, 'bad.task.jsonl');
     writeFileSync(bad, '{"task":{"name":"t","metric":"logit_diff"}}\n{"prompt":"a","target":" he","foil":" she"}\n{oops\n');
     const r = cli('task', 'eval', '--model', STORIES, '--task', bad);
-    assert.equal(r.status, 2);
-    assert.match(r.stderr, /bad\.task\.jsonl:3: not valid JSON/);
+    assert.equal(r.code, 2);
+    assert.match(r.err, /bad\.task\.jsonl:3: not valid JSON/);
   });
 });

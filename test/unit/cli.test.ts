@@ -1,24 +1,18 @@
 /** `lrp-lens` end to end (the bundled dist/cli.js, as users run it) on stories260k. */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import Ajv from 'ajv';
 import { ATTRIBUTION_SCHEMA } from '../../src/engine/attribution/result';
 import type { AttributionResult } from '../../src/engine/attribution/result';
 import { readModel, writeModel } from '../../src/engine/onnx/io';
 import { Session } from '../../src/engine/runtime/session';
+import { CLI, cliRunner } from './cliRunner';
 import { STORIES, requireShared } from './sharedModel';
 
-const CLI = resolve(__dirname, '..', '..', 'dist', 'cli.js');
 const work = mkdtempSync(join(tmpdir(), 'lrp-cli-'));
-const env = { ...process.env, LRP_LENS_CACHE: join(work, 'cache'), LRP_LENS_OFFLINE: '1', NO_COLOR: '1' };
-
-function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+const cli = cliRunner(work);
 
 /** A copy of stories260k with its ONNX file replaced. */
 function modelCopy(name: string, onnx?: (path: string) => void): string {

@@ -5,10 +5,9 @@
  * Plus input validation and the CLI's correct → mask + report.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { PruningSession } from '../../src/engine/pruning/prune';
 import { splitDocuments, tokenStream, windows } from '../../src/engine/eval/textData';
 import {
@@ -20,15 +19,11 @@ import type { CorrectionMethod, ReferenceSamples, UndesiredPrompt } from '../../
 import { measureBehaviour } from '../../src/engine/correction/sweep';
 import type { BehaviourProbe } from '../../src/engine/correction/sweep';
 import type { PrunableWeight } from '../../src/engine/pruning/types';
+import { cliRunner } from './cliRunner';
 import { STORIES, TINYSTORIES, requireShared } from './sharedModel';
 
-const CLI = resolve(__dirname, '..', '..', 'dist', 'cli.js');
 const work = mkdtempSync(join(tmpdir(), 'lrp-correct-'));
-const env = { ...process.env, LRP_LENS_CACHE: join(work, 'cache'), LRP_LENS_OFFLINE: '1', NO_COLOR: '1' };
-const cli = (...args: string[]) => {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-};
+const cli = cliRunner(work);
 
 const OPENINGS = ['Once upon a time, there was a little boy', 'One day, a cat', 'Tom and Sam went to the park', 'The sun was hot. A dog', 'Once upon a time, there was a big tree', 'There was a bird', 'The car was red', 'Ben had a toy', 'A frog sat on a log', 'Max liked to run', 'The girl had a ball', 'One day, a dog'];
 const HELD_OUT_OPENINGS = ['Once upon a time, there was a small bear', 'The boy saw a cat', 'Sue went to the shop', 'One day, a big fish', 'A duck lived by the pond', 'The man had a hat', 'Once upon a time, there was a red car', 'The kids played in the park'];

@@ -3,22 +3,17 @@
  * evaluation): methods ranked by perplexity, row allocation, and the CLI's prune → mask → eval round trip.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { PruningSession, sweep } from '../../src/engine/pruning/prune';
 import type { ScoreMethod } from '../../src/engine/pruning/scores';
 import { splitDocuments, tokenStream, windows } from '../../src/engine/eval/textData';
+import { cliRunner } from './cliRunner';
 import { STORIES, TINYSTORIES, requireShared } from './sharedModel';
 
-const CLI = resolve(__dirname, '..', '..', 'dist', 'cli.js');
 const work = mkdtempSync(join(tmpdir(), 'lrp-prune-'));
-const env = { ...process.env, LRP_LENS_CACHE: join(work, 'cache'), LRP_LENS_OFFLINE: '1', NO_COLOR: '1' };
-const cli = (...args: string[]) => {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-};
+const cli = cliRunner(work);
 
 interface TjsModel {
   (inputs: unknown): Promise<{ logits: { data: Float32Array; dims: number[] } }>;
