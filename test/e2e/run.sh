@@ -91,11 +91,16 @@ run_host() {
   return $rc
 }
 
+# lily_workspace DIR: a workspace with stories260k configured and lily.prompt in it.
+lily_workspace() {
+  mkdir -p "$1/.vscode"
+  printf '{ "lrpLens.model": "%s" }\n' "$MODEL" > "$1/.vscode/settings.json"
+  printf 'Once upon a time, there was a little girl named\n' > "$1/lily.prompt"
+}
+
 run_ui() {
   local ws=$S/ui-ws
-  mkdir -p "$ws/.vscode"
-  printf '{ "lrpLens.model": "%s" }\n' "$MODEL" > "$ws/.vscode/settings.json"
-  printf 'Once upon a time, there was a little girl named\n' > "$ws/lily.prompt"
+  lily_workspace "$ws"
   local slow; slow=$(slow_model)
   start_code_server ui "$ws" yes
   local rc=0
@@ -109,9 +114,7 @@ run_ui() {
 
 run_bench() {
   local ws=$S/bench-ws
-  mkdir -p "$ws/.vscode"
-  printf '{ "lrpLens.model": "%s" }\n' "$MODEL" > "$ws/.vscode/settings.json"
-  printf 'Once upon a time, there was a little girl named\n' > "$ws/lily.prompt"
+  lily_workspace "$ws"
   local page=$S/render-page
   "$EXT/node_modules/.bin/tsx" "$HERE/renderBenchPage.ts" "$page" "$EXT"
   start_code_server bench "$ws" yes
