@@ -39,6 +39,8 @@ export interface ForwardOptions {
 }
 
 export class ForwardModel {
+  /** The dense weights, read once (external data included); masks are applied to copies of these. */
+  private readonly denseFeeds: Record<string, ort.Tensor>;
   private weightFeeds: Record<string, ort.Tensor>;
 
   private constructor(
@@ -50,7 +52,8 @@ export class ForwardModel {
     readonly vocabSize: number,
     private readonly prunable: Map<string, PrunableWeight>,
   ) {
-    this.weightFeeds = this.feedsFor(undefined);
+    this.denseFeeds = Object.fromEntries([...prunable].map(([name, w]) => [name, this.tensorOf(name, w, storedBytes(graph, name))]));
+    this.weightFeeds = this.denseFeeds;
   }
 
   static async load(onnxPath: string, opts: ForwardOptions = {}): Promise<ForwardModel> {
@@ -80,17 +83,22 @@ export class ForwardModel {
   }
 
   private feedsFor(mask: Mask | undefined): Record<string, ort.Tensor> {
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const [name, w] of this.prunable) {
-      const dtype = storedDtype(this.graph, name);
-      const size = dtype === 'float32' ? 4 : 2;
-      const m = mask?.get(name);
-      const stored = storedBytes(this.graph, name);
-      const bytes = m ? maskedBytes(stored, size, m) : stored.byteOffset % size === 0 ? stored : new Uint8Array(stored);
-      const data = dtype === 'float32' ? new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) : new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
-      feeds[name] = new ort.Tensor(dtype, data, w.dims);
+    const feeds = { ...this.denseFeeds };
+    for (const [name, m] of mask ?? []) {
+      const dense = this.denseFeeds[name].data as Float32Array | Uint16Array;
+      const bytes = new Uint8Array(dense.buffer, dense.byteOffset, dense.byteLength);
+      feeds[name] = this.tensorOf(name, this.prunable.get(name)!, maskedBytes(bytes, dense.BYTES_PER_ELEMENT as 2 | 4, m));
     }
     return feeds;
+  }
+
+  /** A weight's stored bytes as a tensor of its stored type (copied when not aligned for a typed-array view). */
+  private tensorOf(name: string, w: PrunableWeight, stored: Uint8Array): ort.Tensor {
+    const dtype = storedDtype(this.graph, name);
+    const size = dtype === 'float32' ? 4 : 2;
+    const bytes = stored.byteOffset % size === 0 ? stored : new Uint8Array(stored);
+    const data = dtype === 'float32' ? new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) : new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
+    return new ort.Tensor(dtype, data, w.dims);
   }
 
   /** Runs rows (token ids, any lengths) in one padded batch. */
