@@ -12,7 +12,7 @@ import type { Stage } from '../pruning/prune';
 import { checkMethod } from '../pruning/scores';
 import type { ScoreMethod } from '../pruning/scores';
 import { parseWeightSelection } from '../pruning/prunable';
-import { modelIdentity, saveMask } from '../pruning/maskFile';
+import { saveMask } from '../pruning/maskFile';
 import type { Mask } from '../pruning/types';
 import { readTaskFile, splitTask, tokenizeTask } from '../tasks/taskFile';
 import type { TaskMetric, TokenizedSample } from '../tasks/taskFile';
@@ -178,10 +178,10 @@ function sampleOf(s: TokenizedSample, dense: number, circuit: number): CircuitSa
 }
 
 function writeMask(session: PruningSession, path: string, mask: Mask, record: CircuitRecord, samples: number): void {
-  const identity = modelIdentity(session.folder.onnxPath, session.folder.ref);
+  const contentHash = session.contentHash();
   const allocation = allocationFor(record.granularity, record.ranking);
   saveMask(path, mask, {
-    model: { id: session.folder.ref, contentHash: identity.contentHash },
+    model: { id: session.folder.ref, contentHash },
     method: `circuit:${record.method}`,
     allocation: allocation.allocation,
     structured: !!allocation.structured,

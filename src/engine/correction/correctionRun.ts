@@ -12,7 +12,7 @@ import { PruningSession } from '../pruning/prune';
 import type { Stage } from '../pruning/prune';
 import type { Mask } from '../pruning/types';
 import { parseWeightSelection } from '../pruning/prunable';
-import { modelIdentity, saveMask } from '../pruning/maskFile';
+import { saveMask } from '../pruning/maskFile';
 import { higherIsBetter, parseBehaviourMetric } from './behaviour';
 import type { BehaviourMetricSpec } from './behaviour';
 import {
@@ -160,14 +160,14 @@ async function correctWith(session: PruningSession, o: CorrectRunOptions, r: Res
   const points = await correctionSweep(session, ranked, granularity, counts, inputs.probe, inputs.evaluation.samples, headSize);
   const chosen = choosePoint(points, densePerplexity, spec, maxRise);
   const curve = points.map((p) => ({ count: p.count, behaviour: p.behaviour, perplexity: p.perplexity, perplexityRise: p.perplexity / densePerplexity - 1, perLayer: p.perLayer }));
-  const identity = modelIdentity(session.folder.onnxPath, session.folder.ref);
+  const contentHash = session.contentHash();
   const maskPath = resolve(o.out).replace(/\.(safetensors|json)$/, '');
   mkdirSync(dirname(maskPath), { recursive: true });
   const metric = { spec: o.metric ?? 'repetition', kind: spec.kind, higherIsBetter: higherIsBetter(spec), words: inputs.probe.words ?? null };
   const pruned = componentList(ranked, chosen.point.count, granularity);
   const examples = await examplesFor(session, inputs, chosen.point.mask);
   saveMask(maskPath, chosen.point.mask, {
-    model: { id: session.folder.ref, contentHash: identity.contentHash },
+    model: { id: session.folder.ref, contentHash },
     method: `correct:${method}`,
     allocation: 'global',
     structured: granularity !== 'weights',
@@ -179,7 +179,7 @@ async function correctWith(session: PruningSession, o: CorrectRunOptions, r: Res
   });
   return {
     schema: 'lrp-lens/correct@1',
-    model: { ref: session.folder.ref, contentHash: identity.contentHash },
+    model: { ref: session.folder.ref, contentHash },
     method,
     aggregation: method === 'lrp' ? CORRECTION_AGGREGATION : null,
     granularity,

@@ -56,8 +56,9 @@ export class ForwardModel {
     this.weightFeeds = this.denseFeeds;
   }
 
-  static async load(onnxPath: string, opts: ForwardOptions = {}): Promise<ForwardModel> {
-    const graph = readModel(onnxPath);
+  /** From a model file, or a graph already read from one (its weights stay views of the file's bytes). */
+  static async load(model: string | Graph, opts: ForwardOptions = {}): Promise<ForwardModel> {
+    const graph = typeof model === 'string' ? readModel(model) : model;
     const specs = inputSpecs(graph.inputs);
     const prepared = prepareGraph(graph.clone(), opts);
     const dir = mkdtempSync(join(tmpdir(), 'lrp-forward-'));

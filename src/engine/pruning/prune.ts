@@ -22,6 +22,7 @@ import type { CollectOptions, LrpAggregation, ScoreMethod, ScoreStatistics } fro
 import { achievedSparsity, prepareAllocation } from './allocation';
 import type { Allocation, Mask, PrunableWeight, Scores } from './types';
 import { weightValues } from './weightValues';
+import { modelContentHash } from './maskFile';
 
 export type Stage = 'load' | 'collect' | 'evaluate' | 'generate';
 
@@ -36,6 +37,7 @@ export interface PruningSetup {
 /** A loaded model ready for pruning: its weights, tokenizer and one forward session that takes masks. */
 export class PruningSession {
   private valueCache = new Map<string, Float32Array>();
+  private hash?: string;
 
   private constructor(
     readonly folder: ModelFolder,
@@ -51,8 +53,13 @@ export class PruningSession {
     const tokenizer = await loadTokenizer(folder);
     const graph = readModel(folder.onnxPath);
     const weights = selectWeights(findLinearWeights(graph), setup.selection);
-    const forward = await ForwardModel.load(folder.onnxPath, { prunable: weights, device: setup.device });
+    const forward = await ForwardModel.load(graph, { prunable: weights, device: setup.device });
     return new PruningSession(folder, tokenizer, graph, weights, forward, setup);
+  }
+
+  /** The model files' content hash (as masks record it), from the bytes already read; computed once. */
+  contentHash(): string {
+    return (this.hash ??= modelContentHash(this.graph));
   }
 
   values(name: string): Float32Array {

@@ -12,7 +12,7 @@ import type { Stage, SweepPoint } from './prune';
 import { parseWeightSelection } from './prunable';
 import { checkAggregation, checkMethod, DEFAULT_AGGREGATION } from './scores';
 import type { LrpAggregation, ScoreMethod, ScoreStatistics } from './scores';
-import { modelIdentity, saveMask } from './maskFile';
+import { saveMask } from './maskFile';
 import { loadStatistics, saveStatistics, shardOf } from './statisticsFile';
 import type { Allocation } from './types';
 import { readTextFile } from '../eval/textData';
@@ -156,10 +156,10 @@ export async function runPrune(o: PruneRunOptions, hooks: RunHooks = {}): Promis
   checkPruneOptions(o);
   const session = await openPruningSession(o, hooks);
   try {
-    const identity = modelIdentity(session.folder.onnxPath, session.folder.ref);
-    const collected = await statisticsFor(session, spec, o, identity.contentHash);
+    const contentHash = session.contentHash();
+    const collected = await statisticsFor(session, spec, o, contentHash);
     if (!o.out) return { statistics: { label: spec.label, samples: collected.stats.samples, tokens: collected.stats.tokens, collectMs: collected.collectMs, path: o.statsOut! } };
-    return await maskAndReport(session, spec, o, collected, identity.contentHash);
+    return await maskAndReport(session, spec, o, collected, contentHash);
   } finally {
     await session.close();
   }
