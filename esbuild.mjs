@@ -29,7 +29,11 @@ const builds = [
   },
   {
     // The webview runs in a browser sandbox: one IIFE with @vscode-elements/elements bundled in.
-    entryPoints: { relevancePanel: 'webview/relevancePanel/main.ts', circuitPanel: 'webview/circuitPanel/main.ts', reportPanel: 'webview/reportPanel/main.ts' },
+    entryPoints: {
+      relevancePanel: 'webview/relevancePanel/main.ts',
+      circuitPanel: 'webview/circuitPanel/main.ts',
+      reportPanel: 'webview/reportPanel/main.ts',
+    },
     bundle: true,
     platform: 'browser',
     target: 'es2022',

@@ -38,29 +38,35 @@ export class Container extends Disposable {
     });
     this.register({ dispose: () => this.client.dispose() });
     this.register({ dispose: this.client.onDidExit((info) => this.onEngineExit(info)) });
-    this.panels = this.register(new RelevancePanels(context.extensionUri, {
-      rerun: (target) => this.attribute(target),
-      restore: async (uri) => {
-        try {
-          await this.attribute(targetFor(await vscode.workspace.openTextDocument(uri)));
-        } catch (err) {
-          this.log.warn(`could not restore the relevance panel for ${uri.fsPath}: ${(err as Error).message}`);
-        }
-      },
-      outputFolder: () => {
-        const root = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
-        return root ? join(root, readSettings().outputFolder) : undefined;
-      },
-      rendered: (uri, ms) => this.log.info(`${uri ? basename(uri.fsPath) : 'panel'}: panel rendered in ${ms.toFixed(1)} ms`),
-    }));
-    this.reports = this.register(new ReportPanels(context.extensionUri, {
-      applyMask: (mask) => vscode.commands.executeCommand('lrpLens.applyMask', vscode.Uri.file(mask)),
-      outputFolder: () => this.outputFolder(),
-    }));
+    this.panels = this.register(
+      new RelevancePanels(context.extensionUri, {
+        rerun: (target) => this.attribute(target),
+        restore: async (uri) => {
+          try {
+            await this.attribute(targetFor(await vscode.workspace.openTextDocument(uri)));
+          } catch (err) {
+            this.log.warn(`could not restore the relevance panel for ${uri.fsPath}: ${(err as Error).message}`);
+          }
+        },
+        outputFolder: () => {
+          const root = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+          return root ? join(root, readSettings().outputFolder) : undefined;
+        },
+        rendered: (uri, ms) => this.log.info(`${uri ? basename(uri.fsPath) : 'panel'}: panel rendered in ${ms.toFixed(1)} ms`),
+      }),
+    );
+    this.reports = this.register(
+      new ReportPanels(context.extensionUri, {
+        applyMask: (mask) => vscode.commands.executeCommand('lrpLens.applyMask', vscode.Uri.file(mask)),
+        outputFolder: () => this.outputFolder(),
+      }),
+    );
     this.status.update(readSettings());
-    this.register(vscode.workspace.onDidChangeConfiguration((e) => {
-      if (e.affectsConfiguration('lrpLens')) this.status.update(readSettings());
-    }));
+    this.register(
+      vscode.workspace.onDidChangeConfiguration((e) => {
+        if (e.affectsConfiguration('lrpLens')) this.status.update(readSettings());
+      }),
+    );
   }
 
   /**
@@ -80,7 +86,9 @@ export class Container extends Disposable {
       this.panels.show(target, result);
       this.heatmap.paint(doc, result, target.promptOffset);
       this.status.update(settings, { device: result.model.device, lastRunMs: engineMs });
-      this.log.info(`${basename(doc.fileName)}: target ${JSON.stringify(result.target.text)}, ${result.tokens.length} tokens, engine ${engineMs} ms (run ${result.timing.runMs.toFixed(1)} ms)`);
+      this.log.info(
+        `${basename(doc.fileName)}: target ${JSON.stringify(result.target.text)}, ${result.tokens.length} tokens, engine ${engineMs} ms (run ${result.timing.runMs.toFixed(1)} ms)`,
+      );
       for (const w of result.warnings) this.log.warn(w);
       return { result };
     } catch (err) {
@@ -97,7 +105,14 @@ export class Container extends Disposable {
         token.onCancellationRequested(() => abort.abort());
         return this.client.request(
           'attribute',
-          { model: settings.model, rule: settings.rule, device: settings.device, maxTokens: settings.maxTokens, request: target.request, mask: this.appliedMask?.mask },
+          {
+            model: settings.model,
+            rule: settings.rule,
+            device: settings.device,
+            maxTokens: settings.maxTokens,
+            request: target.request,
+            mask: this.appliedMask?.mask,
+          },
           { signal: abort.signal, onProgress: (p) => progress.report({ message: p.message }) },
         );
       },
@@ -162,7 +177,10 @@ export class Container extends Disposable {
   private onEngineExit(info: ExitInfo): void {
     if (!info.unexpected || info.pending > 0) return;
     const how = info.signal ? `signal ${info.signal}` : `exit code ${info.code}`;
-    const e = new EngineError('engine-exited', `The LRP Lens engine stopped unexpectedly (${how}). Restart it; the next computation would also start a fresh one.`);
+    const e = new EngineError(
+      'engine-exited',
+      `The LRP Lens engine stopped unexpectedly (${how}). Restart it; the next computation would also start a fresh one.`,
+    );
     void this.fail(undefined, e);
   }
 

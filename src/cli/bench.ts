@@ -16,7 +16,15 @@ import { Session } from '../engine/runtime/session';
 import { causalLmFeeds, inputSpecs, seedFeeds } from '../engine/runtime/feeds';
 import type { Graph } from '../engine/onnx/graph';
 import { peakRssMB } from './peakRss';
-import { benchCircuit, benchCollection, benchQuality, circuitTable, collectionTable, qualityTable, registerBenchCollect } from './benchPruning';
+import {
+  benchCircuit,
+  benchCollection,
+  benchQuality,
+  circuitTable,
+  collectionTable,
+  qualityTable,
+  registerBenchCollect,
+} from './benchPruning';
 import { markdownTable, runCliChild } from './common';
 import type { CircuitBenchRow, CollectionRow, QualityBench } from './benchPruning';
 import { loadTokenizer } from '../engine/runtime/model';
@@ -69,7 +77,10 @@ async function benchRun(o: { onnx: string; kind: 'forward' | 'attribution'; seq:
 }
 
 function measure(onnx: string, kind: 'forward' | 'attribution', seq: number, reps: number): RunStats {
-  return runCliChild<RunStats>(['bench-run', '--onnx', onnx, '--kind', kind, '--seq', String(seq), '--reps', String(reps)], `Benchmark run failed (${kind}, seq ${seq})`);
+  return runCliChild<RunStats>(
+    ['bench-run', '--onnx', onnx, '--kind', kind, '--seq', String(seq), '--reps', String(reps)],
+    `Benchmark run failed (${kind}, seq ${seq})`,
+  );
 }
 
 function paramCount(g: Graph): number {
@@ -78,7 +89,14 @@ function paramCount(g: Graph): number {
   return n;
 }
 
-async function benchModel(name: string, graph: Graph, originalPath: string, seqLens: number[], reps: number, work: string): Promise<BenchRow[]> {
+async function benchModel(
+  name: string,
+  graph: Graph,
+  originalPath: string,
+  seqLens: number[],
+  reps: number,
+  work: string,
+): Promise<BenchRow[]> {
   const params = paramCount(graph);
   const t0 = performance.now();
   const { graph: compiled } = await compileGraph(graph, { mode: 'attnlrp' });
@@ -115,11 +133,16 @@ interface LargeCompileRow {
  */
 function benchLargeCompile(work: string): LargeCompileRow {
   const dir = join(work, 'llama-1b');
-  const built = spawnSync(process.execPath, ['--max-old-space-size=8192', process.argv[1], 'bench-build-large', '--out', dir], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  const built = spawnSync(process.execPath, ['--max-old-space-size=8192', process.argv[1], 'bench-build-large', '--out', dir], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 20,
+  });
   if (built.status !== 0) throw new LrpLensError('runtime-failure', `Building the 1B model failed: ${built.stderr.trim()}`);
   const params = Number(built.stdout.trim());
   const t0 = performance.now();
-  const res = spawnSync(process.execPath, [process.argv[1], 'compile', '--model', dir, '--out', join(dir, 'out', 'relevance.onnx')], { encoding: 'utf8' });
+  const res = spawnSync(process.execPath, [process.argv[1], 'compile', '--model', dir, '--out', join(dir, 'out', 'relevance.onnx')], {
+    encoding: 'utf8',
+  });
   const compileMs = performance.now() - t0;
   if (res.status !== 0) throw new LrpLensError('runtime-failure', `Compiling the 1B model failed: ${res.stderr.trim()}`);
   const peak = Number(/peak RSS (\d+) MB/.exec(res.stdout)?.[1] ?? NaN);
@@ -129,11 +152,24 @@ function benchLargeCompile(work: string): LargeCompileRow {
 /** Child-process entry: build the large model one layer at a time into model.onnx + model.onnx_data. */
 async function buildLarge(o: { out: string }): Promise<void> {
   const { buildLlamaLike } = await import('../engine/onnx/synthetic');
-  const cfg = { layers: 22, hidden: 2048, heads: 32, kvHeads: 4, ffn: 5632, vocab: 32000, maxPositions: 2048, dtype: 'float32' as const, seed: 1 };
+  const cfg = {
+    layers: 22,
+    hidden: 2048,
+    heads: 32,
+    kvHeads: 4,
+    ffn: 5632,
+    vocab: 32000,
+    maxPositions: 2048,
+    dtype: 'float32' as const,
+    seed: 1,
+  };
   mkdirSync(join(o.out, 'onnx'), { recursive: true });
   const graph = buildLlamaLike(cfg);
   writeModelWithExternalData(graph, join(o.out, 'onnx', 'model.onnx'), 'model.onnx_data');
-  writeFileSync(join(o.out, 'config.json'), JSON.stringify({ model_type: 'llama', architectures: ['LlamaForCausalLM'], num_hidden_layers: 22, hidden_size: 2048 }));
+  writeFileSync(
+    join(o.out, 'config.json'),
+    JSON.stringify({ model_type: 'llama', architectures: ['LlamaForCausalLM'], num_hidden_layers: 22, hidden_size: 2048 }),
+  );
   writeFileSync(join(o.out, 'tokenizer.json'), '{}');
   process.stdout.write(String(paramCount(graph)));
 }
@@ -167,55 +203,82 @@ export function registerBench(program: Command): void {
     .option('--json <out>', 'write the results as JSON')
     .option('--no-large', 'skip the compile of a ~1B-parameter model with external data')
     .option('--no-pruning', 'skip the pruning benchmarks (collection cost)')
-    .action(async (o: { model?: string[]; synthetic: boolean; large: boolean; pruning: boolean; seqLen: number[]; reps: number; json?: string }) => {
-      const work = mkdtempSync(join(tmpdir(), 'lrp-bench-'));
-      const rows: BenchRow[] = [];
-      const collection: CollectionRow[] = [];
-      const circuits: CircuitBenchRow[] = [];
-      let quality: QualityBench | undefined;
-      let large: LargeCompileRow | undefined;
-      try {
-        const shared = resolve(__dirname, '..', '..', 'shared', 'models', 'stories260k');
-        const models = o.model ?? (existsSync(shared) ? [shared] : []);
-        for (const ref of models) {
-          const m = await resolveModel(ref);
-          const name = m.ref.split('/').pop() ?? m.ref;
-          rows.push(...(await benchModel(name, readModel(m.onnxPath), m.onnxPath, o.seqLen, o.reps, work)));
-          console.log(table(rows));
-          if (o.pruning) collection.push(benchCollection(name, m.onnxPath, ...(await referenceSamples(m, work))));
-          if (o.pruning && name === 'stories260k') circuits.push(await benchCircuit(m.dir));
-          const text = resolve(__dirname, '..', '..', 'shared', 'data', 'tinystories-sample.txt');
-          if (o.pruning && name === 'stories260k' && existsSync(text)) quality = await benchQuality(m.dir, text);
+    .action(
+      async (o: {
+        model?: string[];
+        synthetic: boolean;
+        large: boolean;
+        pruning: boolean;
+        seqLen: number[];
+        reps: number;
+        json?: string;
+      }) => {
+        const work = mkdtempSync(join(tmpdir(), 'lrp-bench-'));
+        const rows: BenchRow[] = [];
+        const collection: CollectionRow[] = [];
+        const circuits: CircuitBenchRow[] = [];
+        let quality: QualityBench | undefined;
+        let large: LargeCompileRow | undefined;
+        try {
+          const shared = resolve(__dirname, '..', '..', 'shared', 'models', 'stories260k');
+          const models = o.model ?? (existsSync(shared) ? [shared] : []);
+          for (const ref of models) {
+            const m = await resolveModel(ref);
+            const name = m.ref.split('/').pop() ?? m.ref;
+            rows.push(...(await benchModel(name, readModel(m.onnxPath), m.onnxPath, o.seqLen, o.reps, work)));
+            console.log(table(rows));
+            if (o.pruning) collection.push(benchCollection(name, m.onnxPath, ...(await referenceSamples(m, work))));
+            if (o.pruning && name === 'stories260k') circuits.push(await benchCircuit(m.dir));
+            const text = resolve(__dirname, '..', '..', 'shared', 'data', 'tinystories-sample.txt');
+            if (o.pruning && name === 'stories260k' && existsSync(text)) quality = await benchQuality(m.dir, text);
+          }
+          if (o.synthetic) {
+            const { buildGpt2Like, gpt2Small124M } = await import('../engine/onnx/synthetic');
+            const graph = buildGpt2Like(gpt2Small124M());
+            const path = join(work, 'gpt2-124m.onnx');
+            writeModel(graph, path);
+            rows.push(...(await benchModel('gpt2-shaped-124M', graph, path, o.seqLen, o.reps, work)));
+            if (o.pruning) collection.push(benchCollection('gpt2-shaped-124M', path, ...randomSamples(8, 128, work)));
+          }
+          if (o.large) large = benchLargeCompile(work);
+        } finally {
+          rmSync(work, { recursive: true, force: true });
         }
-        if (o.synthetic) {
-          const { buildGpt2Like, gpt2Small124M } = await import('../engine/onnx/synthetic');
-          const graph = buildGpt2Like(gpt2Small124M());
-          const path = join(work, 'gpt2-124m.onnx');
-          writeModel(graph, path);
-          rows.push(...(await benchModel('gpt2-shaped-124M', graph, path, o.seqLen, o.reps, work)));
-          if (o.pruning) collection.push(benchCollection('gpt2-shaped-124M', path, ...randomSamples(8, 128, work)));
+        console.log(table(rows));
+        if (collection.length)
+          console.log(
+            `\npruning statistics, LRP weight relevance (${'abs-tokens'}) vs Wanda's activation norms, same samples:\n${collectionTable(collection)}`,
+          );
+        if (quality) {
+          console.log(
+            `\npruning quality, stories260k (reference: first 6 stories, evaluation: last 3; row-wise; dense perplexity ${quality.dense.toFixed(3)}):\n${qualityTable(quality)}`,
+          );
+          console.log(`LRP ÷ Wanda perplexity at 50%: ${quality.lrpOverWandaAt50.toFixed(3)} (target ≤ 1.0; the paper: 1.029)`);
         }
-        if (o.large) large = benchLargeCompile(work);
-      } finally {
-        rmSync(work, { recursive: true, force: true });
-      }
-      console.log(table(rows));
-      if (collection.length) console.log(`\npruning statistics, LRP weight relevance (${'abs-tokens'}) vs Wanda's activation norms, same samples:\n${collectionTable(collection)}`);
-      if (quality) {
-        console.log(`\npruning quality, stories260k (reference: first 6 stories, evaluation: last 3; row-wise; dense perplexity ${quality.dense.toFixed(3)}):\n${qualityTable(quality)}`);
-        console.log(`LRP ÷ Wanda perplexity at 50%: ${quality.lrpOverWandaAt50.toFixed(3)} (target ≤ 1.0; the paper: 1.029)`);
-      }
-      if (circuits.length) console.log(`\ncircuit search (LRP, neurons, global; masks fed to one session, nothing recompiled per sparsity):\n${circuitTable(circuits)}`);
-      if (large) {
-        console.log(`\ncompile of a ${(large.params / 1e9).toFixed(2)}B-parameter Llama-shaped model with external data (${(large.weightsBytes / 2 ** 30).toFixed(2)} GiB): ` +
-          `${(large.compileMs / 1000).toFixed(2)} s, peak RSS ${large.peakRssMB.toFixed(0)} MB (targets < 10 s, < 1024 MB)`);
-      }
-      if (o.json) {
-        mkdirSync(dirname(resolve(o.json)), { recursive: true });
-        writeFileSync(o.json, JSON.stringify({ date: new Date().toISOString(), node: process.version, rows, collection, circuits, quality, largeCompile: large }, null, 2) + '\n');
-        console.log(`wrote ${o.json}`);
-      }
-    });
+        if (circuits.length)
+          console.log(
+            `\ncircuit search (LRP, neurons, global; masks fed to one session, nothing recompiled per sparsity):\n${circuitTable(circuits)}`,
+          );
+        if (large) {
+          console.log(
+            `\ncompile of a ${(large.params / 1e9).toFixed(2)}B-parameter Llama-shaped model with external data (${(large.weightsBytes / 2 ** 30).toFixed(2)} GiB): ` +
+              `${(large.compileMs / 1000).toFixed(2)} s, peak RSS ${large.peakRssMB.toFixed(0)} MB (targets < 10 s, < 1024 MB)`,
+          );
+        }
+        if (o.json) {
+          mkdirSync(dirname(resolve(o.json)), { recursive: true });
+          writeFileSync(
+            o.json,
+            JSON.stringify(
+              { date: new Date().toISOString(), node: process.version, rows, collection, circuits, quality, largeCompile: large },
+              null,
+              2,
+            ) + '\n',
+          );
+          console.log(`wrote ${o.json}`);
+        }
+      },
+    );
 
   registerBenchCollect(program);
   program.command('bench-build-large', { hidden: true }).requiredOption('--out <dir>').action(buildLarge);
@@ -233,7 +296,9 @@ export function registerBench(program: Command): void {
 async function referenceSamples(m: Awaited<ReturnType<typeof resolveModel>>, work: string): Promise<[string, number[][]]> {
   const text = resolve(__dirname, '..', '..', 'shared', 'data', 'tinystories-sample.txt');
   const tokenizer = await loadTokenizer(m);
-  const samples = existsSync(text) ? windows(tokenStream(splitDocuments(readFileSync(text, 'utf8')), tokenizer), 128) : randomSamples(16, 128, work)[1];
+  const samples = existsSync(text)
+    ? windows(tokenStream(splitDocuments(readFileSync(text, 'utf8')), tokenizer), 128)
+    : randomSamples(16, 128, work)[1];
   const file = join(work, 'samples.json');
   writeFileSync(file, JSON.stringify(samples));
   return [file, samples];

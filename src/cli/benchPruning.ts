@@ -34,7 +34,8 @@ interface CollectStats {
 async function benchCollect(o: { onnx: string; method: 'lrp' | 'wanda'; samples: string }): Promise<void> {
   const samples = JSON.parse(readFileSync(o.samples, 'utf8')) as number[][];
   const weights = selectWeights(findLinearWeights(readModel(o.onnx)));
-  if (o.method === 'lrp') await compileModelFile(o.onnx, { mode: 'attnlrp', weightRelevance: weights.map((w) => w.name), weightAggregation: 'absolute' });
+  if (o.method === 'lrp')
+    await compileModelFile(o.onnx, { mode: 'attnlrp', weightRelevance: weights.map((w) => w.name), weightAggregation: 'absolute' });
   const t0 = performance.now();
   await collectStatistics(o.onnx, weights, o.method, samples, { aggregation: DEFAULT_AGGREGATION });
   const stats: CollectStats = { ms: performance.now() - t0, maxRssMB: peakRssMB() };
@@ -42,7 +43,10 @@ async function benchCollect(o: { onnx: string; method: 'lrp' | 'wanda'; samples:
 }
 
 function measureCollect(onnx: string, method: 'lrp' | 'wanda', samplesFile: string): CollectStats {
-  return runCliChild<CollectStats>(['bench-collect', '--onnx', onnx, '--method', method, '--samples', samplesFile], `Collection benchmark failed (${method})`);
+  return runCliChild<CollectStats>(
+    ['bench-collect', '--onnx', onnx, '--method', method, '--samples', samplesFile],
+    `Collection benchmark failed (${method})`,
+  );
 }
 
 export function benchCollection(model: string, onnx: string, samplesFile: string, samples: number[][]): CollectionRow {
@@ -64,11 +68,19 @@ export function benchCollection(model: string, onnx: string, samplesFile: string
 
 export function collectionTable(rows: CollectionRow[]): string {
   const head = ['model', 'samples × len', 'lrp s', 'wanda s', 'time ×', 'lrp RSS MB', 'wanda RSS MB', 'RSS ×', 'lrp samples/s'];
-  const body = rows.map((r) => [r.model, `${r.samples} × ${r.seqLen}`, (r.lrpMs / 1000).toFixed(2), (r.wandaMs / 1000).toFixed(2), r.timeRatio.toFixed(2),
-    r.lrpRssMB.toFixed(0), r.wandaRssMB.toFixed(0), r.rssRatio.toFixed(2), r.lrpSamplesPerSec.toFixed(2)]);
+  const body = rows.map((r) => [
+    r.model,
+    `${r.samples} × ${r.seqLen}`,
+    (r.lrpMs / 1000).toFixed(2),
+    (r.wandaMs / 1000).toFixed(2),
+    r.timeRatio.toFixed(2),
+    r.lrpRssMB.toFixed(0),
+    r.wandaRssMB.toFixed(0),
+    r.rssRatio.toFixed(2),
+    r.lrpSamplesPerSec.toFixed(2),
+  ]);
   return markdownTable(head, body);
 }
-
 
 export function registerBenchCollect(program: Command): void {
   program
@@ -100,17 +112,38 @@ export async function benchCircuit(model: string): Promise<CircuitBenchRow> {
     const task = generateTask('pronoun', { n: 120, seed: 1, tokenizer: session.tokenizer });
     const { train, heldOut } = splitTask(tokenizeTask(task, session.tokenizer), { seed: 1 });
     const dense = (await evaluateTask(session, heldOut, 'logit_diff')).mean;
-    const curve = await circuitCurve(session, 'lrp', train, heldOut, dense, { metric: 'logit_diff', granularity: 'neurons', ranking: 'global', threshold: 0.9 });
+    const curve = await circuitCurve(session, 'lrp', train, heldOut, dense, {
+      metric: 'logit_diff',
+      granularity: 'neurons',
+      ranking: 'global',
+      threshold: 0.9,
+    });
     const totalMs = performance.now() - t0;
-    return { task: 'pronoun', samples: task.samples.length, sparsities: curve.points.length, collectMs: curve.collectMs, evalPerSparsityMs: (totalMs - curve.collectMs) / curve.points.length, totalMs };
+    return {
+      task: 'pronoun',
+      samples: task.samples.length,
+      sparsities: curve.points.length,
+      collectMs: curve.collectMs,
+      evalPerSparsityMs: (totalMs - curve.collectMs) / curve.points.length,
+      totalMs,
+    };
   } finally {
     await session.close();
   }
 }
 
 export function circuitTable(rows: CircuitBenchRow[]): string {
-  return markdownTable(['task', 'samples', 'sparsities', 'collect s', 'eval per sparsity ms', 'total s'],
-    rows.map((r) => [r.task, String(r.samples), String(r.sparsities), (r.collectMs / 1000).toFixed(2), r.evalPerSparsityMs.toFixed(0), (r.totalMs / 1000).toFixed(2)]));
+  return markdownTable(
+    ['task', 'samples', 'sparsities', 'collect s', 'eval per sparsity ms', 'total s'],
+    rows.map((r) => [
+      r.task,
+      String(r.samples),
+      String(r.sparsities),
+      (r.collectMs / 1000).toFixed(2),
+      r.evalPerSparsityMs.toFixed(0),
+      (r.totalMs / 1000).toFixed(2),
+    ]),
+  );
 }
 
 export interface QualityRow {
@@ -143,7 +176,10 @@ export async function benchQuality(model: string, textFile: string): Promise<Qua
     const dense = (await session.perplexity(evaluation)).perplexity;
     const specs: [string, 'lrp' | 'wanda' | 'magnitude' | 'gradient' | 'random', string?][] = [
       ...LRP_AGGREGATIONS.map((a) => [`lrp:${a}`, 'lrp', a] as [string, 'lrp', string]),
-      ['wanda', 'wanda'], ['magnitude', 'magnitude'], ['gradient', 'gradient'], ['random', 'random'],
+      ['wanda', 'wanda'],
+      ['magnitude', 'magnitude'],
+      ['gradient', 'gradient'],
+      ['random', 'random'],
     ];
     const rows: QualityRow[] = [];
     for (const [label, method, aggregation] of specs) {
@@ -159,5 +195,8 @@ export async function benchQuality(model: string, textFile: string): Promise<Qua
 }
 
 export function qualityTable(q: QualityBench): string {
-  return markdownTable(['method', ...q.sparsities.map((s) => `${s * 100}%`)], q.rows.map((r) => [r.method, ...q.sparsities.map((s) => r.perplexity[String(s)].toFixed(2))]));
+  return markdownTable(
+    ['method', ...q.sparsities.map((s) => `${s * 100}%`)],
+    q.rows.map((r) => [r.method, ...q.sparsities.map((s) => r.perplexity[String(s)].toFixed(2))]),
+  );
 }

@@ -27,15 +27,38 @@ async function makeTask(o: { kind: TaskKind; n: number; seed: number; out: strin
   console.log(`wrote ${written.samples} ${o.kind} samples to ${written.path}`);
 }
 
-async function evalTask(o: { model: string; mask?: string; task: string; metric?: TaskMetric; device: Device; json?: string }): Promise<void> {
+async function evalTask(o: {
+  model: string;
+  mask?: string;
+  task: string;
+  metric?: TaskMetric;
+  device: Device;
+  json?: string;
+}): Promise<void> {
   const loaded = o.mask ? await loadMaskForModel(o.model, o.mask) : undefined;
-  const session = await PruningSession.open({ model: o.model, device: o.device, selection: { names: loaded ? [...loaded.mask.keys()] : [] } });
+  const session = await PruningSession.open({
+    model: o.model,
+    device: o.device,
+    selection: { names: loaded ? [...loaded.mask.keys()] : [] },
+  });
   try {
     const task = readTaskFile(o.task, session.tokenizer);
     const metric = o.metric ?? task.header.metric;
     const result = await evaluateTask(session, tokenizeTask(task, session.tokenizer, o.task), metric, loaded?.mask);
-    if (o.json) writeJson(o.json, { schema: 'lrp-lens/task-eval@1', model: session.folder.ref, mask: loaded?.paths.safetensors ?? null, task: o.task, ...result, metric, mean: result.mean });
-    if (o.json !== '-') console.log(`${task.header.name}: mean ${metric} ${result.mean.toFixed(4)} over ${result.perSample.length} samples${loaded ? ' (masked)' : ''}`);
+    if (o.json)
+      writeJson(o.json, {
+        schema: 'lrp-lens/task-eval@1',
+        model: session.folder.ref,
+        mask: loaded?.paths.safetensors ?? null,
+        task: o.task,
+        ...result,
+        metric,
+        mean: result.mean,
+      });
+    if (o.json !== '-')
+      console.log(
+        `${task.header.name}: mean ${metric} ${result.mean.toFixed(4)} over ${result.perSample.length} samples${loaded ? ' (masked)' : ''}`,
+      );
   } finally {
     await session.close();
   }
@@ -68,7 +91,17 @@ async function circuit(o: CircuitOptions): Promise<void> {
 
 function printCircuit(dense: number, curves: MethodCurve[], dir: string): void {
   console.log(`dense metric ${dense.toFixed(4)}`);
-  console.log(markdownTable(['method', 'circuit sparsity', 'retained', 'collect s'], curves.map((c) => [c.method, c.chosen ? c.chosen.achieved.toFixed(4) : 'none', c.chosen ? c.chosen.retained.toFixed(3) : '-', (c.collectMs / 1000).toFixed(2)])));
+  console.log(
+    markdownTable(
+      ['method', 'circuit sparsity', 'retained', 'collect s'],
+      curves.map((c) => [
+        c.method,
+        c.chosen ? c.chosen.achieved.toFixed(4) : 'none',
+        c.chosen ? c.chosen.retained.toFixed(3) : '-',
+        (c.collectMs / 1000).toFixed(2),
+      ]),
+    ),
+  );
   console.log(`wrote ${join(dir, 'circuit.json')}, circuit.svg and mask.safetensors + mask.json`);
 }
 
@@ -89,7 +122,7 @@ export function registerCircuits(program: Command): void {
     .option('--model <folder|hub-id>', 'model folder or hub id', defaultModel())
     .option('--mask <mask>', 'a mask or circuit mask')
     .requiredOption('--task <file>', 'task file')
-    .addOption(new Option('--metric <m>', 'metric (default: the task header\'s)').choices(METRICS))
+    .addOption(new Option('--metric <m>', "metric (default: the task header's)").choices(METRICS))
     .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda']).default('cpu'))
     .option('--json <out>', "write the result as JSON ('-' for stdout)")
     .action(evalTask);
@@ -102,9 +135,13 @@ export function registerCircuits(program: Command): void {
     .option('--method <m>', 'lrp | wanda | gradient | activation | magnitude | random', 'lrp')
     .option('--compare <list>', 'other methods whose curves are recorded too, e.g. wanda,gradient')
     .addOption(new Option('--granularity <g>', 'components').choices(['weights', 'neurons', 'heads']).default('weights'))
-    .addOption(new Option('--ranking <r>', 'one ranking over the model, or per row (neurons: per layer)').choices(['global', 'row']).default('global'))
+    .addOption(
+      new Option('--ranking <r>', 'one ranking over the model, or per row (neurons: per layer)')
+        .choices(['global', 'row'])
+        .default('global'),
+    )
     .option('--threshold <f>', 'keep at least this fraction of the dense metric', Number, 0.9)
-    .addOption(new Option('--metric <m>', 'metric (default: the task header\'s)').choices(METRICS))
+    .addOption(new Option('--metric <m>', "metric (default: the task header's)").choices(METRICS))
     .option('--held-out <f>', 'fraction of samples held out for evaluation', Number, 0.3)
     .option('--seed <s>', 'split seed', Number, 0)
     .option('--general <file>', 'general text: perplexity of the circuit as a control')

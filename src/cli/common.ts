@@ -31,7 +31,6 @@ export function writeJson(path: string, data: unknown): void {
   }
 }
 
-
 /** A table in Markdown pipe syntax, columns padded to their widest cell (the CLI's and benchmarks' output). */
 export function markdownTable(head: string[], body: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));

@@ -35,7 +35,8 @@ interface CorrectOptions {
 
 function countList(v: string): number[] {
   const list = v.split(',').map((s) => Number(s.trim()));
-  if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n < 1)) throw new InvalidArgumentError(`'${v}': counts are whole numbers ≥ 1, e.g. 10,20,50,100.`);
+  if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n < 1))
+    throw new InvalidArgumentError(`'${v}': counts are whole numbers ≥ 1, e.g. 10,20,50,100.`);
   return list;
 }
 
@@ -51,10 +52,13 @@ async function correct(o: CorrectOptions): Promise<void> {
 
 function printCurve(report: CorrectReport): void {
   const rows = [['dense', '0', report.dense.behaviour.toFixed(4), report.dense.perplexity.toFixed(3), '']];
-  for (const p of report.points) rows.push([report.method, String(p.count), p.behaviour.toFixed(4), p.perplexity.toFixed(3), `${(100 * p.perplexityRise).toFixed(1)}%`]);
+  for (const p of report.points)
+    rows.push([report.method, String(p.count), p.behaviour.toFixed(4), p.perplexity.toFixed(3), `${(100 * p.perplexityRise).toFixed(1)}%`]);
   console.log(markdownTable(['method', 'count', report.metric.kind, 'perplexity', 'Δ perplexity'], rows));
   const chosen = report.chosen;
-  console.log(`chose ${chosen.count}${chosen.withinBudget ? '' : ' (no count kept perplexity within the budget; the smallest was kept)'}: ${chosen.mask}`);
+  console.log(
+    `chose ${chosen.count}${chosen.withinBudget ? '' : ' (no count kept perplexity within the budget; the smallest was kept)'}: ${chosen.mask}`,
+  );
 }
 
 export function registerCorrection(program: Command): void {
@@ -63,7 +67,10 @@ export function registerCorrection(program: Command): void {
     .description('prune the components that drive an undesired behaviour (R̄_general − R̄_undesired), measure behaviour and perplexity')
     .option('--model <folder|hub-id>', 'model folder or hub id', defaultModel())
     .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda']).default('cpu'))
-    .requiredOption('--undesired <file>', 'prompts that trigger the behaviour: *.prompts.jsonl (target = undesired continuation) or one prompt a line')
+    .requiredOption(
+      '--undesired <file>',
+      'prompts that trigger the behaviour: *.prompts.jsonl (target = undesired continuation) or one prompt a line',
+    )
     .requiredOption('--general <file>', 'general text (or *.prompts.jsonl) whose ability should stay')
     .option('--held-out <file>', 'prompts to measure the behaviour on (default: the undesired prompts)')
     .addOption(new Option('--granularity <g>', 'what to prune').choices(['neurons', 'weights', 'heads']).default('neurons'))

@@ -40,9 +40,23 @@ async function attribute(o: AttributeOptions): Promise<void> {
   if (sources !== 1) throw new LrpLensError('bad-argument', 'Give exactly one of --prompt TEXT, --file F or --ids 1,2,3.');
   if (o.file && !existsSync(o.file)) throw new LrpLensError('bad-argument', `Prompt file not found: ${o.file}.`);
   const prompt = o.file ? readFileSync(o.file, 'utf8') : o.prompt;
-  const engine = await AttributionEngine.load(o.model, { rule: o.rule, device: o.device, strictDevice: o.strictDevice, offline: o.offline, cache: o.cache });
+  const engine = await AttributionEngine.load(o.model, {
+    rule: o.rule,
+    device: o.device,
+    strictDevice: o.strictDevice,
+    offline: o.offline,
+    cache: o.cache,
+  });
   try {
-    const req: AttributeRequest = { prompt, ids: o.ids, target: o.target, targetId: o.targetId, foil: o.foil, foilId: o.foilId, continuation: o.continuation };
+    const req: AttributeRequest = {
+      prompt,
+      ids: o.ids,
+      target: o.target,
+      targetId: o.targetId,
+      foil: o.foil,
+      foilId: o.foilId,
+      continuation: o.continuation,
+    };
     const result = await engine.attribute(req);
     if (o.json) writeJson(o.json, result);
     if (o.json !== '-') console.log(renderSummary(result, o.color && !!process.stdout.isTTY && !process.env.NO_COLOR));
@@ -63,7 +77,9 @@ function addAttributeOptions(c: Command): Command {
     .option('--foil-id <n>', 'foil token id', intArg)
     .option('--continuation <text>', 'attribute every token of this continuation (target × source matrix)')
     .addOption(new Option('--rule <rule>', 'relevance rules').choices(RULES).default('attnlrp'))
-    .addOption(new Option('--device <device>', 'execution provider (cuda falls back to cpu with a warning)').choices(['cpu', 'cuda']).default('cpu'))
+    .addOption(
+      new Option('--device <device>', 'execution provider (cuda falls back to cpu with a warning)').choices(['cpu', 'cuda']).default('cpu'),
+    )
     .option('--strict-device', 'fail instead of falling back to the CPU')
     .option('--offline', 'never download (also LRP_LENS_OFFLINE=1)')
     .option('--no-cache', 'recompile instead of using the compiled-graph cache')
@@ -76,11 +92,21 @@ function renderReport(r: ModelReport): string {
   const lines = [
     `${r.model.onnx} (${mb(r.model.bytes)})`,
     `family ${r.family ?? '?'} (${r.architecture ?? '?'}), ${r.layers ?? '?'} layers, ${r.heads ?? '?'} heads / ${r.kvHeads ?? '?'} KV heads, hidden ${r.hiddenSize ?? '?'}, MLP ${r.intermediateSize ?? '?'}, vocab ${r.vocabSize ?? '?'}, context ${r.maxPositions ?? '?'}`,
-    `${(r.parameters / 1e6).toFixed(2)}M parameters; weights ${Object.entries(r.precision).map(([k, v]) => `${k} ×${v}`).join(', ') || 'none'}`,
+    `${(r.parameters / 1e6).toFixed(2)}M parameters; weights ${
+      Object.entries(r.precision)
+        .map(([k, v]) => `${k} ×${v}`)
+        .join(', ') || 'none'
+    }`,
     `opset ${r.opset}, IR ${r.irVersion}, producer ${r.producer || '?'}; export style: ${r.exportStyle}`,
     `external data: ${r.externalData ? `${r.externalData.files.join(', ')} (${mb(r.externalData.bytes)})` : 'none'}`,
-    `ops: ${Object.entries(r.ops).map(([k, v]) => `${k} ${v}`).join(', ')}`,
-    `rewrites: ${Object.entries(r.rewrites).map(([k, v]) => `${k} ×${v}`).join(', ') || 'none needed'}`,
+    `ops: ${Object.entries(r.ops)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
+    `rewrites: ${
+      Object.entries(r.rewrites)
+        .map(([k, v]) => `${k} ×${v}`)
+        .join(', ') || 'none needed'
+    }`,
     `devices: cpu${r.devices.cuda ? ', cuda' : ' (cuda provider not installed)'}`,
     r.attribution.supported
       ? `attribution: supported (${r.attribution.layers} layers, ${r.attribution.heads ?? '?'} heads, ${r.attribution.neurons ?? '?'} neurons)`
@@ -96,7 +122,9 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
 
-  addAttributeOptions(program.command('attribute').description('attribute a prompt: token heatmap, layers, heads, neurons')).action(attribute);
+  addAttributeOptions(program.command('attribute').description('attribute a prompt: token heatmap, layers, heads, neurons')).action(
+    attribute,
+  );
 
   program
     .command('demo')
@@ -104,7 +132,14 @@ export function buildProgram(): Command {
     .option('--model <folder|hub-id>', 'model', defaultModel())
     .action(async (o: { model: string }) => {
       console.log(`model: ${o.model}`);
-      await attribute({ model: o.model, prompt: 'Once upon a time, there was a little girl named', rule: 'attnlrp', device: 'cpu', cache: true, color: true });
+      await attribute({
+        model: o.model,
+        prompt: 'Once upon a time, there was a little girl named',
+        rule: 'attnlrp',
+        device: 'cpu',
+        cache: true,
+        color: true,
+      });
     });
 
   program
@@ -123,7 +158,9 @@ export function buildProgram(): Command {
       writeModelReferencingSource(graph, dirname(resolve(o.out)), basename(o.out), false);
       const ms = performance.now() - t0;
       const rss = peakRssMB();
-      console.log(`wrote ${o.out} in ${ms.toFixed(0)} ms (peak RSS ${rss.toFixed(0)} MB): ${info.layers} layers, ${info.heads ?? '?'} heads, ${info.neurons ?? '?'} neurons; outputs ${info.outputs.length}`);
+      console.log(
+        `wrote ${o.out} in ${ms.toFixed(0)} ms (peak RSS ${rss.toFixed(0)} MB): ${info.layers} layers, ${info.heads ?? '?'} heads, ${info.neurons ?? '?'} neurons; outputs ${info.outputs.length}`,
+      );
       for (const w of info.warnings) console.log(`warning: ${w}`);
     });
 
@@ -153,7 +190,8 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     const e = err as { code?: string; exitCode?: number; message?: string };
-    if (e.code?.startsWith('commander.')) return e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : 2;
+    if (e.code?.startsWith('commander.'))
+      return e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : 2;
     if (LrpLensError.is(err)) {
       console.error(`error: ${err.message}`);
       return err.reason === 'bad-argument' ? 2 : 1;

@@ -16,7 +16,8 @@ import { defaultModel, markdownTable, writeJson } from './common';
 
 function sparsityList(v: string): number[] {
   const list = v.split(',').map((s) => Number(s.trim()));
-  if (list.some((s) => !Number.isFinite(s) || s < 0 || s >= 1)) throw new InvalidArgumentError(`'${v}': sparsities are numbers in [0, 1), e.g. 0.5 or 0.3,0.5,0.7.`);
+  if (list.some((s) => !Number.isFinite(s) || s < 0 || s >= 1))
+    throw new InvalidArgumentError(`'${v}': sparsities are numbers in [0, 1), e.g. 0.5 or 0.3,0.5,0.7.`);
   return list;
 }
 
@@ -36,7 +37,9 @@ async function prune(o: PruneOptions): Promise<void> {
   const result = await runPrune(o);
   if (!isPruneReport(result)) {
     const s = result.statistics;
-    console.log(`wrote ${s.path}: ${s.label} statistics over ${s.samples} samples (${s.tokens} tokens) in ${(s.collectMs / 1000).toFixed(2)} s`);
+    console.log(
+      `wrote ${s.path}: ${s.label} statistics over ${s.samples} samples (${s.tokens} tokens) in ${(s.collectMs / 1000).toFixed(2)} s`,
+    );
     return;
   }
   if (o.json) writeJson(o.json, result);
@@ -46,7 +49,12 @@ async function prune(o: PruneOptions): Promise<void> {
 function printPoints(label: string, report: PruneReport): void {
   const dense = report.dense.perplexity;
   if (dense !== null) console.log(`dense perplexity ${dense.toFixed(3)}`);
-  console.log(markdownTable(['method', 'sparsity', 'achieved', 'perplexity', 'mask'], report.points.map((p) => [label, p.sparsity.toFixed(2), p.achieved.toFixed(4), p.perplexity?.toFixed(3) ?? '-', p.mask])));
+  console.log(
+    markdownTable(
+      ['method', 'sparsity', 'achieved', 'perplexity', 'mask'],
+      report.points.map((p) => [label, p.sparsity.toFixed(2), p.achieved.toFixed(4), p.perplexity?.toFixed(3) ?? '-', p.mask]),
+    ),
+  );
 }
 
 interface CompareOptions extends CommonOptions {
@@ -68,8 +76,16 @@ async function compare(o: CompareOptions): Promise<void> {
       const t0 = performance.now();
       const stats = await session.statistics(spec.method, reference?.samples ?? [], { aggregation: spec.aggregation });
       const collectMs = performance.now() - t0;
-      const points = await sweep(session, session.scores(stats, o.seed), o.sparsities, { allocation: o.allocation, structured: o.structured, evalWindows: evaluation.samples });
-      results.push({ method: spec.label, collectMs, points: points.map((p) => ({ sparsity: p.sparsity, achieved: p.achieved, perplexity: p.perplexity! })) });
+      const points = await sweep(session, session.scores(stats, o.seed), o.sparsities, {
+        allocation: o.allocation,
+        structured: o.structured,
+        evalWindows: evaluation.samples,
+      });
+      results.push({
+        method: spec.label,
+        collectMs,
+        points: points.map((p) => ({ sparsity: p.sparsity, achieved: p.achieved, perplexity: p.perplexity! })),
+      });
     }
     const report = {
       schema: 'lrp-lens/compare@1',
@@ -84,7 +100,12 @@ async function compare(o: CompareOptions): Promise<void> {
     if (o.json) writeJson(o.json, report);
     if (o.json !== '-') {
       console.log(`dense perplexity ${dense.toFixed(3)}`);
-      console.log(markdownTable(['method', ...o.sparsities.map((s) => `${s}`), 'collect s'], results.map((r) => [r.method, ...r.points.map((p) => p.perplexity.toFixed(2)), (r.collectMs / 1000).toFixed(2)])));
+      console.log(
+        markdownTable(
+          ['method', ...o.sparsities.map((s) => `${s}`), 'collect s'],
+          results.map((r) => [r.method, ...r.points.map((p) => p.perplexity.toFixed(2)), (r.collectMs / 1000).toFixed(2)]),
+        ),
+      );
     }
   } finally {
     await session.close();
@@ -98,9 +119,19 @@ async function evaluate(o: { model: string; mask?: string; text: string; seqLen:
   try {
     const text = session.samples(o.text, { seqLen: o.seqLen }, 'evaluation');
     const result = await session.perplexity(text.samples, loaded?.mask);
-    const report = { schema: 'lrp-lens/eval@1', model: session.folder.ref, mask: loaded ? loaded.paths.safetensors : null, text: o.text, seqLen: o.seqLen, ...result };
+    const report = {
+      schema: 'lrp-lens/eval@1',
+      model: session.folder.ref,
+      mask: loaded ? loaded.paths.safetensors : null,
+      text: o.text,
+      seqLen: o.seqLen,
+      ...result,
+    };
     if (o.json) writeJson(o.json, report);
-    if (o.json !== '-') console.log(`perplexity ${result.perplexity.toFixed(4)} over ${result.tokens} tokens (${result.windows} windows of ≤ ${o.seqLen})${loaded ? ` with mask ${basename(loaded.paths.safetensors)}` : ''}`);
+    if (o.json !== '-')
+      console.log(
+        `perplexity ${result.perplexity.toFixed(4)} over ${result.tokens} tokens (${result.windows} windows of ≤ ${o.seqLen})${loaded ? ` with mask ${basename(loaded.paths.safetensors)}` : ''}`,
+      );
   } finally {
     await session.close();
   }
@@ -113,8 +144,10 @@ async function exportModel(o: { model: string; mask: string; out: string; json?:
   if (o.json) writeJson(o.json, { schema: 'lrp-lens/export@1', model: folder.ref, mask: loaded.paths.safetensors, ...report });
   const mb = (b: number) => `${(b / 2 ** 20).toFixed(2)} MB`;
   if (o.json !== '-') {
-    console.log(`wrote ${report.dir}: ${report.prunedElements} of ${report.maskedElements} masked weights zeroed; folder ${mb(report.folderBytes)}, ` +
-      `${mb(report.bitmaskFolderBytes)} if pruned weights were stored as bitmask + values, ${mb(report.csrFolderBytes)} as CSR`);
+    console.log(
+      `wrote ${report.dir}: ${report.prunedElements} of ${report.maskedElements} masked weights zeroed; folder ${mb(report.folderBytes)}, ` +
+        `${mb(report.bitmaskFolderBytes)} if pruned weights were stored as bitmask + values, ${mb(report.csrFolderBytes)} as CSR`,
+    );
   }
 }
 
@@ -156,7 +189,9 @@ export function registerPruning(program: Command): void {
     .action((o: { stats: string[]; out: string }) => {
       const merged = mergeStored(o.stats.map(loadStatistics));
       saveStatistics(o.out, merged);
-      console.log(`wrote ${o.out}: shards ${merged.provenance.shards.join(', ')} of ${merged.provenance.of}, ${merged.stats.samples} samples, ${merged.stats.tokens} tokens`);
+      console.log(
+        `wrote ${o.out}: shards ${merged.provenance.shards.join(', ')} of ${merged.provenance.of}, ${merged.stats.samples} samples, ${merged.stats.tokens} tokens`,
+      );
     });
 
   addCommon(program.command('compare').description('perplexity vs sparsity for several methods on one reference and evaluation set'))
@@ -186,4 +221,3 @@ export function registerPruning(program: Command): void {
     .option('--json <out>', "write the export report as JSON ('-' for stdout)")
     .action(exportModel);
 }
-

@@ -19,8 +19,15 @@ const APPLIED_KEY = 'lrpLens.appliedMask';
 async function pickMask(c: Container): Promise<string | undefined> {
   const folder = c.outputFolder();
   const masks = folder ? await vscode.workspace.findFiles(new vscode.RelativePattern(folder, '**/*.safetensors'), undefined, 500) : [];
-  if (masks.length === 0) throw new EngineError('bad-argument', `No mask in ${folder ?? 'the output folder'}. Run LRP Lens: Prune Model… or Correct Behaviour… first, or pass a mask file.`);
-  const pick = await vscode.window.showQuickPick(masks.map((m) => ({ label: basename(m.fsPath, '.safetensors'), description: vscode.workspace.asRelativePath(m), path: m.fsPath })), { title: 'Apply which mask?' });
+  if (masks.length === 0)
+    throw new EngineError(
+      'bad-argument',
+      `No mask in ${folder ?? 'the output folder'}. Run LRP Lens: Prune Model… or Correct Behaviour… first, or pass a mask file.`,
+    );
+  const pick = await vscode.window.showQuickPick(
+    masks.map((m) => ({ label: basename(m.fsPath, '.safetensors'), description: vscode.workspace.asRelativePath(m), path: m.fsPath })),
+    { title: 'Apply which mask?' },
+  );
   return pick?.path;
 }
 
@@ -31,14 +38,16 @@ export async function applyMask(c: Container, mask: string): Promise<PrunedModel
   c.status.setMask({ name: basename(pruned.mask, '.safetensors'), sparsity: pruned.sparsity });
   await c.context.workspaceState.update(APPLIED_KEY, pruned.mask);
   c.log.info(`mask ${pruned.mask} applied: attributions run on ${pruned.dir}${pruned.cached ? ' (cached)' : ' (exported)'}`);
-  void vscode.window.showInformationMessage(`LRP Lens: mask ${basename(pruned.mask)} applied (${(pruned.sparsity * 100).toFixed(1)}% pruned). Attributions now use the pruned model.`);
+  void vscode.window.showInformationMessage(
+    `LRP Lens: mask ${basename(pruned.mask)} applied (${(pruned.sparsity * 100).toFixed(1)}% pruned). Attributions now use the pruned model.`,
+  );
   return pruned;
 }
 
 export function registerApplyMask(c: Container): vscode.Disposable {
   return vscode.commands.registerCommand('lrpLens.applyMask', async (arg?: vscode.Uri | string) => {
     try {
-      const mask = typeof arg === 'string' ? arg : arg?.fsPath ?? (await pickMask(c));
+      const mask = typeof arg === 'string' ? arg : (arg?.fsPath ?? (await pickMask(c)));
       return mask ? { applied: await applyMask(c, mask) } : undefined;
     } catch (err) {
       return c.failTask('applying the mask', err);
@@ -74,7 +83,11 @@ export function registerOpenReport(c: Container): vscode.Disposable {
   return vscode.commands.registerCommand('lrpLens.openReport', async (arg?: vscode.Uri) => {
     try {
       const uri = arg ?? vscode.window.activeTextEditor?.document.uri;
-      if (!uri) throw new EngineError('bad-argument', 'No report given. Choose a *.report.json file written by Prune Model… or Correct Behaviour… (or lrp-lens prune/correct --json).');
+      if (!uri)
+        throw new EngineError(
+          'bad-argument',
+          'No report given. Choose a *.report.json file written by Prune Model… or Correct Behaviour… (or lrp-lens prune/correct --json).',
+        );
       c.reports.show({ report: parseReport(uri.fsPath), reportPath: uri.fsPath });
       return { opened: uri.fsPath };
     } catch (err) {
@@ -88,11 +101,17 @@ function parseReport(path: string): PruneReport | CorrectReport {
   try {
     value = JSON.parse(readFileSync(path, 'utf8'));
   } catch (err) {
-    throw new EngineError('bad-argument', `${basename(path)} is not readable JSON (${(err as Error).message}). Open a report written by Prune Model… or Correct Behaviour….`);
+    throw new EngineError(
+      'bad-argument',
+      `${basename(path)} is not readable JSON (${(err as Error).message}). Open a report written by Prune Model… or Correct Behaviour….`,
+    );
   }
   const kind = reportKind(value);
   if (kind !== 'prune' && kind !== 'correct') {
-    throw new EngineError('bad-argument', `${basename(path)} is not a pruning or correction report (schema lrp-lens/prune@1 or lrp-lens/correct@1). Open the *.report.json beside a mask.`);
+    throw new EngineError(
+      'bad-argument',
+      `${basename(path)} is not a pruning or correction report (schema lrp-lens/prune@1 or lrp-lens/correct@1). Open the *.report.json beside a mask.`,
+    );
   }
   return value as PruneReport | CorrectReport;
 }

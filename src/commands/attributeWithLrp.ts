@@ -10,15 +10,25 @@ import { openPromptDocument } from './promptDocument';
 export function registerAttributeWithLrp(c: Container): vscode.Disposable {
   return vscode.commands.registerCommand('lrpLens.attributeFile', async (uri?: vscode.Uri): Promise<AttributionOutcome | undefined> => {
     const target = uri ?? vscode.window.activeTextEditor?.document.uri;
-    if (!target) return c.fail(undefined, new EngineError('bad-argument', 'No prompt file given. Choose a prompt file in the explorer, or open one.'));
+    if (!target)
+      return c.fail(undefined, new EngineError('bad-argument', 'No prompt file given. Choose a prompt file in the explorer, or open one.'));
     try {
       const doc = await openPromptDocument(target);
       if (!isPromptsJsonl(doc.fileName)) return await c.attribute(targetFor(doc));
       const samples = parsePromptsJsonl(doc.getText(), doc.fileName);
-      const pick = samples.length === 1 ? samples[0] : (await vscode.window.showQuickPick(
-        samples.map((s) => ({ label: s.prompt.slice(0, 80), description: `line ${s.line}${s.target ? ` → ${JSON.stringify(s.target)}` : ''}`, sample: s })),
-        { title: 'Attribute which sample?' },
-      ))?.sample;
+      const pick =
+        samples.length === 1
+          ? samples[0]
+          : (
+              await vscode.window.showQuickPick(
+                samples.map((s) => ({
+                  label: s.prompt.slice(0, 80),
+                  description: `line ${s.line}${s.target ? ` → ${JSON.stringify(s.target)}` : ''}`,
+                  sample: s,
+                })),
+                { title: 'Attribute which sample?' },
+              )
+            )?.sample;
       if (!pick) return undefined;
       // The prompt sits JSON-escaped inside its line, so its tokens are not painted into the editor.
       return await c.attribute({ uri: doc.uri, request: { prompt: pick.prompt, target: pick.target, foil: pick.foil }, promptOffset: -1 });

@@ -20,7 +20,8 @@ export function targetFor(doc: vscode.TextDocument, selection?: vscode.Selection
 export function registerComputeRelevance(c: Container): vscode.Disposable {
   return vscode.commands.registerCommand('lrpLens.computeRelevance', async (): Promise<AttributionOutcome> => {
     const editor = vscode.window.activeTextEditor;
-    if (!editor) return c.fail(undefined, new EngineError('bad-argument', 'No editor is active. Open a prompt file (or select text) first.'));
+    if (!editor)
+      return c.fail(undefined, new EngineError('bad-argument', 'No editor is active. Open a prompt file (or select text) first.'));
     let target: PanelTarget;
     try {
       target = targetFor(editor.document, editor.selection);

@@ -30,14 +30,16 @@ export interface CorrectArgs {
 export type CorrectOutcome = { report: CorrectReport; reportPath: string } | { error: { reason: string; message: string } };
 
 async function pickArgs(): Promise<CorrectArgs | undefined> {
-  const undesired = await pickWorkspaceFile('Correct Behaviour: prompts that trigger the undesired behaviour (*.prompts.jsonl)', { glob: '**/*.prompts.jsonl' });
+  const undesired = await pickWorkspaceFile('Correct Behaviour: prompts that trigger the undesired behaviour (*.prompts.jsonl)', {
+    glob: '**/*.prompts.jsonl',
+  });
   if (!undesired) return undefined;
   const general = await pickWorkspaceFile('Correct Behaviour: general text whose ability should stay');
   if (!general) return undefined;
   const metric = await vscode.window.showQuickPick(
     [
       { label: 'repetition', description: 'unique ÷ total tokens of 50 greedy tokens (higher is better)' },
-      { label: 'word-rate', description: "probability of the prompts' \"target\" words next (lower is better)" },
+      { label: 'word-rate', description: 'probability of the prompts\' "target" words next (lower is better)' },
     ],
     { title: 'Correct Behaviour: behaviour metric' },
   );
@@ -57,19 +59,37 @@ export function parseCounts(v: string): number[] | undefined {
 }
 
 export async function correctBehaviour(c: Container, args: CorrectArgs): Promise<CorrectOutcome> {
-  if (!args.counts?.length) throw new EngineError('bad-argument', 'No count given: say how many components to prune, e.g. 10, or a list such as 5,10,20.');
+  if (!args.counts?.length)
+    throw new EngineError('bad-argument', 'No count given: say how many components to prune, e.g. 10, or a list such as 5,10,20.');
   const folder = requireOutputFolder(c.outputFolder());
   const settings = readSettings();
   const name = args.name ?? `correct-${basename(args.undesired).replace(/\..*$/, '')}`;
   const out = join(folder, 'masks', name);
-  const report = await c.runTask('correct', {
-    model: settings.model, device: settings.device, undesired: checkedFile(args.undesired, 'undesired'), general: checkedFile(args.general, 'general'),
-    heldOut: args.heldOut && checkedFile(args.heldOut, 'held-out'), metric: args.metric ?? 'repetition', counts: args.counts,
-    granularity: args.granularity ?? 'neurons', layers: args.layers, method: args.method ?? 'lrp', samples: args.samples, seqLen: args.seqLen, steps: args.steps, out,
-  }, `correcting (${args.metric ?? 'repetition'})`);
+  const report = await c.runTask(
+    'correct',
+    {
+      model: settings.model,
+      device: settings.device,
+      undesired: checkedFile(args.undesired, 'undesired'),
+      general: checkedFile(args.general, 'general'),
+      heldOut: args.heldOut && checkedFile(args.heldOut, 'held-out'),
+      metric: args.metric ?? 'repetition',
+      counts: args.counts,
+      granularity: args.granularity ?? 'neurons',
+      layers: args.layers,
+      method: args.method ?? 'lrp',
+      samples: args.samples,
+      seqLen: args.seqLen,
+      steps: args.steps,
+      out,
+    },
+    `correcting (${args.metric ?? 'repetition'})`,
+  );
   const reportPath = `${out}.report.json`;
   writeFileSync(reportPath, JSON.stringify(report, null, 2) + '\n');
-  c.log.info(`correction: chose ${report.chosen.count} ${report.granularity}; ${report.metric.kind} ${report.dense.behaviour.toFixed(4)} → ${report.points.find((p) => p.count === report.chosen.count)?.behaviour.toFixed(4)}; mask ${report.chosen.mask}`);
+  c.log.info(
+    `correction: chose ${report.chosen.count} ${report.granularity}; ${report.metric.kind} ${report.dense.behaviour.toFixed(4)} → ${report.points.find((p) => p.count === report.chosen.count)?.behaviour.toFixed(4)}; mask ${report.chosen.mask}`,
+  );
   c.reports.show({ report, reportPath });
   return { report, reportPath };
 }

@@ -6,7 +6,9 @@ import { readSettings } from '../settings';
 export function registerSelectModel(c: Container): vscode.Disposable {
   return vscode.commands.registerCommand('lrpLens.selectModel', async () => {
     if (!vscode.workspace.isTrusted) {
-      void vscode.window.showErrorMessage('LRP Lens: this workspace is not trusted, so its model path cannot be set. Trust the workspace first.');
+      void vscode.window.showErrorMessage(
+        'LRP Lens: this workspace is not trusted, so its model path cannot be set. Trust the workspace first.',
+      );
       return;
     }
     const pick = await vscode.window.showQuickPick(
@@ -18,7 +20,11 @@ export function registerSelectModel(c: Container): vscode.Disposable {
     );
     let model: string | undefined;
     if (pick?.id === 'folder') {
-      const uris = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, openLabel: 'Use this model folder' });
+      const uris = await vscode.window.showOpenDialog({
+        canSelectFolders: true,
+        canSelectFiles: false,
+        openLabel: 'Use this model folder',
+      });
       model = uris?.[0]?.fsPath;
     } else if (pick?.id === 'hub') {
       model = await vscode.window.showInputBox({
@@ -42,12 +48,20 @@ async function showModelFacts(c: Container, model: string): Promise<void> {
     const r = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'LRP Lens: inspecting model' }, () =>
       c.client.request('inspect', { model }),
     );
-    const facts = `${r.family ?? '?'}, ${r.layers ?? '?'} layers, ${r.heads ?? '?'} heads (${r.kvHeads ?? '?'} KV), hidden ${r.hiddenSize ?? '?'}, ` +
+    const facts =
+      `${r.family ?? '?'}, ${r.layers ?? '?'} layers, ${r.heads ?? '?'} heads (${r.kvHeads ?? '?'} KV), hidden ${r.hiddenSize ?? '?'}, ` +
       `${(r.parameters / 1e6).toFixed(1)}M parameters, ${Object.keys(r.precision).join('/') || '?'}; ${r.exportStyle}` +
-      (Object.keys(r.rewrites).length ? `; rewrites ${Object.entries(r.rewrites).map(([k, v]) => `${k} ×${v}`).join(', ')}` : '');
+      (Object.keys(r.rewrites).length
+        ? `; rewrites ${Object.entries(r.rewrites)
+            .map(([k, v]) => `${k} ×${v}`)
+            .join(', ')}`
+        : '');
     c.log.info(`inspect ${model}: ${facts}`);
     if (r.attribution.supported) void vscode.window.showInformationMessage(`LRP Lens: ${facts}. Attribution supported.`);
-    else void vscode.window.showWarningMessage(`LRP Lens: this model cannot be attributed: ${r.attribution.reason}`, 'Show Log').then((pick) => pick && c.log.show());
+    else
+      void vscode.window
+        .showWarningMessage(`LRP Lens: this model cannot be attributed: ${r.attribution.reason}`, 'Show Log')
+        .then((pick) => pick && c.log.show());
   } catch (err) {
     void vscode.window.showErrorMessage(`LRP Lens: ${(err as Error).message}`);
   }

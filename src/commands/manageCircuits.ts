@@ -21,21 +21,30 @@ export class CircuitsFeature extends Disposable {
 
   constructor(private readonly c: Container) {
     super();
-    this.panels = this.register(new CircuitPanels(c.context.extensionUri, {
-      outputFolder: () => {
-        const root = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
-        return root ? join(root, readSettings().outputFolder) : undefined;
-      },
-      applyMask: (manifest) => applyMask(this, manifest),
-      log: (m) => c.log.info(m),
-    }));
+    this.panels = this.register(
+      new CircuitPanels(c.context.extensionUri, {
+        outputFolder: () => {
+          const root = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+          return root ? join(root, readSettings().outputFolder) : undefined;
+        },
+        applyMask: (manifest) => applyMask(this, manifest),
+        log: (m) => c.log.info(m),
+      }),
+    );
     this.register(registerDiscoverCircuit(this));
     this.register(registerNewTaskFile(this));
     this.register(vscode.commands.registerCommand('lrpLens.circuits.refresh', () => this.view.refresh()));
     this.register(vscode.commands.registerCommand('lrpLens.circuits.open', (n?: TreeNode) => this.open(n)));
     this.register(vscode.commands.registerCommand('lrpLens.circuits.apply', (n?: TreeNode) => n?.maskPath && applyMask(this, n.maskPath)));
-    this.register(vscode.commands.registerCommand('lrpLens.circuits.delete', (n?: TreeNode, confirmed?: boolean) => this.delete(n, confirmed)));
-    this.register(vscode.commands.registerCommand('lrpLens.circuits.reveal', (n?: TreeNode) => n?.path && vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(n.path))));
+    this.register(
+      vscode.commands.registerCommand('lrpLens.circuits.delete', (n?: TreeNode, confirmed?: boolean) => this.delete(n, confirmed)),
+    );
+    this.register(
+      vscode.commands.registerCommand(
+        'lrpLens.circuits.reveal',
+        (n?: TreeNode) => n?.path && vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(n.path)),
+      ),
+    );
   }
 
   get client() {
@@ -58,7 +67,8 @@ export class CircuitsFeature extends Disposable {
     const actions = line ? ['Go to Line', 'Show Log'] : ['Show Log'];
     void vscode.window.showErrorMessage(`LRP Lens: ${e.message}`, ...actions).then(async (pick) => {
       if (pick === 'Show Log') this.c.log.show();
-      if (pick === 'Go to Line' && file && line) await vscode.window.showTextDocument(file, { selection: new vscode.Range(line - 1, 0, line - 1, 0) });
+      if (pick === 'Go to Line' && file && line)
+        await vscode.window.showTextDocument(file, { selection: new vscode.Range(line - 1, 0, line - 1, 0) });
     });
     return { error: { reason: e.reason, message: e.message } };
   }
@@ -73,8 +83,13 @@ export class CircuitsFeature extends Disposable {
   private async delete(n?: TreeNode, confirmed = false): Promise<boolean> {
     if (!n?.path || (n.kind !== 'circuit' && n.kind !== 'mask')) return false;
     const targets = n.kind === 'circuit' && n.folder ? [n.folder] : [n.path, n.path.replace(/\.json$/i, '.safetensors')].filter(existsSync);
-    const what = n.kind === 'circuit' ? `the circuit "${n.label}" (folder ${basename(n.folder!)})` : `the mask ${basename(n.path)} and its tensors`;
-    if (!confirmed && (await vscode.window.showWarningMessage(`Delete ${what}? This cannot be undone.`, { modal: true }, 'Delete')) !== 'Delete') return false;
+    const what =
+      n.kind === 'circuit' ? `the circuit "${n.label}" (folder ${basename(n.folder!)})` : `the mask ${basename(n.path)} and its tensors`;
+    if (
+      !confirmed &&
+      (await vscode.window.showWarningMessage(`Delete ${what}? This cannot be undone.`, { modal: true }, 'Delete')) !== 'Delete'
+    )
+      return false;
     if (n.kind === 'circuit') this.panels.close(n.path);
     for (const t of targets) rmSync(t, { recursive: true, force: true });
     this.view.refresh();
@@ -86,7 +101,9 @@ export class CircuitsFeature extends Disposable {
 export async function applyMask(f: CircuitsFeature, manifest: string): Promise<void> {
   const commands = await vscode.commands.getCommands(true);
   if (!commands.includes('lrpLens.applyMask')) {
-    void vscode.window.showWarningMessage(`LRP Lens: applying masks needs the "Apply Mask" command, which this build does not have yet. The mask is at ${manifest}; use it with \`lrp-lens task eval --mask\` or \`lrp-lens export\` meanwhile.`);
+    void vscode.window.showWarningMessage(
+      `LRP Lens: applying masks needs the "Apply Mask" command, which this build does not have yet. The mask is at ${manifest}; use it with \`lrp-lens task eval --mask\` or \`lrp-lens export\` meanwhile.`,
+    );
     return;
   }
   f.log.info(`applying mask ${manifest}`);

@@ -41,12 +41,21 @@ export function registerNewTaskFile(f: CircuitsFeature): vscode.Disposable {
 }
 
 async function ask(): Promise<NewTaskOptions | undefined> {
-  const kind = (await vscode.window.showQuickPick([
-    { label: 'pronoun', description: 'a name, then " he" / " she" must agree (stories260k can do it)' },
-    { label: 'ioi', description: 'indirect-object identification (needs a larger model)' },
-  ], { title: 'Task kind' }))?.label as TaskKind | undefined;
+  const kind = (
+    await vscode.window.showQuickPick(
+      [
+        { label: 'pronoun', description: 'a name, then " he" / " she" must agree (stories260k can do it)' },
+        { label: 'ioi', description: 'indirect-object identification (needs a larger model)' },
+      ],
+      { title: 'Task kind' },
+    )
+  )?.label as TaskKind | undefined;
   if (!kind) return undefined;
-  const n = await vscode.window.showInputBox({ title: 'Samples', value: '120', validateInput: (v) => (Number.isInteger(Number(v)) && Number(v) > 1 ? undefined : 'An integer above 1') });
+  const n = await vscode.window.showInputBox({
+    title: 'Samples',
+    value: '120',
+    validateInput: (v) => (Number.isInteger(Number(v)) && Number(v) > 1 ? undefined : 'An integer above 1'),
+  });
   if (!n) return undefined;
   return { kind, n: Number(n), seed: 1 };
 }

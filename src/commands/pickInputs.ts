@@ -8,10 +8,16 @@ const TEXT_GLOB = '**/*.{txt,md,prompt,prompts.jsonl,jsonl}';
 const EXCLUDE = '**/{node_modules,.git,dist,out}/**';
 
 /** A quick pick of workspace files (text or *.prompts.jsonl); undefined when dismissed. `optional` adds "None". */
-export async function pickWorkspaceFile(title: string, opts: { glob?: string; optional?: boolean } = {}): Promise<string | null | undefined> {
+export async function pickWorkspaceFile(
+  title: string,
+  opts: { glob?: string; optional?: boolean } = {},
+): Promise<string | null | undefined> {
   const files = await vscode.workspace.findFiles(opts.glob ?? TEXT_GLOB, EXCLUDE, 500);
   if (files.length === 0 && !opts.optional) {
-    throw new EngineError('bad-argument', `${title}: no text or *.prompts.jsonl file in the workspace. Add one (plain text, or one JSON object with "prompt" per line) and run the command again.`);
+    throw new EngineError(
+      'bad-argument',
+      `${title}: no text or *.prompts.jsonl file in the workspace. Add one (plain text, or one JSON object with "prompt" per line) and run the command again.`,
+    );
   }
   const items: (vscode.QuickPickItem & { path: string | null })[] = files
     .map((f) => ({ label: vscode.workspace.asRelativePath(f), path: f.fsPath }))
@@ -25,13 +31,16 @@ export async function pickWorkspaceFile(title: string, opts: { glob?: string; op
 export function checkedFile(path: string, what: string): string {
   const root = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
   const abs = isAbsolute(path) || !root ? path : join(root, path);
-  if (!existsSync(abs)) throw new EngineError('bad-argument', `The ${what} file ${abs} does not exist. Pick an existing text or *.prompts.jsonl file.`);
-  if (!statSync(abs).isFile() || readFileSync(abs, 'utf8').trim() === '') throw new EngineError('bad-argument', `The ${what} file ${abs} is empty. Give it some text (or prompts, one JSON object a line).`);
+  if (!existsSync(abs))
+    throw new EngineError('bad-argument', `The ${what} file ${abs} does not exist. Pick an existing text or *.prompts.jsonl file.`);
+  if (!statSync(abs).isFile() || readFileSync(abs, 'utf8').trim() === '')
+    throw new EngineError('bad-argument', `The ${what} file ${abs} is empty. Give it some text (or prompts, one JSON object a line).`);
   return abs;
 }
 
 /** The output folder, or an error saying to open a workspace. */
 export function requireOutputFolder(folder: string | undefined): string {
-  if (!folder) throw new EngineError('bad-argument', 'Open a workspace folder first: masks and reports are written into its lrpLens.outputFolder.');
+  if (!folder)
+    throw new EngineError('bad-argument', 'Open a workspace folder first: masks and reports are written into its lrpLens.outputFolder.');
   return folder;
 }

@@ -22,7 +22,10 @@ export async function openPromptDocument(uri: vscode.Uri): Promise<vscode.TextDo
   if (uri.scheme === 'file') {
     const problem = binaryProblem(await vscode.workspace.fs.readFile(uri));
     if (problem) {
-      throw new EngineError('bad-argument', `${basename(uri.fsPath)} is not a text file: ${problem}. A prompt file must be UTF-8 text; put the prompt in a .prompt text file.`);
+      throw new EngineError(
+        'bad-argument',
+        `${basename(uri.fsPath)} is not a text file: ${problem}. A prompt file must be UTF-8 text; put the prompt in a .prompt text file.`,
+      );
     }
   }
   return vscode.workspace.openTextDocument(uri);

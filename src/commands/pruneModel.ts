@@ -35,16 +35,18 @@ export type PruneOutcome = { report: PruneReport; reportPath: string } | { error
 const DEFAULT_PROMPTS = ['Once upon a time, there was a little girl named', 'One day, Tom went to the park and'];
 
 async function pickArgs(): Promise<PruneArgs | undefined> {
-  const method = (await vscode.window.showQuickPick(
-    [
-      { label: 'lrp', description: 'mean weight relevance over the reference (AttnLRP)' },
-      { label: 'wanda', description: '|W|·‖X‖₂ over the reference' },
-      { label: 'magnitude', description: '|W|, needs no data' },
-      { label: 'gradient', description: '|W·∂logit/∂W| over the reference' },
-      { label: 'random', description: 'seeded baseline' },
-    ],
-    { title: 'Prune Model: scoring method' },
-  ))?.label;
+  const method = (
+    await vscode.window.showQuickPick(
+      [
+        { label: 'lrp', description: 'mean weight relevance over the reference (AttnLRP)' },
+        { label: 'wanda', description: '|W|·‖X‖₂ over the reference' },
+        { label: 'magnitude', description: '|W|, needs no data' },
+        { label: 'gradient', description: '|W·∂logit/∂W| over the reference' },
+        { label: 'random', description: 'seeded baseline' },
+      ],
+      { title: 'Prune Model: scoring method' },
+    )
+  )?.label;
   if (!method) return undefined;
   const sparsity = await pickSparsity();
   if (sparsity === undefined) return undefined;
@@ -60,7 +62,10 @@ async function pickArgs(): Promise<PruneArgs | undefined> {
 }
 
 async function pickSparsity(): Promise<number | undefined> {
-  const items = ['0.3', '0.5', '0.6', '0.7'].map((label) => ({ label, description: `${Math.round(Number(label) * 100)}% of each row's weights` }));
+  const items = ['0.3', '0.5', '0.6', '0.7'].map((label) => ({
+    label,
+    description: `${Math.round(Number(label) * 100)}% of each row's weights`,
+  }));
   const qp = vscode.window.createQuickPick();
   qp.title = 'Prune Model: sparsity (pick one or type a fraction in [0, 1))';
   qp.items = items;
@@ -83,10 +88,15 @@ async function pickSparsity(): Promise<number | undefined> {
 }
 
 function checkArgs(a: PruneArgs): void {
-  if (!(PRUNE_METHODS as readonly string[]).includes(a.method)) throw new EngineError('bad-argument', `Unknown pruning method '${a.method}'. Use one of ${PRUNE_METHODS.join(', ')}.`);
-  if (!(a.sparsity > 0 && a.sparsity < 1)) throw new EngineError('bad-argument', `Sparsity ${a.sparsity} is not a fraction in (0, 1). Give e.g. 0.5.`);
+  if (!(PRUNE_METHODS as readonly string[]).includes(a.method))
+    throw new EngineError('bad-argument', `Unknown pruning method '${a.method}'. Use one of ${PRUNE_METHODS.join(', ')}.`);
+  if (!(a.sparsity > 0 && a.sparsity < 1))
+    throw new EngineError('bad-argument', `Sparsity ${a.sparsity} is not a fraction in (0, 1). Give e.g. 0.5.`);
   if (!a.reference && a.method !== 'magnitude' && a.method !== 'random') {
-    throw new EngineError('bad-argument', `The ${a.method} method needs a reference file (text or *.prompts.jsonl) to score the weights on. Pick one, or use magnitude.`);
+    throw new EngineError(
+      'bad-argument',
+      `The ${a.method} method needs a reference file (text or *.prompts.jsonl) to score the weights on. Pick one, or use magnitude.`,
+    );
   }
 }
 
@@ -108,15 +118,29 @@ export async function pruneModel(c: Container, args: PruneArgs): Promise<PruneOu
   const settings = readSettings();
   const name = args.name ?? `${args.method}-${Math.round(args.sparsity * 100)}`;
   const out = join(folder, 'masks', name);
-  const report = await c.runTask('prune', {
-    model: settings.model, device: settings.device, method: args.method, sparsity: [args.sparsity],
-    reference: args.reference && checkedFile(args.reference, 'reference'), eval: args.eval && checkedFile(args.eval, 'evaluation'),
-    samples: args.samples, seqLen: args.seqLen, promptList: args.prompts ?? DEFAULT_PROMPTS, generationTokens: 30, out,
-  }, `pruning with ${args.method} at ${Math.round(args.sparsity * 100)}%`);
+  const report = await c.runTask(
+    'prune',
+    {
+      model: settings.model,
+      device: settings.device,
+      method: args.method,
+      sparsity: [args.sparsity],
+      reference: args.reference && checkedFile(args.reference, 'reference'),
+      eval: args.eval && checkedFile(args.eval, 'evaluation'),
+      samples: args.samples,
+      seqLen: args.seqLen,
+      promptList: args.prompts ?? DEFAULT_PROMPTS,
+      generationTokens: 30,
+      out,
+    },
+    `pruning with ${args.method} at ${Math.round(args.sparsity * 100)}%`,
+  );
   mkdirSync(join(folder, 'masks'), { recursive: true });
   const reportPath = `${out}.report.json`;
   writeFileSync(reportPath, JSON.stringify(report, null, 2) + '\n');
-  c.log.info(`pruned with ${args.method} at ${args.sparsity}: perplexity ${report.dense.perplexity?.toFixed(3) ?? '-'} → ${report.points[0].perplexity?.toFixed(3) ?? '-'}; mask ${report.points[0].mask}`);
+  c.log.info(
+    `pruned with ${args.method} at ${args.sparsity}: perplexity ${report.dense.perplexity?.toFixed(3) ?? '-'} → ${report.points[0].perplexity?.toFixed(3) ?? '-'}; mask ${report.points[0].mask}`,
+  );
   c.reports.show({ report, reportPath, compare: compareFor(folder, report.model.ref) });
   return { report, reportPath };
 }

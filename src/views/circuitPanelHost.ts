@@ -41,7 +41,10 @@ export function readCircuitRecord(file: string): CircuitRecord {
   } catch (err) {
     throw new Error(`${basename(file)} could not be read as JSON (${(err as Error).message}). Run Discover Circuit again to rewrite it.`);
   }
-  if (!isCircuitJson(content)) throw new Error(`${file} is not a circuit file (schema lrp-lens/circuit@1). Open a circuit.json written by Discover Circuit or \`lrp-lens circuit\`.`);
+  if (!isCircuitJson(content))
+    throw new Error(
+      `${file} is not a circuit file (schema lrp-lens/circuit@1). Open a circuit.json written by Discover Circuit or \`lrp-lens circuit\`.`,
+    );
   return content as unknown as CircuitRecord;
 }
 
@@ -53,18 +56,20 @@ export class CircuitPanels extends Disposable {
     private readonly actions: CircuitPanelActions,
   ) {
     super();
-    this.register(vscode.window.registerWebviewPanelSerializer(CIRCUIT_VIEW_TYPE, {
-      deserializeWebviewPanel: async (panel, state: CircuitPanelState | undefined) => {
-        const file = state?.uri ? vscode.Uri.parse(state.uri).fsPath : undefined;
-        if (!file || !existsSync(file)) {
-          panel.dispose(); // the circuit was deleted (or never shown)
-          return;
-        }
-        const entry = this.adopt(panel, file);
-        this.entries.set(file, entry);
-        this.load(entry);
-      },
-    }));
+    this.register(
+      vscode.window.registerWebviewPanelSerializer(CIRCUIT_VIEW_TYPE, {
+        deserializeWebviewPanel: async (panel, state: CircuitPanelState | undefined) => {
+          const file = state?.uri ? vscode.Uri.parse(state.uri).fsPath : undefined;
+          if (!file || !existsSync(file)) {
+            panel.dispose(); // the circuit was deleted (or never shown)
+            return;
+          }
+          const entry = this.adopt(panel, file);
+          this.entries.set(file, entry);
+          this.load(entry);
+        },
+      }),
+    );
   }
 
   /** Opens (or reveals) the panel of a circuit.json; returns the record shown. */
@@ -87,7 +92,12 @@ export class CircuitPanels extends Disposable {
   }
 
   private create(file: string): Entry {
-    const panel = vscode.window.createWebviewPanel(CIRCUIT_VIEW_TYPE, titleOf(file), { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true }, panelWebviewOptions(this.extensionUri));
+    const panel = vscode.window.createWebviewPanel(
+      CIRCUIT_VIEW_TYPE,
+      titleOf(file),
+      { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true },
+      panelWebviewOptions(this.extensionUri),
+    );
     const entry = this.adopt(panel, file);
     this.entries.set(file, entry);
     return entry;
@@ -97,7 +107,12 @@ export class CircuitPanels extends Disposable {
     try {
       entry.record = readCircuitRecord(entry.file);
       entry.panel.title = `Circuit: ${entry.record.task.name}`;
-      this.post(entry, { type: 'show', record: entry.record, title: `Circuit: ${entry.record.task.name}`, uri: vscode.Uri.file(entry.file).toString() });
+      this.post(entry, {
+        type: 'show',
+        record: entry.record,
+        title: `Circuit: ${entry.record.task.name}`,
+        uri: vscode.Uri.file(entry.file).toString(),
+      });
     } catch (err) {
       this.post(entry, { type: 'error', message: (err as Error).message });
     }
@@ -153,7 +168,9 @@ export class CircuitPanels extends Disposable {
     if (format === 'json') writeFileSync(out, JSON.stringify(record, null, 2) + '\n');
     else if (format === 'svg') writeFileSync(out, reportSvg(buildCircuitViewModel(record, { topK: DEFAULT_TOP_K }), { theme: 'light' }));
     else writeFileSync(out, Buffer.from(dataUrl!.slice(22), 'base64'));
-    void vscode.window.showInformationMessage(`LRP Lens: exported ${basename(out)}`, 'Reveal').then((pick) => pick && vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(out)));
+    void vscode.window
+      .showInformationMessage(`LRP Lens: exported ${basename(out)}`, 'Reveal')
+      .then((pick) => pick && vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(out)));
     return out;
   }
 

@@ -49,8 +49,11 @@ export class CircuitsView extends Disposable implements vscode.TreeDataProvider<
     item.tooltip = node.tooltip;
     item.contextValue = node.kind === 'circuit' && node.maskPath ? 'circuit.withMask' : node.kind;
     if (node.path) item.resourceUri = vscode.Uri.file(node.path);
-    item.iconPath = new vscode.ThemeIcon(node.kind === 'circuit' ? 'type-hierarchy' : node.kind === 'mask' ? 'filter' : node.kind === 'group' ? 'folder' : 'info');
-    if (node.kind === 'circuit' || node.kind === 'mask') item.command = { command: 'lrpLens.circuits.open', title: 'Open', arguments: [node] };
+    item.iconPath = new vscode.ThemeIcon(
+      node.kind === 'circuit' ? 'type-hierarchy' : node.kind === 'mask' ? 'filter' : node.kind === 'group' ? 'folder' : 'info',
+    );
+    if (node.kind === 'circuit' || node.kind === 'mask')
+      item.command = { command: 'lrpLens.circuits.open', title: 'Open', arguments: [node] };
     return item;
   }
 
@@ -62,14 +65,16 @@ export class CircuitsView extends Disposable implements vscode.TreeDataProvider<
 /** circuit.json files and JSON files that mention the mask format, parsed; unreadable files are skipped. */
 async function scanWorkspace(): Promise<FoundFile[]> {
   const uris = await vscode.workspace.findFiles('**/*.json', '{**/node_modules/**,**/.git/**}', MAX_FILES);
-  const found = await Promise.all(uris.map(async (uri): Promise<FoundFile | undefined> => {
-    try {
-      const text = await readFile(uri.fsPath, 'utf8');
-      if (!uri.fsPath.endsWith('circuit.json') && !text.includes('lrp-lens-mask')) return undefined;
-      return { path: uri.fsPath, content: JSON.parse(text) as unknown };
-    } catch {
-      return undefined;
-    }
-  }));
+  const found = await Promise.all(
+    uris.map(async (uri): Promise<FoundFile | undefined> => {
+      try {
+        const text = await readFile(uri.fsPath, 'utf8');
+        if (!uri.fsPath.endsWith('circuit.json') && !text.includes('lrp-lens-mask')) return undefined;
+        return { path: uri.fsPath, content: JSON.parse(text) as unknown };
+      } catch {
+        return undefined;
+      }
+    }),
+  );
   return found.filter((f): f is FoundFile => f !== undefined);
 }

@@ -57,6 +57,14 @@ export function tokenDecorations(result: AttributionResult, levels = LEVELS): To
   return result.tokens.flatMap((token, tokenIndex) => {
     if (token.end <= token.start) return [];
     const value = values[tokenIndex] ?? 0;
-    return [{ tokenIndex, start: token.start, end: token.end, bucket: bucketOf(value, max, levels), hover: hoverText(value, ranks[tokenIndex], values.length) }];
+    return [
+      {
+        tokenIndex,
+        start: token.start,
+        end: token.end,
+        bucket: bucketOf(value, max, levels),
+        hover: hoverText(value, ranks[tokenIndex], values.length),
+      },
+    ];
   });
 }

@@ -15,11 +15,17 @@ export class EditorHeatmap extends Disposable {
   constructor() {
     super();
     for (const { bucket, background } of decorationBuckets()) {
-      if (background) this.types.set(bucket, this.register(vscode.window.createTextEditorDecorationType({ backgroundColor: background, borderRadius: '2px' })));
+      if (background)
+        this.types.set(
+          bucket,
+          this.register(vscode.window.createTextEditorDecorationType({ backgroundColor: background, borderRadius: '2px' })),
+        );
     }
-    this.register(vscode.workspace.onDidChangeTextDocument((e) => {
-      if (e.contentChanges.length && this.painted.has(e.document.uri.toString())) this.clear(e.document.uri);
-    }));
+    this.register(
+      vscode.workspace.onDidChangeTextDocument((e) => {
+        if (e.contentChanges.length && this.painted.has(e.document.uri.toString())) this.clear(e.document.uri);
+      }),
+    );
   }
 
   /** Paints `result` onto every visible editor of `doc`; token offsets are shifted by `promptOffset` (< 0: not in the text). */

@@ -50,17 +50,19 @@ export class RelevancePanels extends Disposable {
     private readonly actions: PanelActions,
   ) {
     super();
-    this.register(vscode.window.registerWebviewPanelSerializer(VIEW_TYPE, {
-      deserializeWebviewPanel: async (panel, state: PanelState | undefined) => {
-        if (!state?.uri) {
-          panel.dispose(); // nothing to restore: a panel that never showed a result
-          return;
-        }
-        const uri = vscode.Uri.parse(state.uri);
-        this.panels.set(uri.toString(), this.adopt(panel));
-        await this.actions.restore(uri);
-      },
-    }));
+    this.register(
+      vscode.window.registerWebviewPanelSerializer(VIEW_TYPE, {
+        deserializeWebviewPanel: async (panel, state: PanelState | undefined) => {
+          if (!state?.uri) {
+            panel.dispose(); // nothing to restore: a panel that never showed a result
+            return;
+          }
+          const uri = vscode.Uri.parse(state.uri);
+          this.panels.set(uri.toString(), this.adopt(panel));
+          await this.actions.restore(uri);
+        },
+      }),
+    );
   }
 
   show(target: PanelTarget, result: AttributionResult): void {
@@ -85,7 +87,12 @@ export class RelevancePanels extends Disposable {
   private entryFor(uri: vscode.Uri): PanelEntry {
     const existing = this.panels.get(uri.toString());
     if (existing) return existing;
-    const panel = vscode.window.createWebviewPanel(VIEW_TYPE, `Relevance: ${basename(uri.fsPath)}`, { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true }, panelWebviewOptions(this.extensionUri));
+    const panel = vscode.window.createWebviewPanel(
+      VIEW_TYPE,
+      `Relevance: ${basename(uri.fsPath)}`,
+      { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true },
+      panelWebviewOptions(this.extensionUri),
+    );
     const entry = this.adopt(panel);
     this.panels.set(uri.toString(), entry);
     return entry;
@@ -118,10 +125,18 @@ export class RelevancePanels extends Disposable {
         for (const q of entry.queued.splice(0)) void entry.panel.webview.postMessage(q);
         return;
       case 'retarget':
-        if (entry.target) await this.actions.rerun({ ...entry.target, request: { ...entry.target.request, target: undefined, targetId: m.tokenId, continuation: undefined } });
+        if (entry.target)
+          await this.actions.rerun({
+            ...entry.target,
+            request: { ...entry.target.request, target: undefined, targetId: m.tokenId, continuation: undefined },
+          });
         return;
       case 'foil':
-        if (entry.target) await this.actions.rerun({ ...entry.target, request: { ...entry.target.request, foil: undefined, foilId: m.tokenId ?? undefined } });
+        if (entry.target)
+          await this.actions.rerun({
+            ...entry.target,
+            request: { ...entry.target.request, foil: undefined, foilId: m.tokenId ?? undefined },
+          });
         return;
       case 'export':
         await this.export(entry, m.format, m.dataUrl);

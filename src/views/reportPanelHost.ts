@@ -34,16 +34,27 @@ export interface ReportPanelActions {
 export class ReportPanels extends Disposable {
   private readonly panels = new Map<string, vscode.WebviewPanel>();
 
-  constructor(private readonly extensionUri: vscode.Uri, private readonly actions: ReportPanelActions) {
+  constructor(
+    private readonly extensionUri: vscode.Uri,
+    private readonly actions: ReportPanelActions,
+  ) {
     super();
   }
 
   /** Opens (or replaces) the panel for a report; returns the view model shown. */
   show(shown: ShownReport): ReportViewModel {
-    const vm = shown.report.schema === 'lrp-lens/prune@1' ? pruningViewModel(shown.report, { compare: shown.compare }) : correctionViewModel(shown.report);
+    const vm =
+      shown.report.schema === 'lrp-lens/prune@1'
+        ? pruningViewModel(shown.report, { compare: shown.compare })
+        : correctionViewModel(shown.report);
     const key = shown.reportPath ?? vm.mask;
     this.panels.get(key)?.dispose();
-    const panel = vscode.window.createWebviewPanel(REPORT_VIEW_TYPE, vm.title, { viewColumn: vscode.ViewColumn.Beside, preserveFocus: false }, panelWebviewOptions(this.extensionUri));
+    const panel = vscode.window.createWebviewPanel(
+      REPORT_VIEW_TYPE,
+      vm.title,
+      { viewColumn: vscode.ViewColumn.Beside, preserveFocus: false },
+      panelWebviewOptions(this.extensionUri),
+    );
     const webview = panel.webview;
     webview.html = reportPanelHtml(vm, panelAssets(webview, this.extensionUri, 'reportPanel'));
     const sub = webview.onDidReceiveMessage((m: unknown) => {
@@ -64,7 +75,9 @@ export class ReportPanels extends Disposable {
         await this.actions.applyMask(vm.mask);
         return vm.mask;
       case 'save':
-        void vscode.window.showInformationMessage(`LRP Lens: mask kept at ${vm.mask}`, 'Reveal').then((r) => r && vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(vm.mask)));
+        void vscode.window
+          .showInformationMessage(`LRP Lens: mask kept at ${vm.mask}`, 'Reveal')
+          .then((r) => r && vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(vm.mask)));
         return vm.mask;
       case 'discard':
         discardFiles(shown, vm.mask);

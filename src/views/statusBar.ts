@@ -22,8 +22,10 @@ export class StatusBar extends Disposable {
     const time = state.lastRunMs !== undefined ? ` · ${state.lastRunMs.toFixed(0)} ms` : '';
     const mask = this.mask ? ` · $(filter) ${this.mask.name} (${(this.mask.sparsity * 100).toFixed(0)}%)` : '';
     this.item.text = `${state.busy ? '$(sync~spin)' : '$(pulse)'} LRP ${model}${mask} · ${state.device ?? settings.device}${time}`;
-    this.item.tooltip = `LRP Lens — model ${settings.model}, rule ${settings.rule}` +
-      (this.mask ? `; mask ${this.mask.name} applied (attributions run on the pruned model; LRP Lens: Clear Mask removes it)` : '') + '. Click to select a model.';
+    this.item.tooltip =
+      `LRP Lens — model ${settings.model}, rule ${settings.rule}` +
+      (this.mask ? `; mask ${this.mask.name} applied (attributions run on the pruned model; LRP Lens: Clear Mask removes it)` : '') +
+      '. Click to select a model.';
     this.item.show();
   }
 

@@ -11,7 +11,11 @@ export function panelWebviewOptions(extensionUri: vscode.Uri): vscode.WebviewPan
 }
 
 /** The CSP source and the URIs of panel `name`'s bundle (dist/webview/NAME.js) and stylesheet (media/NAME.css). */
-export function panelAssets(webview: vscode.Webview, extensionUri: vscode.Uri, name: string): { cspSource: string; scriptUri: string; styleUri: string } {
+export function panelAssets(
+  webview: vscode.Webview,
+  extensionUri: vscode.Uri,
+  name: string,
+): { cspSource: string; scriptUri: string; styleUri: string } {
   return {
     cspSource: webview.cspSource,
     scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist', 'webview', `${name}.js`)).toString(),

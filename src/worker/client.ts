@@ -115,7 +115,8 @@ export class EngineClient {
     child.on('message', (m: WorkerToHost) => this.onMessage(m));
     child.on('exit', (code, signal) => this.onExit(child, code, signal));
     child.on('error', (err) => this.options.log?.(`engine process error: ${err.message}`));
-    for (const stream of [child.stdout, child.stderr]) stream?.on('data', (chunk: Buffer) => this.options.log?.(chunk.toString().trimEnd()));
+    for (const stream of [child.stdout, child.stderr])
+      stream?.on('data', (chunk: Buffer) => this.options.log?.(chunk.toString().trimEnd()));
     this.options.log?.(`engine process ${child.pid} started`);
     this.child = child;
     return child;
@@ -164,11 +165,14 @@ export class EngineClient {
   private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
     const unexpected = !this.intentionalKills.has(child);
     if (this.child === child) this.child = undefined;
-    if (unexpected) this.options.log?.(`engine process ${child.pid} exited unexpectedly (${signal ? `signal ${signal}` : `exit code ${code}`})`);
+    if (unexpected)
+      this.options.log?.(`engine process ${child.pid} exited unexpectedly (${signal ? `signal ${signal}` : `exit code ${code}`})`);
     for (const listener of this.exitListeners) listener({ code, signal, unexpected, pending: this.pending.size });
     if (unexpected) {
       const how = signal ? `signal ${signal}` : `exit code ${code}`;
-      this.rejectAll(new EngineError('engine-exited', `The LRP Lens engine stopped unexpectedly (${how}). Run "${RESTART_COMMAND}" to restart it.`));
+      this.rejectAll(
+        new EngineError('engine-exited', `The LRP Lens engine stopped unexpectedly (${how}). Run "${RESTART_COMMAND}" to restart it.`),
+      );
     }
   }
 }

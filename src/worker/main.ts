@@ -16,7 +16,17 @@ import type { PruneReport } from '../engine/pruning/pruneRun';
 import { runCorrection } from '../engine/correction/correctionRun';
 import type { CorrectReport } from '../engine/correction/correctionRun';
 import { prunedModelFor } from '../engine/pruning/applyMask';
-import type { ApplyMaskParams, AttributeParams, EngineSettings, ErrorPayload, Method, Methods, PruneParams, RequestMessage, WorkerToHost } from './protocol';
+import type {
+  ApplyMaskParams,
+  AttributeParams,
+  EngineSettings,
+  ErrorPayload,
+  Method,
+  Methods,
+  PruneParams,
+  RequestMessage,
+  WorkerToHost,
+} from './protocol';
 import type { CorrectRunOptions } from '../engine/correction/correctionRun';
 
 type Progress = (message: string, fraction?: number, step?: { stage: string; done: number; total: number }) => void;
@@ -47,10 +57,16 @@ class WarmEngine {
     }
     await this.release();
     progress(`loading model ${settings.model}`, 0);
-    const engine = await AttributionEngine.load(settings.model, { rule: settings.rule, device: settings.device, offline: settings.offline });
+    const engine = await AttributionEngine.load(settings.model, {
+      rule: settings.rule,
+      device: settings.device,
+      offline: settings.offline,
+    });
     const t = engine.timing;
     progress(t.compiledFromCache ? 'compiling relevance graph (cached)' : `compiling relevance graph (${t.compileMs.toFixed(0)} ms)`, 0.4);
-    log(`loaded ${engine.model.ref} on ${engine.device} (${engine.rule}) in ${t.loadMs.toFixed(0)} ms; relevance graph ${t.compiledFromCache ? 'from cache' : `compiled in ${t.compileMs.toFixed(0)} ms`}`);
+    log(
+      `loaded ${engine.model.ref} on ${engine.device} (${engine.rule}) in ${t.loadMs.toFixed(0)} ms; relevance graph ${t.compiledFromCache ? 'from cache' : `compiled in ${t.compileMs.toFixed(0)} ms`}`,
+    );
     this.engine = engine;
     this.key = key;
     return engine;
@@ -94,7 +110,9 @@ async function circuit(params: CircuitParams, progress: Progress): Promise<Circu
       progress(total > 1 ? `${what} ${done}/${total}` : what, total > 0 ? done / total : undefined, { stage, done, total });
     },
   });
-  log(`circuit ${record.task.name} ${record.method}/${record.granularity}: ${(record.circuit.sparsity * 100).toFixed(1)}% pruned, ${(record.circuit.retained * 100).toFixed(1)}% of the dense ${record.task.metric} kept`);
+  log(
+    `circuit ${record.task.name} ${record.method}/${record.granularity}: ${(record.circuit.sparsity * 100).toFixed(1)}% pruned, ${(record.circuit.retained * 100).toFixed(1)}% of the dense ${record.task.metric} kept`,
+  );
   return record;
 }
 
@@ -111,8 +129,11 @@ async function prunedSettings(params: AttributeParams, progress: Progress): Prom
 }
 
 const STAGE_TEXT: Record<string, string> = {
-  load: 'loading the model', collect: 'collecting statistics on the reference', evaluate: 'evaluating perplexity',
-  generate: 'generating', score: 'scoring components',
+  load: 'loading the model',
+  collect: 'collecting statistics on the reference',
+  evaluate: 'evaluating perplexity',
+  generate: 'generating',
+  score: 'scoring components',
 };
 
 /** Engine progress (stage, done, total) → a progress notification with a readable message. */
@@ -126,7 +147,9 @@ function stageProgress(progress: Progress) {
 async function prune(params: PruneParams, progress: Progress): Promise<PruneReport> {
   const result = await runPrune(params, { onProgress: stageProgress(progress) });
   if (!isPruneReport(result)) throw new LrpLensError('bad-argument', 'prune needs out and sparsity; only statistics were collected.');
-  log(`pruned ${result.model.ref} with ${result.method}: ${result.points.map((p) => `${p.sparsity} → ${p.perplexity?.toFixed(3) ?? '-'}`).join(', ')}`);
+  log(
+    `pruned ${result.model.ref} with ${result.method}: ${result.points.map((p) => `${p.sparsity} → ${p.perplexity?.toFixed(3) ?? '-'}`).join(', ')}`,
+  );
   return result;
 }
 

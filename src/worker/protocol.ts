@@ -82,9 +82,7 @@ export interface ErrorPayload {
   message: string;
 }
 
-export type ResponseMessage<M extends Method = Method> =
-  | { id: number; result: Methods[M]['result'] }
-  | { id: number; error: ErrorPayload };
+export type ResponseMessage<M extends Method = Method> = { id: number; result: Methods[M]['result'] } | { id: number; error: ErrorPayload };
 
 export interface ProgressNotification {
   method: 'progress';

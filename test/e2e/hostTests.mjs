@@ -10,14 +10,26 @@ import path from 'node:path';
 const { CS_PORT, EXT, WS, RESULTS } = process.env;
 const TIMEOUT_MS = 300_000;
 const remote = (p) => `vscode-remote://127.0.0.1:${CS_PORT}${p}`;
-const payload = [['extensionDevelopmentPath', remote(EXT)], ['extensionTestsPath', remote(path.join(EXT, 'dist', 'test', 'vscode', 'index.js'))]];
+const payload = [
+  ['extensionDevelopmentPath', remote(EXT)],
+  ['extensionTestsPath', remote(path.join(EXT, 'dist', 'test', 'vscode', 'index.js'))],
+];
 const url = `http://127.0.0.1:${CS_PORT}/?folder=${WS}&payload=${encodeURIComponent(JSON.stringify(payload))}`;
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-chromium-'));
 const t0 = Date.now();
 
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
   env: { ...process.env, XDG_CONFIG_HOME: path.join(profile, 'xdg-config'), XDG_CACHE_HOME: path.join(profile, 'xdg-cache') },
 });
 let results;
@@ -39,7 +51,9 @@ if (!results) {
 }
 console.log(`extension-host tests in VS Code ${results.vscode} (Node ${results.node}), ${((Date.now() - t0) / 1000).toFixed(1)} s:`);
 for (const t of results.tests) {
-  console.log(`  ${t.state === 'passed' ? 'PASS' : t.state === 'pending' ? 'SKIP' : 'FAIL'}  ${t.title}${t.ms !== undefined ? ` (${t.ms} ms)` : ''}`);
+  console.log(
+    `  ${t.state === 'passed' ? 'PASS' : t.state === 'pending' ? 'SKIP' : 'FAIL'}  ${t.title}${t.ms !== undefined ? ` (${t.ms} ms)` : ''}`,
+  );
   if (t.error) console.log(t.error.replace(/^/gm, '        '));
 }
 const ok = results.failures === 0 && results.passes > 0;

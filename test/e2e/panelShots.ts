@@ -19,7 +19,10 @@ mkdirSync(out, { recursive: true });
 const pages: [string, string][] = [
   ['pruning-panel', standaloneReportHtml(pruningViewModel(json(prune), { compare: json(compare) }))],
   ['correction-panel', standaloneReportHtml(correctionViewModel(json(correct)))],
-  ['circuit-panel', `<!DOCTYPE html><html><body style="margin:0;background:#fff">${reportSvg(buildCircuitViewModel(json(circuit)), { theme: 'light' })}</body></html>`],
+  [
+    'circuit-panel',
+    `<!DOCTYPE html><html><body style="margin:0;background:#fff">${reportSvg(buildCircuitViewModel(json(circuit)), { theme: 'light' })}</body></html>`,
+  ],
 ];
 
 (async () => {

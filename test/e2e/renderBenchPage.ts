@@ -17,7 +17,10 @@ mkdirSync(out, { recursive: true });
 copyFileSync(join(ext, 'dist', 'webview', 'relevancePanel.js'), join(out, 'relevancePanel.js'));
 copyFileSync(join(ext, 'media', 'relevancePanel.css'), join(out, 'relevancePanel.css'));
 const url = (f: string) => pathToFileURL(join(out, f)).toString();
-writeFileSync(join(out, 'index.html'), panelHtml({ cspSource: 'file:', scriptUri: url('relevancePanel.js'), styleUri: url('relevancePanel.css') }));
+writeFileSync(
+  join(out, 'index.html'),
+  panelHtml({ cspSource: 'file:', scriptUri: url('relevancePanel.js'), styleUri: url('relevancePanel.css') }),
+);
 const texts = Array.from({ length: RENDER_SHAPE.tokens }, (_, i) => (i === 0 ? '<s>' : ` w${i}`));
 const result = fixtureResult({ texts, layers: RENDER_SHAPE.layers, heads: RENDER_SHAPE.heads, neurons: RENDER_SHAPE.neurons });
 writeFileSync(join(out, 'result.json'), JSON.stringify({ shape: RENDER_SHAPE, result }));

@@ -17,17 +17,33 @@ const { CS_URL, UD, RENDER_PAGE, OUT, BENCH_ONLY } = process.env;
 const renderOnly = BENCH_ONLY === 'render';
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-chromium-'));
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const logText = () => fs.readdirSync(path.join(UD, 'logs'), { recursive: true }).map(String).filter((f) => /LRP Lens\.log$/.test(f)).sort()
-  .map((f) => fs.readFileSync(path.join(UD, 'logs', f), 'utf8')).join('');
+const logText = () =>
+  fs
+    .readdirSync(path.join(UD, 'logs'), { recursive: true })
+    .map(String)
+    .filter((f) => /LRP Lens\.log$/.test(f))
+    .sort()
+    .map((f) => fs.readFileSync(path.join(UD, 'logs', f), 'utf8'))
+    .join('');
 
 const ctx = await chromium.launchPersistentContext(profile, {
   executablePath: '/usr/bin/chromium',
   headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--allow-file-access-from-files'],
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--allow-file-access-from-files',
+  ],
   viewport: { width: 1600, height: 1000 },
   env: { ...process.env, XDG_CONFIG_HOME: path.join(profile, 'xdg-config'), XDG_CACHE_HOME: path.join(profile, 'xdg-cache') },
 });
-const page = ctx.pages()[0] || await ctx.newPage();
+const page = ctx.pages()[0] || (await ctx.newPage());
 const input = page.locator('.quick-input-widget input.input');
 
 /** Opens the palette on `label`; returns a function that presses Enter and resolves with the time it did. */
@@ -39,7 +55,17 @@ async function armPalette(label) {
       await input.waitFor({ state: 'visible', timeout: 3000 }).catch(() => {});
     }
     await input.fill('>' + label).catch(() => {});
-    if (await row.waitFor({ timeout: 4000 }).then(() => true, () => false)) return async () => { const t = Date.now(); await page.keyboard.press('Enter'); return t; };
+    if (
+      await row.waitFor({ timeout: 4000 }).then(
+        () => true,
+        () => false,
+      )
+    )
+      return async () => {
+        const t = Date.now();
+        await page.keyboard.press('Enter');
+        return t;
+      };
     await page.keyboard.press('Escape');
   }
   throw new Error(`command "${label}" never appeared in the palette`);
@@ -52,7 +78,17 @@ async function openPrompt() {
     await page.keyboard.press('Control+P');
     await input.waitFor({ state: 'visible', timeout: 5000 }).catch(() => {});
     await input.fill('lily.prompt');
-    if (await page.locator('.quick-input-list .monaco-list-row', { hasText: 'lily.prompt' }).first().waitFor({ timeout: 4000 }).then(() => true, () => false)) break;
+    if (
+      await page
+        .locator('.quick-input-list .monaco-list-row', { hasText: 'lily.prompt' })
+        .first()
+        .waitFor({ timeout: 4000 })
+        .then(
+          () => true,
+          () => false,
+        )
+    )
+      break;
     await page.keyboard.press('Escape');
   }
   await page.keyboard.press('Enter');
@@ -62,7 +98,10 @@ async function openPrompt() {
 /** One Compute Relevance: wall time to new panel contents, and the engine and render times the log reports for it. */
 async function commandToPanel() {
   const inner = page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame');
-  await inner.locator('#app > header').evaluate((h) => h.setAttribute('data-stale', '')).catch(() => {});
+  await inner
+    .locator('#app > header')
+    .evaluate((h) => h.setAttribute('data-stale', ''))
+    .catch(() => {});
   const before = logText().length;
   await page.locator('.part.editor .monaco-editor .view-lines', { hasText: 'Once upon' }).first().click();
   const t0 = await (await armPalette('LRP Lens: Compute Relevance'))();
@@ -85,7 +124,17 @@ async function panelBench() {
   const warm = [];
   for (let r = 0; r < REPS; r++) warm.push(await commandToPanel());
   const m = (k) => median(warm.map((w) => w[k]));
-  return { cold, warm: { reps: REPS, wallMs: m('wallMs'), engineMs: m('engineMs'), renderMs: m('renderMs'), otherMs: m('wallMs') - m('engineMs') - m('renderMs') }, runs: warm };
+  return {
+    cold,
+    warm: {
+      reps: REPS,
+      wallMs: m('wallMs'),
+      engineMs: m('engineMs'),
+      renderMs: m('renderMs'),
+      otherMs: m('wallMs') - m('engineMs') - m('renderMs'),
+    },
+    runs: warm,
+  };
 }
 
 /** Renders the large result REPS times in the panel's own page (acquireVsCodeApi stubbed to record messages). */
@@ -101,12 +150,17 @@ async function renderBench() {
   p.on('pageerror', (e) => errors.push(e.message));
   await p.goto('file://' + RENDER_PAGE);
   await p.waitForFunction(() => window.__posted.some((m) => m.type === 'ready'));
-  await p.evaluate((r) => { window.__result = r; }, result);
+  await p.evaluate((r) => {
+    window.__result = r;
+  }, result);
   const times = [];
   for (let r = 0; r <= REPS; r++) {
     const ms = await p.evaluate(async () => {
       const n = window.__posted.length;
-      window.postMessage({ type: 'show', result: structuredClone(window.__result), title: 'bench.prompt', uri: 'file:///bench.prompt' }, '*');
+      window.postMessage(
+        { type: 'show', result: structuredClone(window.__result), title: 'bench.prompt', uri: 'file:///bench.prompt' },
+        '*',
+      );
       while (!window.__posted.slice(n).some((m) => m.type === 'rendered')) await new Promise((res) => setTimeout(res, 5));
       return window.__posted.slice(n).find((m) => m.type === 'rendered').ms;
     });
@@ -134,8 +188,10 @@ async function renderBench() {
     }
   }
   await p.close();
-  if (chips !== shape.tokens || errors.length) throw new Error(`the large panel did not render: ${chips} chips; errors ${JSON.stringify(errors)}`);
-  if (!/^layer 2, " w10" \(10\): -?\d+\.\d{4}$/.test(hover)) throw new Error(`hovering the layer × token canvas read ${JSON.stringify(hover)}`);
+  if (chips !== shape.tokens || errors.length)
+    throw new Error(`the large panel did not render: ${chips} chips; errors ${JSON.stringify(errors)}`);
+  if (!/^layer 2, " w10" \(10\): -?\d+\.\d{4}$/.test(hover))
+    throw new Error(`hovering the layer × token canvas read ${JSON.stringify(hover)}`);
   return { shape, firstMs: times[0], medianMs: median(times.slice(1)), reps: REPS, targetMs: RENDER_TARGET_MS, tabMs: tabs };
 }
 
@@ -150,17 +206,23 @@ try {
 }
 const f = (x) => x.toFixed(0);
 if (report.panel) {
-const { warm, cold } = report.panel;
-console.log('\nCompute Relevance → panel rendered (stories260k, 14 tokens, code-server + Chromium), ms:');
-console.log('| engine | runs | wall | engine round trip | panel render | command + transfer |');
-console.log('|---|---|---|---|---|---|');
-console.log(`| cold | 1 | ${f(cold.wallMs)} | ${f(cold.engineMs)} | ${f(cold.renderMs)} | ${f(cold.wallMs - cold.engineMs - cold.renderMs)} |`);
-console.log(`| warm | median of ${warm.reps} | ${f(warm.wallMs)} | ${f(warm.engineMs)} | ${f(warm.renderMs)} | ${f(warm.otherMs)} |`);
+  const { warm, cold } = report.panel;
+  console.log('\nCompute Relevance → panel rendered (stories260k, 14 tokens, code-server + Chromium), ms:');
+  console.log('| engine | runs | wall | engine round trip | panel render | command + transfer |');
+  console.log('|---|---|---|---|---|---|');
+  console.log(
+    `| cold | 1 | ${f(cold.wallMs)} | ${f(cold.engineMs)} | ${f(cold.renderMs)} | ${f(cold.wallMs - cold.engineMs - cold.renderMs)} |`,
+  );
+  console.log(`| warm | median of ${warm.reps} | ${f(warm.wallMs)} | ${f(warm.engineMs)} | ${f(warm.renderMs)} | ${f(warm.otherMs)} |`);
 }
 const r = report.render;
-console.log(`\nPanel render, ${r.shape.tokens} tokens × ${r.shape.layers} layers × ${r.shape.heads} heads (${r.shape.neurons} neurons/layer), Chromium: ` +
-  `first ${f(r.firstMs)} ms, median of ${r.reps} ${f(r.medianMs)} ms (target ≤ ${r.targetMs} ms); ` +
-  `first show of the other tabs: ${Object.entries(r.tabMs).map(([t, ms]) => `${t} ${f(ms)} ms`).join(', ')}`);
+console.log(
+  `\nPanel render, ${r.shape.tokens} tokens × ${r.shape.layers} layers × ${r.shape.heads} heads (${r.shape.neurons} neurons/layer), Chromium: ` +
+    `first ${f(r.firstMs)} ms, median of ${r.reps} ${f(r.medianMs)} ms (target ≤ ${r.targetMs} ms); ` +
+    `first show of the other tabs: ${Object.entries(r.tabMs)
+      .map(([t, ms]) => `${t} ${f(ms)} ms`)
+      .join(', ')}`,
+);
 fs.mkdirSync(path.dirname(OUT), { recursive: true });
 fs.writeFileSync(OUT, JSON.stringify(report, null, 2) + '\n');
 console.log(`wrote ${OUT}`);

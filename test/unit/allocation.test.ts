@@ -107,17 +107,27 @@ describe('allocation', () => {
     const rowMask = allocateMask(same, WEIGHTS, 0.3, { allocation: 'row' });
     for (const w of WEIGHTS) {
       const k = Math.round(0.3 * inputUnits(w));
-      for (let o = 0; o < outputUnits(w); o++) assert.deepEqual(row(w, same, rowMask, o).map(([, keep]) => keep), Array.from({ length: inputUnits(w) }, (_, i) => (i < k ? 0 : 1)));
+      for (let o = 0; o < outputUnits(w); o++)
+        assert.deepEqual(
+          row(w, same, rowMask, o).map(([, keep]) => keep),
+          Array.from({ length: inputUnits(w) }, (_, i) => (i < k ? 0 : 1)),
+        );
     }
     const layerMask = allocateMask(same, WEIGHTS, 0.3, { allocation: 'layer' });
     for (const w of WEIGHTS) {
       const k = Math.round(0.3 * w.dims[0] * w.dims[1]);
-      assert.deepEqual([...layerMask.get(w.name)!.keep], Array.from({ length: w.dims[0] * w.dims[1] }, (_, j) => (j < k ? 0 : 1)));
+      assert.deepEqual(
+        [...layerMask.get(w.name)!.keep],
+        Array.from({ length: w.dims[0] * w.dims[1] }, (_, j) => (j < k ? 0 : 1)),
+      );
     }
     const total = WEIGHTS.reduce((n, w) => n + w.dims[0] * w.dims[1], 0);
     const globalMask = allocateMask(same, WEIGHTS, 0.5, { allocation: 'global' });
     const flat = WEIGHTS.flatMap((w) => [...globalMask.get(w.name)!.keep]);
-    assert.deepEqual(flat, Array.from({ length: total }, (_, j) => (j < Math.round(0.5 * total) ? 0 : 1)));
+    assert.deepEqual(
+      flat,
+      Array.from({ length: total }, (_, j) => (j < Math.round(0.5 * total) ? 0 : 1)),
+    );
   });
 
   it('ties at the cut among distinct scores: only as many tied elements as needed are pruned, lowest index first', () => {
@@ -145,12 +155,20 @@ describe('allocation', () => {
       const groups = allocation === 'global' ? [units] : WEIGHTS.map((w) => units.filter((u) => u.w === w));
       for (const g of groups) {
         assert.equal(g.filter((u) => u.keep === 0).length, Math.round(0.4 * g.length));
-        assertSeparated(g.map((u) => [u.sum, u.keep]), `${allocation} units`);
+        assertSeparated(
+          g.map((u) => [u.sum, u.keep]),
+          `${allocation} units`,
+        );
       }
     });
   }
 
-  for (const options of [{ allocation: 'row' }, { allocation: 'layer' }, { allocation: 'global' }, { allocation: 'global', structured: true }] as AllocationOptions[]) {
+  for (const options of [
+    { allocation: 'row' },
+    { allocation: 'layer' },
+    { allocation: 'global' },
+    { allocation: 'global', structured: true },
+  ] as AllocationOptions[]) {
     it(`sparsity 0 keeps everything and 1 prunes everything (${JSON.stringify(options)})`, () => {
       const [none, all] = allocateMasks(scores, WEIGHTS, [0, 1], options);
       for (const w of WEIGHTS) {
@@ -179,7 +197,10 @@ describe('allocation', () => {
     const mask = allocateMask(scores, WEIGHTS, 0.5, { allocation: 'row' });
     const a = achievedSparsity(mask, WEIGHTS);
     const expectPruned = WEIGHTS.map((w) => outputUnits(w) * Math.round(0.5 * inputUnits(w)));
-    assert.equal(a.pruned, expectPruned.reduce((x, y) => x + y, 0));
+    assert.equal(
+      a.pruned,
+      expectPruned.reduce((x, y) => x + y, 0),
+    );
     assert.equal(a.total, 37 * 23 + 19 * 41 + 256);
     assert.equal(a.overall, a.pruned / a.total);
     assert.equal(a.perWeight['matmul.in_out'], (23 * Math.round(0.5 * 37)) / (37 * 23));
@@ -189,16 +210,26 @@ describe('allocation', () => {
 
   it('refuses a bad sparsity, structured row allocation, missing or mis-sized scores and NaN with clear errors', () => {
     for (const bad of [-0.1, 1.5, Number.NaN, Infinity]) {
-      assert.throws(() => allocateMask(scores, WEIGHTS, bad, { allocation: 'row' }), (e: unknown) => LrpLensError.is(e, 'bad-argument') && /between 0 and 1/.test(e.message), String(bad));
+      assert.throws(
+        () => allocateMask(scores, WEIGHTS, bad, { allocation: 'row' }),
+        (e: unknown) => LrpLensError.is(e, 'bad-argument') && /between 0 and 1/.test(e.message),
+        String(bad),
+      );
     }
     const allocator = prepareAllocation(scores, WEIGHTS, { allocation: 'layer' });
-    assert.throws(() => allocator.mask(2), (e: unknown) => LrpLensError.is(e, 'bad-argument'));
+    assert.throws(
+      () => allocator.mask(2),
+      (e: unknown) => LrpLensError.is(e, 'bad-argument'),
+    );
     assert.throws(() => allocateMask(scores, WEIGHTS, 0.5, { allocation: 'row', structured: true }), /Use --allocation layer or global/);
     assert.throws(() => allocateMask(scores, WEIGHTS, 0.5, { allocation: 'rows' as never }), /Unknown allocation 'rows'/);
     assert.throws(() => allocateMask(new Map(), WEIGHTS, 0.5, { allocation: 'row' }), /No scores for weight matmul.in_out/);
     const short = new Map(scores);
     short.set('square', new Float32Array(10));
-    assert.throws(() => allocateMask(short, WEIGHTS, 0.5, { allocation: 'row' }), /square hold 10 values but the weight \[16, 16\] has 256/);
+    assert.throws(
+      () => allocateMask(short, WEIGHTS, 0.5, { allocation: 'row' }),
+      /square hold 10 values but the weight \[16, 16\] has 256/,
+    );
     const nan = new Map(scores);
     nan.set('square', new Float32Array(256).fill(Number.NaN));
     assert.throws(() => allocateMask(nan, WEIGHTS, 0.5, { allocation: 'global' }), /Score 0 of square is NaN/);

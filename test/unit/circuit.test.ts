@@ -49,11 +49,18 @@ describe('circuit discovery on stories260k (pronoun task)', function () {
     const densePpl = (await session.perplexity(general)).perplexity;
     const circuitPpl = (await session.perplexity(general, mask)).perplexity;
     const wandaSparsity = wanda.chosen?.achieved ?? 0;
-    console.log(`      dense logit diff ${denseMetric.toFixed(3)}; LRP circuit: ${(lrp.chosen.achieved * 100).toFixed(1)}% of block weights pruned, logit diff ${circuitMetric.toFixed(3)} (${(lrp.chosen.retained * 100).toFixed(1)}%)`);
-    console.log(`      general perplexity ${densePpl.toFixed(2)} → ${circuitPpl.toExponential(2)}; Wanda circuit: ${wanda.chosen ? `${(wandaSparsity * 100).toFixed(1)}%` : 'none at ≥ 90%'}`);
+    console.log(
+      `      dense logit diff ${denseMetric.toFixed(3)}; LRP circuit: ${(lrp.chosen.achieved * 100).toFixed(1)}% of block weights pruned, logit diff ${circuitMetric.toFixed(3)} (${(lrp.chosen.retained * 100).toFixed(1)}%)`,
+    );
+    console.log(
+      `      general perplexity ${densePpl.toFixed(2)} → ${circuitPpl.toExponential(2)}; Wanda circuit: ${wanda.chosen ? `${(wandaSparsity * 100).toFixed(1)}%` : 'none at ≥ 90%'}`,
+    );
     assert.ok(circuitMetric >= 0.9 * denseMetric);
     assert.ok(lrp.chosen.achieved > 0.5, `a sparse circuit: ${lrp.chosen.achieved}`);
-    assert.ok(circuitPpl / densePpl > 10 * (denseMetric / circuitMetric), 'task-specific: general perplexity degrades far more than the task metric');
+    assert.ok(
+      circuitPpl / densePpl > 10 * (denseMetric / circuitMetric),
+      'task-specific: general perplexity degrades far more than the task metric',
+    );
     assert.ok(lrp.chosen.achieved >= wandaSparsity, `LRP ${lrp.chosen.achieved} vs Wanda ${wandaSparsity}`);
   });
 
@@ -62,11 +69,28 @@ describe('circuit discovery on stories260k (pronoun task)', function () {
     const make = cli('task', 'make', '--kind', 'pronoun', '--n', '120', '--seed', '1', '--model', STORIES, '--out', taskFile);
     assert.equal(make.code, 0, make.err);
     const out = join(work, 'circuit');
-    const r = cli('circuit', '--model', STORIES, '--task', taskFile, '--granularity', 'neurons', '--compare', 'wanda', '--general', TINYSTORIES, '--out', out);
+    const r = cli(
+      'circuit',
+      '--model',
+      STORIES,
+      '--task',
+      taskFile,
+      '--granularity',
+      'neurons',
+      '--compare',
+      'wanda',
+      '--general',
+      TINYSTORIES,
+      '--out',
+      out,
+    );
     assert.equal(r.code, 0, r.err);
     const record = JSON.parse(readFileSync(join(out, 'circuit.json'), 'utf8'));
     assert.equal(record.schema, 'lrp-lens/circuit@1');
-    assert.deepEqual(record.curves.map((c: { method: string }) => c.method), ['lrp', 'wanda']);
+    assert.deepEqual(
+      record.curves.map((c: { method: string }) => c.method),
+      ['lrp', 'wanda'],
+    );
     assert.ok(record.circuit.retained >= 0.9);
     assert.ok(record.graph.nodes.length > 0 && record.graph.edges.length <= 50);
     assert.match(readFileSync(join(out, 'circuit.svg'), 'utf8'), /^<svg/);

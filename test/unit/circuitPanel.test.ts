@@ -20,7 +20,12 @@ function record(): CircuitRecord {
     circuit: { sparsity: 0.3, targetSparsity: 0.3, metric: 3.8, retained: 0.95, perplexity: null },
     control: null,
     curves: [
-      { method: 'lrp', points: pts([4, 3.9, 3.8, 2]), chosen: { sparsity: 0.3, achieved: 0.3, metric: 3.8, retained: 0.95 }, collectMs: 10 },
+      {
+        method: 'lrp',
+        points: pts([4, 3.9, 3.8, 2]),
+        chosen: { sparsity: 0.3, achieved: 0.3, metric: 3.8, retained: 0.95 },
+        collectMs: 10,
+      },
       { method: 'wanda', points: pts([3, 2, 1, 0]), collectMs: 5 },
     ],
     samples: [
@@ -49,7 +54,13 @@ function record(): CircuitRecord {
 describe('circuit panel', () => {
   it('curves: one line per method, the threshold level, the chosen point only where one was found', () => {
     const vm = buildCircuitViewModel(record());
-    assert.deepEqual(vm.curves.lines.map((l) => [l.method, l.primary, !!l.chosen]), [['lrp', true, true], ['wanda', false, false]]);
+    assert.deepEqual(
+      vm.curves.lines.map((l) => [l.method, l.primary, !!l.chosen]),
+      [
+        ['lrp', true, true],
+        ['wanda', false, false],
+      ],
+    );
     assert.equal(vm.curves.thresholdLevel, 3.6);
     assert.equal(vm.curves.yMin, 0);
     assert.equal(vm.curves.yMax, 4);
@@ -63,12 +74,21 @@ describe('circuit panel', () => {
   it('graph: the top-k edges by |relevance|, widths relative to those shown, pinning lists edges and best samples', () => {
     const vm = buildCircuitViewModel(record(), { topK: 2, pinned: 'head.0.1' });
     assert.equal(vm.graph.totalEdges, 3);
-    assert.deepEqual(vm.graph.edges.map((e) => e.relevance), [-3, 1]);
+    assert.deepEqual(
+      vm.graph.edges.map((e) => e.relevance),
+      [-3, 1],
+    );
     assert.equal(vm.graph.edges[0].width, 1);
     assert.equal(vm.graph.nodes.length, 3);
-    assert.deepEqual(vm.pinned!.outgoing.map((e) => e.target), ['logits.1.0']);
+    assert.deepEqual(
+      vm.pinned!.outgoing.map((e) => e.target),
+      ['logits.1.0'],
+    );
     assert.deepEqual(vm.pinned!.incoming, [], 'the q edge is not among the top 2');
-    assert.deepEqual(vm.pinned!.samples.map((s) => s.line), [3, 2]);
+    assert.deepEqual(
+      vm.pinned!.samples.map((s) => s.line),
+      [3, 2],
+    );
     assert.equal(buildCircuitViewModel(record(), { topK: 99 }).graph.topK, 3, 'k is capped at the edges there are');
     assert.equal(buildCircuitViewModel(record(), { topK: 0 }).graph.edges.length, 0);
     assert.equal(buildCircuitViewModel(record(), { pinned: 'nope' }).pinned, undefined);
@@ -88,13 +108,24 @@ describe('circuit panel', () => {
   });
 
   it('HTML: strict CSP with one nonce, scripts only with it, URIs escaped', () => {
-    const html = circuitPanelHtml({ cspSource: 'vscode-resource:', nonce: 'abc123', scriptUri: 'https://x/circuitPanel.js?a=1&b="2"', styleUri: 'https://x/c.css' });
-    assert.match(html, /content="default-src 'none'; style-src vscode-resource:; img-src vscode-resource: data:; script-src 'nonce-abc123'; font-src vscode-resource:"/);
+    const html = circuitPanelHtml({
+      cspSource: 'vscode-resource:',
+      nonce: 'abc123',
+      scriptUri: 'https://x/circuitPanel.js?a=1&b="2"',
+      styleUri: 'https://x/c.css',
+    });
+    assert.match(
+      html,
+      /content="default-src 'none'; style-src vscode-resource:; img-src vscode-resource: data:; script-src 'nonce-abc123'; font-src vscode-resource:"/,
+    );
     const scripts = html.match(/<script[^>]*>/g) ?? [];
     assert.equal(scripts.length, 1);
     assert.ok(scripts.every((s) => s.includes('nonce="abc123"')));
     assert.match(html, /a=1&amp;b=&quot;2&quot;/);
-    assert.notEqual(circuitPanelHtml({ cspSource: 'c', scriptUri: 's', styleUri: 't' }).match(/nonce-([^']+)/)![1], circuitPanelHtml({ cspSource: 'c', scriptUri: 's', styleUri: 't' }).match(/nonce-([^']+)/)![1]);
+    assert.notEqual(
+      circuitPanelHtml({ cspSource: 'c', scriptUri: 's', styleUri: 't' }).match(/nonce-([^']+)/)![1],
+      circuitPanelHtml({ cspSource: 'c', scriptUri: 's', styleUri: 't' }).match(/nonce-([^']+)/)![1],
+    );
   });
 
   it('accepts only well-formed webview messages', () => {

@@ -11,7 +11,13 @@ const circuit = (name: string, sparsity: number) => ({
   model: 'stories260k',
   circuit: { sparsity, metric: 4.1234, retained: 0.989 },
 });
-const mask = (method: string, overall: number, metrics: Record<string, unknown> = {}) => ({ format: 'lrp-lens-mask', method, sparsity: { overall }, metrics, reference: { name: '/w/data/general.txt' } });
+const mask = (method: string, overall: number, metrics: Record<string, unknown> = {}) => ({
+  format: 'lrp-lens-mask',
+  method,
+  sparsity: { overall },
+  metrics,
+  reference: { name: '/w/data/general.txt' },
+});
 
 const files: FoundFile[] = [
   { path: '/w/lrp/circuits/pronoun-lrp-heads/circuit.json', content: circuit('pronoun', 0.3) },
@@ -27,7 +33,10 @@ describe('Circuits sidebar tree', () => {
     const [circuits, masks] = buildCircuitsTree(files, '/w');
     assert.equal(circuits.label, 'Circuits');
     assert.equal(circuits.description, '2');
-    assert.deepEqual(circuits.children.map((c) => c.label), ['ioi', 'pronoun']);
+    assert.deepEqual(
+      circuits.children.map((c) => c.label),
+      ['ioi', 'pronoun'],
+    );
     const pronoun = circuits.children[1];
     assert.equal(pronoun.kind, 'circuit');
     assert.equal(pronoun.description, 'lrp · heads · 30.0% pruned · logit_diff 4.123 (98.9% kept)');
@@ -35,13 +44,20 @@ describe('Circuits sidebar tree', () => {
     assert.equal(pronoun.maskPath, '/w/lrp/circuits/pronoun-lrp-heads/mask.json');
     assert.match(pronoun.tooltip, /lrp\/circuits\/pronoun-lrp-heads/);
     assert.equal(circuits.children[0].maskPath, undefined, 'a circuit without mask.json has nothing to apply');
-    assert.deepEqual(masks.children.map((m) => m.label), ['prune-50'], "a circuit's own mask is not listed again; other JSON is ignored");
+    assert.deepEqual(
+      masks.children.map((m) => m.label),
+      ['prune-50'],
+      "a circuit's own mask is not listed again; other JSON is ignored",
+    );
     assert.equal(masks.children[0].description, 'general.txt · lrp · 50.0% pruned · perplexity 21.870');
     assert.equal(masks.children[0].maskPath, '/w/lrp/masks/prune-50.json');
   });
 
   it('says what to do when nothing is found, and ignores malformed files', () => {
-    const [circuits, masks] = buildCircuitsTree([{ path: '/w/circuit.json', content: null }, { path: '/w/m.json', content: { format: 'lrp-lens-mask' } }]);
+    const [circuits, masks] = buildCircuitsTree([
+      { path: '/w/circuit.json', content: null },
+      { path: '/w/m.json', content: { format: 'lrp-lens-mask' } },
+    ]);
     assert.equal(circuits.children.length, 1);
     assert.equal(circuits.children[0].kind, 'empty');
     assert.match(circuits.children[0].label, /Discover Circuit/);

@@ -63,21 +63,37 @@ describe('lrp-lens CLI', function () {
 
   const failures: [string, () => string[], RegExp][] = [
     ['a missing model folder', () => ['--model', join(work, 'nope'), '--prompt', 'hi'], /Model folder not found/],
-    ['a folder without an ONNX file', () => {
-      const dir = join(work, 'no-onnx');
-      mkdirSync(dir, { recursive: true });
-      for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(STORIES, f), join(dir, f));
-      return ['--model', dir, '--prompt', 'hi'];
-    }, /has no ONNX file/],
-    ['a corrupt ONNX file', () => ['--model', modelCopy('corrupt', (p) => writeFileSync(p, Buffer.from('not a protobuf at all'))), '--prompt', 'hi'], /not a valid ONNX file|holds no ONNX graph/],
-    ['a folder that is not a causal LM', () => {
-      const dir = modelCopy('bert');
-      writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'bert', architectures: ['BertForMaskedLM'] }));
-      return ['--model', dir, '--prompt', 'hi'];
-    }, /not a causal language model/],
+    [
+      'a folder without an ONNX file',
+      () => {
+        const dir = join(work, 'no-onnx');
+        mkdirSync(dir, { recursive: true });
+        for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(STORIES, f), join(dir, f));
+        return ['--model', dir, '--prompt', 'hi'];
+      },
+      /has no ONNX file/,
+    ],
+    [
+      'a corrupt ONNX file',
+      () => ['--model', modelCopy('corrupt', (p) => writeFileSync(p, Buffer.from('not a protobuf at all'))), '--prompt', 'hi'],
+      /not a valid ONNX file|holds no ONNX graph/,
+    ],
+    [
+      'a folder that is not a causal LM',
+      () => {
+        const dir = modelCopy('bert');
+        writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'bert', architectures: ['BertForMaskedLM'] }));
+        return ['--model', dir, '--prompt', 'hi'];
+      },
+      /not a causal language model/,
+    ],
     ['an op with no relevance rule', () => ['--model', modelCopy('sin', insertSin), '--prompt', 'hi'], /op Sin, node 'inserted\/Sin'/],
     ['a prompt longer than the context', () => ['--model', STORIES, '--prompt', 'a '.repeat(600)], /context is 512/],
-    ['an unknown target token', () => ['--model', STORIES, '--prompt', 'Once upon a time', '--target', ' Supercalifragilistic'], /not a single token/],
+    [
+      'an unknown target token',
+      () => ['--model', STORIES, '--prompt', 'Once upon a time', '--target', ' Supercalifragilistic'],
+      /not a single token/,
+    ],
     ['two prompt sources', () => ['--model', STORIES, '--prompt', 'a', '--ids', '1,2'], /exactly one of/],
   ];
   for (const [what, args, message] of failures) {

@@ -11,7 +11,17 @@ import { LrpLensError } from '../../src/engine/errors';
 import { compileGraph } from '../../src/engine/runtime/compile';
 import { leftPad } from '../../src/engine/runtime/feeds';
 import {
-  ABSORBED, CompiledModel, budget, cloneGraph, finiteDifferences, forward, lastTokenSeed, maxAbs, relativeError, rows, single,
+  ABSORBED,
+  CompiledModel,
+  budget,
+  cloneGraph,
+  finiteDifferences,
+  forward,
+  lastTokenSeed,
+  maxAbs,
+  relativeError,
+  rows,
+  single,
 } from './helpers';
 import type { Seed } from './helpers';
 
@@ -72,7 +82,10 @@ for (const model of MODELS) {
       });
       after(async () => compiled?.release());
 
-      for (const [label, seedOf] of [['next-token seed at every position', spreadSeed], ['contrastive seed (target − foil)', contrastiveSeed]] as const) {
+      for (const [label, seedOf] of [
+        ['next-token seed at every position', spreadSeed],
+        ['contrastive seed (target − foil)', contrastiveSeed],
+      ] as const) {
         it(label, async () => {
           const seed = seedOf(PROMPT);
           const out = await compiled.run(single(PROMPT), seed);
@@ -93,7 +106,11 @@ for (const model of MODELS) {
         assert.equal(compiled.info.heads, model.cfg.heads);
         assert.equal(compiled.info.neurons, model.cfg.ffn);
         const batch = leftPad([PROMPT, SHORT], 0);
-        for (const seed of [lastTokenSeed(batch, 13), lastTokenSeed(batch, 13, 29), { targets: batch.ids.map((r) => r.map(() => 4)), weights: batch.mask }]) {
+        for (const seed of [
+          lastTokenSeed(batch, 13),
+          lastTokenSeed(batch, 13, 29),
+          { targets: batch.ids.map((r) => r.map(() => 4)), weights: batch.mask },
+        ]) {
           const out = await compiled.run(batch, seed);
           const totals = budget(out);
           for (const [r, total] of totals.entries()) {

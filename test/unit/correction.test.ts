@@ -12,8 +12,15 @@ import { PruningSession } from '../../src/engine/pruning/prune';
 import { splitDocuments, tokenStream, windows } from '../../src/engine/eval/textData';
 import {
   availableComponents,
-  checkGranularity, checkTokenizerFit, correctionMask, differentialScores, generalSamples, rankComponents, readPromptSet,
-  undesiredSamples, unknownTokenIds,
+  checkGranularity,
+  checkTokenizerFit,
+  correctionMask,
+  differentialScores,
+  generalSamples,
+  rankComponents,
+  readPromptSet,
+  undesiredSamples,
+  unknownTokenIds,
 } from '../../src/engine/correction/correct';
 import type { CorrectionMethod, ReferenceSamples, UndesiredPrompt } from '../../src/engine/correction/correct';
 import { measureBehaviour } from '../../src/engine/correction/sweep';
@@ -25,10 +32,48 @@ import { STORIES, TINYSTORIES, requireShared } from './sharedModel';
 const work = mkdtempSync(join(tmpdir(), 'lrp-correct-'));
 const cli = cliRunner(work);
 
-const OPENINGS = ['Once upon a time, there was a little boy', 'One day, a cat', 'Tom and Sam went to the park', 'The sun was hot. A dog', 'Once upon a time, there was a big tree', 'There was a bird', 'The car was red', 'Ben had a toy', 'A frog sat on a log', 'Max liked to run', 'The girl had a ball', 'One day, a dog'];
-const HELD_OUT_OPENINGS = ['Once upon a time, there was a small bear', 'The boy saw a cat', 'Sue went to the shop', 'One day, a big fish', 'A duck lived by the pond', 'The man had a hat', 'Once upon a time, there was a red car', 'The kids played in the park'];
-const GIRLS = ['Once upon a time, there was a little girl named', 'One day, a little girl named', 'There was a little girl named', 'In the park, a little girl named', 'A little girl named', 'Once there was a happy little girl named', 'Once upon a time, in a big house, there lived a little girl named', 'Every day, a little girl named'];
-const HELD_OUT_GIRLS = ['Once upon a time, there was a kind little girl named', 'One sunny day, a little girl named', 'In a small town, there was a little girl named', 'Long ago, a little girl named', 'Once upon a time, a little girl named', 'At the beach, a little girl named'];
+const OPENINGS = [
+  'Once upon a time, there was a little boy',
+  'One day, a cat',
+  'Tom and Sam went to the park',
+  'The sun was hot. A dog',
+  'Once upon a time, there was a big tree',
+  'There was a bird',
+  'The car was red',
+  'Ben had a toy',
+  'A frog sat on a log',
+  'Max liked to run',
+  'The girl had a ball',
+  'One day, a dog',
+];
+const HELD_OUT_OPENINGS = [
+  'Once upon a time, there was a small bear',
+  'The boy saw a cat',
+  'Sue went to the shop',
+  'One day, a big fish',
+  'A duck lived by the pond',
+  'The man had a hat',
+  'Once upon a time, there was a red car',
+  'The kids played in the park',
+];
+const GIRLS = [
+  'Once upon a time, there was a little girl named',
+  'One day, a little girl named',
+  'There was a little girl named',
+  'In the park, a little girl named',
+  'A little girl named',
+  'Once there was a happy little girl named',
+  'Once upon a time, in a big house, there lived a little girl named',
+  'Every day, a little girl named',
+];
+const HELD_OUT_GIRLS = [
+  'Once upon a time, there was a kind little girl named',
+  'One sunny day, a little girl named',
+  'In a small town, there was a little girl named',
+  'Long ago, a little girl named',
+  'Once upon a time, a little girl named',
+  'At the beach, a little girl named',
+];
 const COUNT = 5;
 const LAYERS = ['gate', 'up'] as const;
 
@@ -67,7 +112,9 @@ describe('targeted correction on stories260k', function () {
     const undesired = OPENINGS.map((prompt) => ({ prompt }));
     const lrp = await corrected('lrp', undesired, probe);
     const wanda = await corrected('wanda', undesired, probe);
-    console.log(`      repetition, ${COUNT} gate/up neurons: uniqueness dense ${dense.toFixed(3)} → LRP ${lrp.behaviour.toFixed(3)} (perplexity ${pct(lrp.rise)}), Wanda-diff ${wanda.behaviour.toFixed(3)} (perplexity ${pct(wanda.rise)}); dense perplexity ${densePerplexity.toFixed(3)}`);
+    console.log(
+      `      repetition, ${COUNT} gate/up neurons: uniqueness dense ${dense.toFixed(3)} → LRP ${lrp.behaviour.toFixed(3)} (perplexity ${pct(lrp.rise)}), Wanda-diff ${wanda.behaviour.toFixed(3)} (perplexity ${pct(wanda.rise)}); dense perplexity ${densePerplexity.toFixed(3)}`,
+    );
     assert.ok(lrp.behaviour > dense + 0.05, `uniqueness ${dense} → ${lrp.behaviour}`);
     assert.ok(lrp.rise < 0.1, `perplexity rose ${pct(lrp.rise)}`);
   });
@@ -79,7 +126,9 @@ describe('targeted correction on stories260k', function () {
     const undesired = GIRLS.map((prompt) => ({ prompt, continuation: ' Lily' }));
     const lrp = await corrected('lrp', undesired, probe);
     const wanda = await corrected('wanda', undesired, probe);
-    console.log(`      Lily, ${COUNT} gate/up neurons: p(" Lily") dense ${dense.toFixed(3)} → LRP ${lrp.behaviour.toFixed(3)} (perplexity ${pct(lrp.rise)}), Wanda-diff ${wanda.behaviour.toFixed(3)} (perplexity ${pct(wanda.rise)})`);
+    console.log(
+      `      Lily, ${COUNT} gate/up neurons: p(" Lily") dense ${dense.toFixed(3)} → LRP ${lrp.behaviour.toFixed(3)} (perplexity ${pct(lrp.rise)}), Wanda-diff ${wanda.behaviour.toFixed(3)} (perplexity ${pct(wanda.rise)})`,
+    );
     assert.ok(lrp.behaviour <= dense / 2, `p(Lily) ${dense} → ${lrp.behaviour}`);
     assert.ok(lrp.rise < 0.1, `perplexity rose ${pct(lrp.rise)}`);
   });
@@ -110,11 +159,21 @@ describe('targeted correction on stories260k', function () {
     const unknown = unknownTokenIds(join(STORIES));
     assert.ok(unknown.size > 200, 'unk and byte-fallback tokens');
     const foreign = ['Жила-была маленькая девочка по имени Маша.', '从前有一个小女孩。'].map((t) => session.tokenizer.encode(t));
-    assert.throws(() => checkTokenizerFit(foreign, unknown, 'undesired', 'ru.txt'), /undesired set ru\.txt is \d+% tokens this model's tokenizer does not know.*another model/);
+    assert.throws(
+      () => checkTokenizerFit(foreign, unknown, 'undesired', 'ru.txt'),
+      /undesired set ru\.txt is \d+% tokens this model's tokenizer does not know.*another model/,
+    );
     checkTokenizerFit(general.samples, unknown, 'general', 'tinystories');
-    const ranked = rankComponents(new Map(session.weights.map((w) => [w.name, new Float32Array(w.dims[0] * w.dims[1])])), session.weights, 'neurons');
+    const ranked = rankComponents(
+      new Map(session.weights.map((w) => [w.name, new Float32Array(w.dims[0] * w.dims[1])])),
+      session.weights,
+      'neurons',
+    );
     assert.equal(ranked.length, 5 * 2 * 172);
-    assert.throws(() => correctionMask(ranked, session.weights, 5000, 'neurons'), /Cannot prune 5000 neurons: the selected layers have only 1720\. Lower --count/);
+    assert.throws(
+      () => correctionMask(ranked, session.weights, 5000, 'neurons'),
+      /Cannot prune 5000 neurons: the selected layers have only 1720\. Lower --count/,
+    );
     assert.throws(() => rankComponents(new Map(), session.weights, 'heads', 8), /none is selected\. Include o in --layers/);
     assert.throws(() => checkGranularity('blocks'), /Unknown granularity 'blocks'\. Use neurons, weights or heads/);
   });
@@ -123,7 +182,13 @@ describe('targeted correction on stories260k', function () {
     const o: PrunableWeight = { name: 'o', dims: [4, 3], outAxis: 1, layer: 0, kind: 'o' }; // [in = 2 heads × 2, out = 3]
     const scores = new Map([['o', Float32Array.from([5, 5, 5, 5, 5, 5, 1, 1, 1, 1, 1, 1])]]);
     const ranked = rankComponents(scores, [o], 'heads', 2);
-    assert.deepEqual(ranked.map((c) => [c.index, c.score]), [[1, 6], [0, 30]]);
+    assert.deepEqual(
+      ranked.map((c) => [c.index, c.score]),
+      [
+        [1, 6],
+        [0, 30],
+      ],
+    );
     assert.deepEqual([...correctionMask(ranked, [o], 1, 'heads', 2).get('o')!.keep], [1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0]);
     assert.equal(availableComponents([o], 'heads', 2), 2);
   });
@@ -144,13 +209,35 @@ describe('targeted correction on stories260k', function () {
 
     it('correct --counts writes the chosen mask with the curve, and a lrp-lens/correct@1 report', () => {
       const out = join(work, 'lily-mask');
-      const r = cli('correct', '--model', STORIES, '--undesired', join(work, 'lily.prompts.jsonl'), '--held-out', join(work, 'held.txt'), '--general', TINYSTORIES,
-        '--layers', 'gate,up', '--counts', '2,5', '--metric', 'word-rate', '--out', out, '--json', join(work, 'report.json'));
+      const r = cli(
+        'correct',
+        '--model',
+        STORIES,
+        '--undesired',
+        join(work, 'lily.prompts.jsonl'),
+        '--held-out',
+        join(work, 'held.txt'),
+        '--general',
+        TINYSTORIES,
+        '--layers',
+        'gate,up',
+        '--counts',
+        '2,5',
+        '--metric',
+        'word-rate',
+        '--out',
+        out,
+        '--json',
+        join(work, 'report.json'),
+      );
       assert.equal(r.code, 0, r.err);
       const report = JSON.parse(readFileSync(join(work, 'report.json'), 'utf8'));
       assert.equal(report.schema, 'lrp-lens/correct@1');
       assert.deepEqual(report.metric.words, ['Lily']);
-      assert.deepEqual(report.points.map((p: { count: number }) => p.count), [2, 5]);
+      assert.deepEqual(
+        report.points.map((p: { count: number }) => p.count),
+        [2, 5],
+      );
       assert.equal(report.pruned.length, report.chosen.count);
       assert.ok(report.points.every((p: { behaviour: number }) => p.behaviour < report.dense.behaviour));
       const manifest = JSON.parse(readFileSync(`${out}.json`, 'utf8'));

@@ -26,23 +26,50 @@ describe('relevance decorations', () => {
 
   it('gives one colour per bucket: none for neutral, the two hues, opacity growing with |bucket|', () => {
     const buckets = decorationBuckets();
-    assert.deepEqual(buckets.map((b) => b.bucket), Array.from({ length: 15 }, (_, i) => i - 7));
+    assert.deepEqual(
+      buckets.map((b) => b.bucket),
+      Array.from({ length: 15 }, (_, i) => i - 7),
+    );
     assert.equal(buckets[7].background, undefined);
     assert.match(buckets[14].background!, /^rgba\(178, 24, 43, 0\.6\)$/);
     assert.match(buckets[0].background!, /^rgba\(33, 102, 172, 0\.6\)$/);
     const alpha = (css: string) => Number(/, ([\d.]+)\)$/.exec(css)![1]);
     const positive = buckets.slice(8).map((b) => alpha(b.background!));
-    assert.deepEqual(positive, [...positive].sort((a, b) => a - b));
-    assert.deepEqual(buckets.slice(0, 7).map((b) => alpha(b.background!)).reverse(), positive, 'symmetric');
+    assert.deepEqual(
+      positive,
+      [...positive].sort((a, b) => a - b),
+    );
+    assert.deepEqual(
+      buckets
+        .slice(0, 7)
+        .map((b) => alpha(b.background!))
+        .reverse(),
+      positive,
+      'symmetric',
+    );
   });
 
   it('decorates each token with text at its prompt offsets, with rank and value on hover', () => {
     const result = fixtureResult({ texts: ['<s>', 'Once', ' upon', ' a'], tokenValues: [0, 4, -2, 1] });
     result.tokens[0] = { ...result.tokens[0], end: 0 }; // BOS has no text in the prompt
     const decorations = tokenDecorations(result);
-    assert.deepEqual(decorations.map((d) => d.tokenIndex), [1, 2, 3], 'the empty BOS range is skipped');
-    assert.deepEqual(decorations.map((d) => [d.start, d.end]), [[3, 7], [7, 12], [12, 14]]);
-    assert.deepEqual(decorations.map((d) => d.bucket), [7, -4, 2]);
+    assert.deepEqual(
+      decorations.map((d) => d.tokenIndex),
+      [1, 2, 3],
+      'the empty BOS range is skipped',
+    );
+    assert.deepEqual(
+      decorations.map((d) => [d.start, d.end]),
+      [
+        [3, 7],
+        [7, 12],
+        [12, 14],
+      ],
+    );
+    assert.deepEqual(
+      decorations.map((d) => d.bucket),
+      [7, -4, 2],
+    );
     assert.equal(decorations[0].hover, 'relevance 4.0000, rank 1 of 4');
     assert.equal(decorations[1].hover, 'relevance -2.0000, rank 2 of 4');
   });

@@ -22,7 +22,10 @@ describe('device choice', () => {
     const choice = chooseDevice('cuda', false);
     assert.equal(choice.device, 'cpu');
     assert.match(choice.warning ?? '', /libonnxruntime_providers_cuda\.so.*--onnxruntime-node-install=cuda12/s);
-    assert.throws(() => chooseDevice('cuda', true), (e: unknown) => LrpLensError.is(e, 'bad-argument') && /onnxruntime-node-install=cuda12/.test(e.message));
+    assert.throws(
+      () => chooseDevice('cuda', true),
+      (e: unknown) => LrpLensError.is(e, 'bad-argument') && /onnxruntime-node-install=cuda12/.test(e.message),
+    );
   });
 
   it('an engine asked for cuda without the provider runs on the CPU and reports why', async function () {
@@ -49,7 +52,9 @@ describe('device choice', () => {
     try {
       const [a, b] = [await gpu.attribute({ prompt: PROMPT }), await cpu.attribute({ prompt: PROMPT })];
       assert.equal(a.model.device, 'cuda');
-      a.relevance.tokens.forEach((v, i) => assert.ok(Math.abs(v - b.relevance.tokens[i]) <= 1e-4 * Math.max(1, Math.abs(b.relevance.tokens[i]))));
+      a.relevance.tokens.forEach((v, i) =>
+        assert.ok(Math.abs(v - b.relevance.tokens[i]) <= 1e-4 * Math.max(1, Math.abs(b.relevance.tokens[i]))),
+      );
     } finally {
       await gpu.release();
       await cpu.release();

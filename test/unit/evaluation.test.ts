@@ -46,7 +46,12 @@ async function directNll(model: string | Uint8Array, rows: number[][]): Promise<
 }
 
 function everyOtherMask(ws: PrunableWeight[]): Mask {
-  return new Map(ws.map((w) => [w.name, { dims: w.dims, keep: Uint8Array.from({ length: w.dims[0] * w.dims[1] }, (_, i) => ((i * 7919) % 10 < 6 ? 1 : 0)) }]));
+  return new Map(
+    ws.map((w) => [
+      w.name,
+      { dims: w.dims, keep: Uint8Array.from({ length: w.dims[0] * w.dims[1] }, (_, i) => ((i * 7919) % 10 < 6 ? 1 : 0)) },
+    ]),
+  );
 }
 
 describe('evaluation on stories260k', function () {
@@ -74,7 +79,10 @@ describe('evaluation on stories260k', function () {
       const ppl = await perplexity(model, evalWindows);
       const direct = await directNll(ONNX, evalWindows);
       assert.equal(ppl.tokens, direct.tokens);
-      assert.ok(Math.abs(ppl.perplexity - Math.exp(direct.sum / direct.tokens)) < 1e-3 * ppl.perplexity, `${ppl.perplexity} vs ${Math.exp(direct.sum / direct.tokens)}`);
+      assert.ok(
+        Math.abs(ppl.perplexity - Math.exp(direct.sum / direct.tokens)) < 1e-3 * ppl.perplexity,
+        `${ppl.perplexity} vs ${Math.exp(direct.sum / direct.tokens)}`,
+      );
       assert.ok(ppl.perplexity > 2 && ppl.perplexity < 20, `a trained model: ${ppl.perplexity}`);
     } finally {
       await model.release();
@@ -96,7 +104,10 @@ describe('evaluation on stories260k', function () {
       model.setMask(mask);
       const masked = await perplexity(model, evalWindows);
       const direct = await directNll(encodeModel(graph), evalWindows);
-      assert.ok(Math.abs(masked.perplexity - Math.exp(direct.sum / direct.tokens)) < 1e-3 * masked.perplexity, `${masked.perplexity} vs direct`);
+      assert.ok(
+        Math.abs(masked.perplexity - Math.exp(direct.sum / direct.tokens)) < 1e-3 * masked.perplexity,
+        `${masked.perplexity} vs direct`,
+      );
       assert.ok(masked.perplexity > 2 * dense.perplexity, `pruning 40% at random hurts: ${dense.perplexity} → ${masked.perplexity}`);
       model.setMask(undefined);
       assert.equal((await perplexity(model, evalWindows)).perplexity, dense.perplexity, 'clearing the mask restores the dense model');

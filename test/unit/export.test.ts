@@ -51,7 +51,10 @@ function assertZeroedAsMasked(dense: Graph, pruned: Graph, mask: Mask, elementBy
     for (let j = 0; j < m.keep.length; j++) {
       const got = b.subarray(j * elementBytes, (j + 1) * elementBytes);
       if (m.keep[j] === 0) {
-        assert.ok(got.every((v) => v === 0), `${name}[${j}] is pruned but not zero`);
+        assert.ok(
+          got.every((v) => v === 0),
+          `${name}[${j}] is pruned but not zero`,
+        );
         zeros++;
       } else {
         assert.deepEqual(got, a.subarray(j * elementBytes, (j + 1) * elementBytes), `${name}[${j}] is kept but changed`);
@@ -86,7 +89,11 @@ async function transformersJsLogits(dir: string, prompt: string): Promise<{ ids:
   t.env.allowRemoteModels = false;
   t.env.localModelPath = '';
   const tokenizer = await t.AutoTokenizer.from_pretrained(dir);
-  const model = (await t.AutoModelForCausalLM.from_pretrained(dir, { local_files_only: true, dtype: 'fp32', device: 'cpu' })) as unknown as TjsModel;
+  const model = (await t.AutoModelForCausalLM.from_pretrained(dir, {
+    local_files_only: true,
+    dtype: 'fp32',
+    device: 'cpu',
+  })) as unknown as TjsModel;
   try {
     const inputs = tokenizer(prompt) as { input_ids: { tolist(): bigint[][] } };
     const out = await model(inputs);
@@ -117,7 +124,8 @@ describe('pruned model export', function () {
       const report = await exportPrunedModel(STORIES, mask, join(work, 'pruned'));
       const exported = readModel(report.onnxPath);
       assertZeroedAsMasked(dense, exported, mask, 4);
-      for (const f of ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json']) assert.equal(sha(join(report.dir, f)), sha(join(STORIES, f)), f);
+      for (const f of ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json'])
+        assert.equal(sha(join(report.dir, f)), sha(join(STORIES, f)), f);
       assert.deepEqual(readdirSync(join(report.dir, 'onnx')), ['model.onnx']);
 
       const tjs = await transformersJsLogits(report.dir, PROMPT);
@@ -126,29 +134,44 @@ describe('pruned model export', function () {
       assert.deepEqual(tjs.dims, masked.dims);
       const err = maxAbsDiff(tjs.logits, masked.data);
       const change = maxAbsDiff(plain.data, masked.data);
-      console.log(`      transformers.js vs masked graph: max |Δlogit| ${err.toExponential(2)}; pruning changed logits by up to ${change.toFixed(3)}`);
+      console.log(
+        `      transformers.js vs masked graph: max |Δlogit| ${err.toExponential(2)}; pruning changed logits by up to ${change.toFixed(3)}`,
+      );
       assert.ok(err <= 1e-4, `transformers.js logits differ from the masked graph's by ${err}`);
       assert.ok(change > 0.05, `pruning half of 8 weights changed the logits by only ${change}`);
 
       const { folderBytes, maskedDenseBytes, bitmaskFolderBytes, csrFolderBytes, prunedElements, maskedElements } = report;
-      console.log(`      folder ${folderBytes} B; masked weights ${maskedDenseBytes} B dense (${prunedElements}/${maskedElements} pruned); as bitmask+values ${bitmaskFolderBytes} B, as CSR ${csrFolderBytes} B`);
-      assert.equal(maskedElements, [...mask.values()].reduce((n, m) => n + m.keep.length, 0));
+      console.log(
+        `      folder ${folderBytes} B; masked weights ${maskedDenseBytes} B dense (${prunedElements}/${maskedElements} pruned); as bitmask+values ${bitmaskFolderBytes} B, as CSR ${csrFolderBytes} B`,
+      );
+      assert.equal(
+        maskedElements,
+        [...mask.values()].reduce((n, m) => n + m.keep.length, 0),
+      );
       assert.equal(maskedDenseBytes, maskedElements * 4);
       const kept = maskedElements - prunedElements;
-      assert.equal(bitmaskFolderBytes, folderBytes - maskedDenseBytes + kept * 4 + [...mask.values()].reduce((n, m) => n + Math.ceil(m.keep.length / 8), 0));
+      assert.equal(
+        bitmaskFolderBytes,
+        folderBytes - maskedDenseBytes + kept * 4 + [...mask.values()].reduce((n, m) => n + Math.ceil(m.keep.length / 8), 0),
+      );
       assert.ok(bitmaskFolderBytes < folderBytes && csrFolderBytes < folderBytes);
     });
 
     it('keeps weights in external data when the source did, and leaves the source files untouched', async () => {
       const src = join(work, 'stories-ext');
       mkdirSync(join(src, 'onnx'), { recursive: true });
-      for (const f of ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(STORIES, f), join(src, f));
+      for (const f of ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json'])
+        copyFileSync(join(STORIES, f), join(src, f));
       writeModelWithExternalData(dense, join(src, 'onnx', 'model.onnx'), 'model.onnx_data');
       const before = sha(join(src, 'onnx', 'model.onnx_data'));
       const report = await exportPrunedModel(src, mask, join(work, 'pruned-ext'));
       assert.equal(report.externalData, true);
       assert.deepEqual(readdirSync(join(report.dir, 'onnx')).sort(), ['model.onnx', 'model.onnx_data']);
-      assert.equal(statSync(join(report.dir, 'onnx', 'model.onnx_data')).size, statSync(join(src, 'onnx', 'model.onnx_data')).size, 'same layout');
+      assert.equal(
+        statSync(join(report.dir, 'onnx', 'model.onnx_data')).size,
+        statSync(join(src, 'onnx', 'model.onnx_data')).size,
+        'same layout',
+      );
       assert.equal(sha(join(src, 'onnx', 'model.onnx_data')), before, 'the source data file is unchanged');
       const exported = readModel(report.onnxPath);
       for (const name of mask.keys()) assert.ok(isExternal(exported.initializers.get(name)!), `${name} stays external`);
@@ -161,7 +184,10 @@ describe('pruned model export', function () {
     it('refuses to replace an existing folder unless asked, and to export over its source', async () => {
       const out = join(work, 'pruned');
       await exportPrunedModel(STORIES, mask, out);
-      await assert.rejects(exportPrunedModel(STORIES, mask, out), (e: unknown) => LrpLensError.is(e, 'bad-argument') && /already exists/.test(e.message));
+      await assert.rejects(
+        exportPrunedModel(STORIES, mask, out),
+        (e: unknown) => LrpLensError.is(e, 'bad-argument') && /already exists/.test(e.message),
+      );
       const fewer = new Map([...mask].slice(0, 1));
       const report = await exportPrunedModel(STORIES, fewer, out, { overwrite: true });
       assert.equal(report.maskedElements, [...fewer.values()][0].keep.length);
@@ -214,7 +240,12 @@ describe('pruned model export', function () {
       const name = matmulWeights(g)[0];
       const dims = tensorDims(g.initializers.get(name)!);
       const wrong: Mask = new Map([[name, { dims: [dims[1], dims[0] + 1], keep: new Uint8Array(dims[1] * (dims[0] + 1)) }]]);
-      assert.throws(() => applyMaskToGraph(g, wrong), (e: unknown) => LrpLensError.is(e, 'bad-argument') && e.message.includes(`The mask for ${name} is [${dims[1]}, ${dims[0] + 1}] but the model's initializer is [${dims.join(', ')}]`));
+      assert.throws(
+        () => applyMaskToGraph(g, wrong),
+        (e: unknown) =>
+          LrpLensError.is(e, 'bad-argument') &&
+          e.message.includes(`The mask for ${name} is [${dims[1]}, ${dims[0] + 1}] but the model's initializer is [${dims.join(', ')}]`),
+      );
       const missing: Mask = new Map([['nope', { dims: [2, 2], keep: new Uint8Array(4) }]]);
       await assert.rejects(exportPrunedModel(dir, missing, join(work, 'out')), /names initializer nope, which the model does not have/);
       assert.equal(existsSync(join(work, 'out')), false);

@@ -42,7 +42,9 @@ describe('external data', function () {
       const ra = await a.attribute({ prompt: PROMPT });
       const rb = await b.attribute({ prompt: PROMPT });
       assert.equal(ra.target.text, ' Lily');
-      ra.relevance.tokens.forEach((v, i) => assert.ok(Math.abs(v - rb.relevance.tokens[i]) < 1e-5, `token ${i}: ${v} vs ${rb.relevance.tokens[i]}`));
+      ra.relevance.tokens.forEach((v, i) =>
+        assert.ok(Math.abs(v - rb.relevance.tokens[i]) < 1e-5, `token ${i}: ${v} vs ${rb.relevance.tokens[i]}`),
+      );
     } finally {
       await a.release();
       await b.release();
@@ -55,7 +57,10 @@ describe('external data', function () {
     const compiled = await compileModelFile(join(dir, 'onnx', 'model.onnx'), {}, true);
     const linked = join(compiled.path, '..', 'model.onnx_data');
     assert.equal(statSync(linked).ino, statSync(data).ino, 'hard link, not a copy');
-    assert.ok(statSync(compiled.path).size < statSync(data).size / 4, `relevance graph ${statSync(compiled.path).size} B vs data ${statSync(data).size} B`);
+    assert.ok(
+      statSync(compiled.path).size < statSync(data).size / 4,
+      `relevance graph ${statSync(compiled.path).size} B vs data ${statSync(data).size} B`,
+    );
   });
 
   it('the cache key covers the data file: new weights in model.onnx_data mean a new compile', async () => {
@@ -74,7 +79,10 @@ describe('external data', function () {
     const compiled = await compileModelFile(join(STORIES, 'onnx', 'model.onnx'), {}, false);
     const folder = join(compiled.path, '..');
     const original = statSync(join(STORIES, 'onnx', 'model.onnx'));
-    assert.ok(statSync(compiled.path).size < original.size / 4, `relevance graph ${statSync(compiled.path).size} B vs model ${original.size} B`);
+    assert.ok(
+      statSync(compiled.path).size < original.size / 4,
+      `relevance graph ${statSync(compiled.path).size} B vs model ${original.size} B`,
+    );
     const links = readdirSync(folder).filter((f) => statSync(join(folder, f)).ino === original.ino);
     assert.equal(links.length, 1, 'one link to the original file');
   });
@@ -94,11 +102,17 @@ describe('external data at scale', function () {
     copyFileSync(join(STORIES, 'tokenizer.json'), join(dir, 'tokenizer.json'));
     const weights = statSync(join(dir, 'onnx', 'model.onnx_data')).size;
     const cli = resolve(__dirname, '..', '..', 'dist', 'cli.js');
-    const r = spawnSync(process.execPath, [cli, 'compile', '--model', dir, '--out', join(dir, 'out', 'relevance.onnx')], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [cli, 'compile', '--model', dir, '--out', join(dir, 'out', 'relevance.onnx')], {
+      encoding: 'utf8',
+    });
     assert.equal(r.status, 0, r.stderr);
     const rss = Number(/peak RSS (\d+) MB/.exec(r.stdout)?.[1]) * 2 ** 20;
     console.log(`      weights ${(weights / 2 ** 20).toFixed(0)} MB, compile peak RSS ${(rss / 2 ** 20).toFixed(0)} MB`);
     assert.ok(rss < weights / 2, `peak RSS ${rss} vs weights ${weights}`);
-    assert.equal(statSync(join(dir, 'out', 'model.onnx_data')).ino, statSync(join(dir, 'onnx', 'model.onnx_data')).ino, 'weights linked, not copied');
+    assert.equal(
+      statSync(join(dir, 'out', 'model.onnx_data')).ino,
+      statSync(join(dir, 'onnx', 'model.onnx_data')).ino,
+      'weights linked, not copied',
+    );
   });
 });

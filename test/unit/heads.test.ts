@@ -16,16 +16,32 @@ const scores: Scores = new Map([
 describe('attention heads', () => {
   it('scores each head by the relevance through its slice of the output projection, in either layout', () => {
     const heads = headsOf([o0, o1, q0], scores, 3);
-    assert.deepEqual(heads.map((h) => [h.weight.name, h.head, h.score]), [['o0', 0, 12], ['o0', 1, 60], ['o1', 0, 36], ['o1', 1, 6]]);
+    assert.deepEqual(
+      heads.map((h) => [h.weight.name, h.head, h.score]),
+      [
+        ['o0', 0, 12],
+        ['o0', 1, 60],
+        ['o1', 0, 36],
+        ['o1', 1, 6],
+      ],
+    );
   });
 
-  it('a head mask zeroes exactly the head\'s input slice', () => {
+  it("a head mask zeroes exactly the head's input slice", () => {
     const heads = headsOf([o0, o1], scores, 3);
     const mask = headMask([heads[1], heads[2]], 3);
     const k0 = mask.get('o0')!.keep;
-    assert.deepEqual([...k0], Array.from({ length: 24 }, (_, i) => (i < 12 ? 1 : 0)), 'o0 [in, out]: rows 3-5 gone');
+    assert.deepEqual(
+      [...k0],
+      Array.from({ length: 24 }, (_, i) => (i < 12 ? 1 : 0)),
+      'o0 [in, out]: rows 3-5 gone',
+    );
     const k1 = mask.get('o1')!.keep;
-    assert.deepEqual([...k1], Array.from({ length: 24 }, (_, i) => (i % 6 < 3 ? 0 : 1)), 'o1 [out, in]: columns 0-2 gone');
+    assert.deepEqual(
+      [...k1],
+      Array.from({ length: 24 }, (_, i) => (i % 6 < 3 ? 0 : 1)),
+      'o1 [out, in]: columns 0-2 gone',
+    );
   });
 
   it('prunes the lowest heads globally or the same fraction per layer, and reports the fraction of heads', () => {
@@ -47,9 +63,15 @@ describe('attention heads', () => {
     const one = headDisplayMask(headMask([heads[1]], 3), weights, 3);
     const q = one.get('q0')!.keep;
     for (let i = 0; i < 4; i++) assert.deepEqual([...q.subarray(i * 6, i * 6 + 6)], [1, 1, 1, 0, 0, 0], `q row ${i}`);
-    assert.ok(one.get('k0')!.keep.every((k) => k === 1), 'the key head still serves head 0');
+    assert.ok(
+      one.get('k0')!.keep.every((k) => k === 1),
+      'the key head still serves head 0',
+    );
     const both = headDisplayMask(headMask(heads, 3), weights, 3);
-    assert.ok(both.get('k0')!.keep.every((k) => k === 0), 'no query head left: the key head goes');
+    assert.ok(
+      both.get('k0')!.keep.every((k) => k === 0),
+      'no query head left: the key head goes',
+    );
   });
 
   it('reads the head size from the config, or says it cannot', () => {

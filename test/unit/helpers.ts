@@ -82,7 +82,15 @@ export class CompiledModel {
     const b = batch.ids.length;
     const s = batch.ids[0].length;
     const feeds = causalLmFeeds(inputSpecs(this.graph.inputs), batch);
-    Object.assign(feeds, seedFeeds(dtype, [b, s], { targetIds: seed.targets.flat(), targetWeights: seed.weights.flat(), foilIds: seed.foils?.flat(), foilWeights: seed.foilWeights?.flat() }));
+    Object.assign(
+      feeds,
+      seedFeeds(dtype, [b, s], {
+        targetIds: seed.targets.flat(),
+        targetWeights: seed.weights.flat(),
+        foilIds: seed.foils?.flat(),
+        foilWeights: seed.foilWeights?.flat(),
+      }),
+    );
     const out = await this.session.run(feeds);
     return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, values(v)]));
   }
@@ -169,7 +177,9 @@ export const ABSORBED = ['bias', 'constant', 'softmax', 'stabiliser'] as const;
 
 /** Σ tokens + Σ absorbed per batch row. */
 export function budget(out: Outputs): number[] {
-  return rows(out.lrp_tokens).map((r, i) => r.reduce((a, b) => a + b, 0) + ABSORBED.reduce((a, k) => a + (out[`lrp_absorbed_${k}`]?.data[i] ?? 0), 0));
+  return rows(out.lrp_tokens).map(
+    (r, i) => r.reduce((a, b) => a + b, 0) + ABSORBED.reduce((a, k) => a + (out[`lrp_absorbed_${k}`]?.data[i] ?? 0), 0),
+  );
 }
 
 /**

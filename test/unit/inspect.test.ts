@@ -19,7 +19,6 @@ const CLI = resolve(__dirname, '..', '..', 'dist', 'cli.js');
 const validate = new Ajv({ strict: false }).compile(INSPECT_SCHEMA);
 const CFG: SyntheticConfig = { layers: 2, hidden: 16, heads: 4, ffn: 32, vocab: 40, maxPositions: 32, dtype: 'float32', seed: 3 };
 
-
 describe('lrp-lens inspect', function () {
   let work: string;
   before(function () {
@@ -43,33 +42,90 @@ describe('lrp-lens inspect', function () {
   });
 
   const styles: [string, () => Graph, object, (r: ModelReport) => void][] = [
-    ['GPT-2 (Gemm, LayerNormalization)', () => buildGpt2Like(CFG), { model_type: 'gpt2', architectures: ['GPT2LMHeadModel'], n_layer: 2, n_head: 4, n_embd: 16, vocab_size: 40, n_positions: 32 }, (r) => {
-      assert.ok(r.rewrites.Gemm > 0 && r.rewrites.LayerNormalization > 0, JSON.stringify(r.rewrites));
-      assert.equal(r.opset, 17);
-    }],
-    ['OPT (decomposed LayerNorm, ReLU)', () => buildOptLike(CFG), { model_type: 'opt', architectures: ['OPTForCausalLM'], num_hidden_layers: 2, num_attention_heads: 4, hidden_size: 16, vocab_size: 40 }, (r) => {
-      assert.deepEqual(r.rewrites, {});
-    }],
-    ['Llama (RMSNorm, RoPE, GQA, SwiGLU)', () => buildLlamaLike({ ...CFG, kvHeads: 2 }), { model_type: 'llama', architectures: ['LlamaForCausalLM'], num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, hidden_size: 16 }, (r) => {
-      assert.equal(r.kvHeads, 2);
-    }],
-    ['onnxruntime-genai Llama (GroupQueryAttention, fused norms)', () => buildGenaiLlama({ ...CFG, hidden: 64, heads: 4, kvHeads: 2 }, { fusedNorms: true }), { model_type: 'llama', architectures: ['LlamaForCausalLM'] }, (r) => {
-      assert.match(r.exportStyle, /onnxruntime-genai/);
-      assert.ok(r.rewrites['com.microsoft.GroupQueryAttention'] > 0 && r.rewrites['com.microsoft.SkipSimplifiedLayerNormalization'] > 0, JSON.stringify(r.rewrites));
-    }],
-    ['onnxruntime-optimised GPT-2 (Attention, SkipLayerNormalization, FastGelu)', () => buildOrtGpt2(CFG, { fusedNorms: true }), { model_type: 'gpt2', architectures: ['GPT2LMHeadModel'] }, (r) => {
-      assert.match(r.exportStyle, /onnxruntime-optimised/);
-      assert.ok(r.rewrites['com.microsoft.Attention'] > 0 && r.rewrites['com.microsoft.FastGelu'] > 0, JSON.stringify(r.rewrites));
-    }],
-    ['fp16 Llama', () => toHalf(buildLlamaLike({ ...CFG, kvHeads: 2 })), { model_type: 'llama', architectures: ['LlamaForCausalLM'] }, (r) => {
-      assert.ok((r.precision.float16 ?? 0) > 0, JSON.stringify(r.precision));
-    }],
-    ['q4 Llama (MatMulNBits)', () => quantizeMatMulNBits(buildLlamaLike({ ...CFG, kvHeads: 2 })).quantized, { model_type: 'llama', architectures: ['LlamaForCausalLM'] }, (r) => {
-      assert.ok(r.rewrites['com.microsoft.MatMulNBits'] > 0, JSON.stringify(r.rewrites));
-    }],
-    ['Optimum merged decoder (If)', () => mergedDecoder(buildOptLike(CFG)), { model_type: 'opt', architectures: ['OPTForCausalLM'] }, (r) => {
-      assert.match(r.exportStyle, /merged decoder/);
-    }],
+    [
+      'GPT-2 (Gemm, LayerNormalization)',
+      () => buildGpt2Like(CFG),
+      { model_type: 'gpt2', architectures: ['GPT2LMHeadModel'], n_layer: 2, n_head: 4, n_embd: 16, vocab_size: 40, n_positions: 32 },
+      (r) => {
+        assert.ok(r.rewrites.Gemm > 0 && r.rewrites.LayerNormalization > 0, JSON.stringify(r.rewrites));
+        assert.equal(r.opset, 17);
+      },
+    ],
+    [
+      'OPT (decomposed LayerNorm, ReLU)',
+      () => buildOptLike(CFG),
+      {
+        model_type: 'opt',
+        architectures: ['OPTForCausalLM'],
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        hidden_size: 16,
+        vocab_size: 40,
+      },
+      (r) => {
+        assert.deepEqual(r.rewrites, {});
+      },
+    ],
+    [
+      'Llama (RMSNorm, RoPE, GQA, SwiGLU)',
+      () => buildLlamaLike({ ...CFG, kvHeads: 2 }),
+      {
+        model_type: 'llama',
+        architectures: ['LlamaForCausalLM'],
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        num_key_value_heads: 2,
+        hidden_size: 16,
+      },
+      (r) => {
+        assert.equal(r.kvHeads, 2);
+      },
+    ],
+    [
+      'onnxruntime-genai Llama (GroupQueryAttention, fused norms)',
+      () => buildGenaiLlama({ ...CFG, hidden: 64, heads: 4, kvHeads: 2 }, { fusedNorms: true }),
+      { model_type: 'llama', architectures: ['LlamaForCausalLM'] },
+      (r) => {
+        assert.match(r.exportStyle, /onnxruntime-genai/);
+        assert.ok(
+          r.rewrites['com.microsoft.GroupQueryAttention'] > 0 && r.rewrites['com.microsoft.SkipSimplifiedLayerNormalization'] > 0,
+          JSON.stringify(r.rewrites),
+        );
+      },
+    ],
+    [
+      'onnxruntime-optimised GPT-2 (Attention, SkipLayerNormalization, FastGelu)',
+      () => buildOrtGpt2(CFG, { fusedNorms: true }),
+      { model_type: 'gpt2', architectures: ['GPT2LMHeadModel'] },
+      (r) => {
+        assert.match(r.exportStyle, /onnxruntime-optimised/);
+        assert.ok(r.rewrites['com.microsoft.Attention'] > 0 && r.rewrites['com.microsoft.FastGelu'] > 0, JSON.stringify(r.rewrites));
+      },
+    ],
+    [
+      'fp16 Llama',
+      () => toHalf(buildLlamaLike({ ...CFG, kvHeads: 2 })),
+      { model_type: 'llama', architectures: ['LlamaForCausalLM'] },
+      (r) => {
+        assert.ok((r.precision.float16 ?? 0) > 0, JSON.stringify(r.precision));
+      },
+    ],
+    [
+      'q4 Llama (MatMulNBits)',
+      () => quantizeMatMulNBits(buildLlamaLike({ ...CFG, kvHeads: 2 })).quantized,
+      { model_type: 'llama', architectures: ['LlamaForCausalLM'] },
+      (r) => {
+        assert.ok(r.rewrites['com.microsoft.MatMulNBits'] > 0, JSON.stringify(r.rewrites));
+      },
+    ],
+    [
+      'Optimum merged decoder (If)',
+      () => mergedDecoder(buildOptLike(CFG)),
+      { model_type: 'opt', architectures: ['OPTForCausalLM'] },
+      (r) => {
+        assert.match(r.exportStyle, /merged decoder/);
+      },
+    ],
   ];
   for (const [name, build, config, check] of styles) {
     it(`reports the ${name} export as supported`, async () => {

@@ -9,7 +9,15 @@ import { writeModel, writeModelWithExternalData } from '../../src/engine/onnx/io
 import { buildLlamaLike } from '../../src/engine/onnx/synthetic';
 import type { SyntheticConfig } from '../../src/engine/onnx/synthetic';
 import { tensorDims } from '../../src/engine/onnx/tensor';
-import { decodeMaskSafetensors, encodeMaskSafetensors, loadMask, modelIdentity, packBits, saveMask, unpackBits } from '../../src/engine/pruning/maskFile';
+import {
+  decodeMaskSafetensors,
+  encodeMaskSafetensors,
+  loadMask,
+  modelIdentity,
+  packBits,
+  saveMask,
+  unpackBits,
+} from '../../src/engine/pruning/maskFile';
 import type { MaskDescription } from '../../src/engine/pruning/maskFile';
 import type { Mask } from '../../src/engine/pruning/types';
 
@@ -21,11 +29,29 @@ function randomKeep(n: number, seed: number): Uint8Array {
 }
 
 function maskOf(entries: [string, number[]][]): Mask {
-  return new Map(entries.map(([name, dims], i) => [name, { dims, keep: randomKeep(dims.reduce((a, b) => a * b, 1), i + 1) }]));
+  return new Map(
+    entries.map(([name, dims], i) => [
+      name,
+      {
+        dims,
+        keep: randomKeep(
+          dims.reduce((a, b) => a * b, 1),
+          i + 1,
+        ),
+      },
+    ]),
+  );
 }
 
 function description(contentHash = 'sha256:00'): MaskDescription {
-  return { model: { id: 'test-model', contentHash }, method: 'lrp', allocation: 'row', targetSparsity: 0.5, metrics: { perplexity: [{ sparsity: 0.5, value: 12.3 }] }, extra: { note: 'kept' } };
+  return {
+    model: { id: 'test-model', contentHash },
+    method: 'lrp',
+    allocation: 'row',
+    targetSparsity: 0.5,
+    metrics: { perplexity: [{ sparsity: 0.5, value: 12.3 }] },
+    extra: { note: 'kept' },
+  };
 }
 
 /** safetensors bytes from a header object and data, for hand-made corrupt files. */
@@ -56,7 +82,13 @@ describe('mask files', () => {
   });
 
   it('round-trips masks of any size through safetensors + manifest, bit for bit', () => {
-    const mask = maskOf([['a', [3, 5]], ['b.weight', [1, 1]], ['onnx::MatMul_7', [8, 8]], ['c', [7, 13]], ['empty', [0, 4]]]);
+    const mask = maskOf([
+      ['a', [3, 5]],
+      ['b.weight', [1, 1]],
+      ['onnx::MatMul_7', [8, 8]],
+      ['c', [7, 13]],
+      ['empty', [0, 4]],
+    ]);
     const { paths, manifest } = saveMask(join(work, 'mask'), mask, description());
     assert.deepEqual(readdirSync(work).sort(), ['mask.json', 'mask.safetensors']);
     const loaded = loadMask(paths.manifest);
@@ -66,13 +98,19 @@ describe('mask files', () => {
       assert.deepEqual(loaded.mask.get(name)!.keep, m.keep, name);
     }
     assert.deepEqual(loaded.manifest, manifest);
-    assert.equal(manifest.sparsity.overall, [...mask.values()].reduce((a, m) => a + m.keep.filter((k) => k === 0).length, 0) / (15 + 1 + 64 + 91));
+    assert.equal(
+      manifest.sparsity.overall,
+      [...mask.values()].reduce((a, m) => a + m.keep.filter((k) => k === 0).length, 0) / (15 + 1 + 64 + 91),
+    );
     assert.deepEqual(manifest.metrics, { perplexity: [{ sparsity: 0.5, value: 12.3 }] });
     assert.deepEqual(manifest.extra, { note: 'kept' });
   });
 
   it('writes a plain safetensors file: LE header length, 8-byte aligned JSON header, U8 tensors of ceil(n/8) bytes', () => {
-    const mask = maskOf([['w', [3, 5]], ['v', [2, 4]]]);
+    const mask = maskOf([
+      ['w', [3, 5]],
+      ['v', [2, 4]],
+    ]);
     const bytes = encodeMaskSafetensors(mask);
     const n = Number(Buffer.from(bytes).readBigUInt64LE(0));
     assert.equal((8 + n) % 8, 0);
@@ -133,18 +171,28 @@ describe('mask files', () => {
       assert.throws(
         () => loadMask(path, { model }),
         (e: unknown) =>
-          LrpLensError.is(e, 'bad-argument') && e.message.includes('made for model test-model') && e.message.includes(other.contentHash) && e.message.includes(`not for llama-like (${model.contentHash})`) && /content hash/.test(e.message) && /Compute a mask for llama-like/.test(e.message),
+          LrpLensError.is(e, 'bad-argument') &&
+          e.message.includes('made for model test-model') &&
+          e.message.includes(other.contentHash) &&
+          e.message.includes(`not for llama-like (${model.contentHash})`) &&
+          /content hash/.test(e.message) &&
+          /Compute a mask for llama-like/.test(e.message),
       );
     });
 
     it('refuses a mask naming an initializer the model lacks, or with other dims', () => {
       const model = modelIdentity(onnx, 'llama-like');
       const dims = tensorDims(model.graph.initializers.get(matmul)!);
-      assert.throws(() => loadMask(save(maskOf([['nope.weight', [2, 2]]]), model.contentHash), { model }), (e: unknown) => LrpLensError.is(e, 'bad-argument') && /the model has no initializer nope\.weight/.test(e.message));
+      assert.throws(
+        () => loadMask(save(maskOf([['nope.weight', [2, 2]]]), model.contentHash), { model }),
+        (e: unknown) => LrpLensError.is(e, 'bad-argument') && /the model has no initializer nope\.weight/.test(e.message),
+      );
       const wrong = [dims[1], dims[0] + 1];
       assert.throws(
         () => loadMask(save(maskOf([[matmul, wrong]]), model.contentHash), { model }),
-        (e: unknown) => LrpLensError.is(e, 'bad-argument') && e.message.includes(`initializer ${matmul} is [${dims.join(', ')}] in the model but [${wrong.join(', ')}] in the mask`),
+        (e: unknown) =>
+          LrpLensError.is(e, 'bad-argument') &&
+          e.message.includes(`initializer ${matmul} is [${dims.join(', ')}] in the model but [${wrong.join(', ')}] in the mask`),
       );
     });
   });
@@ -160,7 +208,20 @@ describe('mask files', () => {
         writeSync(fd, data, 0, data.length >> 1);
         throw new Error('ENOSPC: no space left on device');
       };
-      assert.throws(() => saveMask(join(work, 'mask'), maskOf([['w', [9, 9]], ['v', [4, 4]]]), description(), { writeBytes: failing }), (e: unknown) => LrpLensError.is(e, 'runtime-failure') && /ENOSPC/.test(e.message) && /previous mask files are unchanged/.test(e.message));
+      assert.throws(
+        () =>
+          saveMask(
+            join(work, 'mask'),
+            maskOf([
+              ['w', [9, 9]],
+              ['v', [4, 4]],
+            ]),
+            description(),
+            { writeBytes: failing },
+          ),
+        (e: unknown) =>
+          LrpLensError.is(e, 'runtime-failure') && /ENOSPC/.test(e.message) && /previous mask files are unchanged/.test(e.message),
+      );
       assert.deepEqual(readdirSync(work).sort(), ['mask.json', 'mask.safetensors'], `failure in file ${failAt}`);
       assert.deepEqual([readFileSync(paths.safetensors), readFileSync(paths.manifest)], before);
       assert.deepEqual(loadMask(paths.safetensors).mask.get('w')!.keep, first.get('w')!.keep);
@@ -173,16 +234,45 @@ describe('mask files', () => {
       ['huge header', Uint8Array.from([255, 0, 0, 0, 0, 0, 0, 0, 123]), /header length 255 exceeds the file/],
       ['not json', safetensors({}).map((b, i) => (i === 8 ? 0x7a : b)), /header is not JSON/],
       ['no metadata', safetensors({ w: { dtype: 'U8', shape: [2], data_offsets: [0, 2] } }, new Uint8Array(2)), /not a mask/],
-      ['float tensor', safetensors({ __metadata__: META, w: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }, new Uint8Array(8)), /tensor w has dtype F32, not U8/],
-      ['offsets out of range', safetensors({ __metadata__: META, w: { dtype: 'U8', shape: [2], data_offsets: [0, 9] } }, new Uint8Array(2)), /data offsets \[0,9\] outside the 2 data bytes/],
-      ['shape vs offsets', safetensors({ __metadata__: META, w: { dtype: 'U8', shape: [3], data_offsets: [0, 2] } }, new Uint8Array(2)), /shape \[3\] but 2 data bytes/],
-      ['bytes vs dims', safetensors({ __metadata__: META, w: { dtype: 'U8', shape: [1], data_offsets: [0, 1] } }, new Uint8Array(1)), /holds 1 bytes but dims \[3, 5\] need 2/],
+      [
+        'float tensor',
+        safetensors({ __metadata__: META, w: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }, new Uint8Array(8)),
+        /tensor w has dtype F32, not U8/,
+      ],
+      [
+        'offsets out of range',
+        safetensors({ __metadata__: META, w: { dtype: 'U8', shape: [2], data_offsets: [0, 9] } }, new Uint8Array(2)),
+        /data offsets \[0,9\] outside the 2 data bytes/,
+      ],
+      [
+        'shape vs offsets',
+        safetensors({ __metadata__: META, w: { dtype: 'U8', shape: [3], data_offsets: [0, 2] } }, new Uint8Array(2)),
+        /shape \[3\] but 2 data bytes/,
+      ],
+      [
+        'bytes vs dims',
+        safetensors({ __metadata__: META, w: { dtype: 'U8', shape: [1], data_offsets: [0, 1] } }, new Uint8Array(1)),
+        /holds 1 bytes but dims \[3, 5\] need 2/,
+      ],
       ['no bits for a listed tensor', safetensors({ __metadata__: META }), /lists w but no tensor holds its bits/],
     ];
     for (const [what, bytes, pattern] of cases) {
-      assert.throws(() => decodeMaskSafetensors(bytes, 'x.safetensors'), (e: unknown) => LrpLensError.is(e, 'bad-argument') && e.message.startsWith('x.safetensors is not a valid LRP Lens mask file') && pattern.test(e.message), what);
+      assert.throws(
+        () => decodeMaskSafetensors(bytes, 'x.safetensors'),
+        (e: unknown) =>
+          LrpLensError.is(e, 'bad-argument') &&
+          e.message.startsWith('x.safetensors is not a valid LRP Lens mask file') &&
+          pattern.test(e.message),
+        what,
+      );
     }
-    assert.deepEqual(decodeMaskSafetensors(safetensors({ __metadata__: META, w: { dtype: 'U8', shape: [2], data_offsets: [0, 2] } }, Uint8Array.from([0xff, 0x7f]))).get('w')!.keep, new Uint8Array(15).fill(1), 'the hand-made valid file reads');
+    assert.deepEqual(
+      decodeMaskSafetensors(
+        safetensors({ __metadata__: META, w: { dtype: 'U8', shape: [2], data_offsets: [0, 2] } }, Uint8Array.from([0xff, 0x7f])),
+      ).get('w')!.keep,
+      new Uint8Array(15).fill(1),
+      'the hand-made valid file reads',
+    );
   });
 
   it('refuses a pair whose files disagree, a broken manifest and a missing file', () => {
@@ -193,6 +283,9 @@ describe('mask files', () => {
     assert.throws(() => loadMask(paths.manifest), /mask\.safetensors does not match .*mask\.json .*Recompute the mask/);
     writeFileSync(paths.manifest, '{"format": "lrp-lens-mask"');
     assert.throws(() => loadMask(paths.manifest), /mask\.json is not a valid LRP Lens mask file: it is not JSON/);
-    assert.throws(() => loadMask(join(work, 'absent')), (e: unknown) => LrpLensError.is(e, 'bad-argument') && /absent\.safetensors not found/.test(e.message));
+    assert.throws(
+      () => loadMask(join(work, 'absent')),
+      (e: unknown) => LrpLensError.is(e, 'bad-argument') && /absent\.safetensors not found/.test(e.message),
+    );
   });
 });

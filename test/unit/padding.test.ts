@@ -12,8 +12,17 @@ import { padBatch } from '../../src/engine/runtime/feeds';
 import { STORIES, requireShared } from './sharedModel';
 import { modelFolder } from './helpers';
 
-const CFG: SyntheticConfig = { layers: 2, hidden: 64, heads: 4, kvHeads: 2, ffn: 96, vocab: 40, maxPositions: 64, dtype: 'float32', seed: 12 };
-
+const CFG: SyntheticConfig = {
+  layers: 2,
+  hidden: 64,
+  heads: 4,
+  kvHeads: 2,
+  ffn: 96,
+  vocab: 40,
+  maxPositions: 64,
+  dtype: 'float32',
+  seed: 12,
+};
 
 describe('batch padding', function () {
   let work: string;
@@ -24,8 +33,26 @@ describe('batch padding', function () {
   });
 
   it('pads on either side with the mask following the tokens', () => {
-    assert.deepEqual(padBatch([[5, 6], [7]], 0, 'left'), { ids: [[5, 6], [0, 7]], mask: [[1, 1], [0, 1]] });
-    assert.deepEqual(padBatch([[5, 6], [7]], 0, 'right'), { ids: [[5, 6], [7, 0]], mask: [[1, 1], [1, 0]] });
+    assert.deepEqual(padBatch([[5, 6], [7]], 0, 'left'), {
+      ids: [
+        [5, 6],
+        [0, 7],
+      ],
+      mask: [
+        [1, 1],
+        [0, 1],
+      ],
+    });
+    assert.deepEqual(padBatch([[5, 6], [7]], 0, 'right'), {
+      ids: [
+        [5, 6],
+        [7, 0],
+      ],
+      mask: [
+        [1, 1],
+        [1, 0],
+      ],
+    });
   });
 
   const models: [string, () => Graph, 'left' | 'right'][] = [
@@ -34,10 +61,23 @@ describe('batch padding', function () {
   ];
   for (const [name, build, side] of models) {
     it(`${name}-padded batches equal single runs`, async () => {
-      const engine = await AttributionEngine.load(modelFolder(work, side, build(), { model_type: 'llama', architectures: ['LlamaForCausalLM'], max_position_embeddings: 64 }, STORIES), { offline: true });
+      const engine = await AttributionEngine.load(
+        modelFolder(
+          work,
+          side,
+          build(),
+          { model_type: 'llama', architectures: ['LlamaForCausalLM'], max_position_embeddings: 64 },
+          STORIES,
+        ),
+        { offline: true },
+      );
       try {
         assert.equal(engine.info.padding, side);
-        const rows = [[1, 5, 17, 3, 26, 11, 9], [1, 21, 30], [1, 8, 2, 33, 14]];
+        const rows = [
+          [1, 5, 17, 3, 26, 11, 9],
+          [1, 21, 30],
+          [1, 8, 2, 33, 14],
+        ];
         const batch = await engine.attributeBatch(rows.map((ids) => ({ ids, targetId: 7 })));
         for (let i = 0; i < rows.length; i++) {
           const single = await engine.attribute({ ids: rows[i], targetId: 7 });

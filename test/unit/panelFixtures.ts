@@ -31,7 +31,14 @@ export function fixtureResult(shape: FixtureShape): AttributionResult {
     prompt: texts.join(''),
     tokens,
     target: { id: 7, text: ' Lily', position: texts.length - 1, logit: 3, prob: 0.6 },
-    relevance: { tokens: tokenValues, layers: matrix(layers, texts.length), heads: matrix(layers, heads), neurons: matrix(layers, neurons), seed: 3, absorbed: {} },
+    relevance: {
+      tokens: tokenValues,
+      layers: matrix(layers, texts.length),
+      heads: matrix(layers, heads),
+      neurons: matrix(layers, neurons),
+      seed: 3,
+      absorbed: {},
+    },
     predictions: [
       { id: 7, text: ' Lily', prob: 0.6 },
       { id: 8, text: ' Sue', prob: 0.2 },

@@ -51,7 +51,8 @@ describe('relevance panel HTML', () => {
     assert.ok(html.includes('&quot;quoted&quot;'));
     assert.ok(html.includes('it&#39;s'));
     assert.match(csp(html), /^default-src 'none'/);
-    for (const section of ['Tokens', 'Layer × token', 'Layer × head', 'neurons, layer', 'Predictions']) assert.ok(html.includes(section), section);
+    for (const section of ['Tokens', 'Layer × token', 'Layer × head', 'neurons, layer', 'Predictions'])
+      assert.ok(html.includes(section), section);
     assert.equal(html.match(/<svg\b/g)!.length, 5, 'tokens, legend, layer × token, heads, neurons');
   });
 });

@@ -17,7 +17,8 @@ describe('prompt files', () => {
   });
 
   it('reads target, foil, continuation and ids from the header, keeping leading spaces of JSON strings', () => {
-    const text = '---\ntarget: " Lily"\nfoil: " Sue"\n# a comment\ncontinuation: , who\n---\nOnce upon a time, there was a little girl named\n';
+    const text =
+      '---\ntarget: " Lily"\nfoil: " Sue"\n# a comment\ncontinuation: , who\n---\nOnce upon a time, there was a little girl named\n';
     const p = parsePromptFile(text);
     assert.equal(p.request.target, ' Lily');
     assert.equal(p.request.foil, ' Sue');
@@ -42,7 +43,10 @@ describe('prompt files', () => {
       { prompt: 'A boy named Tom.', target: ' he', foil: ' she', line: 1 },
       { prompt: 'The cat', target: undefined, foil: undefined, line: 3 },
     ]);
-    assert.throws(() => parsePromptsJsonl('{"prompt":"ok"}\n{oops}\n', 'set.prompts.jsonl'), isBad(/set\.prompts\.jsonl, line 2: not valid JSON/));
+    assert.throws(
+      () => parsePromptsJsonl('{"prompt":"ok"}\n{oops}\n', 'set.prompts.jsonl'),
+      isBad(/set\.prompts\.jsonl, line 2: not valid JSON/),
+    );
     assert.throws(() => parsePromptsJsonl('{"target":" he"}'), isBad(/line 1: each line needs a non-empty "prompt"/));
     assert.throws(() => parsePromptsJsonl('{"prompt":"x","target":3}'), isBad(/"target" must be a string/));
     assert.throws(() => parsePromptsJsonl('\n\n'), isBad(/has no samples/));

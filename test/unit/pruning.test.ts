@@ -25,7 +25,11 @@ async function transformersJsPerplexity(dir: string, windowsIds: number[][]): Pr
   const t = await import('@huggingface/transformers');
   t.env.allowRemoteModels = false;
   t.env.localModelPath = '';
-  const model = (await t.AutoModelForCausalLM.from_pretrained(dir, { local_files_only: true, dtype: 'fp32', device: 'cpu' })) as unknown as TjsModel;
+  const model = (await t.AutoModelForCausalLM.from_pretrained(dir, {
+    local_files_only: true,
+    dtype: 'fp32',
+    device: 'cpu',
+  })) as unknown as TjsModel;
   let nll = 0;
   let count = 0;
   try {
@@ -91,12 +95,17 @@ describe('pruning stories260k', function () {
     if (Object.keys(perplexities).length < 4) this.skip();
     for (const good of ['lrp', 'wanda']) {
       for (const bad of ['magnitude', 'random']) {
-        [0, 1].forEach((i) => assert.ok(perplexities[good][i] < perplexities[bad][i], `${good} ${perplexities[good][i]} vs ${bad} ${perplexities[bad][i]} at ${i ? 50 : 30}%`));
+        [0, 1].forEach((i) =>
+          assert.ok(
+            perplexities[good][i] < perplexities[bad][i],
+            `${good} ${perplexities[good][i]} vs ${bad} ${perplexities[bad][i]} at ${i ? 50 : 30}%`,
+          ),
+        );
       }
     }
   });
 
-  it('the signed sum of relevance (the paper\'s literal mean) ranks negative-relevance weights lowest and is far worse', async () => {
+  it("the signed sum of relevance (the paper's literal mean) ranks negative-relevance weights lowest and is far worse", async () => {
     const signed = await session.statistics('lrp', reference, { aggregation: 'signed' });
     const [p] = await sweep(session, session.scores(signed), [0.5], { allocation: 'row', evalWindows: evaluation });
     console.log(`      lrp signed at 50%: ${p.perplexity!.toFixed(2)}`);
@@ -106,7 +115,23 @@ describe('pruning stories260k', function () {
   it('CLI: prune writes a mask pair and a report; eval with the mask reproduces the reported perplexity', () => {
     const mask = join(work, 'masks', 'lrp50');
     const report = join(work, 'prune.json');
-    const r = cli('prune', '--model', STORIES, '--method', 'lrp', '--sparsity', '0.5', '--reference', join(work, 'reference.txt'), '--eval', join(work, 'evaluation.txt'), '--out', mask, '--json', report);
+    const r = cli(
+      'prune',
+      '--model',
+      STORIES,
+      '--method',
+      'lrp',
+      '--sparsity',
+      '0.5',
+      '--reference',
+      join(work, 'reference.txt'),
+      '--eval',
+      join(work, 'evaluation.txt'),
+      '--out',
+      mask,
+      '--json',
+      report,
+    );
     assert.equal(r.code, 0, r.err);
     assert.ok(existsSync(`${mask}.safetensors`) && existsSync(`${mask}.json`));
     const rep = JSON.parse(readFileSync(report, 'utf8'));
@@ -144,14 +169,42 @@ describe('pruning stories260k', function () {
   it('CLI: statistics of 3 reference shards, merged, give the mask of the whole reference set; a shard merged twice is refused', () => {
     const ref = join(work, 'reference.txt');
     for (const i of [0, 1, 2]) {
-      const r = cli('prune', '--model', STORIES, '--method', 'lrp', '--reference', ref, '--shard', `${i}/3`, '--stats-out', join(work, 'stats', `s${i}.safetensors`));
+      const r = cli(
+        'prune',
+        '--model',
+        STORIES,
+        '--method',
+        'lrp',
+        '--reference',
+        ref,
+        '--shard',
+        `${i}/3`,
+        '--stats-out',
+        join(work, 'stats', `s${i}.safetensors`),
+      );
       assert.equal(r.code, 0, r.err);
     }
     const shards = [0, 1, 2].map((i) => join(work, 'stats', `s${i}.safetensors`));
     const m = cli('merge', '--stats', ...shards, '--out', join(work, 'stats', 'all.safetensors'));
     assert.equal(m.code, 0, m.err);
     const report = join(work, 'from-shards.json');
-    const p = cli('prune', '--model', STORIES, '--method', 'lrp', '--stats', join(work, 'stats', 'all.safetensors'), '--sparsity', '0.5', '--eval', join(work, 'evaluation.txt'), '--out', join(work, 'masks', 'sharded'), '--json', report);
+    const p = cli(
+      'prune',
+      '--model',
+      STORIES,
+      '--method',
+      'lrp',
+      '--stats',
+      join(work, 'stats', 'all.safetensors'),
+      '--sparsity',
+      '0.5',
+      '--eval',
+      join(work, 'evaluation.txt'),
+      '--out',
+      join(work, 'masks', 'sharded'),
+      '--json',
+      report,
+    );
     assert.equal(p.code, 0, p.err);
     const whole = JSON.parse(readFileSync(join(work, 'prune.json'), 'utf8')).points[0].perplexity as number;
     const sharded = JSON.parse(readFileSync(report, 'utf8')).points[0].perplexity as number;

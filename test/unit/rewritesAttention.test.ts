@@ -64,7 +64,12 @@ function valuesOf(i: OpInput, seed: number): number[] {
 }
 
 function ortTensor(i: OpInput, values: number[]): ort.Tensor {
-  if (i.dtype === 'int64') return new ort.Tensor('int64', BigInt64Array.from(values, (v) => BigInt(v)), i.dims);
+  if (i.dtype === 'int64')
+    return new ort.Tensor(
+      'int64',
+      BigInt64Array.from(values, (v) => BigInt(v)),
+      i.dims,
+    );
   if (i.dtype === 'int32') return new ort.Tensor('int32', Int32Array.from(values), i.dims);
   return new ort.Tensor('float32', Float32Array.from(values), i.dims);
 }
@@ -88,9 +93,18 @@ function opGraph(c: OpCase): { graph: Graph; feeds: Record<string, ort.Tensor> }
       feeds[i.name] = ortTensor(i, values);
     }
   });
-  const outs = b.node(c.op, c.inputs.map((i) => (i ? i.name : '')), c.attrs, c.outputs, c.op, 'com.microsoft');
+  const outs = b.node(
+    c.op,
+    c.inputs.map((i) => (i ? i.name : '')),
+    c.attrs,
+    c.outputs,
+    c.op,
+    'com.microsoft',
+  );
   graph.nodes[graph.nodes.length - 1].name = `the_${c.op}`;
-  graph.outputs.push(...outs.map((o) => onnx.ValueInfoProto.create({ name: o, type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT } } })));
+  graph.outputs.push(
+    ...outs.map((o) => onnx.ValueInfoProto.create({ name: o, type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT } } })),
+  );
   return { graph, feeds };
 }
 
@@ -111,8 +125,12 @@ const i64 = (name: string, dims: number[], values: number[]): OpInput => ({ name
 /** Rotary caches as onnxruntime-genai stores them: cos/sin(p·θᵢ) [positions, width]. */
 function caches(positions: number, width: number): [OpInput, OpInput] {
   const theta = (i: number) => 1 / 10000 ** (i / width);
-  const table = (f: (x: number) => number) => Array.from({ length: positions * width }, (_, k) => f(Math.floor(k / width) * theta(k % width)));
-  return [f32('cos_cache', [positions, width], { constant: true, values: table(Math.cos) }), f32('sin_cache', [positions, width], { constant: true, values: table(Math.sin) })];
+  const table = (f: (x: number) => number) =>
+    Array.from({ length: positions * width }, (_, k) => f(Math.floor(k / width) * theta(k % width)));
+  return [
+    f32('cos_cache', [positions, width], { constant: true, values: table(Math.cos) }),
+    f32('sin_cache', [positions, width], { constant: true, values: table(Math.sin) }),
+  ];
 }
 
 const B = 2;
@@ -127,24 +145,63 @@ function rotaryCases(): OpCase[] {
         const [n, h] = [3, 8];
         const x = f32('x', layout.startsWith('3') ? [B, S, n * h] : [B, n, S, h]);
         const attrs: Record<string, AttrValue> = { interleaved, ...(partial ? { rotary_embedding_dim: 4, num_heads: n } : {}) };
-        cases.push({ name: `RotaryEmbedding ${layout}, interleaved=${interleaved}${partial ? ', rotary_embedding_dim 4 of 8' : ''}`, op: 'RotaryEmbedding', inputs: [x, POS, ...caches(12, partial ? 2 : 4)], attrs, outputs: 1 });
+        cases.push({
+          name: `RotaryEmbedding ${layout}, interleaved=${interleaved}${partial ? ', rotary_embedding_dim 4 of 8' : ''}`,
+          op: 'RotaryEmbedding',
+          inputs: [x, POS, ...caches(12, partial ? 2 : 4)],
+          attrs,
+          outputs: 1,
+        });
       }
     }
   }
-  cases.push({ name: 'RotaryEmbedding with a start offset as position_ids', op: 'RotaryEmbedding', inputs: [f32('x', [B, S, 16]), i64('position_ids', [1], [3]), ...caches(12, 4)], attrs: {}, outputs: 1 });
+  cases.push({
+    name: 'RotaryEmbedding with a start offset as position_ids',
+    op: 'RotaryEmbedding',
+    inputs: [f32('x', [B, S, 16]), i64('position_ids', [1], [3]), ...caches(12, 4)],
+    attrs: {},
+    outputs: 1,
+  });
   return cases;
 }
 
 function gqaCases(): OpCase[] {
   const [n, kv, h] = [4, 2, 8];
-  const gqa = (name: string, o: { seqlens?: number[]; attrs?: Record<string, AttrValue>; headSize?: number; packed?: boolean; rotary?: number; extra?: (OpInput | '')[]; kvHeads?: number } = {}): OpCase => {
+  const gqa = (
+    name: string,
+    o: {
+      seqlens?: number[];
+      attrs?: Record<string, AttrValue>;
+      headSize?: number;
+      packed?: boolean;
+      rotary?: number;
+      extra?: (OpInput | '')[];
+      kvHeads?: number;
+    } = {},
+  ): OpCase => {
     const hs = o.headSize ?? h;
     const kvh = o.kvHeads ?? kv;
-    const qkv = o.packed ? [f32('query', [B, S, (n + 2 * kvh) * hs]), '' as const, '' as const] : [f32('query', [B, S, n * hs]), f32('key', [B, S, kvh * hs]), f32('value', [B, S, kvh * hs])];
+    const qkv = o.packed
+      ? [f32('query', [B, S, (n + 2 * kvh) * hs]), '' as const, '' as const]
+      : [f32('query', [B, S, n * hs]), f32('key', [B, S, kvh * hs]), f32('value', [B, S, kvh * hs])];
     const rot = o.rotary ? caches(16, o.rotary) : ['' as const, '' as const];
-    const inputs: (OpInput | '')[] = [...qkv, '', '', i32('seqlens_k', [B], o.seqlens ?? [S - 1, S - 1]), i32('total_sequence_length', [], [S]), ...rot, ...(o.extra ?? [])];
+    const inputs: (OpInput | '')[] = [
+      ...qkv,
+      '',
+      '',
+      i32('seqlens_k', [B], o.seqlens ?? [S - 1, S - 1]),
+      i32('total_sequence_length', [], [S]),
+      ...rot,
+      ...(o.extra ?? []),
+    ];
     while (inputs[inputs.length - 1] === '') inputs.pop();
-    return { name: `GroupQueryAttention ${name}`, op: 'GroupQueryAttention', inputs, attrs: { num_heads: n, kv_num_heads: kvh, ...(o.rotary ? { do_rotary: 1 } : {}), ...o.attrs }, outputs: 3 };
+    return {
+      name: `GroupQueryAttention ${name}`,
+      op: 'GroupQueryAttention',
+      inputs,
+      attrs: { num_heads: n, kv_num_heads: kvh, ...(o.rotary ? { do_rotary: 1 } : {}), ...o.attrs },
+      outputs: 3,
+    };
   };
   return [
     gqa('(4 query heads, 2 KV heads)'),
@@ -157,16 +214,29 @@ function gqaCases(): OpCase[] {
     gqa('do_rotary (head size 16)', { headSize: 16, rotary: 8 }),
     gqa('do_rotary, interleaved', { headSize: 16, rotary: 8, attrs: { rotary_interleaved: 1 } }),
     gqa('do_rotary on 16 of 32 channels, packed QKV', { headSize: 32, rotary: 8, packed: true }),
-    gqa('do_rotary ignores position_ids on CPU (rotates at 0..S−1)', { headSize: 16, rotary: 8, extra: [i64('position_ids', [B, S], [0, 2, 4, 6, 8, 3, 4, 5, 6, 7])] }),
+    gqa('do_rotary ignores position_ids on CPU (rotates at 0..S−1)', {
+      headSize: 16,
+      rotary: 8,
+      extra: [i64('position_ids', [B, S], [0, 2, 4, 6, 8, 3, 4, 5, 6, 7])],
+    }),
   ];
 }
 
 function mhaCases(): OpCase[] {
   const [n, h] = [3, 4];
   const mask = i32('key_padding_mask', [B, S], [1, 1, 1, 1, 1, 0, 0, 1, 1, 1]);
-  const mha = (name: string, o: { attrs?: Record<string, AttrValue>; bias?: boolean; mask?: boolean; attnBias?: boolean; v?: number } = {}): OpCase => {
-    const inputs: (OpInput | '')[] = [f32('query', [B, S, n * h]), f32('key', [B, S, n * h]), f32('value', [B, S, n * (o.v ?? h)]),
-      o.bias ? f32('bias', [n * h * 2 + n * (o.v ?? h)], { constant: true }) : '', o.mask ? mask : '', o.attnBias ? f32('attention_bias', [1, n, S, S]) : ''];
+  const mha = (
+    name: string,
+    o: { attrs?: Record<string, AttrValue>; bias?: boolean; mask?: boolean; attnBias?: boolean; v?: number } = {},
+  ): OpCase => {
+    const inputs: (OpInput | '')[] = [
+      f32('query', [B, S, n * h]),
+      f32('key', [B, S, n * h]),
+      f32('value', [B, S, n * (o.v ?? h)]),
+      o.bias ? f32('bias', [n * h * 2 + n * (o.v ?? h)], { constant: true }) : '',
+      o.mask ? mask : '',
+      o.attnBias ? f32('attention_bias', [1, n, S, S]) : '',
+    ];
     while (inputs[inputs.length - 1] === '') inputs.pop();
     return { name: `MultiHeadAttention ${name}`, op: 'MultiHeadAttention', inputs, attrs: { num_heads: n, ...o.attrs }, outputs: 3 };
   };
@@ -186,16 +256,33 @@ function attentionCases(): OpCase[] {
   const mask = i32('mask_index', [B, S], [0, 0, 1, 1, 1, 1, 1, 1, 1, 1]);
   const att = (name: string, o: { attrs?: Record<string, AttrValue>; mask?: OpInput; sizes?: number[]; past?: boolean } = {}): OpCase => {
     const width = (o.sizes ?? [hidden, hidden, hidden]).reduce((a, c) => a + c, 0);
-    const inputs: (OpInput | '')[] = [f32('input', [B, S, hidden]), f32('weights', [hidden, width], { constant: true }), f32('bias', [width], { constant: true }),
-      o.mask ?? '', o.past ? f32('past', [2, B, n, 0, h]) : ''];
+    const inputs: (OpInput | '')[] = [
+      f32('input', [B, S, hidden]),
+      f32('weights', [hidden, width], { constant: true }),
+      f32('bias', [width], { constant: true }),
+      o.mask ?? '',
+      o.past ? f32('past', [2, B, n, 0, h]) : '',
+    ];
     while (inputs[inputs.length - 1] === '') inputs.pop();
-    return { name: `Attention ${name}`, op: 'Attention', inputs, attrs: { num_heads: n, ...(o.sizes ? { qkv_hidden_sizes: o.sizes } : {}), ...o.attrs }, outputs: o.past ? 2 : 1 };
+    return {
+      name: `Attention ${name}`,
+      op: 'Attention',
+      inputs,
+      attrs: { num_heads: n, ...(o.sizes ? { qkv_hidden_sizes: o.sizes } : {}), ...o.attrs },
+      outputs: o.past ? 2 : 1,
+    };
   };
   return [
     att('unidirectional (GPT-2)', { attrs: { unidirectional: 1 } }),
     att('unidirectional + left-padded 2-D mask + empty past → present', { attrs: { unidirectional: 1 }, mask, past: true }),
     att('bidirectional with 2-D mask', { mask }),
-    att('3-D mask [B, S, T]', { mask: i32('mask_index', [B, S, S], Array.from({ length: B * S * S }, (_, k) => ((k * 7) % 5 === 0 ? 0 : 1))) }),
+    att('3-D mask [B, S, T]', {
+      mask: i32(
+        'mask_index',
+        [B, S, S],
+        Array.from({ length: B * S * S }, (_, k) => ((k * 7) % 5 === 0 ? 0 : 1)),
+      ),
+    }),
     att('qkv_hidden_sizes (value 6), scale', { sizes: [hidden, hidden, 6], attrs: { unidirectional: 1, scale: { float: 0.4 } } }),
   ];
 }
@@ -205,7 +292,11 @@ describe('attention rewrites: the contrib op in onnxruntime equals its canonical
     it(c.name, async () => {
       const { graph, feeds } = opGraph(c);
       const canonical = canonicalize(cloneGraph(graph));
-      assert.deepEqual(canonical.graph.nodes.filter((n) => n.domain), [], 'no contrib op is left');
+      assert.deepEqual(
+        canonical.graph.nodes.filter((n) => n.domain),
+        [],
+        'no contrib op is left',
+      );
       assert.equal(canonical.rewrites[`com.microsoft.${c.op}`], 1);
       const expected = await runGraph(graph, feeds);
       const actual = await runGraph(canonical.graph, feeds);
@@ -224,18 +315,29 @@ describe('attention rewrites refuse what they do not model, naming the op and no
   const refusals: [string, OpCase, RegExp][] = [
     ['GroupQueryAttention with head_sink', gqaWith({ extra: ['', '', f32('head_sink', [4])] }), /head_sink/],
     ['GroupQueryAttention with smooth_softmax', gqaWith({ attrs: { smooth_softmax: 1 } }), /smooth_softmax/],
-    ['MultiHeadAttention with packed QKV', { name: 'packed', op: 'MultiHeadAttention', inputs: [f32('query', [B, S, 3, 3, 4])], attrs: { num_heads: 3 }, outputs: 1 }, /packed/],
-    ['Attention with a 1-D mask_index', { ...attentionCases()[0], inputs: [...attentionCases()[0].inputs, i32('mask_index', [B], [5, 3])] }, /mask_index/],
+    [
+      'MultiHeadAttention with packed QKV',
+      { name: 'packed', op: 'MultiHeadAttention', inputs: [f32('query', [B, S, 3, 3, 4])], attrs: { num_heads: 3 }, outputs: 1 },
+      /packed/,
+    ],
+    [
+      'Attention with a 1-D mask_index',
+      { ...attentionCases()[0], inputs: [...attentionCases()[0].inputs, i32('mask_index', [B], [5, 3])] },
+      /mask_index/,
+    ],
   ];
   for (const [label, c, why] of refusals) {
     it(label, () => {
       const { graph } = opGraph(c);
-      assert.throws(() => canonicalize(graph), (err: unknown) => {
-        assert.ok(LrpLensError.is(err, 'unsupported-op'), String(err));
-        assert.match(err.message, why);
-        assert.match(err.message, new RegExp(`com\\.microsoft\\.${c.op}, node 'the_${c.op}'`));
-        return true;
-      });
+      assert.throws(
+        () => canonicalize(graph),
+        (err: unknown) => {
+          assert.ok(LrpLensError.is(err, 'unsupported-op'), String(err));
+          assert.match(err.message, why);
+          assert.match(err.message, new RegExp(`com\\.microsoft\\.${c.op}, node 'the_${c.op}'`));
+          return true;
+        },
+      );
     });
   }
 
@@ -245,12 +347,26 @@ describe('attention rewrites refuse what they do not model, naming the op and no
     graph.nodes.unshift({ name: 'make_past', opType: 'Identity', domain: '', inputs: ['key'], outputs: ['past'], attributes: [] });
     node.inputs[3] = node.inputs[4] = 'past';
     graph.invalidate();
-    assert.throws(() => canonicalize(graph), /past key\/value that is not a model input.*GroupQueryAttention, node 'the_GroupQueryAttention'/);
+    assert.throws(
+      () => canonicalize(graph),
+      /past key\/value that is not a model input.*GroupQueryAttention, node 'the_GroupQueryAttention'/,
+    );
   });
 });
 
 function gqaWith(o: { attrs?: Record<string, AttrValue>; extra?: (OpInput | '')[] }): OpCase {
-  const inputs = [f32('query', [B, S, 16]), f32('key', [B, S, 8]), f32('value', [B, S, 8]), '' as const, '' as const, i32('seqlens_k', [B], [4, 4]), i32('total_sequence_length', [], [S]), '' as const, '' as const, ...(o.extra ?? [])];
+  const inputs = [
+    f32('query', [B, S, 16]),
+    f32('key', [B, S, 8]),
+    f32('value', [B, S, 8]),
+    '' as const,
+    '' as const,
+    i32('seqlens_k', [B], [4, 4]),
+    i32('total_sequence_length', [], [S]),
+    '' as const,
+    '' as const,
+    ...(o.extra ?? []),
+  ];
   return { name: 'gqa', op: 'GroupQueryAttention', inputs, attrs: { num_heads: 4, kv_num_heads: 2, ...o.attrs }, outputs: 3 };
 }
 
@@ -273,10 +389,42 @@ const BASE: Omit<SyntheticConfig, 'dtype'> = { layers: 2, hidden: 16, heads: 4, 
 const LLAMA_NORMS = ['SimplifiedLayerNormalization', 'SkipSimplifiedLayerNormalization'];
 
 const VARIANTS: Variant[] = [
-  { name: 'onnxruntime-genai Llama (GroupQueryAttention with do_rotary)', fused: buildGenaiLlama, plain: buildLlamaLike, options: {}, cfg: { ...BASE, hidden: 32, heads: 2, kvHeads: 1, seed: 6 }, normOps: LLAMA_NORMS, leftPadding: false },
-  { name: 'Llama with RotaryEmbedding + GroupQueryAttention', fused: buildGenaiLlama, plain: buildLlamaLike, options: { attention: 'gqa' }, cfg: { ...BASE, hidden: 32, kvHeads: 2, seed: 7 }, normOps: LLAMA_NORMS, leftPadding: false },
-  { name: 'Llama with RotaryEmbedding + MultiHeadAttention', fused: buildGenaiLlama, plain: buildLlamaLike, options: { attention: 'mha' }, cfg: { ...BASE, seed: 8 }, normOps: LLAMA_NORMS, leftPadding: true },
-  { name: 'onnxruntime-optimised GPT-2 (Attention)', fused: buildOrtGpt2, plain: buildGpt2Like, options: {}, cfg: { ...BASE, seed: 9 }, normOps: ['SkipLayerNormalization', 'FastGelu'], leftPadding: true },
+  {
+    name: 'onnxruntime-genai Llama (GroupQueryAttention with do_rotary)',
+    fused: buildGenaiLlama,
+    plain: buildLlamaLike,
+    options: {},
+    cfg: { ...BASE, hidden: 32, heads: 2, kvHeads: 1, seed: 6 },
+    normOps: LLAMA_NORMS,
+    leftPadding: false,
+  },
+  {
+    name: 'Llama with RotaryEmbedding + GroupQueryAttention',
+    fused: buildGenaiLlama,
+    plain: buildLlamaLike,
+    options: { attention: 'gqa' },
+    cfg: { ...BASE, hidden: 32, kvHeads: 2, seed: 7 },
+    normOps: LLAMA_NORMS,
+    leftPadding: false,
+  },
+  {
+    name: 'Llama with RotaryEmbedding + MultiHeadAttention',
+    fused: buildGenaiLlama,
+    plain: buildLlamaLike,
+    options: { attention: 'mha' },
+    cfg: { ...BASE, seed: 8 },
+    normOps: LLAMA_NORMS,
+    leftPadding: true,
+  },
+  {
+    name: 'onnxruntime-optimised GPT-2 (Attention)',
+    fused: buildOrtGpt2,
+    plain: buildGpt2Like,
+    options: {},
+    cfg: { ...BASE, seed: 9 },
+    normOps: ['SkipLayerNormalization', 'FastGelu'],
+    leftPadding: true,
+  },
 ];
 
 /** Distinct ids (finite differences perturb one embedding row per position); targets stay out of the prompt. */
@@ -310,7 +458,10 @@ async function assertSameAttribution(fused: Graph, plain: Graph, mode: 'attnlrp'
       for (const name of mode === 'attnlrp' ? OUTPUTS : ['lrp_tokens']) {
         const err = relativeError(x[name].data, y[name].data);
         assert.ok(maxAbs(y[name].data) > 1e-3, `${name} is not trivial`);
-        assert.ok(err <= 1e-4, `${mode} ${name}: relative error ${err.toExponential(2)}\n fused ${x[name].data.slice(0, 8).join(' ')}\n plain ${y[name].data.slice(0, 8).join(' ')}`);
+        assert.ok(
+          err <= 1e-4,
+          `${mode} ${name}: relative error ${err.toExponential(2)}\n fused ${x[name].data.slice(0, 8).join(' ')}\n plain ${y[name].data.slice(0, 8).join(' ')}`,
+        );
       }
     }
   } finally {
@@ -331,7 +482,7 @@ for (const v of VARIANTS) {
       }
     });
 
-    it('compiled, it keeps onnxruntime\'s forward pass of the fused export (a left-padded batch too)', async () => {
+    it("compiled, it keeps onnxruntime's forward pass of the fused export (a left-padded batch too)", async () => {
       // For GroupQueryAttention this pins onnxruntime's own left-padding behaviour (padding keys attended).
       const compiled = await CompiledModel.create(fused, 'attnlrp');
       try {
@@ -376,7 +527,9 @@ for (const v of VARIANTS) {
       });
 
       it('attributes like the plain export (fused norms and activations rewritten too)', async () => {
-        const missing = fusedNorms.nodes.filter((n) => v.normOps.includes(n.opType) && !rewriteFor(n)).map((n) => `${n.domain || 'ai.onnx'}.${n.opType}`);
+        const missing = fusedNorms.nodes
+          .filter((n) => v.normOps.includes(n.opType) && !rewriteFor(n))
+          .map((n) => `${n.domain || 'ai.onnx'}.${n.opType}`);
         assert.deepEqual(missing, [], 'every fused norm and activation has a rewrite');
         await assertSameAttribution(fusedNorms, plain, 'attnlrp', v);
       });

@@ -46,7 +46,8 @@ function fused(b: GraphBuilder, op: string, inputs: string[], attrs: Record<stri
 
 /** Weights in the model's float type, created once per graph. */
 function weights(b: GraphBuilder, dtype: FloatDType) {
-  const init = (name: string, dims: number[], values: number[]) => (b.graph.initializers.has(name) ? name : b.initializer(name, dtype, dims, values));
+  const init = (name: string, dims: number[], values: number[]) =>
+    b.graph.initializers.has(name) ? name : b.initializer(name, dtype, dims, values);
   return {
     gamma: () => init('gamma', [H], GAMMA),
     beta: () => init('beta', [H], BETA),
@@ -94,7 +95,9 @@ async function relevance(g: Graph, mode: RelevanceMode, ids: number[], seed: See
 
 function closeAll(actual: number[], expected: number[], what: string, tol: number): void {
   assert.equal(actual.length, expected.length, `${what}: length`);
-  actual.forEach((a, i) => assert.ok(Math.abs(a - expected[i]) <= tol * Math.max(1, Math.abs(expected[i])), `${what}[${i}]: got ${a}, expected ${expected[i]}`));
+  actual.forEach((a, i) =>
+    assert.ok(Math.abs(a - expected[i]) <= tol * Math.max(1, Math.abs(expected[i])), `${what}[${i}]: got ${a}, expected ${expected[i]}`),
+  );
 }
 
 interface Case {
@@ -118,36 +121,134 @@ describe('rewrites of onnxruntime normalisation and GELU ops', () => {
     const w = (b: GraphBuilder) => weights(b, 'float32');
     // onnxruntime registers SimplifiedLayerNormalization in the default domain only (com.microsoft fails to load).
     const cases: Case[] = [
-      { name: 'SimplifiedLayerNormalization (Y, inv_std_var)', op: 'SimplifiedLayerNormalization', domain: '', build: (b, x) => fused(b, 'SimplifiedLayerNormalization', [x, w(b).gamma()], { axis: -1, epsilon: { float: 1e-6 } }, [true, true], '') },
+      {
+        name: 'SimplifiedLayerNormalization (Y, inv_std_var)',
+        op: 'SimplifiedLayerNormalization',
+        domain: '',
+        build: (b, x) =>
+          fused(b, 'SimplifiedLayerNormalization', [x, w(b).gamma()], { axis: -1, epsilon: { float: 1e-6 } }, [true, true], ''),
+      },
       {
         name: 'SimplifiedLayerNormalization in float64 (inv_std_var in the stash type, float)',
         op: 'SimplifiedLayerNormalization',
         domain: '',
         dtype: 'float64',
         outputTypes: ['float64', 'float32'],
-        build: (b, x) => fused(b, 'SimplifiedLayerNormalization', [x, b.initializer('gamma', 'float64', [H], GAMMA)], { epsilon: { float: 1e-6 } }, [true, true], ''),
+        build: (b, x) =>
+          fused(
+            b,
+            'SimplifiedLayerNormalization',
+            [x, b.initializer('gamma', 'float64', [H], GAMMA)],
+            { epsilon: { float: 1e-6 } },
+            [true, true],
+            '',
+          ),
       },
-      { name: 'SimplifiedLayerNormalization, default ε, small inputs', op: 'SimplifiedLayerNormalization', domain: '', scale: 3e-3, build: (b, x) => fused(b, 'SimplifiedLayerNormalization', [x, w(b).gamma()], {}, [true], '') },
+      {
+        name: 'SimplifiedLayerNormalization, default ε, small inputs',
+        op: 'SimplifiedLayerNormalization',
+        domain: '',
+        scale: 3e-3,
+        build: (b, x) => fused(b, 'SimplifiedLayerNormalization', [x, w(b).gamma()], {}, [true], ''),
+      },
       {
         name: 'SimplifiedLayerNormalization over the last two axes',
         op: 'SimplifiedLayerNormalization',
         domain: '',
-        build: (b, x) => fused(b, 'SimplifiedLayerNormalization', [x, b.initializer('gamma2', 'float32', [3, H], matrix(3, H, 4.4).flat())], { axis: -2 }, [true, true], ''),
+        build: (b, x) =>
+          fused(
+            b,
+            'SimplifiedLayerNormalization',
+            [x, b.initializer('gamma2', 'float32', [3, H], matrix(3, H, 4.4).flat())],
+            { axis: -2 },
+            [true, true],
+            '',
+          ),
       },
-      { name: 'SkipSimplifiedLayerNormalization with bias (output, inv_std_var, sum), opset 21', op: 'SkipSimplifiedLayerNormalization', opset: 21, build: (b, x) => fused(b, 'SkipSimplifiedLayerNormalization', [x, b.MatMul(x, w(b).A()), w(b).gamma(), w(b).bias()], { epsilon: { float: 1e-6 } }, [true, false, true, true]) },
-      { name: 'SkipSimplifiedLayerNormalization, no bias, default ε, small inputs', op: 'SkipSimplifiedLayerNormalization', scale: 3e-3, build: (b, x) => fused(b, 'SkipSimplifiedLayerNormalization', [x, b.MatMul(x, w(b).A()), w(b).gamma()], {}, [true, false, false, true]) },
-      { name: 'SkipSimplifiedLayerNormalization, 2-D skip broadcast over the batch', op: 'SkipSimplifiedLayerNormalization', build: (b, x) => fused(b, 'SkipSimplifiedLayerNormalization', [x, b.initializer('skip', 'float32', [3, H], matrix(3, H, 1.3).flat()), w(b).gamma()], { epsilon: { float: 1e-5 } }, [true]) },
-      { name: 'SkipLayerNormalization with beta and bias (all four outputs), opset 21', op: 'SkipLayerNormalization', opset: 21, build: (b, x) => fused(b, 'SkipLayerNormalization', [x, b.MatMul(x, w(b).A()), w(b).gamma(), w(b).beta(), w(b).bias()], { epsilon: { float: 1e-5 } }, [true, true, true, true]) },
-      { name: 'SkipLayerNormalization, no beta, bias, default ε, small inputs', op: 'SkipLayerNormalization', scale: 3e-3, build: (b, x) => fused(b, 'SkipLayerNormalization', [x, b.MatMul(x, w(b).A()), w(b).gamma(), '', w(b).bias()], {}, [true, false, false, true]) },
-      { name: 'SkipLayerNormalization, no beta, no bias', op: 'SkipLayerNormalization', build: (b, x) => fused(b, 'SkipLayerNormalization', [x, b.MatMul(x, w(b).A()), w(b).gamma()], { epsilon: { float: 1e-5 } }, [true]) },
+      {
+        name: 'SkipSimplifiedLayerNormalization with bias (output, inv_std_var, sum), opset 21',
+        op: 'SkipSimplifiedLayerNormalization',
+        opset: 21,
+        build: (b, x) =>
+          fused(
+            b,
+            'SkipSimplifiedLayerNormalization',
+            [x, b.MatMul(x, w(b).A()), w(b).gamma(), w(b).bias()],
+            { epsilon: { float: 1e-6 } },
+            [true, false, true, true],
+          ),
+      },
+      {
+        name: 'SkipSimplifiedLayerNormalization, no bias, default ε, small inputs',
+        op: 'SkipSimplifiedLayerNormalization',
+        scale: 3e-3,
+        build: (b, x) =>
+          fused(b, 'SkipSimplifiedLayerNormalization', [x, b.MatMul(x, w(b).A()), w(b).gamma()], {}, [true, false, false, true]),
+      },
+      {
+        name: 'SkipSimplifiedLayerNormalization, 2-D skip broadcast over the batch',
+        op: 'SkipSimplifiedLayerNormalization',
+        build: (b, x) =>
+          fused(
+            b,
+            'SkipSimplifiedLayerNormalization',
+            [x, b.initializer('skip', 'float32', [3, H], matrix(3, H, 1.3).flat()), w(b).gamma()],
+            { epsilon: { float: 1e-5 } },
+            [true],
+          ),
+      },
+      {
+        name: 'SkipLayerNormalization with beta and bias (all four outputs), opset 21',
+        op: 'SkipLayerNormalization',
+        opset: 21,
+        build: (b, x) =>
+          fused(
+            b,
+            'SkipLayerNormalization',
+            [x, b.MatMul(x, w(b).A()), w(b).gamma(), w(b).beta(), w(b).bias()],
+            { epsilon: { float: 1e-5 } },
+            [true, true, true, true],
+          ),
+      },
+      {
+        name: 'SkipLayerNormalization, no beta, bias, default ε, small inputs',
+        op: 'SkipLayerNormalization',
+        scale: 3e-3,
+        build: (b, x) =>
+          fused(b, 'SkipLayerNormalization', [x, b.MatMul(x, w(b).A()), w(b).gamma(), '', w(b).bias()], {}, [true, false, false, true]),
+      },
+      {
+        name: 'SkipLayerNormalization, no beta, no bias',
+        op: 'SkipLayerNormalization',
+        build: (b, x) => fused(b, 'SkipLayerNormalization', [x, b.MatMul(x, w(b).A()), w(b).gamma()], { epsilon: { float: 1e-5 } }, [true]),
+      },
       { name: 'Gelu', op: 'Gelu', scale: 2, build: (b, x) => fused(b, 'Gelu', [x], {}, [true]) },
       { name: 'BiasGelu', op: 'BiasGelu', scale: 2, build: (b, x) => fused(b, 'BiasGelu', [x, w(b).bias()], {}, [true]) },
       { name: 'FastGelu', op: 'FastGelu', scale: 2, build: (b, x) => fused(b, 'FastGelu', [x], {}, [true]) },
       { name: 'FastGelu with bias', op: 'FastGelu', scale: 2, build: (b, x) => fused(b, 'FastGelu', [x, w(b).bias()], {}, [true]) },
       { name: 'QuickGelu, default α', op: 'QuickGelu', scale: 2, build: (b, x) => fused(b, 'QuickGelu', [x], {}, [true]) },
-      { name: 'QuickGelu, α = 1.3', op: 'QuickGelu', scale: 2, build: (b, x) => fused(b, 'QuickGelu', [x], { alpha: { float: 1.3 } }, [true]) },
-      { name: 'Gelu (opset 20), approximate none', op: 'Gelu', domain: '', opset: 20, scale: 2, build: (b, x) => fused(b, 'Gelu', [x], {}, [true], '') },
-      { name: 'Gelu (opset 20), approximate tanh', op: 'Gelu', domain: '', opset: 20, scale: 2, build: (b, x) => fused(b, 'Gelu', [x], { approximate: 'tanh' }, [true], '') },
+      {
+        name: 'QuickGelu, α = 1.3',
+        op: 'QuickGelu',
+        scale: 2,
+        build: (b, x) => fused(b, 'QuickGelu', [x], { alpha: { float: 1.3 } }, [true]),
+      },
+      {
+        name: 'Gelu (opset 20), approximate none',
+        op: 'Gelu',
+        domain: '',
+        opset: 20,
+        scale: 2,
+        build: (b, x) => fused(b, 'Gelu', [x], {}, [true], ''),
+      },
+      {
+        name: 'Gelu (opset 20), approximate tanh',
+        op: 'Gelu',
+        domain: '',
+        opset: 20,
+        scale: 2,
+        build: (b, x) => fused(b, 'Gelu', [x], { approximate: 'tanh' }, [true], ''),
+      },
     ];
 
     for (const c of cases) {
@@ -158,7 +259,11 @@ describe('rewrites of onnxruntime normalisation and GELU ops', () => {
         const dtype = c.dtype ?? 'float32';
         g.inputs.push(valueInfo('x', dtype, [2, 3, H]));
         const outs = c.build(b, 'x').filter((o) => o);
-        outs.forEach((o, i) => g.outputs.push(onnx.ValueInfoProto.create({ name: o, type: { tensorType: { elemType: dtypeCode(c.outputTypes?.[i] ?? dtype) } } })));
+        outs.forEach((o, i) =>
+          g.outputs.push(
+            onnx.ValueInfoProto.create({ name: o, type: { tensorType: { elemType: dtypeCode(c.outputTypes?.[i] ?? dtype) } } }),
+          ),
+        );
         const x = Array.from({ length: 2 * 3 * H }, (_, i) => (c.scale ?? 1) * Math.sin(1.3 * i + 0.4) * 1.5);
 
         const canonical = canonicalize(cloneGraph(g));
@@ -201,7 +306,14 @@ describe('rewrites of onnxruntime normalisation and GELU ops', () => {
         name: 'SimplifiedLayerNormalization, Y and inv_std_var read',
         dtype: 'float64',
         body: (b, x, dt) => {
-          const [y, inv] = fused(b, 'SimplifiedLayerNormalization', [x, weights(b, dt).gamma()], { axis: -1, epsilon: { float: 1e-5 }, stash_type: 11 }, [true, true], '');
+          const [y, inv] = fused(
+            b,
+            'SimplifiedLayerNormalization',
+            [x, weights(b, dt).gamma()],
+            { axis: -1, epsilon: { float: 1e-5 }, stash_type: 11 },
+            [true, true],
+            '',
+          );
           return b.Add(b.MatMul(y, weights(b, dt).C()), b.Mul(x, inv));
         },
       },
@@ -210,7 +322,13 @@ describe('rewrites of onnxruntime normalisation and GELU ops', () => {
         dtype: 'float64',
         body: (b, x, dt) => {
           const w = weights(b, dt);
-          const [y, , inv, s] = fused(b, 'SkipSimplifiedLayerNormalization', [b.MatMul(x, w.A()), x, w.gamma(), w.bias()], { epsilon: { float: 1e-5 } }, [true, false, true, true]);
+          const [y, , inv, s] = fused(
+            b,
+            'SkipSimplifiedLayerNormalization',
+            [b.MatMul(x, w.A()), x, w.gamma(), w.bias()],
+            { epsilon: { float: 1e-5 } },
+            [true, false, true, true],
+          );
           return b.Add(b.Add(s, b.MatMul(y, w.C())), inv);
         },
       },
@@ -219,16 +337,44 @@ describe('rewrites of onnxruntime normalisation and GELU ops', () => {
         dtype: 'float64',
         body: (b, x, dt) => {
           const w = weights(b, dt);
-          const [y, mean, inv, s] = fused(b, 'SkipLayerNormalization', [b.MatMul(x, w.A()), x, w.gamma(), w.beta(), w.bias()], { epsilon: { float: 1e-5 } }, [true, true, true, true]);
+          const [y, mean, inv, s] = fused(
+            b,
+            'SkipLayerNormalization',
+            [b.MatMul(x, w.A()), x, w.gamma(), w.beta(), w.bias()],
+            { epsilon: { float: 1e-5 } },
+            [true, true, true, true],
+          );
           return b.Add(b.Add(s, b.MatMul(y, w.C())), b.Mul(mean, inv));
         },
       },
-      { name: 'FastGelu with bias', dtype: 'float64', body: (b, x, dt) => fused(b, 'FastGelu', [b.MatMul(x, weights(b, dt).A()), weights(b, dt).bias()], {}, [true])[0] },
-      { name: 'QuickGelu', dtype: 'float64', body: (b, x, dt) => fused(b, 'QuickGelu', [b.MatMul(x, weights(b, dt).A())], { alpha: { float: 1.5 } }, [true])[0] },
-      { name: 'Gelu (opset 20), approximate tanh', dtype: 'float64', opset: 20, body: (b, x, dt) => fused(b, 'Gelu', [b.MatMul(x, weights(b, dt).A())], { approximate: 'tanh' }, [true], '')[0] },
+      {
+        name: 'FastGelu with bias',
+        dtype: 'float64',
+        body: (b, x, dt) => fused(b, 'FastGelu', [b.MatMul(x, weights(b, dt).A()), weights(b, dt).bias()], {}, [true])[0],
+      },
+      {
+        name: 'QuickGelu',
+        dtype: 'float64',
+        body: (b, x, dt) => fused(b, 'QuickGelu', [b.MatMul(x, weights(b, dt).A())], { alpha: { float: 1.5 } }, [true])[0],
+      },
+      {
+        name: 'Gelu (opset 20), approximate tanh',
+        dtype: 'float64',
+        opset: 20,
+        body: (b, x, dt) => fused(b, 'Gelu', [b.MatMul(x, weights(b, dt).A())], { approximate: 'tanh' }, [true], '')[0],
+      },
       { name: 'Gelu', dtype: 'float32', body: (b, x, dt) => fused(b, 'Gelu', [b.MatMul(x, weights(b, dt).A())], {}, [true])[0] },
-      { name: 'BiasGelu', dtype: 'float32', body: (b, x, dt) => fused(b, 'BiasGelu', [b.MatMul(x, weights(b, dt).A()), weights(b, dt).bias()], {}, [true])[0] },
-      { name: 'Gelu (opset 20), approximate none', dtype: 'float32', opset: 20, body: (b, x, dt) => fused(b, 'Gelu', [b.MatMul(x, weights(b, dt).A())], {}, [true], '')[0] },
+      {
+        name: 'BiasGelu',
+        dtype: 'float32',
+        body: (b, x, dt) => fused(b, 'BiasGelu', [b.MatMul(x, weights(b, dt).A()), weights(b, dt).bias()], {}, [true])[0],
+      },
+      {
+        name: 'Gelu (opset 20), approximate none',
+        dtype: 'float32',
+        opset: 20,
+        body: (b, x, dt) => fused(b, 'Gelu', [b.MatMul(x, weights(b, dt).A())], {}, [true], '')[0],
+      },
     ];
 
     for (const c of cases) {
@@ -252,7 +398,8 @@ describe('rewrites of onnxruntime normalisation and GELU ops', () => {
     const closesBudget = (out: Outputs) => closeAll(budget(out), out.lrp_seed.data, 'Σ tokens + Σ absorbed = seed', 1e-6);
 
     it('SimplifiedLayerNormalization: RMSNorm is the identity, R_x = R_y', async () => {
-      const body: Body = (b, x, dt) => fused(b, 'SimplifiedLayerNormalization', [x, weights(b, dt).gamma()], { epsilon: { float: 1e-5 } }, [true], '')[0];
+      const body: Body = (b, x, dt) =>
+        fused(b, 'SimplifiedLayerNormalization', [x, weights(b, dt).gamma()], { epsilon: { float: 1e-5 } }, [true], '')[0];
       const out = await relevance(tinyLm('float64', E, W, body), 'attnlrp', ids, seed);
       const Ry = ids.map((id) => sum(E[id].map((x, j) => x * rms(E[id], 1e-5) * GAMMA[j] * W[j][t])));
       closeAll(out.lrp_tokens.data, Ry, 'R_x', 1e-9);
@@ -261,20 +408,34 @@ describe('rewrites of onnxruntime normalisation and GELU ops', () => {
 
     it('SkipSimplifiedLayerNormalization: RMSNorm is the identity, R_x = R_y through input + skip', async () => {
       // skip = x/2: the sum 1.5·x passes R_y unchanged back to the token (no constant on the way).
-      const body: Body = (b, x, dt) => fused(b, 'SkipSimplifiedLayerNormalization', [x, b.Mul(x, b.scalar(dt, 0.5)), weights(b, dt).gamma()], { epsilon: { float: 1e-5 } }, [true])[0];
+      const body: Body = (b, x, dt) =>
+        fused(
+          b,
+          'SkipSimplifiedLayerNormalization',
+          [x, b.Mul(x, b.scalar(dt, 0.5)), weights(b, dt).gamma()],
+          { epsilon: { float: 1e-5 } },
+          [true],
+        )[0];
       const out = await relevance(tinyLm('float64', E, W, body), 'attnlrp', ids, seed);
       const Ry = ids.map((id) => {
         const s = E[id].map((x) => 1.5 * x);
         return sum(s.map((v, j) => v * rms(s, 1e-5) * GAMMA[j] * W[j][t]));
       });
       closeAll(out.lrp_tokens.data, Ry, 'R_x', 1e-9);
-      for (const k of ['bias', 'constant', 'softmax', 'stabiliser']) assert.equal(out[`lrp_absorbed_${k}`].data[0], 0, `nothing absorbed (${k})`);
+      for (const k of ['bias', 'constant', 'softmax', 'stabiliser'])
+        assert.equal(out[`lrp_absorbed_${k}`].data[0], 0, `nothing absorbed (${k})`);
     });
 
     it('SkipSimplifiedLayerNormalization as a residual block (bias, sum output read): the budget closes', async () => {
       const body: Body = (b, x, dt) => {
         const w = weights(b, dt);
-        const [y, , , s] = fused(b, 'SkipSimplifiedLayerNormalization', [b.MatMul(x, w.A()), x, w.gamma(), w.bias()], { epsilon: { float: 1e-5 } }, [true, false, false, true]);
+        const [y, , , s] = fused(
+          b,
+          'SkipSimplifiedLayerNormalization',
+          [b.MatMul(x, w.A()), x, w.gamma(), w.bias()],
+          { epsilon: { float: 1e-5 } },
+          [true, false, false, true],
+        );
         return b.Add(s, b.MatMul(y, w.C()));
       };
       const out = await relevance(tinyLm('float64', E, W, body), 'attnlrp', ids, seed);
@@ -289,7 +450,12 @@ describe('rewrites of onnxruntime normalisation and GELU ops', () => {
         const w = weights(b, dt);
         const [n1] = fused(b, 'SimplifiedLayerNormalization', [x, w.gamma()], {}, [true], '');
         const attn = b.MatMul(b.op('Softmax', [b.MatMul(n1, w.A())], { axis: -1 }), w.C());
-        const [n2, , , s1] = fused(b, 'SkipSimplifiedLayerNormalization', [attn, x, w.gamma(), w.bias()], { epsilon: { float: 1e-5 } }, [true, false, false, true]);
+        const [n2, , , s1] = fused(b, 'SkipSimplifiedLayerNormalization', [attn, x, w.gamma(), w.bias()], { epsilon: { float: 1e-5 } }, [
+          true,
+          false,
+          false,
+          true,
+        ]);
         return fused(b, 'SkipSimplifiedLayerNormalization', [b.MatMul(n2, w.A()), s1, w.gamma()], { epsilon: { float: 1e-5 } }, [true])[0];
       };
       const out = await relevance(tinyLm('float64', E, W, body, 21), 'attnlrp', ids, seed);
@@ -301,7 +467,9 @@ describe('rewrites of onnxruntime normalisation and GELU ops', () => {
     it('SkipLayerNormalization: ε-rule through (x − mean)·γ/σ with σ constant; β absorbed; the budget closes', async () => {
       const body: Body = (b, x, dt) => {
         const w = weights(b, dt);
-        return fused(b, 'SkipLayerNormalization', [x, b.Mul(x, b.scalar(dt, 0.5)), w.gamma(), w.beta()], { epsilon: { float: 1e-5 } }, [true])[0];
+        return fused(b, 'SkipLayerNormalization', [x, b.Mul(x, b.scalar(dt, 0.5)), w.gamma(), w.beta()], { epsilon: { float: 1e-5 } }, [
+          true,
+        ])[0];
       };
       const out = await relevance(tinyLm('float64', E, W, body), 'attnlrp', ids, seed);
       // R_x = Σ_i s_i·(g_i − mean g), s = 1.5·x, g_i = γ_i·W[i][t]/σ(s).
@@ -331,18 +499,50 @@ describe('rewrites of onnxruntime normalisation and GELU ops', () => {
       const bias = 0.35;
       const cases: { name: string; dtype: FloatDType; opset?: number; f: (x: number) => number; biased?: boolean; body: Body }[] = [
         { name: 'Gelu', dtype: 'float32', f: geluErf, body: (b, x) => fused(b, 'Gelu', [x], {}, [true])[0] },
-        { name: 'BiasGelu', dtype: 'float32', f: geluErf, biased: true, body: (b, x, dt) => fused(b, 'BiasGelu', [x, b.initializer('b1', dt, [1], [bias])], {}, [true])[0] },
+        {
+          name: 'BiasGelu',
+          dtype: 'float32',
+          f: geluErf,
+          biased: true,
+          body: (b, x, dt) => fused(b, 'BiasGelu', [x, b.initializer('b1', dt, [1], [bias])], {}, [true])[0],
+        },
         { name: 'FastGelu', dtype: 'float64', f: geluTanh, body: (b, x) => fused(b, 'FastGelu', [x], {}, [true])[0] },
-        { name: 'FastGelu with bias', dtype: 'float64', f: geluTanh, biased: true, body: (b, x, dt) => fused(b, 'FastGelu', [x, b.initializer('b1', dt, [1], [bias])], {}, [true])[0] },
-        { name: 'QuickGelu', dtype: 'float64', f: (x) => x / (1 + Math.exp(-1.702 * x)), body: (b, x) => fused(b, 'QuickGelu', [x], {}, [true])[0] },
-        { name: 'Gelu (opset 20), approximate none', dtype: 'float32', opset: 20, f: geluErf, body: (b, x) => fused(b, 'Gelu', [x], {}, [true], '')[0] },
-        { name: 'Gelu (opset 20), approximate tanh', dtype: 'float64', opset: 20, f: geluTanh, body: (b, x) => fused(b, 'Gelu', [x], { approximate: 'tanh' }, [true], '')[0] },
+        {
+          name: 'FastGelu with bias',
+          dtype: 'float64',
+          f: geluTanh,
+          biased: true,
+          body: (b, x, dt) => fused(b, 'FastGelu', [x, b.initializer('b1', dt, [1], [bias])], {}, [true])[0],
+        },
+        {
+          name: 'QuickGelu',
+          dtype: 'float64',
+          f: (x) => x / (1 + Math.exp(-1.702 * x)),
+          body: (b, x) => fused(b, 'QuickGelu', [x], {}, [true])[0],
+        },
+        {
+          name: 'Gelu (opset 20), approximate none',
+          dtype: 'float32',
+          opset: 20,
+          f: geluErf,
+          body: (b, x) => fused(b, 'Gelu', [x], {}, [true], '')[0],
+        },
+        {
+          name: 'Gelu (opset 20), approximate tanh',
+          dtype: 'float64',
+          opset: 20,
+          f: geluTanh,
+          body: (b, x) => fused(b, 'Gelu', [x], { approximate: 'tanh' }, [true], '')[0],
+        },
       ];
       for (const c of cases) {
         it(`${c.name} (${c.dtype})`, async () => {
           const g = tinyLm(c.dtype, E1, W1, c.body, c.opset);
           const canonical = canonicalize(cloneGraph(g)).graph;
-          assert.ok(canonical.nodes.some((n) => ['Erf', 'Tanh', 'Sigmoid'].includes(n.opType)), 'decomposed');
+          assert.ok(
+            canonical.nodes.some((n) => ['Erf', 'Tanh', 'Sigmoid'].includes(n.opType)),
+            'decomposed',
+          );
           const out = await relevance(g, 'attnlrp', ids1, seed1);
           const b = c.biased ? bias : 0;
           const Ry = ids1.map((id) => c.f(xs[id] + b) * W1[0][t1]);
@@ -350,7 +550,12 @@ describe('rewrites of onnxruntime normalisation and GELU ops', () => {
           const z = ids1.map((id) => xs[id] + b);
           const stab = z.map((v) => v + (v < 0 ? -1e-6 : 1e-6));
           const tol = c.dtype === 'float64' ? 1e-9 : 1e-5;
-          closeAll(out.lrp_tokens.data, Ry.map((R, i) => (R * xs[ids1[i]]) / stab[i]), 'R_x', tol);
+          closeAll(
+            out.lrp_tokens.data,
+            Ry.map((R, i) => (R * xs[ids1[i]]) / stab[i]),
+            'R_x',
+            tol,
+          );
           closeAll(out.lrp_absorbed_bias.data, [sum(Ry.map((R, i) => (R * b) / stab[i]))], 'bias share', tol);
           closeAll(out.lrp_absorbed_constant.data, [0], 'no constant inside the activation', tol);
           closeAll(budget(out), out.lrp_seed.data, 'budget (with the stabiliser)', c.dtype === 'float64' ? 1e-6 : 1e-5);

@@ -24,7 +24,14 @@ describe('standard rewrites', () => {
       g.inputs.push(valueInfo('x', 'float32', [2, 3, 4]));
       const gamma = b.initializer('gamma', 'float32', [4], [1, 0.5, -2, 1.5]);
       const beta = b.initializer('beta', 'float32', [4], [0.1, 0, -0.3, 0.2]);
-      g.nodes.push({ name: 'ln', opType: 'LayerNormalization', domain: '', inputs: ['x', gamma, beta], outputs: ['y', 'mean', 'inv'], attributes: [] });
+      g.nodes.push({
+        name: 'ln',
+        opType: 'LayerNormalization',
+        domain: '',
+        inputs: ['x', gamma, beta],
+        outputs: ['y', 'mean', 'inv'],
+        attributes: [],
+      });
       g.outputs.push(valueInfo('y', 'float32', [2, 3, 4]), valueInfo('mean', 'float32', [2, 3, 1]), valueInfo('inv', 'float32', [2, 3, 1]));
       return g;
     };
@@ -33,6 +40,9 @@ describe('standard rewrites', () => {
     const canonical = canonicalize(build()).graph;
     assert.ok(!canonical.nodes.some((n) => n.opType === 'LayerNormalization'));
     const got = await run(canonical, x, [2, 3, 4]);
-    for (const k of ['y', 'mean', 'inv']) got[k].forEach((v, i) => assert.ok(Math.abs(v - ref[k][i]) <= 1e-5 * Math.max(1, Math.abs(ref[k][i])), `${k}[${i}] ${v} vs ${ref[k][i]}`));
+    for (const k of ['y', 'mean', 'inv'])
+      got[k].forEach((v, i) =>
+        assert.ok(Math.abs(v - ref[k][i]) <= 1e-5 * Math.max(1, Math.abs(ref[k][i])), `${k}[${i}] ${v} vs ${ref[k][i]}`),
+      );
   });
 });

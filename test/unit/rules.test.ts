@@ -45,7 +45,13 @@ interface Relevance {
 }
 
 /** Seed = Σ_s weights[s] · logit[s, target]. */
-async function relevance(tiny: Tiny, ids: number[], target: number, weights: number[], mode: RelevanceMode = 'attnlrp'): Promise<Relevance> {
+async function relevance(
+  tiny: Tiny,
+  ids: number[],
+  target: number,
+  weights: number[],
+  mode: RelevanceMode = 'attnlrp',
+): Promise<Relevance> {
   const compiled = await CompiledModel.create(tinyLm(tiny), mode);
   let out: Outputs;
   try {
@@ -89,13 +95,20 @@ const stab = (z: number) => z + (z < 0 ? -EPS : EPS);
 describe('relevance rules, hand-computed', () => {
   describe('linear (ε-rule)', () => {
     // y = x·A + c; head picks y_t: R_x_i = x_i · A[i][t] · R_t / (z_t + ε·sign z_t), bias keeps c_t · R_t / z_t.
-    const A = [[0.8, -1.1], [0.3, 0.6]];
+    const A = [
+      [0.8, -1.1],
+      [0.3, 0.6],
+    ];
     const c = [0.25, -0.4];
     const E = oneHot(2, [1, 2, -3, 0.5, 1.5, -0.7, 0.9, 2.2]);
     E[3] = [1.5, 0.5];
-    const W = [[1, 0, 0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0, 0, 0]];
+    const W = [
+      [1, 0, 0, 0, 0, 0, 0, 0],
+      [0, 1, 0, 0, 0, 0, 0, 0],
+    ];
     const tiny: Tiny = {
-      E, W,
+      E,
+      W,
       body: (b, x) => b.Add(b.MatMul(x, b.initializer('A', 'float32', [2, 2], A.flat())), b.initializer('c', 'float32', [2], c)),
     };
     const ids = [1, 2, 3];
@@ -129,12 +142,22 @@ describe('relevance rules, hand-computed', () => {
 
     it('residual a + b (both relevant): R_a = a·R/(a+b), R_b = b·R/(a+b)', async () => {
       // a = x, b = x·A + c, y = a + b; R_y_j = y_j·W[j][t].
-      const A = [[0.5, -0.2], [0.7, 0.4]];
+      const A = [
+        [0.5, -0.2],
+        [0.7, 0.4],
+      ];
       const c = [0.3, -0.6];
-      const r = await relevance({
-        E, W,
-        body: (b, x) => b.Add(x, b.Add(b.MatMul(x, b.initializer('A', 'float32', [2, 2], A.flat())), b.initializer('c', 'float32', [2], c))),
-      }, [4, 6], t, [1, 1]);
+      const r = await relevance(
+        {
+          E,
+          W,
+          body: (b, x) =>
+            b.Add(x, b.Add(b.MatMul(x, b.initializer('A', 'float32', [2, 2], A.flat())), b.initializer('c', 'float32', [2], c))),
+        },
+        [4, 6],
+        t,
+        [1, 1],
+      );
       let bias = 0;
       const expected = [4, 6].map((id) => {
         const x = E[id];
@@ -164,12 +187,27 @@ describe('relevance rules, hand-computed', () => {
     });
 
     it('adding a computed non-relevant tensor (position ids): absorbed as constant', async () => {
-      const r = await relevance({
-        E, W, positionIds: true,
-        body: (b, x) => b.Add(x, b.Cast(b.op('Unsqueeze', ['position_ids', b.ints([-1])]), 'float32')),
-      }, [2, 3, 7], t, [1, 1, 1]);
-      closeAll(r.tokens, [2, 3, 7].map((id) => dot(E[id], col(W, t))), 'R_a');
-      close(r.absorbed.constant, [0, 1, 2].reduce((s, p) => s + p * sum(col(W, t)), 0), 'absorbed constant');
+      const r = await relevance(
+        {
+          E,
+          W,
+          positionIds: true,
+          body: (b, x) => b.Add(x, b.Cast(b.op('Unsqueeze', ['position_ids', b.ints([-1])]), 'float32')),
+        },
+        [2, 3, 7],
+        t,
+        [1, 1, 1],
+      );
+      closeAll(
+        r.tokens,
+        [2, 3, 7].map((id) => dot(E[id], col(W, t))),
+        'R_a',
+      );
+      close(
+        r.absorbed.constant,
+        [0, 1, 2].reduce((s, p) => s + p * sum(col(W, t)), 0),
+        'absorbed constant',
+      );
       close(r.absorbed.bias, 0, 'absorbed bias');
     });
   });
@@ -179,12 +217,22 @@ describe('relevance rules, hand-computed', () => {
     const E = matrix(VOCAB, 2, 0.7);
     const W = matrix(2, VOCAB, 2.9);
     const t = 2;
-    const r = await relevance({
-      E, W,
-      body: (b, x) => b.Div(b.Mul(x, b.initializer('gamma', 'float32', [2], gamma)), b.scalar('float32', 2.5)),
-    }, [1, 5], t, [1, 1]);
+    const r = await relevance(
+      {
+        E,
+        W,
+        body: (b, x) => b.Div(b.Mul(x, b.initializer('gamma', 'float32', [2], gamma)), b.scalar('float32', 2.5)),
+      },
+      [1, 5],
+      t,
+      [1, 1],
+    );
     // R_y_j = y_j·W[j][t] with y = x·γ/2.5; R_x = R_y element-wise.
-    closeAll(r.tokens, [1, 5].map((id) => sum(E[id].map((x, j) => ((x * gamma[j]) / 2.5) * W[j][t]))), 'R_x');
+    closeAll(
+      r.tokens,
+      [1, 5].map((id) => sum(E[id].map((x, j) => ((x * gamma[j]) / 2.5) * W[j][t]))),
+      'R_x',
+    );
     for (const k of ['bias', 'constant', 'softmax', 'stabiliser'] as const) close(r.absorbed[k], 0, `absorbed ${k}`);
   });
 
@@ -238,26 +286,45 @@ describe('relevance rules, hand-computed', () => {
       });
 
     it('LayerNorm (decomposed, opset < 17): ε-rule through (x − mean)·γ/σ with σ constant', async () => {
-      const r = await relevance({
-        E, W,
-        body: (b, x) => {
-          const mean = b.op('ReduceMean', [x], { axes: [-1], keepdims: 1 });
-          const centred = b.Sub(x, mean);
-          const variance = b.op('ReduceMean', [b.op('Pow', [centred, b.scalar('float32', 2)])], { axes: [-1], keepdims: 1 });
-          const std = b.op('Sqrt', [b.Add(variance, b.scalar('float32', 1e-5))]);
-          return b.Add(b.Mul(b.Div(centred, std), b.initializer('gamma', 'float32', [H], gamma)), b.initializer('beta', 'float32', [H], beta));
+      const r = await relevance(
+        {
+          E,
+          W,
+          body: (b, x) => {
+            const mean = b.op('ReduceMean', [x], { axes: [-1], keepdims: 1 });
+            const centred = b.Sub(x, mean);
+            const variance = b.op('ReduceMean', [b.op('Pow', [centred, b.scalar('float32', 2)])], { axes: [-1], keepdims: 1 });
+            const std = b.op('Sqrt', [b.Add(variance, b.scalar('float32', 1e-5))]);
+            return b.Add(
+              b.Mul(b.Div(centred, std), b.initializer('gamma', 'float32', [H], gamma)),
+              b.initializer('beta', 'float32', [H], beta),
+            );
+          },
         },
-      }, ids, t, [1, 1]);
+        ids,
+        t,
+        [1, 1],
+      );
       closeAll(r.tokens, layerNormExpected(), 'R_x');
       close(r.absorbed.bias, 2 * dot(beta, col(W, t)), 'β share');
       close(sum(r.tokens) + r.absorbed.bias, r.seed, 'conservation');
     });
 
     it('LayerNormalization (fused, opset 17): the same numbers', async () => {
-      const r = await relevance({
-        E, W,
-        body: (b, x) => b.op('LayerNormalization', [x, b.initializer('gamma', 'float32', [H], gamma), b.initializer('beta', 'float32', [H], beta)], { axis: -1, epsilon: { float: 1e-5 } }),
-      }, ids, t, [1, 1]);
+      const r = await relevance(
+        {
+          E,
+          W,
+          body: (b, x) =>
+            b.op('LayerNormalization', [x, b.initializer('gamma', 'float32', [H], gamma), b.initializer('beta', 'float32', [H], beta)], {
+              axis: -1,
+              epsilon: { float: 1e-5 },
+            }),
+        },
+        ids,
+        t,
+        [1, 1],
+      );
       closeAll(r.tokens, layerNormExpected(), 'R_x');
       close(r.absorbed.bias, 2 * dot(beta, col(W, t)), 'β share');
     });
@@ -274,7 +341,11 @@ describe('relevance rules, hand-computed', () => {
         name: 'GELU, erf form (Div/Erf/Add/Mul/Mul as torch exports it)',
         f: (x) => 0.5 * x * (1 + erf(x / Math.SQRT2)),
         df: (x) => 0.5 * (1 + erf(x / Math.SQRT2)) + (x * Math.exp((-x * x) / 2)) / Math.sqrt(2 * Math.PI),
-        body: (b, x) => b.Mul(b.Mul(x, b.Add(b.op('Erf', [b.Div(x, b.scalar('float32', Math.SQRT2))]), b.scalar('float32', 1))), b.scalar('float32', 0.5)),
+        body: (b, x) =>
+          b.Mul(
+            b.Mul(x, b.Add(b.op('Erf', [b.Div(x, b.scalar('float32', Math.SQRT2))]), b.scalar('float32', 1))),
+            b.scalar('float32', 0.5),
+          ),
       },
       {
         name: 'GELU, tanh form (with Pow)',
@@ -286,7 +357,10 @@ describe('relevance rules, hand-computed', () => {
         },
         body: (b, x) => {
           const half = b.Mul(x, b.scalar('float32', 0.5));
-          const inner = b.Mul(b.Add(x, b.Mul(b.op('Pow', [x, b.scalar('float32', 3)]), b.scalar('float32', 0.044715))), b.scalar('float32', Math.sqrt(2 / Math.PI)));
+          const inner = b.Mul(
+            b.Add(x, b.Mul(b.op('Pow', [x, b.scalar('float32', 3)]), b.scalar('float32', 0.044715))),
+            b.scalar('float32', Math.sqrt(2 / Math.PI)),
+          );
           return b.Mul(half, b.Add(b.op('Tanh', [inner]), b.scalar('float32', 1)));
         },
       },
@@ -310,17 +384,22 @@ describe('relevance rules, hand-computed', () => {
         close(r.absorbed.bias + r.absorbed.constant, 0, 'nothing absorbed by constants inside the activation');
         close(sum(r.tokens) + r.absorbed.stabiliser, r.seed, 'conservation with the stabiliser');
         const g = await relevance({ E, W, body: c.body }, ids, t, [1, 1, 1, 1], 'gradxinput');
-        closeAll(g.tokens, ids.map((id) => xs[id] * c.df(xs[id]) * W[0][t]), 'x·f′(x)');
+        closeAll(
+          g.tokens,
+          ids.map((id) => xs[id] * c.df(xs[id]) * W[0][t]),
+          'x·f′(x)',
+        );
       });
     }
   });
 
   /** roll(x, 1) along the sequence: position s reads x[s + 1 mod S]. */
   const roll = (b: GraphBuilder, x: string) =>
-    b.op('Concat', [
-      b.op('Slice', [x, b.ints([1]), b.ints([1 << 30]), b.ints([1])]),
-      b.op('Slice', [x, b.ints([0]), b.ints([1]), b.ints([1])]),
-    ], { axis: 1 });
+    b.op(
+      'Concat',
+      [b.op('Slice', [x, b.ints([1]), b.ints([1 << 30]), b.ints([1])]), b.op('Slice', [x, b.ints([0]), b.ints([1]), b.ints([1])])],
+      { axis: 1 },
+    );
 
   describe('products of two relevant tensors: uniform rule, half to each factor', () => {
     const xs = [0.7, -1.4, 1.1, 0.6, -0.8, 1.9, 0.3, -0.5];
@@ -351,9 +430,18 @@ describe('relevance rules, hand-computed', () => {
   describe('attention', () => {
     const H = 2;
     const E = matrix(VOCAB, H, 0.9);
-    const Aq = [[0.9, -0.4], [0.3, 1.2]];
-    const Ak = [[-0.5, 0.8], [1.1, 0.2]];
-    const Av = [[0.6, 0.1], [-0.7, 0.9]];
+    const Aq = [
+      [0.9, -0.4],
+      [0.3, 1.2],
+    ];
+    const Ak = [
+      [-0.5, 0.8],
+      [1.1, 0.2],
+    ];
+    const Av = [
+      [0.6, 0.1],
+      [-0.7, 0.9],
+    ];
     const ids = [3, 6, 1];
     const p = 2; // the seed sits at the last position
     const proj = (x: number[], A: number[][]) => [0, 1].map((j) => dot(x, col(A, j)));
@@ -361,7 +449,8 @@ describe('relevance rules, hand-computed', () => {
     const k = ids.map((id) => proj(E[id], Ak));
     const v = ids.map((id) => proj(E[id], Av));
     const z = ids.map((_, i) => ids.map((__, j) => dot(q[i], k[j]))); // z = Q·Kᵀ
-    const linear = (b: GraphBuilder, x: string, name: string, A: number[][]) => b.MatMul(x, b.initializer(name, 'float32', [H, H], A.flat()));
+    const linear = (b: GraphBuilder, x: string, name: string, A: number[][]) =>
+      b.MatMul(x, b.initializer(name, 'float32', [H, H], A.flat()));
     const scores = (b: GraphBuilder, x: string) => b.MatMul(linear(b, x, 'Aq', Aq), b.Transpose(linear(b, x, 'Ak', Ak), [0, 2, 1]));
 
     it('Q·Kᵀ: R_q = q ⊙ (R/(2z))·k, R_k = k ⊙ qᵀ·(R/(2z))', async () => {
@@ -373,7 +462,11 @@ describe('relevance rules, hand-computed', () => {
       // uniform ε-rule: half of each R_z[p][j] to q_p, half to k_j (then through the linear maps unchanged).
       const viaQ = sum(Rz) / 2;
       const viaK = Rz.map((R) => R / 2);
-      closeAll(r.tokens, viaK.map((R, j) => R + (j === p ? viaQ : 0)), 'R');
+      closeAll(
+        r.tokens,
+        viaK.map((R, j) => R + (j === p ? viaQ : 0)),
+        'R',
+      );
       close(sum(r.tokens), r.seed, 'conservation');
     });
 
@@ -398,7 +491,12 @@ describe('relevance rules, hand-computed', () => {
     it('a whole head softmax(Q·Kᵀ)·V: uniform rule on A·V and on Q·Kᵀ, Softmax in between', async () => {
       const W = matrix(H, VOCAB, 5.1);
       const t = 4;
-      const r = await relevance({ E, W, body: (b, x) => b.MatMul(b.op('Softmax', [scores(b, x)], { axis: -1 }), linear(b, x, 'Av', Av)) }, ids, t, [0, 0, 1]);
+      const r = await relevance(
+        { E, W, body: (b, x) => b.MatMul(b.op('Softmax', [scores(b, x)], { axis: -1 }), linear(b, x, 'Av', Av)) },
+        ids,
+        t,
+        [0, 0, 1],
+      );
       const m = Math.max(...z[p]);
       const e = z[p].map((zz) => Math.exp(zz - m));
       const A = e.map((ei) => ei / sum(e));
@@ -426,22 +524,28 @@ describe('relevance rules, hand-computed', () => {
       const W = matrix(6, VOCAB, 0.6);
       const t = 7;
       const ids = [4, 5, 6, 7];
-      const r = await relevance({
-        E, W,
-        body: (b, x) => {
-          // Two transposes that are not their own inverses: [B,S,2,2] → [B,2,2,S] → [B,S,2,2] with the 2×2 transposed.
-          const cycled = b.Transpose(b.Reshape(x, b.ints([0, 0, 2, 2])), [0, 2, 3, 1]);
-          const m = b.Reshape(b.Transpose(cycled, [0, 3, 2, 1]), b.ints([0, 0, 4])); // [x0, x2, x1, x3]
-          const [lo, hi] = b.node('Split', [m, b.ints([2, 2])], { axis: 2 }, 2);
-          const swapped = b.op('Concat', [hi, lo], { axis: 2 }); // [x1, x3, x0, x2]
-          const sliced = b.op('Slice', [swapped, b.ints([1]), b.ints([4]), b.ints([2])]); // [x3, x0, x2]
-          const cond = b.constant('bool', [3], [1, 0, 1], 'cond');
-          const w = b.op('Where', [cond, sliced, b.Neg(sliced)]); // [x3, −x0, x2]
-          const picked = b.op('Unsqueeze', [b.op('Gather', [w, b.constant('int64', [], [-1], 'idx')], { axis: 2 }), b.ints([-1])]); // [x2]
-          const spread = b.op('Expand', [picked, b.ints([1, 1, 3])]); // [x2, x2, x2]
-          return b.op('Concat', [w, spread], { axis: 2 });
+      const r = await relevance(
+        {
+          E,
+          W,
+          body: (b, x) => {
+            // Two transposes that are not their own inverses: [B,S,2,2] → [B,2,2,S] → [B,S,2,2] with the 2×2 transposed.
+            const cycled = b.Transpose(b.Reshape(x, b.ints([0, 0, 2, 2])), [0, 2, 3, 1]);
+            const m = b.Reshape(b.Transpose(cycled, [0, 3, 2, 1]), b.ints([0, 0, 4])); // [x0, x2, x1, x3]
+            const [lo, hi] = b.node('Split', [m, b.ints([2, 2])], { axis: 2 }, 2);
+            const swapped = b.op('Concat', [hi, lo], { axis: 2 }); // [x1, x3, x0, x2]
+            const sliced = b.op('Slice', [swapped, b.ints([1]), b.ints([4]), b.ints([2])]); // [x3, x0, x2]
+            const cond = b.constant('bool', [3], [1, 0, 1], 'cond');
+            const w = b.op('Where', [cond, sliced, b.Neg(sliced)]); // [x3, −x0, x2]
+            const picked = b.op('Unsqueeze', [b.op('Gather', [w, b.constant('int64', [], [-1], 'idx')], { axis: 2 }), b.ints([-1])]); // [x2]
+            const spread = b.op('Expand', [picked, b.ints([1, 1, 3])]); // [x2, x2, x2]
+            return b.op('Concat', [w, spread], { axis: 2 });
+          },
         },
-      }, ids, t, [1, 1, 1, 1]);
+        ids,
+        t,
+        [1, 1, 1, 1],
+      );
       const route = (x: number[]) => [x[3], -x[0], x[2], x[2], x[2], x[2]];
       const expected = ids.map((id) => dot(route(E[id]), col(W, t)));
       closeAll(r.tokens, expected, 'R of the single hot unit');
@@ -456,10 +560,16 @@ describe('relevance rules, hand-computed', () => {
       const ids = [0, 1, 2, 3];
       const c = [0.5, -1.5, 2, 0.25];
       const cond = [1, 0, 1, 0];
-      const r = await relevance({
-        E, W,
-        body: (b, x) => b.op('Where', [b.constant('bool', [H], cond, 'cond'), x, b.initializer('c', 'float32', [H], c)]),
-      }, ids, t, [1, 1, 1, 1]);
+      const r = await relevance(
+        {
+          E,
+          W,
+          body: (b, x) => b.op('Where', [b.constant('bool', [H], cond, 'cond'), x, b.initializer('c', 'float32', [H], c)]),
+        },
+        ids,
+        t,
+        [1, 1, 1, 1],
+      );
       const expected = ids.map((id) => sum(E[id].map((x, i) => (cond[i] ? x * W[i][t] : 0))));
       closeAll(r.tokens, expected, 'R_x');
       close(r.absorbed.constant, ids.length * sum(c.map((ci, i) => (cond[i] ? 0 : ci * W[i][t]))), 'absorbed constant');

@@ -35,8 +35,14 @@ describe('stories260k attribution', function () {
     assert.equal(r.tokens.map((t) => PROMPT.slice(t.start, t.end)).join(''), PROMPT, 'token offsets reproduce the prompt');
     assert.equal(r.tokens[0].text, '<s>');
     assert.equal(r.relevance.layers.length, 5);
-    assert.deepEqual(r.relevance.heads.map((h) => h.length), [8, 8, 8, 8, 8]);
-    assert.deepEqual(r.relevance.neurons.map((n) => n.length), [172, 172, 172, 172, 172]);
+    assert.deepEqual(
+      r.relevance.heads.map((h) => h.length),
+      [8, 8, 8, 8, 8],
+    );
+    assert.deepEqual(
+      r.relevance.neurons.map((n) => n.length),
+      [172, 172, 172, 172, 172],
+    );
     // The block-0 residual stream is the embedding itself.
     r.relevance.layers[0].forEach((v, i) => assert.ok(Math.abs(v - r.relevance.tokens[i]) < 1e-5));
     // The most relevant token for predicting a name is "named".
@@ -50,7 +56,9 @@ describe('stories260k attribution', function () {
     const tokens = r.relevance.tokens.reduce((a, b) => a + b, 0);
     const absorbed = Object.values(r.relevance.absorbed).reduce((a, b) => a + b, 0);
     const err = Math.abs(tokens + absorbed - r.relevance.seed) / Math.abs(r.relevance.seed);
-    console.log(`      seed ${r.relevance.seed.toFixed(5)}, tokens ${tokens.toFixed(5)} (share ${(tokens / r.relevance.seed).toFixed(3)}), absorbed ${JSON.stringify(r.relevance.absorbed)}, rel. error ${err.toExponential(2)}`);
+    console.log(
+      `      seed ${r.relevance.seed.toFixed(5)}, tokens ${tokens.toFixed(5)} (share ${(tokens / r.relevance.seed).toFixed(3)}), absorbed ${JSON.stringify(r.relevance.absorbed)}, rel. error ${err.toExponential(2)}`,
+    );
     assert.ok(err < 1e-4, `budget error ${err}`);
     assert.ok(r.relevance.absorbed.softmax > 0, 'the softmax rule absorbs relevance on a bias-free Llama');
     assert.ok(Math.abs(r.relevance.seed - r.target.logit) < 1e-4);
@@ -75,7 +83,11 @@ describe('stories260k attribution', function () {
   });
 
   it('contrastive foil explains logit(target) − logit(foil)', async () => {
-    const r = await engine.attribute({ prompt: 'Once upon a time, there was a little boy named Tom. One day,', target: ' he', foil: ' she' });
+    const r = await engine.attribute({
+      prompt: 'Once upon a time, there was a little boy named Tom. One day,',
+      target: ' he',
+      foil: ' she',
+    });
     assert.ok(r.target.foil);
     assert.ok(Math.abs(r.relevance.seed - (r.target.logit - r.target.foil.logit)) < 1e-4);
     assert.ok(r.relevance.seed > 0, 'the model prefers " he" after a boy\'s name');
@@ -92,13 +104,25 @@ describe('stories260k attribution', function () {
         if (src > pos) assert.equal(v, 0, `target ${k} cannot depend on later token ${src}`);
       });
     });
-    assert.deepEqual(r.continuation.targets.map((t) => t.text), [',', ' there', ' was']);
+    assert.deepEqual(
+      r.continuation.targets.map((t) => t.text),
+      [',', ' there', ' was'],
+    );
   });
 
   it('refuses bad input with clear errors', async () => {
-    await assert.rejects(engine.attribute({ prompt: PROMPT, target: ' Sue' }), (e: unknown) => LrpLensError.is(e, 'unknown-token') && /not a single token/.test(e.message));
-    await assert.rejects(engine.attribute({ prompt: PROMPT, targetId: 99999 }), (e: unknown) => LrpLensError.is(e, 'unknown-token') && /outside the vocabulary/.test(e.message));
-    await assert.rejects(engine.attribute({ prompt: 'a '.repeat(600) }), (e: unknown) => LrpLensError.is(e, 'prompt-too-long') && /context is 512/.test(e.message));
+    await assert.rejects(
+      engine.attribute({ prompt: PROMPT, target: ' Sue' }),
+      (e: unknown) => LrpLensError.is(e, 'unknown-token') && /not a single token/.test(e.message),
+    );
+    await assert.rejects(
+      engine.attribute({ prompt: PROMPT, targetId: 99999 }),
+      (e: unknown) => LrpLensError.is(e, 'unknown-token') && /outside the vocabulary/.test(e.message),
+    );
+    await assert.rejects(
+      engine.attribute({ prompt: 'a '.repeat(600) }),
+      (e: unknown) => LrpLensError.is(e, 'prompt-too-long') && /context is 512/.test(e.message),
+    );
     await assert.rejects(engine.attribute({ prompt: '' }), (e: unknown) => LrpLensError.is(e));
   });
 });

@@ -6,13 +6,23 @@ import { join } from 'node:path';
 import { LrpLensError } from '../../src/engine/errors';
 import { loadTokenizer, resolveModel } from '../../src/engine/runtime/model';
 import type { TokenizerLike } from '../../src/engine/runtime/model';
-import { formatTaskFile, isTaskFile, parseTaskFile, readTaskFile, singleTokenId, splitTask, tokenizeTask, writeTaskFile } from '../../src/engine/tasks/taskFile';
+import {
+  formatTaskFile,
+  isTaskFile,
+  parseTaskFile,
+  readTaskFile,
+  singleTokenId,
+  splitTask,
+  tokenizeTask,
+  writeTaskFile,
+} from '../../src/engine/tasks/taskFile';
 import { STORIES, requireShared } from './sharedModel';
 
 const isBad = (re: RegExp) => (e: unknown) => LrpLensError.is(e, 'bad-argument') && re.test(e.message);
 const HEADER = '{"task": {"name": "pronoun", "metric": "logit_diff", "kind": "pronoun"}}';
 const BOY = '{"prompt": "Once upon a time, there was a little boy named Tom. One day,", "target": " he", "foil": " she"}';
-const GIRL = '{"prompt": "Once upon a time, there was a little girl named Lily. One day,", "target": " she", "foil": " he", "meta": {"gender": "girl"}}';
+const GIRL =
+  '{"prompt": "Once upon a time, there was a little girl named Lily. One day,", "target": " she", "foil": " he", "meta": {"gender": "girl"}}';
 
 describe('task files', () => {
   it('recognises *.task.jsonl', () => {
@@ -22,20 +32,38 @@ describe('task files', () => {
   it('reads the header and the samples with their lines, skipping blank lines', () => {
     const t = parseTaskFile(`${HEADER}\n${BOY}\n\n${GIRL}\n`);
     assert.deepEqual(t.header, { name: 'pronoun', metric: 'logit_diff', kind: 'pronoun' });
-    assert.deepEqual(t.samples.map((s) => [s.line, s.target, s.foil]), [[2, ' he', ' she'], [4, ' she', ' he']]);
+    assert.deepEqual(
+      t.samples.map((s) => [s.line, s.target, s.foil]),
+      [
+        [2, ' he', ' she'],
+        [4, ' she', ' he'],
+      ],
+    );
     assert.deepEqual(t.samples[1].meta, { gender: 'girl' });
     assert.equal(t.samples[0].meta, undefined);
   });
 
   it('names file and line for bad JSON, missing fields, a bad header, an empty file, no samples', () => {
-    assert.throws(() => parseTaskFile(`${HEADER}\n${BOY}\n{"prompt": "x",`, 'p.task.jsonl'), isBad(/^p\.task\.jsonl:3: not valid JSON \(.+\)/));
-    assert.throws(() => parseTaskFile(`${HEADER}\n{"target": " he", "foil": " she"}`, 'p.task.jsonl'), isBad(/^p\.task\.jsonl:2: each sample needs a non-empty "prompt"/));
+    assert.throws(
+      () => parseTaskFile(`${HEADER}\n${BOY}\n{"prompt": "x",`, 'p.task.jsonl'),
+      isBad(/^p\.task\.jsonl:3: not valid JSON \(.+\)/),
+    );
+    assert.throws(
+      () => parseTaskFile(`${HEADER}\n{"target": " he", "foil": " she"}`, 'p.task.jsonl'),
+      isBad(/^p\.task\.jsonl:2: each sample needs a non-empty "prompt"/),
+    );
     assert.throws(() => parseTaskFile(`${HEADER}\n{"prompt": "hi", "foil": " she"}`), isBad(/:2: each sample needs a non-empty "target"/));
-    assert.throws(() => parseTaskFile(`${HEADER}\n{"prompt": "hi", "target": " he", "foi": " she"}`), isBad(/:2: unknown key "foi"; a sample takes prompt, target, foil, meta/));
+    assert.throws(
+      () => parseTaskFile(`${HEADER}\n{"prompt": "hi", "target": " he", "foi": " she"}`),
+      isBad(/:2: unknown key "foi"; a sample takes prompt, target, foil, meta/),
+    );
     assert.throws(() => parseTaskFile(`${HEADER}\n{"prompt": "hi", "target": " he", "foil": " he"}`), isBad(/:2: "foil" equals "target"/));
     assert.throws(() => parseTaskFile(`${HEADER}\n[1, 2]`), isBad(/:2: expected a JSON object/));
     assert.throws(() => parseTaskFile(`${BOY}\n${GIRL}`), isBad(/:1: the first line must be the task header/));
-    assert.throws(() => parseTaskFile(`{"task": {"name": "x", "metric": "f1"}}\n${BOY}`), isBad(/:1: "metric" must be one of logit_diff, accuracy, prob \(got "f1"\)/));
+    assert.throws(
+      () => parseTaskFile(`{"task": {"name": "x", "metric": "f1"}}\n${BOY}`),
+      isBad(/:1: "metric" must be one of logit_diff, accuracy, prob \(got "f1"\)/),
+    );
     assert.throws(() => parseTaskFile(`{"task": {"metric": "prob"}}\n${BOY}`), isBad(/:1: the header needs a non-empty "name"/));
     assert.throws(() => parseTaskFile(`${HEADER}\n${BOY}\n${HEADER}`), isBad(/:3: a second task header/));
     assert.throws(() => parseTaskFile('\n \n', 'e.task.jsonl'), isBad(/^e\.task\.jsonl is empty; write a header line/));
@@ -45,7 +73,10 @@ describe('task files', () => {
   it('requires a foil for logit_diff and accuracy, not for prob', () => {
     const noFoil = '{"prompt": "Once upon a time", "target": ","}';
     for (const metric of ['logit_diff', 'accuracy']) {
-      assert.throws(() => parseTaskFile(`{"task": {"name": "t", "metric": "${metric}"}}\n${BOY}\n${noFoil}`, 't.task.jsonl'), isBad(new RegExp(`^t\\.task\\.jsonl:3: the metric "${metric}" compares target and foil.*set "metric": "prob"`)));
+      assert.throws(
+        () => parseTaskFile(`{"task": {"name": "t", "metric": "${metric}"}}\n${BOY}\n${noFoil}`, 't.task.jsonl'),
+        isBad(new RegExp(`^t\\.task\\.jsonl:3: the metric "${metric}" compares target and foil.*set "metric": "prob"`)),
+      );
     }
     assert.equal(parseTaskFile(`{"task": {"name": "t", "metric": "prob"}}\n${noFoil}`).samples[0].foil, undefined);
   });
@@ -70,7 +101,10 @@ describe('task files', () => {
     assert.equal(a.train.length + a.heldOut.length, 20);
     assert.equal(new Set([...a.train, ...a.heldOut].map((s) => s.prompt)).size, 20);
     assert.equal(a.heldOut.filter((s) => s.target === ' she').length, 1, 'held-out keeps the 1:3 proportion of targets');
-    assert.ok(a.train.every((s, i) => i === 0 || s.line > a.train[i - 1].line), 'file order kept');
+    assert.ok(
+      a.train.every((s, i) => i === 0 || s.line > a.train[i - 1].line),
+      'file order kept',
+    );
     assert.equal(splitTask(samples.slice(0, 2), { heldOut: 0.01 }).heldOut.length, 1, 'both parts non-empty');
     assert.throws(() => splitTask(samples.slice(0, 1)), isBad(/at least 2 samples/));
     assert.throws(() => splitTask(samples, { heldOut: 1 }), isBad(/strictly between 0 and 1/));
@@ -96,7 +130,12 @@ describe('task files on the stories260k tokenizer', function () {
 
   it('refuses a target that is not one token, showing its pieces and the fix', () => {
     const text = `${HEADER}\n${BOY}\n{"prompt": "When Tom and Ben went to the park, Ben gave a ball to", "target": " Mary", "foil": " Tom"}`;
-    assert.throws(() => parseTaskFile(text, 'ioi.task.jsonl', tok), isBad(/^ioi\.task\.jsonl:3: target " Mary" is not a single token after the prompt: it tokenizes as \[.+\] \(ids [\d, ]+\); use one token, e\.g\. its first piece/));
+    assert.throws(
+      () => parseTaskFile(text, 'ioi.task.jsonl', tok),
+      isBad(
+        /^ioi\.task\.jsonl:3: target " Mary" is not a single token after the prompt: it tokenizes as \[.+\] \(ids [\d, ]+\); use one token, e\.g\. its first piece/,
+      ),
+    );
     const foil = `${HEADER}\n{"prompt": "A boy named Tim. Then", "target": " he", "foil": " Sue"}`;
     assert.throws(() => parseTaskFile(foil, 'f.task.jsonl', tok), isBad(/^f\.task\.jsonl:2: foil " Sue" is not a single token/));
   });

@@ -28,7 +28,9 @@ describe('task generators', () => {
 
   it('pronoun: balanced, the target agrees with the child, the foil is the other pronoun', () => {
     const t = pronounTask({ n: 30, seed: 1 });
-    console.log(`      e.g. ${JSON.stringify(t.samples[0].prompt)} → ${JSON.stringify(t.samples[0].target)} (foil ${JSON.stringify(t.samples[0].foil)})`);
+    console.log(
+      `      e.g. ${JSON.stringify(t.samples[0].prompt)} → ${JSON.stringify(t.samples[0].target)} (foil ${JSON.stringify(t.samples[0].foil)})`,
+    );
     assert.equal(t.samples.filter((s) => s.target === ' she').length, 15);
     for (const s of t.samples) {
       const girl = s.meta?.gender === 'girl';
@@ -40,7 +42,9 @@ describe('task generators', () => {
 
   it('ioi: the target is the name that does not repeat, the foil the one that does, both orders', () => {
     const t = ioiTask({ n: 50, seed: 2 });
-    console.log(`      e.g. ${JSON.stringify(t.samples[0].prompt)} → ${JSON.stringify(t.samples[0].target)} (foil ${JSON.stringify(t.samples[0].foil)})`);
+    console.log(
+      `      e.g. ${JSON.stringify(t.samples[0].prompt)} → ${JSON.stringify(t.samples[0].target)} (foil ${JSON.stringify(t.samples[0].foil)})`,
+    );
     for (const s of t.samples) {
       const io = s.target.trim();
       const subject = s.foil!.trim();
@@ -68,7 +72,13 @@ describe('task generators on stories260k', function () {
 
   async function evaluate(task: TaskFile): Promise<{ samples: TokenizedSample[]; diffs: number[]; accuracy: number; meanDiff: number }> {
     const samples = tokenizeTask(task, tok);
-    const out = await forward(readModel(`${STORIES}/onnx/model.onnx`), leftPad(samples.map((s) => s.promptIds), 0));
+    const out = await forward(
+      readModel(`${STORIES}/onnx/model.onnx`),
+      leftPad(
+        samples.map((s) => s.promptIds),
+        0,
+      ),
+    );
     const rows = finalRows(Float32Array.from(out.data), out.dims);
     const diff = taskMetric('logit_diff', rows, samples);
     return { samples, diffs: diff.perSample, accuracy: taskMetric('accuracy', rows, samples).mean, meanDiff: diff.mean };
@@ -84,7 +94,9 @@ describe('task generators on stories260k', function () {
     const r = await evaluate(task);
     const byGender = (g: string) => r.diffs.filter((_, i) => r.samples[i].meta?.gender === g);
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    console.log(`      pronoun, all 120 samples: accuracy ${r.accuracy.toFixed(3)}, mean logit diff ${r.meanDiff.toFixed(2)} (boys ${mean(byGender('boy')).toFixed(2)}, girls ${mean(byGender('girl')).toFixed(2)})`);
+    console.log(
+      `      pronoun, all 120 samples: accuracy ${r.accuracy.toFixed(3)}, mean logit diff ${r.meanDiff.toFixed(2)} (boys ${mean(byGender('boy')).toFixed(2)}, girls ${mean(byGender('girl')).toFixed(2)})`,
+    );
     PRONOUN_TEMPLATES.forEach((t, k) => {
       const d = r.diffs.filter((_, i) => r.samples[i].meta?.template === k);
       const acc = d.filter((x) => x > 0).length / d.length;
@@ -95,7 +107,7 @@ describe('task generators on stories260k', function () {
     assert.ok(mean(byGender('boy')) > 0 && mean(byGender('girl')) > 0, 'both genders right on average');
   });
 
-  it('ioi with the tokenizer uses single-token names only, and reports the model\'s IOI accuracy', async () => {
+  it("ioi with the tokenizer uses single-token names only, and reports the model's IOI accuracy", async () => {
     const task = ioiTask({ n: 60, seed: 0, tokenizer: tok });
     const names = new Set(task.samples.flatMap((s) => [s.target, s.foil!]));
     assert.doesNotThrow(() => tokenizeTask(task, tok));

@@ -19,7 +19,10 @@ describe('task metrics', () => {
 
   it('per sample and mean; prob needs no foil, the others do', () => {
     const rows = [row(2, 0, -1), row(0, 1, 0)];
-    const samples = [{ targetId: 0, foilId: 1 }, { targetId: 0, foilId: 1 }];
+    const samples = [
+      { targetId: 0, foilId: 1 },
+      { targetId: 0, foilId: 1 },
+    ];
     assert.deepEqual(taskMetric('logit_diff', rows, samples), { metric: 'logit_diff', perSample: [2, -1], mean: 0.5 });
     assert.deepEqual(taskMetric('accuracy', rows, samples).perSample, [1, 0]);
     assert.equal(sampleMetric('prob', rows[1], { targetId: 1 }), targetProb(rows[1], 1));
@@ -27,13 +30,31 @@ describe('task metrics', () => {
     assert.throws(() => sampleMetric('logit_diff', rows[0], { targetId: 0 }), isBad(/has no foil; add foils or use the metric "prob"/));
     assert.throws(() => taskMetric('prob', rows, [{ targetId: 0 }]), isBad(/2 logit rows for 1 samples/));
     assert.throws(() => taskMetric('prob', [], []), isBad(/No samples/));
-    assert.throws(() => logitDiff(rows[0], 0, 3), (e: unknown) => LrpLensError.is(e, 'unknown-token'));
+    assert.throws(
+      () => logitDiff(rows[0], 0, 3),
+      (e: unknown) => LrpLensError.is(e, 'unknown-token'),
+    );
   });
 
   it('takes the final-position rows of [batch, seq, vocab] logits, left or right padded', () => {
     const logits = Float32Array.from({ length: 2 * 3 * 2 }, (_, i) => i);
-    assert.deepEqual(finalRows(logits, [2, 3, 2]).map((r) => [...r]), [[4, 5], [10, 11]]);
-    assert.deepEqual(finalRows(logits, [2, 3, 2], [2, 3]).map((r) => [...r]), [[2, 3], [10, 11]]);
-    assert.throws(() => finalRows(logits, [2, 2, 2]), (e: unknown) => LrpLensError.is(e, 'bad-argument'));
+    assert.deepEqual(
+      finalRows(logits, [2, 3, 2]).map((r) => [...r]),
+      [
+        [4, 5],
+        [10, 11],
+      ],
+    );
+    assert.deepEqual(
+      finalRows(logits, [2, 3, 2], [2, 3]).map((r) => [...r]),
+      [
+        [2, 3],
+        [10, 11],
+      ],
+    );
+    assert.throws(
+      () => finalRows(logits, [2, 2, 2]),
+      (e: unknown) => LrpLensError.is(e, 'bad-argument'),
+    );
   });
 });

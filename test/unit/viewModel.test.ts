@@ -7,7 +7,18 @@ import { AttributionEngine } from '../../src/engine/attribution/attribute';
 import type { AttributionResult } from '../../src/engine/attribution/result';
 import { NEGATIVE, NEUTRAL, POSITIVE, divergingColor, legendStops, normalise, textColorOn } from '../../src/views/colors';
 import { heatmapSvg, neuronBarsSvg, reportSvg, tokenHeatmapSvg } from '../../src/views/relevancePanel/svg';
-import { CANVAS_MIN_CELLS, MAX_WIDTH, cellAt, cellRect, cellTitle, drawsOnCanvas, heatmapLayout, heatmapRgba, layoutOf, moveCell } from '../../src/views/relevancePanel/heatmapLayout';
+import {
+  CANVAS_MIN_CELLS,
+  MAX_WIDTH,
+  cellAt,
+  cellRect,
+  cellTitle,
+  drawsOnCanvas,
+  heatmapLayout,
+  heatmapRgba,
+  layoutOf,
+  moveCell,
+} from '../../src/views/relevancePanel/heatmapLayout';
 import { buildViewModel, lazy, neuronBars, ranksByMagnitude } from '../../src/views/relevancePanel/viewModel';
 import { HOSTILE_TEXTS, fixtureResult } from './panelFixtures';
 import { STORIES, requireShared } from './sharedModel';
@@ -37,7 +48,10 @@ describe('diverging colour scale', () => {
     const stops = legendStops(2, 9);
     assert.equal(stops[4].value, 0);
     assert.equal(stops[4].color, 'rgb(247, 247, 247)');
-    assert.deepEqual(stops.map((s) => s.value), stops.map((s) => 0 - s.value + 0).reverse());
+    assert.deepEqual(
+      stops.map((s) => s.value),
+      stops.map((s) => 0 - s.value + 0).reverse(),
+    );
   });
 
   it('normalises by the largest magnitude and reads text in a contrasting colour', () => {
@@ -55,7 +69,13 @@ describe('relevance view model', () => {
 
   it('shows the top-k neurons of the chosen layer by |relevance|, negative ones included', () => {
     const bars = neuronBars([[9], [1, -5, 3, 0]], 1, 2);
-    assert.deepEqual(bars.bars.map((b) => [b.neuron, b.value]), [[1, -5], [2, 3]]);
+    assert.deepEqual(
+      bars.bars.map((b) => [b.neuron, b.value]),
+      [
+        [1, -5],
+        [2, 3],
+      ],
+    );
     assert.equal(bars.count, 4);
     assert.equal(bars.bars[0].color, 'rgb(33, 102, 172)', 'the largest negative gets the negative end');
   });
@@ -92,9 +112,14 @@ describe('relevance view model', () => {
     };
     const cold = render();
     const warm = render();
-    for (const [name, { times, report }] of [['cold', cold], ['warm', warm]] as const) {
+    for (const [name, { times, report }] of [
+      ['cold', cold],
+      ['warm', warm],
+    ] as const) {
       const [vmMs, figuresMs, reportMs] = times.map((t) => t.toFixed(1));
-      console.log(`      ${name}: view model ${vmMs} ms, figures ${figuresMs} ms (target < 200 ms together), report ${reportMs} ms (${(report.length / 1e6).toFixed(2)} MB)`);
+      console.log(
+        `      ${name}: view model ${vmMs} ms, figures ${figuresMs} ms (target < 200 ms together), report ${reportMs} ms (${(report.length / 1e6).toFixed(2)} MB)`,
+      );
     }
     const { vm, svgs } = cold;
     assert.equal(vm.layerTokens.cells.length, 30 * 1000);
@@ -133,7 +158,11 @@ describe('heatmap layout, hit-testing and canvas colours', () => {
 
   it('finds the cell under a point, and nothing off the grid (the inverse of cellRect)', () => {
     const layout = heatmapLayout(30, 1000);
-    for (const cell of [{ row: 0, col: 0 }, { row: 29, col: 999 }, { row: 7, col: 123 }]) {
+    for (const cell of [
+      { row: 0, col: 0 },
+      { row: 29, col: 999 },
+      { row: 7, col: 123 },
+    ]) {
       const r = cellRect(layout, cell);
       assert.deepEqual(cellAt(layout, r.x + r.width / 2, r.y + r.height / 2), cell);
       assert.deepEqual(cellAt(layout, r.x, r.y), cell, 'top-left edge belongs to the cell');
@@ -158,7 +187,10 @@ describe('heatmap layout, hit-testing and canvas colours', () => {
     const vm = buildViewModel(fixtureResult({ texts: HOSTILE_TEXTS, layers: 3 }));
     const cell = vm.layerTokens.cells.find((c) => c.row === 2 && c.col === 1)!;
     assert.equal(cellTitle(vm.layerTokens, { row: 2, col: 1 }), `layer 2, "<script>alert(1)</script>" (1): ${cell.value.toFixed(4)}`);
-    assert.equal(cellTitle(vm.heads, { row: 1, col: 3 }), `layer 1, head 3: ${vm.heads.cells.find((c) => c.row === 1 && c.col === 3)!.value.toFixed(4)}`);
+    assert.equal(
+      cellTitle(vm.heads, { row: 1, col: 3 }),
+      `layer 1, head 3: ${vm.heads.cells.find((c) => c.row === 1 && c.col === 3)!.value.toFixed(4)}`,
+    );
   });
 
   it('colours canvas pixels on the same diverging scale as the cells, opaque; missing cells stay transparent', () => {
@@ -228,7 +260,11 @@ describe('relevance view model of the stories260k attribution', function () {
     assert.equal(vm.neurons.layer, 2);
     assert.equal(vm.neurons.bars.length, 10);
     const magnitudes = vm.neurons.bars.map((b) => Math.abs(b.value));
-    assert.deepEqual(magnitudes, [...magnitudes].sort((a, b) => b - a), 'top-k by |value|');
+    assert.deepEqual(
+      magnitudes,
+      [...magnitudes].sort((a, b) => b - a),
+      'top-k by |value|',
+    );
     assert.ok(magnitudes[0] === Math.max(...result.relevance.neurons[2].map(Math.abs)));
     assert.equal(vm.predictions[0].text, ' Lily');
     assert.ok(vm.predictions[0].isTarget);

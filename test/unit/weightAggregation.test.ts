@@ -4,7 +4,17 @@ import { buildLlamaLike } from '../../src/engine/onnx/synthetic';
 import type { SyntheticConfig } from '../../src/engine/onnx/synthetic';
 import { CompiledModel, lastTokenSeed, single } from './helpers';
 
-const CFG: SyntheticConfig = { layers: 2, hidden: 16, heads: 4, kvHeads: 2, ffn: 32, vocab: 40, maxPositions: 32, dtype: 'float64', seed: 5 };
+const CFG: SyntheticConfig = {
+  layers: 2,
+  hidden: 16,
+  heads: 4,
+  kvHeads: 2,
+  ffn: 32,
+  vocab: 40,
+  maxPositions: 32,
+  dtype: 'float64',
+  seed: 5,
+};
 
 async function weightRelevance(ids: number[], aggregation: 'signed' | 'absolute') {
   const m = await CompiledModel.create(buildLlamaLike(CFG), 'attnlrp', { weightRelevance: true, weightAggregation: aggregation });
@@ -21,7 +31,9 @@ describe('weight relevance aggregation', () => {
     const signed = await weightRelevance([9], 'signed');
     const absolute = await weightRelevance([9], 'absolute');
     for (const [w, values] of Object.entries(signed)) {
-      values.forEach((v, i) => assert.ok(Math.abs(Math.abs(v) - absolute[w][i]) <= 1e-12 * Math.max(1, Math.abs(v)), `${w}[${i}]: |${v}| vs ${absolute[w][i]}`));
+      values.forEach((v, i) =>
+        assert.ok(Math.abs(Math.abs(v) - absolute[w][i]) <= 1e-12 * Math.max(1, Math.abs(v)), `${w}[${i}]: |${v}| vs ${absolute[w][i]}`),
+      );
     }
   });
 

@@ -5,14 +5,28 @@ import type { SyntheticConfig } from '../../src/engine/onnx/synthetic';
 import { CompiledModel, lastTokenSeed, single } from './helpers';
 import type { Outputs } from './helpers';
 
-const CFG: SyntheticConfig = { layers: 2, hidden: 16, heads: 4, kvHeads: 2, ffn: 32, vocab: 40, maxPositions: 32, dtype: 'float64', seed: 21 };
+const CFG: SyntheticConfig = {
+  layers: 2,
+  hidden: 16,
+  heads: 4,
+  kvHeads: 2,
+  ffn: 32,
+  vocab: 40,
+  maxPositions: 32,
+  dtype: 'float64',
+  seed: 21,
+};
 const IDS = [5, 17, 3, 26, 11];
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 const close = (a: number, b: number, tol: number) => Math.abs(a - b) <= tol * Math.max(1, Math.abs(b));
 
 function absorbedTotal(out: Outputs): number {
-  return sum(Object.entries(out).filter(([k]) => k.startsWith('lrp_absorbed_')).map(([, v]) => v.data[0]));
+  return sum(
+    Object.entries(out)
+      .filter(([k]) => k.startsWith('lrp_absorbed_'))
+      .map(([, v]) => v.data[0]),
+  );
 }
 
 describe('weight relevance', () => {
@@ -45,7 +59,10 @@ describe('weight relevance', () => {
         const w = m.graph.initializers.get(init);
         assert.ok(w, `${init} is an initializer`);
         assert.deepEqual(out[name].dims, (w.dims ?? []).map(Number), `${init} keeps its shape`);
-        assert.ok(out[name].data.some((v) => v !== 0), `${init} received relevance`);
+        assert.ok(
+          out[name].data.some((v) => v !== 0),
+          `${init} received relevance`,
+        );
       }
     } finally {
       await m.release();

@@ -30,7 +30,10 @@ describe('wordDiff (LCS over words)', () => {
   it('finds the longest common subsequence, not a greedy match', () => {
     // LCS of [a b c d] and [b c d a] is [b c d] (3), not [a] (1).
     const parts = wordDiff('a b c d', 'b c d a');
-    const same = parts.filter((p) => p.op === 'same').map((p) => p.text.trim()).join(' ');
+    const same = parts
+      .filter((p) => p.op === 'same')
+      .map((p) => p.text.trim())
+      .join(' ');
     assert.equal(same, 'b c d');
   });
 
@@ -45,7 +48,10 @@ describe('wordDiff (LCS over words)', () => {
 
   it('ignores trailing whitespace differences between equal words', () => {
     const parts = wordDiff('end of line\nnext', 'end of line next');
-    assert.ok(parts.every((p) => p.op === 'same'), JSON.stringify(parts));
+    assert.ok(
+      parts.every((p) => p.op === 'same'),
+      JSON.stringify(parts),
+    );
   });
 
   it('caps very long texts instead of building a huge table', () => {

@@ -81,8 +81,15 @@ describe('engine worker process', function () {
     assert.equal(r.relevance.tokens.length, r.tokens.length);
     assert.ok(r.tokens.length > 5);
     const stages = ['loading model', 'compiling relevance graph', 'running', 'done'];
-    assert.deepEqual(progress.messages.map((m) => stages.find((s) => m.startsWith(s))), stages, progress.messages.join(' | '));
-    assert.ok(logs.some((l) => l.includes('cpu') && /run \d+ ms/.test(l)), logs.join('\n'));
+    assert.deepEqual(
+      progress.messages.map((m) => stages.find((s) => m.startsWith(s))),
+      stages,
+      progress.messages.join(' | '),
+    );
+    assert.ok(
+      logs.some((l) => l.includes('cpu') && /run \d+ ms/.test(l)),
+      logs.join('\n'),
+    );
   });
 
   it('reuses the warm engine for the same settings and reloads when they change', async () => {
@@ -92,7 +99,10 @@ describe('engine worker process', function () {
     const again = await client.request('attribute', params({ request: { prompt: 'Once upon a time' } }), { onProgress: warm.onProgress });
     assert.equal(client.pid, pid);
     assert.ok(!warm.messages.some((m) => m.startsWith('loading model')), warm.messages.join(' | '));
-    assert.ok(warm.messages.some((m) => m.includes('cached')), warm.messages.join(' | '));
+    assert.ok(
+      warm.messages.some((m) => m.includes('cached')),
+      warm.messages.join(' | '),
+    );
     assert.equal(again.prompt, 'Once upon a time');
     const other = progressRecorder();
     const r = await client.request('attribute', params({ rule: 'gradxinput' }), { onProgress: other.onProgress });

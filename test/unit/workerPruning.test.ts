@@ -13,7 +13,12 @@ import { loadMask } from '../../src/engine/pruning/maskFile';
 import { STORIES, TINYSTORIES, requireShared } from './sharedModel';
 
 const WORKER = resolve(__dirname, '..', '..', 'dist', 'worker.js');
-const GIRLS = ['Once upon a time, there was a little girl named', 'One day, a little girl named', 'There was a little girl named', 'A little girl named'];
+const GIRLS = [
+  'Once upon a time, there was a little girl named',
+  'One day, a little girl named',
+  'There was a little girl named',
+  'A little girl named',
+];
 const HELD_OUT = ['Once upon a time, there was a kind little girl named', 'One sunny day, a little girl named'];
 
 function steps(): { list: ProgressNotification['params'][]; onProgress: (p: ProgressNotification['params']) => void } {
@@ -56,9 +61,18 @@ describe('worker prune / correct / applyMask', function () {
 
   function pruneParams(overrides: Partial<PruneParams> = {}): PruneParams {
     return {
-      model: STORIES, method: 'lrp', sparsity: [0.5], reference: join(work, 'reference.txt'), samples: 6, seqLen: 64,
-      eval: join(work, 'eval.txt'), evalSeqLen: 64, prompts: join(work, 'prompts.txt'), generationTokens: 12,
-      out: join(work, 'lrp', 'masks', 'lrp-50'), ...overrides,
+      model: STORIES,
+      method: 'lrp',
+      sparsity: [0.5],
+      reference: join(work, 'reference.txt'),
+      samples: 6,
+      seqLen: 64,
+      eval: join(work, 'eval.txt'),
+      evalSeqLen: 64,
+      prompts: join(work, 'prompts.txt'),
+      generationTokens: 12,
+      out: join(work, 'lrp', 'masks', 'lrp-50'),
+      ...overrides,
     };
   }
 
@@ -70,7 +84,10 @@ describe('worker prune / correct / applyMask', function () {
     assert.equal(r.points.length, 1);
     const p = r.points[0];
     assert.ok(Math.abs(p.achieved - 0.5) < 0.01, `achieved ${p.achieved}`);
-    assert.ok(Object.values(p.perLayer).every((s) => Math.abs(s - 0.5) < 0.02), JSON.stringify(p.perLayer));
+    assert.ok(
+      Object.values(p.perLayer).every((s) => Math.abs(s - 0.5) < 0.02),
+      JSON.stringify(p.perLayer),
+    );
     assert.ok(r.dense.perplexity! > 1 && p.perplexity! > r.dense.perplexity!, `dense ${r.dense.perplexity}, pruned ${p.perplexity}`);
     assert.equal(r.dense.generations!.length, 2);
     assert.equal(p.generations!.length, 2);
@@ -83,18 +100,26 @@ describe('worker prune / correct / applyMask', function () {
     for (const s of ['load', 'collect', 'evaluate', 'generate']) assert.ok(stages.has(s), `no ${s} progress in ${[...stages].join(', ')}`);
     const collect = progress.list.filter((s) => s.stage === 'collect');
     assert.equal(collect.at(-1)!.done, collect.at(-1)!.total);
-    console.log(`      lrp 50%: perplexity ${r.dense.perplexity!.toFixed(3)} → ${p.perplexity!.toFixed(3)}; ${progress.list.length} progress notifications`);
+    console.log(
+      `      lrp 50%: perplexity ${r.dense.perplexity!.toFixed(3)} → ${p.perplexity!.toFixed(3)}; ${progress.list.length} progress notifications`,
+    );
   });
 
   it('prune refuses a missing reference with the fix named', async () => {
-    const err = await client.request('prune', pruneParams({ reference: undefined })).then(() => undefined, (e: unknown) => e);
+    const err = await client.request('prune', pruneParams({ reference: undefined })).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     assert.ok(err instanceof EngineError);
     assert.equal(err.reason, 'bad-argument');
     assert.match(err.message, /reference/);
   });
 
   it('applyMask exports the pruned model once into the cache and attribute uses it', async () => {
-    const r = await client.request('prune', pruneParams({ method: 'magnitude', reference: undefined, prompts: undefined, eval: undefined, out: join(work, 'mag-50') }));
+    const r = await client.request(
+      'prune',
+      pruneParams({ method: 'magnitude', reference: undefined, prompts: undefined, eval: undefined, out: join(work, 'mag-50') }),
+    );
     const mask = r.points[0].mask;
     const first = await client.request('applyMask', { model: STORIES, mask, offline: true });
     assert.equal(first.cached, false);
@@ -113,12 +138,28 @@ describe('worker prune / correct / applyMask', function () {
 
   it('correct returns the lrp-lens/correct@1 report with continuations and writes the chosen mask', async () => {
     const progress = steps();
-    const r = await client.request('correct', {
-      model: STORIES, undesired: join(work, 'lily.prompts.jsonl'), general: TINYSTORIES, heldOut: join(work, 'held.txt'),
-      layers: 'gate,up', counts: [2, 4], metric: 'repetition', steps: 8, samples: 4, seqLen: 64, out: join(work, 'lrp', 'masks', 'lily'),
-    }, { onProgress: progress.onProgress });
+    const r = await client.request(
+      'correct',
+      {
+        model: STORIES,
+        undesired: join(work, 'lily.prompts.jsonl'),
+        general: TINYSTORIES,
+        heldOut: join(work, 'held.txt'),
+        layers: 'gate,up',
+        counts: [2, 4],
+        metric: 'repetition',
+        steps: 8,
+        samples: 4,
+        seqLen: 64,
+        out: join(work, 'lrp', 'masks', 'lily'),
+      },
+      { onProgress: progress.onProgress },
+    );
     assert.equal(r.schema, 'lrp-lens/correct@1');
-    assert.deepEqual(r.points.map((p) => p.count), [2, 4]);
+    assert.deepEqual(
+      r.points.map((p) => p.count),
+      [2, 4],
+    );
     assert.equal(r.dense.continuations!.length, HELD_OUT.length);
     assert.equal(r.points[0].continuations!.length, HELD_OUT.length);
     assert.deepEqual(r.prompts, HELD_OUT);
@@ -137,9 +178,14 @@ describe('worker prune / correct / applyMask', function () {
     const abort = new AbortController();
     const pending = client.request('prune', pruneParams({ out: join(work, 'cancelled'), samples: 40 }), {
       signal: abort.signal,
-      onProgress: (p) => { if (p.stage === 'collect') abort.abort(); },
+      onProgress: (p) => {
+        if (p.stage === 'collect') abort.abort();
+      },
     });
-    const err = await pending.then(() => undefined, (e: unknown) => e);
+    const err = await pending.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     assert.ok(err instanceof EngineError);
     assert.equal(err.reason, 'cancelled');
     assert.ok(!existsSync(join(work, 'cancelled.safetensors')));

@@ -29,7 +29,10 @@ function writeWorkspaceFile(name: string, content: string | Uint8Array): vscode.
 }
 
 async function attributeFile(name: string, content: string | Uint8Array): Promise<AttributionOutcome> {
-  const outcome = await vscode.commands.executeCommand<AttributionOutcome | undefined>('lrpLens.attributeFile', writeWorkspaceFile(name, content));
+  const outcome = await vscode.commands.executeCommand<AttributionOutcome | undefined>(
+    'lrpLens.attributeFile',
+    writeWorkspaceFile(name, content),
+  );
   assert.ok(outcome, 'the command returned no outcome');
   return outcome;
 }
@@ -82,7 +85,10 @@ describe('LRP Lens in the extension host', function () {
     const contributed = (extension().packageJSON.contributes.commands as { command: string }[]).map((c) => c.command);
     const registered = new Set(await vscode.commands.getCommands(true));
     assert.ok(contributed.length >= 7, `only ${contributed.length} commands contributed`);
-    assert.deepEqual(contributed.filter((c) => !registered.has(c)), []);
+    assert.deepEqual(
+      contributed.filter((c) => !registered.has(c)),
+      [],
+    );
   });
 
   it('attributes a prompt file end to end: " Lily" on top, relevance conserved, panel open', async () => {
@@ -94,7 +100,10 @@ describe('LRP Lens in the extension host', function () {
     assert.equal(r.rule, 'attnlrp');
     assert.equal(r.model.device, 'cpu');
     const budget = sum(r.relevance.tokens) + sum(Object.values(r.relevance.absorbed).map(Number));
-    assert.ok(Math.abs(budget - r.relevance.seed) < 1e-3 * Math.abs(r.relevance.seed), `Σ tokens + absorbed = ${budget}, seed ${r.relevance.seed}`);
+    assert.ok(
+      Math.abs(budget - r.relevance.seed) < 1e-3 * Math.abs(r.relevance.seed),
+      `Σ tokens + absorbed = ${budget}, seed ${r.relevance.seed}`,
+    );
     assert.ok(await tabOpens('Relevance: lily.prompt'), `no relevance tab; tabs: ${tabLabels().join(', ')}`);
   });
 
@@ -153,7 +162,11 @@ describe('LRP Lens in the extension host', function () {
   it('lrpLens.device: cuda runs on the GPU, or on the CPU with a warning saying why', async () => {
     await setting('device', 'cuda');
     const r = resultOf(await attributeFile('lily.prompt', LILY));
-    if (r.model.device === 'cpu') assert.ok(r.warnings.some((w) => /cuda/i.test(w)), `no warning about CUDA: ${JSON.stringify(r.warnings)}`);
+    if (r.model.device === 'cpu')
+      assert.ok(
+        r.warnings.some((w) => /cuda/i.test(w)),
+        `no warning about CUDA: ${JSON.stringify(r.warnings)}`,
+      );
     else assert.equal(r.model.device, 'cuda');
   });
 
@@ -180,7 +193,8 @@ describe('LRP Lens in the extension host', function () {
     const dir = join(workspaceDir(), 'no-tokenizer');
     mkdirSync(join(dir, 'onnx'), { recursive: true });
     writeFileSync(join(dir, 'config.json'), readFileSync(join(sharedModel(), 'config.json')));
-    if (!existsSync(join(dir, 'onnx', 'model.onnx'))) symlinkSync(join(sharedModel(), 'onnx', 'model.onnx'), join(dir, 'onnx', 'model.onnx'));
+    if (!existsSync(join(dir, 'onnx', 'model.onnx')))
+      symlinkSync(join(sharedModel(), 'onnx', 'model.onnx'), join(dir, 'onnx', 'model.onnx'));
     await setting('model', dir);
     const e = errorOf(await attributeFile('lily.prompt', LILY));
     assert.equal(e.reason, 'model-not-found');
@@ -191,18 +205,43 @@ describe('LRP Lens in the extension host', function () {
   it('contributes the Circuits view and registers the circuit commands', async () => {
     await extension().activate();
     const pkg = extension().packageJSON.contributes;
-    assert.deepEqual(pkg.views.lrpLens.map((v: { id: string }) => v.id), ['lrpLens.circuits']);
+    assert.deepEqual(
+      pkg.views.lrpLens.map((v: { id: string }) => v.id),
+      ['lrpLens.circuits'],
+    );
     const registered = new Set(await vscode.commands.getCommands(true));
-    for (const id of ['lrpLens.discoverCircuit', 'lrpLens.newTaskFile', 'lrpLens.circuits.open', 'lrpLens.circuits.apply', 'lrpLens.circuits.delete', 'lrpLens.circuits.reveal']) assert.ok(registered.has(id), `${id} registered`);
+    for (const id of [
+      'lrpLens.discoverCircuit',
+      'lrpLens.newTaskFile',
+      'lrpLens.circuits.open',
+      'lrpLens.circuits.apply',
+      'lrpLens.circuits.delete',
+      'lrpLens.circuits.reveal',
+    ])
+      assert.ok(registered.has(id), `${id} registered`);
     await vscode.commands.executeCommand('workbench.view.extension.lrpLens');
   });
 
   it('New Task File and Discover Circuit (heads, options given) write circuit.json and open the circuit panel', async () => {
-    const task = await vscode.commands.executeCommand<string>('lrpLens.newTaskFile', { kind: 'pronoun', n: 120, seed: 1, out: 'tasks/pronoun.task.jsonl', open: false });
+    const task = await vscode.commands.executeCommand<string>('lrpLens.newTaskFile', {
+      kind: 'pronoun',
+      n: 120,
+      seed: 1,
+      out: 'tasks/pronoun.task.jsonl',
+      open: false,
+    });
     assert.equal(task, join(workspaceDir(), 'tasks', 'pronoun.task.jsonl'));
-    const outcome = await vscode.commands.executeCommand<{ record?: { circuit: { retained: number }; granularity: string }; dir?: string; error?: { message: string } }>(
-      'lrpLens.discoverCircuit', vscode.Uri.file(task), { method: 'lrp', granularity: 'heads', ranking: 'global', threshold: 0.9, compare: ['wanda'] },
-    );
+    const outcome = await vscode.commands.executeCommand<{
+      record?: { circuit: { retained: number }; granularity: string };
+      dir?: string;
+      error?: { message: string };
+    }>('lrpLens.discoverCircuit', vscode.Uri.file(task), {
+      method: 'lrp',
+      granularity: 'heads',
+      ranking: 'global',
+      threshold: 0.9,
+      compare: ['wanda'],
+    });
     assert.ok(outcome?.record, `no record: ${outcome?.error?.message}`);
     assert.equal(outcome.dir, join(workspaceDir(), 'lrp', 'circuits', 'pronoun-lrp-heads'));
     const written = JSON.parse(readFileSync(join(outcome.dir, 'circuit.json'), 'utf8')) as { schema: string; granularity: string };
@@ -215,7 +254,9 @@ describe('LRP Lens in the extension host', function () {
 
   it('Discover Circuit on a malformed task file reports the line', async () => {
     const uri = writeWorkspaceFile('bad.task.jsonl', '{"task": {"name": "t", "metric": "logit_diff"}}\n{"prompt": "a",\n');
-    const outcome = await vscode.commands.executeCommand<{ error?: { reason: string; message: string } }>('lrpLens.discoverCircuit', uri, { granularity: 'heads' });
+    const outcome = await vscode.commands.executeCommand<{ error?: { reason: string; message: string } }>('lrpLens.discoverCircuit', uri, {
+      granularity: 'heads',
+    });
     assert.equal(outcome?.error?.reason, 'bad-argument');
     assert.match(outcome!.error!.message, /bad\.task\.jsonl:2/);
   });
@@ -231,17 +272,34 @@ describe('LRP Lens in the extension host', function () {
     const story = readFileSync(join(sharedModel(), '..', '..', 'data', 'tinystories-sample.txt'), 'utf8');
     writeWorkspaceFile('reference.txt', story.slice(0, 3000));
     writeWorkspaceFile('eval.txt', story.slice(-2000));
-    const outcome = await vscode.commands.executeCommand<{ report?: { schema: string; points: { mask: string; perplexity: number }[]; dense: { perplexity: number } }; reportPath?: string; error?: { message: string } }>(
-      'lrpLens.pruneModel', { method: 'lrp', sparsity: 0.5, reference: 'reference.txt', eval: 'eval.txt', samples: 4, seqLen: 64, name: 'host-lrp-50' });
+    const outcome = await vscode.commands.executeCommand<{
+      report?: { schema: string; points: { mask: string; perplexity: number }[]; dense: { perplexity: number } };
+      reportPath?: string;
+      error?: { message: string };
+    }>('lrpLens.pruneModel', {
+      method: 'lrp',
+      sparsity: 0.5,
+      reference: 'reference.txt',
+      eval: 'eval.txt',
+      samples: 4,
+      seqLen: 64,
+      name: 'host-lrp-50',
+    });
     assert.ok(outcome?.report, `no report: ${outcome?.error?.message}`);
     assert.equal(outcome.report.schema, 'lrp-lens/prune@1');
     const mask = outcome.report.points[0].mask;
     assert.equal(mask, join(workspaceDir(), 'lrp', 'masks', 'host-lrp-50.safetensors'));
     assert.ok(existsSync(mask) && existsSync(outcome.reportPath!));
     assert.ok(outcome.report.points[0].perplexity > outcome.report.dense.perplexity);
-    assert.ok(await tabOpens('Pruning: lrp:abs-tokens at 50%') || await tabOpens('Pruning: lrp at 50%'), `no pruning tab; tabs: ${tabLabels().join(', ')}`);
+    assert.ok(
+      (await tabOpens('Pruning: lrp:abs-tokens at 50%')) || (await tabOpens('Pruning: lrp at 50%')),
+      `no pruning tab; tabs: ${tabLabels().join(', ')}`,
+    );
     const dense = resultOf(await attributeFile('lily.prompt', LILY));
-    const applied = await vscode.commands.executeCommand<{ applied?: { dir: string; sparsity: number } }>('lrpLens.applyMask', vscode.Uri.file(mask));
+    const applied = await vscode.commands.executeCommand<{ applied?: { dir: string; sparsity: number } }>(
+      'lrpLens.applyMask',
+      vscode.Uri.file(mask),
+    );
     assert.ok(applied?.applied && Math.abs(applied.applied.sparsity - 0.5) < 0.01);
     const pruned = resultOf(await attributeFile('lily.prompt', LILY));
     assert.equal(pruned.model.ref, applied.applied.dir);
@@ -251,7 +309,10 @@ describe('LRP Lens in the extension host', function () {
   });
 
   it('Prune Model refuses a missing reference, naming the problem and the fix', async () => {
-    const outcome = await vscode.commands.executeCommand<{ error?: { reason: string; message: string } }>('lrpLens.pruneModel', { method: 'wanda', sparsity: 0.5 });
+    const outcome = await vscode.commands.executeCommand<{ error?: { reason: string; message: string } }>('lrpLens.pruneModel', {
+      method: 'wanda',
+      sparsity: 0.5,
+    });
     assert.equal(outcome?.error?.reason, 'bad-argument');
     assert.match(outcome!.error!.message, /needs a reference file/);
   });
@@ -259,12 +320,29 @@ describe('LRP Lens in the extension host', function () {
   it('Correct Behaviour with arguments writes the chosen mask and opens the correction panel', async () => {
     const girls = ['Once upon a time, there was a little girl named', 'One day, a little girl named', 'There was a little girl named'];
     writeWorkspaceFile('lily.prompts.jsonl', girls.map((prompt) => JSON.stringify({ prompt, target: ' Lily' })).join('\n'));
-    writeWorkspaceFile('general.txt', readFileSync(join(sharedModel(), '..', '..', 'data', 'tinystories-sample.txt'), 'utf8').slice(0, 3000));
-    const outcome = await vscode.commands.executeCommand<{ report?: { schema: string; chosen: { count: number; mask: string } }; error?: { message: string } }>(
-      'lrpLens.correctBehaviour', { undesired: 'lily.prompts.jsonl', general: 'general.txt', metric: 'word-rate', counts: [2, 4], layers: 'gate,up', samples: 4, seqLen: 64, steps: 8 });
+    writeWorkspaceFile(
+      'general.txt',
+      readFileSync(join(sharedModel(), '..', '..', 'data', 'tinystories-sample.txt'), 'utf8').slice(0, 3000),
+    );
+    const outcome = await vscode.commands.executeCommand<{
+      report?: { schema: string; chosen: { count: number; mask: string } };
+      error?: { message: string };
+    }>('lrpLens.correctBehaviour', {
+      undesired: 'lily.prompts.jsonl',
+      general: 'general.txt',
+      metric: 'word-rate',
+      counts: [2, 4],
+      layers: 'gate,up',
+      samples: 4,
+      seqLen: 64,
+      steps: 8,
+    });
     assert.ok(outcome?.report, `no report: ${outcome?.error?.message}`);
     assert.equal(outcome.report.schema, 'lrp-lens/correct@1');
     assert.ok(existsSync(outcome.report.chosen.mask));
-    assert.ok(await tabOpens(`Correction: ${outcome.report.chosen.count} neurons pruned (lrp)`), `no correction tab; tabs: ${tabLabels().join(', ')}`);
+    assert.ok(
+      await tabOpens(`Correction: ${outcome.report.chosen.count} neurons pruned (lrp)`),
+      `no correction tab; tabs: ${tabLabels().join(', ')}`,
+    );
   });
 });

@@ -31,7 +31,13 @@ export async function run(): Promise<void> {
     runner.on('fail', (t, err: Error) => tests.push({ title: t.fullTitle(), state: 'failed', error: err.stack ?? err.message }));
     runner.on('pending', (t) => tests.push({ title: t.fullTitle(), state: 'pending' }));
   });
-  const summary = { vscode: vscode.version, node: process.version, passes: tests.filter((t) => t.state === 'passed').length, failures, tests };
+  const summary = {
+    vscode: vscode.version,
+    node: process.version,
+    passes: tests.filter((t) => t.state === 'passed').length,
+    failures,
+    tests,
+  };
   writeFileSync(resultsFile(), JSON.stringify(summary, null, 2) + '\n');
   if (failures > 0) throw new Error(`${failures} extension-host test(s) failed`);
 }

@@ -22,7 +22,11 @@ async function main(): Promise<void> {
 
 main().catch((err: Error) => {
   const offline = /ENOTFOUND|ECONNREFUSED|ETIMEDOUT|EAI_AGAIN/.test(err.message);
-  console.error(`extension-host tests failed: ${err.message}` +
-    (offline ? '\n(VS Code could not be downloaded. `npm run test:e2e` runs the same tests inside code-server, installed from npm.)' : ''));
+  console.error(
+    `extension-host tests failed: ${err.message}` +
+      (offline
+        ? '\n(VS Code could not be downloaded. `npm run test:e2e` runs the same tests inside code-server, installed from npm.)'
+        : ''),
+  );
   process.exit(1);
 });

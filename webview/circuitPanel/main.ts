@@ -38,8 +38,17 @@ function viewModel(): CircuitViewModel | undefined {
 function render(): void {
   const vm = viewModel();
   if (!vm) return;
-  const summary = el('table', { className: 'summary' }, ...vm.summary.map((s) => el('tr', {}, el('th', {}, s.label), el('td', {}, s.value))));
-  const toolbar = el('div', { className: 'toolbar' }, button('Apply mask', () => post({ type: 'apply' }), false), ...(['svg', 'png', 'json'] as ExportFormat[]).map((f) => button(`Export ${f.toUpperCase()}`, () => exportAs(f))));
+  const summary = el(
+    'table',
+    { className: 'summary' },
+    ...vm.summary.map((s) => el('tr', {}, el('th', {}, s.label), el('td', {}, s.value))),
+  );
+  const toolbar = el(
+    'div',
+    { className: 'toolbar' },
+    button('Apply mask', () => post({ type: 'apply' }), false),
+    ...(['svg', 'png', 'json'] as ExportFormat[]).map((f) => button(`Export ${f.toUpperCase()}`, () => exportAs(f))),
+  );
   app.replaceChildren(
     el('h1', {}, vm.title),
     el('p', { className: 'subtitle' }, vm.subtitle),
@@ -91,15 +100,43 @@ function graphBlock(vm: CircuitViewModel): HTMLElement {
 
 function edgeList(title: string, edges: GraphEdgeView[], other: (e: GraphEdgeView) => string): HTMLElement {
   if (!edges.length) return el('p', { className: 'note' }, `${title}: none among the edges shown.`);
-  return el('div', {}, el('h3', {}, title), el('ul', {}, ...edges.map((e) => el('li', {}, `${other(e)}: ${formatNumber(e.relevance)} (${e.weights.join(', ')})`))));
+  return el(
+    'div',
+    {},
+    el('h3', {}, title),
+    el('ul', {}, ...edges.map((e) => el('li', {}, `${other(e)}: ${formatNumber(e.relevance)} (${e.weights.join(', ')})`))),
+  );
 }
 
 function pinnedSection(p: PinnedView | undefined): HTMLElement {
   if (!p) return el('section', { className: 'pinned' });
-  const samples = el('table', { className: 'samples' },
-    el('tr', {}, el('th', {}, 'line'), el('th', {}, 'prompt'), el('th', {}, 'target / foil'), el('th', {}, 'dense'), el('th', {}, 'circuit')),
-    ...p.samples.map((s) => el('tr', {}, el('td', {}, String(s.line)), el('td', { className: 'prompt' }, s.prompt), el('td', {}, `${JSON.stringify(s.target)}${s.foil ? ` / ${JSON.stringify(s.foil)}` : ''}`), el('td', {}, formatNumber(s.dense)), el('td', {}, formatNumber(s.circuit)))));
-  return el('section', { className: 'pinned' },
+  const samples = el(
+    'table',
+    { className: 'samples' },
+    el(
+      'tr',
+      {},
+      el('th', {}, 'line'),
+      el('th', {}, 'prompt'),
+      el('th', {}, 'target / foil'),
+      el('th', {}, 'dense'),
+      el('th', {}, 'circuit'),
+    ),
+    ...p.samples.map((s) =>
+      el(
+        'tr',
+        {},
+        el('td', {}, String(s.line)),
+        el('td', { className: 'prompt' }, s.prompt),
+        el('td', {}, `${JSON.stringify(s.target)}${s.foil ? ` / ${JSON.stringify(s.foil)}` : ''}`),
+        el('td', {}, formatNumber(s.dense)),
+        el('td', {}, formatNumber(s.circuit)),
+      ),
+    ),
+  );
+  return el(
+    'section',
+    { className: 'pinned' },
     el('h2', {}, `Pinned: ${p.node.label}`),
     el('p', {}, `relevance ${formatNumber(p.node.relevance)}`),
     edgeList('Incoming', p.incoming, (e) => e.source),
@@ -120,7 +157,11 @@ function exportAs(format: ExportFormat): void {
   }
   const vm = viewModel();
   if (!vm) return;
-  svgToPng(reportSvg(vm, { theme: 'light' }), (dataUrl) => post({ type: 'export', format: 'png', dataUrl }), () => showStatus('Could not draw the PNG export.', true));
+  svgToPng(
+    reportSvg(vm, { theme: 'light' }),
+    (dataUrl) => post({ type: 'export', format: 'png', dataUrl }),
+    () => showStatus('Could not draw the PNG export.', true),
+  );
 }
 
 function showStatus(message: string, isError = false): void {

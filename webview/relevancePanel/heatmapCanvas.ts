@@ -37,7 +37,8 @@ export function heatmapCanvas(map: Heatmap, label: string): HTMLElement {
   const cells = document.createElement('canvas');
   cells.width = Math.max(1, layout.cols);
   cells.height = Math.max(1, layout.rows);
-  if (layout.cols > 0 && layout.rows > 0) cells.getContext('2d')?.putImageData(new ImageData(heatmapRgba(map), layout.cols, layout.rows), 0, 0);
+  if (layout.cols > 0 && layout.rows > 0)
+    cells.getContext('2d')?.putImageData(new ImageData(heatmapRgba(map), layout.cols, layout.rows), 0, 0);
 
   let hovered: CellRef | undefined;
 

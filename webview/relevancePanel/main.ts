@@ -68,14 +68,22 @@ function header(vm: RelevanceViewModel): HTMLElement {
     {},
     el('h1', {}, vm.title + foil),
     el('p', { className: 'subtitle' }, `${vm.subtitle} · explained score ${formatValue(vm.seed)}`),
-    el('div', { className: 'toolbar' }, foilPicker(vm), exportButton('json', 'Export JSON'), exportButton('html', 'Export HTML'), exportButton('png', 'Export PNG')),
+    el(
+      'div',
+      { className: 'toolbar' },
+      foilPicker(vm),
+      exportButton('json', 'Export JSON'),
+      exportButton('html', 'Export HTML'),
+      exportButton('png', 'Export PNG'),
+    ),
     ...vm.warnings.map((w) => el('p', { className: 'warning' }, `warning: ${w}`)),
   );
 }
 
 function foilPicker(vm: RelevanceViewModel): HTMLElement {
   const options = [custom('vscode-option', { value: '' }, 'no foil')];
-  for (const p of vm.predictions.filter((p) => !p.isTarget)) options.push(custom('vscode-option', { value: String(p.id) }, `foil ${JSON.stringify(p.text)}`));
+  for (const p of vm.predictions.filter((p) => !p.isTarget))
+    options.push(custom('vscode-option', { value: String(p.id) }, `foil ${JSON.stringify(p.text)}`));
   const select = custom('vscode-single-select', { 'aria-label': 'Foil token' }, ...options) as HTMLElement & { value: string };
   select.value = vm.target.foil ? String(vm.target.foil.id) : '';
   select.addEventListener('change', () => post({ type: 'foil', tokenId: select.value === '' ? null : Number(select.value) }));
@@ -144,7 +152,11 @@ function tokensPanel(vm: RelevanceViewModel): HTMLElement {
 }
 
 function tokenChip(token: TokenView): HTMLElement {
-  const chip = el('span', { className: token.index === state.token ? 'token selected' : 'token', title: token.title, tabIndex: 0 }, token.text || '·');
+  const chip = el(
+    'span',
+    { className: token.index === state.token ? 'token selected' : 'token', title: token.title, tabIndex: 0 },
+    token.text || '·',
+  );
   chip.setAttribute('role', 'listitem');
   chip.dataset.index = String(token.index);
   // CSSOM assignments are allowed under the CSP; style attributes in markup are not.
@@ -179,14 +191,23 @@ function neuronsPanel(vm: RelevanceViewModel): HTMLElement {
     render();
   });
   const caption = `Top ${vm.neurons.bars.length} of ${vm.neurons.count} MLP neurons by |relevance|`;
-  return el('section', {}, el('div', { className: 'toolbar' }, select, el('span', { className: 'note' }, caption)), svgBlock(neuronBarsSvg(vm.neurons), 'figure'));
+  return el(
+    'section',
+    {},
+    el('div', { className: 'toolbar' }, select, el('span', { className: 'note' }, caption)),
+    svgBlock(neuronBarsSvg(vm.neurons), 'figure'),
+  );
 }
 
 /** The PNG is drawn here because only the webview has a canvas; the host just writes the bytes. */
 function exportPng(): void {
   const vm = currentViewModel();
   if (!vm) return;
-  svgToPng(reportSvg(vm), (dataUrl) => post({ type: 'export', format: 'png', dataUrl }), () => showStatus('Could not draw the PNG export.', true));
+  svgToPng(
+    reportSvg(vm),
+    (dataUrl) => post({ type: 'export', format: 'png', dataUrl }),
+    () => showStatus('Could not draw the PNG export.', true),
+  );
 }
 
 function onMessage(message: HostMessage): void {
@@ -194,7 +215,11 @@ function onMessage(message: HostMessage): void {
     case 'show': {
       const t0 = performance.now();
       shown = { result: message.result, title: message.title };
-      saveState({ ...state, uri: message.uri, token: state.token !== undefined && state.token < message.result.tokens.length ? state.token : undefined });
+      saveState({
+        ...state,
+        uri: message.uri,
+        token: state.token !== undefined && state.token < message.result.tokens.length ? state.token : undefined,
+      });
       render();
       afterNextFrame(() => post({ type: 'rendered', ms: performance.now() - t0 }));
       break;

@@ -101,11 +101,17 @@ export class AttributionEngine {
 
   private checkLength(n: number, limit?: number): void {
     if (limit !== undefined && n > limit) {
-      throw new LrpLensError('prompt-too-long', `The input has ${n} tokens, more than the limit of ${limit} (maxTokens; lrpLens.maxTokens in the extension). Shorten the prompt or raise the setting.`);
+      throw new LrpLensError(
+        'prompt-too-long',
+        `The input has ${n} tokens, more than the limit of ${limit} (maxTokens; lrpLens.maxTokens in the extension). Shorten the prompt or raise the setting.`,
+      );
     }
     const max = maxPositions(this.model.config);
     if (max !== undefined && n > max) {
-      throw new LrpLensError('prompt-too-long', `The input has ${n} tokens but the model's context is ${max}. Shorten the prompt or the continuation.`);
+      throw new LrpLensError(
+        'prompt-too-long',
+        `The input has ${n} tokens but the model's context is ${max}. Shorten the prompt or the continuation.`,
+      );
     }
   }
 
@@ -130,11 +136,17 @@ export class AttributionEngine {
 
   private plan(req: AttributeRequest, maxTokens?: number) {
     if (req.prompt === undefined && !req.ids) throw new LrpLensError('bad-argument', 'Give a prompt, a file or token ids to attribute.');
-    if (req.prompt !== undefined && !req.ids && req.prompt.length === 0) throw new LrpLensError('bad-argument', 'The prompt is empty; give at least one token of text.');
+    if (req.prompt !== undefined && !req.ids && req.prompt.length === 0)
+      throw new LrpLensError('bad-argument', 'The prompt is empty; give at least one token of text.');
     const V = this.info.vocabSize;
     const prompt = req.prompt ?? this.tokenizer.decode(req.ids!, { skip_special_tokens: true });
     const ids = req.ids ? req.ids.map((id) => checkTokenId(id, V, 'Input token')) : this.encode(prompt);
-    const foilId = req.foilId !== undefined ? checkTokenId(req.foilId, V, 'Foil') : req.foil !== undefined ? resolveTargetToken(this.tokenizer, prompt, req.foil, V) : undefined;
+    const foilId =
+      req.foilId !== undefined
+        ? checkTokenId(req.foilId, V, 'Foil')
+        : req.foil !== undefined
+          ? resolveTargetToken(this.tokenizer, prompt, req.foil, V)
+          : undefined;
     if (req.continuation) {
       const cont = this.continuationIds(prompt, ids, req.continuation);
       const input = [...ids, ...cont.slice(0, -1)];
@@ -143,19 +155,31 @@ export class AttributionEngine {
       return { prompt: prompt + req.continuation, promptIds: input, rows, continuation: true };
     }
     this.checkLength(ids.length, maxTokens);
-    const targetId = req.targetId !== undefined ? checkTokenId(req.targetId, V, 'Target') : req.target !== undefined ? resolveTargetToken(this.tokenizer, prompt, req.target, V) : -1;
+    const targetId =
+      req.targetId !== undefined
+        ? checkTokenId(req.targetId, V, 'Target')
+        : req.target !== undefined
+          ? resolveTargetToken(this.tokenizer, prompt, req.target, V)
+          : -1;
     return { prompt, promptIds: ids, rows: [{ ids, position: ids.length - 1, targetId, foilId }], continuation: false };
   }
 
   private continuationIds(prompt: string, ids: number[], continuation: string): number[] {
     const full = this.tokenizer.encode(prompt + continuation);
-    const cont = full.length > ids.length && ids.every((id, i) => full[i] === id) ? full.slice(ids.length) : this.tokenizer.encode(continuation, { add_special_tokens: false });
+    const cont =
+      full.length > ids.length && ids.every((id, i) => full[i] === id)
+        ? full.slice(ids.length)
+        : this.tokenizer.encode(continuation, { add_special_tokens: false });
     if (cont.length === 0) throw new LrpLensError('bad-argument', 'The continuation is empty.');
     return cont;
   }
 
   private async runRows(rows: Row[]): Promise<RowResult[]> {
-    const batch = padBatch(rows.map((r) => r.ids), 0, this.info.padding);
+    const batch = padBatch(
+      rows.map((r) => r.ids),
+      0,
+      this.info.padding,
+    );
     const B = rows.length;
     const S = batch.ids[0].length;
     // Where row r's tokens start in the padded batch.
@@ -194,11 +218,17 @@ export class AttributionEngine {
         tokens: tokens.slice(b * S + pad, b * S + end),
         layers: perLayer(layers, (l) => layers!.slice((l * B + b) * S + pad, (l * B + b) * S + end)),
         heads: perLayer(heads, (l) =>
-          Array.from({ length: H ?? 0 }, (_, h) => sum(heads!.slice(((l * B + b) * (H ?? 0) + h) * S, ((l * B + b) * (H ?? 0) + h + 1) * S))),
+          Array.from({ length: H ?? 0 }, (_, h) =>
+            sum(heads!.slice(((l * B + b) * (H ?? 0) + h) * S, ((l * B + b) * (H ?? 0) + h + 1) * S)),
+          ),
         ),
         neurons: perLayer(neurons, (l) => neurons!.slice((l * B + b) * (N ?? 0), (l * B + b + 1) * (N ?? 0))),
         seed: seed[b],
-        absorbed: Object.fromEntries(Object.entries(absorbed).filter(([, v]) => v).map(([k, v]) => [k, v![b]])),
+        absorbed: Object.fromEntries(
+          Object.entries(absorbed)
+            .filter(([, v]) => v)
+            .map(([k, v]) => [k, v![b]]),
+        ),
         logits: logits.slice((b * S + pos) * V, (b * S + pos + 1) * V),
       };
     });
@@ -208,12 +238,16 @@ export class AttributionEngine {
     const id = row.targetId >= 0 ? row.targetId : argmax(logits);
     const after = row.ids[row.position];
     const t: TargetInfo = { id, text: this.decode(id, after), position: row.position, logit: logits[id], prob: probs[id] };
-    if (row.foilId !== undefined) t.foil = { id: row.foilId, text: this.decode(row.foilId, after), logit: logits[row.foilId], prob: probs[row.foilId] };
+    if (row.foilId !== undefined)
+      t.foil = { id: row.foilId, text: this.decode(row.foilId, after), logit: logits[row.foilId], prob: probs[row.foilId] };
     return t;
   }
 
   private predictions(probs: number[], after: number): Prediction[] {
-    return [...probs.keys()].sort((a, b) => probs[b] - probs[a]).slice(0, 10).map((id) => ({ id, text: this.decode(id, after), prob: probs[id] }));
+    return [...probs.keys()]
+      .sort((a, b) => probs[b] - probs[a])
+      .slice(0, 10)
+      .map((id) => ({ id, text: this.decode(id, after), prob: probs[id] }));
   }
 
   private assemble(p: ReturnType<AttributionEngine['plan']>, rs: RowResult[], runMs: number): AttributionResult {

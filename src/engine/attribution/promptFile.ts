@@ -53,7 +53,8 @@ export function parsePromptFile(text: string, name = 'prompt file'): PromptFile 
   const header = /^---\r?\n([\s\S]*?)\r?\n---\r?\n/.exec(text);
   const promptOffset = header ? header[0].length : 0;
   const prompt = text.slice(promptOffset).replace(/\r?\n$/, '');
-  if (prompt.trim().length === 0) throw new LrpLensError('bad-argument', `${name} holds no prompt text; write the prompt below the header.`);
+  if (prompt.trim().length === 0)
+    throw new LrpLensError('bad-argument', `${name} holds no prompt text; write the prompt below the header.`);
   const request: PromptFile['request'] = { prompt };
   if (header) {
     header[1].split(/\r?\n/).forEach((line, i) => applyHeaderLine(request, line, i + 2, name));
@@ -65,12 +66,16 @@ function applyHeaderLine(request: AttributeRequest, line: string, lineNo: number
   if (line.trim() === '' || line.trimStart().startsWith('#')) return;
   const m = /^\s*([\w-]+)\s*:\s?(.*)$/.exec(line);
   if (!m || !HEADER_KEYS.has(m[1])) {
-    throw new LrpLensError('bad-argument', `${name}, line ${lineNo}: expected one of ${[...HEADER_KEYS].join(', ')} as "key: value", got '${line}'.`);
+    throw new LrpLensError(
+      'bad-argument',
+      `${name}, line ${lineNo}: expected one of ${[...HEADER_KEYS].join(', ')} as "key: value", got '${line}'.`,
+    );
   }
   const [, key, raw] = m;
   if (key === 'target-id' || key === 'foil-id') {
     const id = Number(raw.trim());
-    if (!Number.isInteger(id) || id < 0) throw new LrpLensError('bad-argument', `${name}, line ${lineNo}: ${key} must be a token id (a non-negative integer).`);
+    if (!Number.isInteger(id) || id < 0)
+      throw new LrpLensError('bad-argument', `${name}, line ${lineNo}: ${key} must be a token id (a non-negative integer).`);
     if (key === 'target-id') request.targetId = id;
     else request.foilId = id;
     return;
@@ -109,7 +114,8 @@ export function parsePromptsJsonl(text: string, name = 'prompts file'): PromptSa
       throw new LrpLensError('bad-argument', `${name}, line ${i + 1}: each line needs a non-empty "prompt" string.`);
     }
     for (const k of ['target', 'foil'] as const) {
-      if (o[k] !== undefined && typeof o[k] !== 'string') throw new LrpLensError('bad-argument', `${name}, line ${i + 1}: "${k}" must be a string.`);
+      if (o[k] !== undefined && typeof o[k] !== 'string')
+        throw new LrpLensError('bad-argument', `${name}, line ${i + 1}: "${k}" must be a string.`);
     }
     samples.push({ prompt: o.prompt, target: o.target as string | undefined, foil: o.foil as string | undefined, line: i + 1 });
   });

@@ -92,14 +92,29 @@ export const ATTRIBUTION_SCHEMA = {
     relevance: {
       type: 'object',
       required: ['tokens', 'layers', 'heads', 'neurons', 'seed', 'absorbed'],
-      properties: { tokens: numArray, layers: matrix, heads: matrix, neurons: matrix, seed: num, absorbed: { type: 'object', additionalProperties: num } },
+      properties: {
+        tokens: numArray,
+        layers: matrix,
+        heads: matrix,
+        neurons: matrix,
+        seed: num,
+        absorbed: { type: 'object', additionalProperties: num },
+      },
     },
     predictions: {
       type: 'array',
       maxItems: 10,
-      items: { type: 'object', required: ['id', 'text', 'prob'], properties: { id: { type: 'integer' }, text: { type: 'string' }, prob: num } },
+      items: {
+        type: 'object',
+        required: ['id', 'text', 'prob'],
+        properties: { id: { type: 'integer' }, text: { type: 'string' }, prob: num },
+      },
     },
-    continuation: { type: 'object', required: ['targets', 'matrix'], properties: { targets: { type: 'array', items: targetSchema }, matrix } },
+    continuation: {
+      type: 'object',
+      required: ['targets', 'matrix'],
+      properties: { targets: { type: 'array', items: targetSchema }, matrix },
+    },
     timing: { type: 'object', required: ['loadMs', 'compileMs', 'runMs', 'compiledFromCache'] },
     warnings: { type: 'array', items: { type: 'string' } },
   },

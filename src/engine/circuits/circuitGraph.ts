@@ -97,7 +97,11 @@ export function buildCircuitGraph(input: CircuitGraphInput): CircuitGraph {
   const weights = input.weights.filter((w) => input.scores.has(w.name) && w.kind !== 'other');
   const blocks = Math.max(0, ...weights.map((w) => (w.layer ?? -1) + 1));
   const ends = weights.map((w) => weightEnds(w, blocks));
-  const space = new ComponentSpace(input.granularity, input.headSize ?? 1, ends.flatMap((e) => [e.from, ...e.to]));
+  const space = new ComponentSpace(
+    input.granularity,
+    input.headSize ?? 1,
+    ends.flatMap((e) => [e.from, ...e.to]),
+  );
   const acc = new Accumulator(space.total, input.topK, input.granularity === 'heads');
   weights.forEach((w, i) => accumulateWeight(w, space.plan(ends[i]), input, acc));
   return assemble(input.granularity, blocks, space, acc);
@@ -106,14 +110,20 @@ export function buildCircuitGraph(input: CircuitGraphInput): CircuitGraph {
 function checkInput(input: CircuitGraphInput): void {
   if (!Number.isInteger(input.topK) || input.topK < 0) throw bad(`topK must be a non-negative integer (got ${input.topK}).`);
   if (input.granularity === 'heads' && !(Number.isInteger(input.headSize) && input.headSize! > 0)) {
-    throw bad('The heads granularity needs the head size (units per attention head); pass headSize from the model config (hidden size ÷ heads).');
+    throw bad(
+      'The heads granularity needs the head size (units per attention head); pass headSize from the model config (hidden size ÷ heads).',
+    );
   }
   for (const w of input.weights) {
     const size = w.dims[0] * w.dims[1];
     const s = input.scores.get(w.name);
-    if (s && s.length !== size) throw bad(`Scores of ${w.name} hold ${s.length} values, but the weight has ${size} (${w.dims.join('×')}); score every element.`);
+    if (s && s.length !== size)
+      throw bad(`Scores of ${w.name} hold ${s.length} values, but the weight has ${size} (${w.dims.join('×')}); score every element.`);
     const m = input.mask.get(w.name);
-    if (m && m.keep.length !== size) throw bad(`The mask of ${w.name} holds ${m.keep.length} values, but the weight has ${size} (${w.dims.join('×')}); the mask belongs to another model.`);
+    if (m && m.keep.length !== size)
+      throw bad(
+        `The mask of ${w.name} holds ${m.keep.length} values, but the weight has ${size} (${w.dims.join('×')}); the mask belongs to another model.`,
+      );
   }
 }
 
@@ -127,20 +137,27 @@ function weightEnds(w: PrunableWeight, blocks: number): { from: End; to: End[] }
   const L = w.layer ?? blocks;
   const nIn = inputUnits(w);
   const nOut = outputUnits(w);
-  const residAfter = (l: number): End => (l < 0 ? { kind: 'embed', layer: -1, site: 'embed', units: nIn } : { kind: 'resid', layer: l, site: 'resid', units: nIn });
+  const residAfter = (l: number): End =>
+    l < 0 ? { kind: 'embed', layer: -1, site: 'embed', units: nIn } : { kind: 'resid', layer: l, site: 'resid', units: nIn };
   const at = (kind: NodeKind, site: Site, units: number, layer = L): End => ({ kind, layer, site, units });
   switch (w.kind as Exclude<LinearKind, 'other'>) {
-    case 'q': case 'k': case 'v':
+    case 'q':
+    case 'k':
+    case 'v':
       return { from: residAfter(L - 1), to: [at(w.kind as NodeKind, 'attn', nOut)] };
     case 'qkv': // GPT-2's c_attn: outputs [q | k | v], a third each
       return { from: residAfter(L - 1), to: (['q', 'k', 'v'] as const).map((k) => at(k, 'attn', nOut / 3)) };
     case 'o':
       return { from: at('z', 'attn', nIn), to: [at('resid_mid', 'resid_mid', nOut)] };
-    case 'up': case 'gate': case 'fc1':
+    case 'up':
+    case 'gate':
+    case 'fc1':
       return { from: at('resid_mid', 'resid_mid', nIn), to: [at('mlp', 'mlp', nOut)] };
-    case 'down': case 'fc2':
+    case 'down':
+    case 'fc2':
       return { from: at('mlp', 'mlp', nIn), to: [{ ...residAfter(L), units: nOut }] };
-    case 'lm_head': case 'embed':
+    case 'lm_head':
+    case 'embed':
       return { from: residAfter(blocks - 1), to: [at('logits', 'logits', nOut, blocks)] };
   }
 }
@@ -314,9 +331,17 @@ function accumulateWeight(w: PrunableWeight, plan: WeightPlan, input: CircuitGra
 
 function assemble(granularity: Granularity, blocks: number, space: ComponentSpace, acc: Accumulator): CircuitGraph {
   const chosen = acc.edges();
-  const components = granularity === 'weights' ? new Set(chosen.flatMap((e) => [e.source, e.target])) : new Set([...acc.touched.keys()].filter((c) => acc.touched[c]));
+  const components =
+    granularity === 'weights'
+      ? new Set(chosen.flatMap((e) => [e.source, e.target]))
+      : new Set([...acc.touched.keys()].filter((c) => acc.touched[c]));
   const nodeOf = new Map([...components].map((c) => [c, componentNode(c, granularity, space, acc)]));
-  const edges = chosen.map((e) => ({ source: nodeOf.get(e.source)!.id, target: nodeOf.get(e.target)!.id, relevance: e.relevance, weights: e.weights }));
+  const edges = chosen.map((e) => ({
+    source: nodeOf.get(e.source)!.id,
+    target: nodeOf.get(e.target)!.id,
+    relevance: e.relevance,
+    weights: e.weights,
+  }));
   const sides = [...space.slots.values()].map(({ kind, layer, site, size }) => ({ kind, layer, site, size }));
   const nodes = [...nodeOf.values()].sort((a, b) => rowOf(a) - rowOf(b) || kindRank(a.kind) - kindRank(b.kind) || a.index - b.index);
   return { granularity, blocks, nodes, edges, sides };
@@ -325,7 +350,15 @@ function assemble(granularity: Granularity, blocks: number, space: ComponentSpac
 function componentNode(c: number, granularity: Granularity, space: ComponentSpace, acc: Accumulator): CircuitNode {
   const s = space.describe(c);
   const relevance = acc.hasIn[c] ? acc.inSum[c] : acc.outSum[c];
-  return { id: `${s.kind}.${s.layer}.${s.index}`, layer: s.layer, site: s.site, kind: s.kind, index: s.index, relevance, label: nodeLabel(s.kind, s.layer, s.index, granularity) };
+  return {
+    id: `${s.kind}.${s.layer}.${s.index}`,
+    layer: s.layer,
+    site: s.site,
+    kind: s.kind,
+    index: s.index,
+    relevance,
+    label: nodeLabel(s.kind, s.layer, s.index, granularity),
+  };
 }
 
 function kindRank(kind: NodeKind): number {

@@ -89,7 +89,7 @@ export function circuitGraphToSvg(graph: CircuitGraph, opts: SvgOptions = {}): s
   const edges = graph.edges.map((e) => {
     const a = px(e.source);
     const b = px(e.target);
-    const w = (0.5 + 3.5 * Math.abs(e.relevance) / maxEdge).toFixed(2);
+    const w = (0.5 + (3.5 * Math.abs(e.relevance)) / maxEdge).toFixed(2);
     const title = `${e.source} → ${e.target}: ${fmt(e.relevance)} via ${e.weights.join(', ')}`;
     return `<line x1="${a.x.toFixed(1)}" y1="${a.y.toFixed(1)}" x2="${b.x.toFixed(1)}" y2="${b.y.toFixed(1)}" stroke="${colour(e.relevance)}" stroke-opacity="0.6" stroke-width="${w}"><title>${escapeXml(title)}</title></line>`;
   });
@@ -104,10 +104,16 @@ export function circuitGraphToSvg(graph: CircuitGraph, opts: SvgOptions = {}): s
     title,
     `<rect width="100%" height="100%" fill="#fff"/>`,
     ...labels,
-    `<g class="edges">`, ...edges, `</g>`,
-    `<g class="nodes">`, ...nodes, `</g>`,
+    `<g class="edges">`,
+    ...edges,
+    `</g>`,
+    `<g class="nodes">`,
+    ...nodes,
+    `</g>`,
     `</svg>`,
-  ].filter((l) => l !== '').join('\n');
+  ]
+    .filter((l) => l !== '')
+    .join('\n');
 }
 
 function nodeSvg(n: CircuitNode, p: { x: number; y: number }, maxNode: number, fill: string): string {
@@ -118,7 +124,12 @@ function nodeSvg(n: CircuitNode, p: { x: number; y: number }, maxNode: number, f
 function rowLabels(graph: CircuitGraph): { row: number; text: string }[] {
   const out = [{ row: 0, text: 'embeddings' }];
   for (let l = 0; l < graph.blocks; l++) {
-    out.push({ row: 1 + 4 * l, text: `L${l} attention` }, { row: 2 + 4 * l, text: `L${l} resid (mid)` }, { row: 3 + 4 * l, text: `L${l} mlp` }, { row: 4 + 4 * l, text: `L${l} resid` });
+    out.push(
+      { row: 1 + 4 * l, text: `L${l} attention` },
+      { row: 2 + 4 * l, text: `L${l} resid (mid)` },
+      { row: 3 + 4 * l, text: `L${l} mlp` },
+      { row: 4 + 4 * l, text: `L${l} resid` },
+    );
   }
   out.push({ row: 1 + 4 * graph.blocks, text: 'logits' });
   return out;

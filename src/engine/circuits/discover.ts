@@ -117,10 +117,21 @@ async function runDiscovery(session: PruningSession, methods: ScoreMethod[], o: 
   const dense = denseEval.mean;
   const general = o.general ? session.samples(o.general, { seqLen: 128 }, 'general') : undefined;
   const densePerplexity = general ? (await session.perplexity(general.samples)).perplexity : undefined;
-  const curves = await sweep(session, methods, train, heldOut, dense, { metric, granularity: o.granularity, ranking: o.ranking, threshold: o.threshold }, report);
+  const curves = await sweep(
+    session,
+    methods,
+    train,
+    heldOut,
+    dense,
+    { metric, granularity: o.granularity, ranking: o.ranking, threshold: o.threshold },
+    report,
+  );
   const main = curves[0];
   if (!main.chosen) {
-    throw new LrpLensError('bad-argument', `No sparsity keeps ${o.threshold} × the dense ${metric} with ${main.method}; lower the threshold, add samples, or try another granularity (heads is the most robust).`);
+    throw new LrpLensError(
+      'bad-argument',
+      `No sparsity keeps ${o.threshold} × the dense ${metric} with ${main.method}; lower the threshold, add samples, or try another granularity (heads is the most robust).`,
+    );
   }
   const mask = main.masks.get(main.chosen.sparsity)!;
   const circuitEval = await evaluateTask(session, heldOut, metric, mask);
@@ -128,7 +139,14 @@ async function runDiscovery(session: PruningSession, methods: ScoreMethod[], o: 
   report('write', 0, 1);
   const headSize = o.granularity === 'heads' ? headSizeFromConfig(session.folder.config) : undefined;
   const shown = headSize ? headDisplayMask(mask, session.weights, headSize) : mask;
-  const graph = buildCircuitGraph({ weights: session.weights, scores: main.scores, mask: shown, granularity: o.granularity, topK: o.topK ?? 50, headSize });
+  const graph = buildCircuitGraph({
+    weights: session.weights,
+    scores: main.scores,
+    mask: shown,
+    granularity: o.granularity,
+    topK: o.topK ?? 50,
+    headSize,
+  });
   const record: CircuitRecord = {
     schema: CIRCUIT_SCHEMA,
     task: { path: o.task, name: task.header.name, metric, train: train.length, heldOut: heldOut.length },
@@ -138,7 +156,13 @@ async function runDiscovery(session: PruningSession, methods: ScoreMethod[], o: 
     ranking: o.ranking,
     threshold: o.threshold,
     dense: { metric: dense, perplexity: densePerplexity ?? null },
-    circuit: { sparsity: main.chosen.achieved, targetSparsity: main.chosen.sparsity, metric: main.chosen.metric, retained: main.chosen.retained, perplexity: circuitPerplexity ?? null },
+    circuit: {
+      sparsity: main.chosen.achieved,
+      targetSparsity: main.chosen.sparsity,
+      metric: main.chosen.metric,
+      retained: main.chosen.retained,
+      perplexity: circuitPerplexity ?? null,
+    },
     control: general ? { text: general.source, densePerplexity, circuitPerplexity } : null,
     curves: curves.map(stripMasks),
     samples: heldOut.map((s, i) => sampleOf(s, denseEval.perSample[i], circuitEval.perSample[i])),
@@ -149,7 +173,10 @@ async function runDiscovery(session: PruningSession, methods: ScoreMethod[], o: 
   mkdirSync(dir, { recursive: true });
   writeMask(session, join(dir, 'mask'), mask, record, task.samples.length);
   writeFileSync(join(dir, 'circuit.json'), JSON.stringify(record, null, 2) + '\n');
-  writeFileSync(join(dir, 'circuit.svg'), circuitGraphToSvg(graph, { title: `${task.header.name} — ${main.method}, ${(main.chosen.achieved * 100).toFixed(1)}% pruned` }));
+  writeFileSync(
+    join(dir, 'circuit.svg'),
+    circuitGraphToSvg(graph, { title: `${task.header.name} — ${main.method}, ${(main.chosen.achieved * 100).toFixed(1)}% pruned` }),
+  );
   report('write', 1, 1);
   return record;
 }

@@ -18,8 +18,14 @@ export interface HeadRef {
 export function headSizeFromConfig(config: Record<string, unknown>): number {
   const num = (k: string) => (typeof config[k] === 'number' ? (config[k] as number) : undefined);
   const heads = num('num_attention_heads') ?? num('n_head');
-  const size = num('head_dim') ?? ((num('hidden_size') ?? num('n_embd')) !== undefined && heads ? (num('hidden_size') ?? num('n_embd'))! / heads : undefined);
-  if (!size || !Number.isInteger(size)) throw new LrpLensError('bad-argument', "The model's config.json gives no head size (head_dim, or hidden_size ÷ num_attention_heads); heads granularity needs it.");
+  const size =
+    num('head_dim') ??
+    ((num('hidden_size') ?? num('n_embd')) !== undefined && heads ? (num('hidden_size') ?? num('n_embd'))! / heads : undefined);
+  if (!size || !Number.isInteger(size))
+    throw new LrpLensError(
+      'bad-argument',
+      "The model's config.json gives no head size (head_dim, or hidden_size ÷ num_attention_heads); heads granularity needs it.",
+    );
   return size;
 }
 
@@ -30,10 +36,19 @@ export function headsOf(weights: PrunableWeight[], scores: Scores, headSize: num
     const s = scores.get(w.name);
     if (!s) throw new LrpLensError('bad-argument', `No scores for the output projection '${w.name}'.`);
     const units = inputUnits(w);
-    if (units % headSize !== 0) throw new LrpLensError('bad-argument', `The output projection '${w.name}' has ${units} inputs, not a multiple of the head size ${headSize}.`);
-    for (let h = 0; h < units / headSize; h++) out.push({ weight: w, layer: w.layer!, head: h, score: sliceSum(w, s, h * headSize, (h + 1) * headSize) });
+    if (units % headSize !== 0)
+      throw new LrpLensError(
+        'bad-argument',
+        `The output projection '${w.name}' has ${units} inputs, not a multiple of the head size ${headSize}.`,
+      );
+    for (let h = 0; h < units / headSize; h++)
+      out.push({ weight: w, layer: w.layer!, head: h, score: sliceSum(w, s, h * headSize, (h + 1) * headSize) });
   }
-  if (out.length === 0) throw new LrpLensError('bad-argument', 'No attention output projections (kind o) are selected, so there are no heads to prune. Include them in --layers.');
+  if (out.length === 0)
+    throw new LrpLensError(
+      'bad-argument',
+      'No attention output projections (kind o) are selected, so there are no heads to prune. Include them in --layers.',
+    );
   return out;
 }
 
@@ -50,7 +65,8 @@ export function headMask(heads: HeadRef[], headSize: number): Mask {
     const w = h.weight;
     let m = mask.get(w.name);
     if (!m) mask.set(w.name, (m = { dims: [...w.dims], keep: new Uint8Array(w.dims[0] * w.dims[1]).fill(1) }));
-    for (let i = h.head * headSize; i < (h.head + 1) * headSize; i++) for (let o = 0; o < outputUnits(w); o++) m.keep[elementIndex(w, o, i)] = 0;
+    for (let i = h.head * headSize; i < (h.head + 1) * headSize; i++)
+      for (let o = 0; o < outputUnits(w); o++) m.keep[elementIndex(w, o, i)] = 0;
   }
   return mask;
 }

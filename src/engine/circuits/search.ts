@@ -73,7 +73,8 @@ function componentAllocator(session: PruningSession, scores: Scores, opts: Circu
 export async function evaluateTask(session: PruningSession, samples: TokenizedSample[], metric: TaskMetric, mask?: Mask) {
   session.forward.setMask(mask);
   const rows: Float32Array[] = [];
-  for (let i = 0; i < samples.length; i += 32) rows.push(...(await session.forward.lastLogits(samples.slice(i, i + 32).map((s) => s.promptIds))));
+  for (let i = 0; i < samples.length; i += 32)
+    rows.push(...(await session.forward.lastLogits(samples.slice(i, i + 32).map((s) => s.promptIds))));
   return taskMetric(metric, rows, samples);
 }
 
@@ -82,9 +83,18 @@ export function taskSeeds(samples: TokenizedSample[], metric: TaskMetric): Posit
   return samples.map((s) => ({ position: s.promptIds.length - 1, target: s.targetId, foil: metric === 'prob' ? undefined : s.foilId }));
 }
 
-export async function taskScores(session: PruningSession, method: ScoreMethod, train: TokenizedSample[], metric: TaskMetric): Promise<{ scores: Scores; collectMs: number }> {
+export async function taskScores(
+  session: PruningSession,
+  method: ScoreMethod,
+  train: TokenizedSample[],
+  metric: TaskMetric,
+): Promise<{ scores: Scores; collectMs: number }> {
   const t0 = performance.now();
-  const stats = await session.statistics(method, train.map((s) => s.promptIds), { seeds: taskSeeds(train, metric) });
+  const stats = await session.statistics(
+    method,
+    train.map((s) => s.promptIds),
+    { seeds: taskSeeds(train, metric) },
+  );
   return { scores: session.scores(stats), collectMs: performance.now() - t0 };
 }
 
@@ -97,8 +107,13 @@ export async function circuitCurve(
   dense: number,
   opts: CircuitSearchOptions,
 ): Promise<MethodCurve & { masks: Map<number, Mask>; scores: Scores }> {
-  if (!(opts.threshold > 0 && opts.threshold <= 1)) throw new LrpLensError('bad-argument', `The threshold is a fraction of the dense metric in (0, 1] (got ${opts.threshold}).`);
-  if (!(dense > 0)) throw new LrpLensError('bad-argument', `The dense model does not do the task (mean ${opts.metric} ${dense.toFixed(4)} ≤ 0 on held-out samples), so there is no circuit to find. Check the task's targets and foils.`);
+  if (!(opts.threshold > 0 && opts.threshold <= 1))
+    throw new LrpLensError('bad-argument', `The threshold is a fraction of the dense metric in (0, 1] (got ${opts.threshold}).`);
+  if (!(dense > 0))
+    throw new LrpLensError(
+      'bad-argument',
+      `The dense model does not do the task (mean ${opts.metric} ${dense.toFixed(4)} ≤ 0 on held-out samples), so there is no circuit to find. Check the task's targets and foils.`,
+    );
   const { scores, collectMs } = await taskScores(session, method, train, opts.metric);
   const allocator = componentAllocator(session, scores, opts);
   const points: CurvePoint[] = [];
@@ -129,7 +144,13 @@ export async function circuitCurve(
  * Bisects between the sparsest grid point that keeps the threshold and the next grid point, `steps` times: the
  * circuit gets as sparse as the grid's resolution would otherwise hide. Each step is one fed mask.
  */
-async function refineChosen(points: CurvePoint[], grid: number[], steps: number, threshold: number, evaluate: (s: number) => Promise<CurvePoint>): Promise<void> {
+async function refineChosen(
+  points: CurvePoint[],
+  grid: number[],
+  steps: number,
+  threshold: number,
+  evaluate: (s: number) => Promise<CurvePoint>,
+): Promise<void> {
   const passing = points.filter((p) => p.retained >= threshold);
   if (passing.length === 0) return;
   let lo = passing.reduce((a, b) => (b.sparsity > a.sparsity ? b : a)).sparsity;

@@ -29,13 +29,22 @@ export function parseBehaviourMetric(spec: string): BehaviourMetricSpec {
   if (s === 'repetition') return { kind: 'repetition' };
   if (s === 'word-rate') return { kind: 'word-rate' };
   if (s.startsWith('word-rate:')) {
-    const words = s.slice('word-rate:'.length).split(',').map((w) => w.trim()).filter((w) => w !== '');
-    if (words.length === 0) throw new LrpLensError('bad-argument', `--metric ${spec}: no words after "word-rate:"; list them separated by commas, e.g. word-rate:Lily,Tom.`);
+    const words = s
+      .slice('word-rate:'.length)
+      .split(',')
+      .map((w) => w.trim())
+      .filter((w) => w !== '');
+    if (words.length === 0)
+      throw new LrpLensError(
+        'bad-argument',
+        `--metric ${spec}: no words after "word-rate:"; list them separated by commas, e.g. word-rate:Lily,Tom.`,
+      );
     return { kind: 'word-rate', words };
   }
   if (s.startsWith('command:')) {
     const command = s.slice('command:'.length).trim();
-    if (command === '') throw new LrpLensError('bad-argument', `--metric ${spec}: no command after "command:"; e.g. command:"python score.py".`);
+    if (command === '')
+      throw new LrpLensError('bad-argument', `--metric ${spec}: no command after "command:"; e.g. command:"python score.py".`);
     return { kind: 'command', command };
   }
   throw new LrpLensError('bad-argument', `--metric '${spec}' is not a behaviour metric; use ${METRIC_SPEC_FORMS}.`);
@@ -64,7 +73,8 @@ export function wordFirstTokenIds(tok: TokenizerLike, prompt: string, words: rea
   const space = /\s$/.test(prompt) ? '' : ' ';
   const ids = words.map((w) => {
     const t = continuationTokens(tok, prompt, space + w.trim());
-    if (t.length === 0) throw new LrpLensError('bad-argument', `The word ${JSON.stringify(w)} adds no token after the prompt; give a non-empty word.`);
+    if (t.length === 0)
+      throw new LrpLensError('bad-argument', `The word ${JSON.stringify(w)} adds no token after the prompt; give a non-empty word.`);
     return t[0];
   });
   return [...new Set(ids)];
@@ -77,7 +87,8 @@ export function wordProbability(row: Float32Array, ids: readonly number[]): numb
   let sum = 0;
   for (const v of row) sum += Math.exp(v - max);
   return [...new Set(ids)].reduce((p, id) => {
-    if (!Number.isInteger(id) || id < 0 || id >= row.length) throw new LrpLensError('unknown-token', `Token id ${id} is outside the vocabulary (0..${row.length - 1}).`);
+    if (!Number.isInteger(id) || id < 0 || id >= row.length)
+      throw new LrpLensError('unknown-token', `Token id ${id} is outside the vocabulary (0..${row.length - 1}).`);
     return p + Math.exp(row[id] - max) / sum;
   }, 0);
 }
@@ -118,10 +129,21 @@ export function runScorer(command: string, text: string, opts: ScorerOptions = {
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      if (timedOut) return reject(new LrpLensError('runtime-failure', `The scorer command '${command}' did not finish within ${timeoutMs / 1000} s and was stopped; make it faster or raise the timeout.`));
+      if (timedOut)
+        return reject(
+          new LrpLensError(
+            'runtime-failure',
+            `The scorer command '${command}' did not finish within ${timeoutMs / 1000} s and was stopped; make it faster or raise the timeout.`,
+          ),
+        );
       if (code !== 0) {
         const why = code === null ? `was killed by ${signal}` : `exited with code ${code}`;
-        return reject(new LrpLensError('runtime-failure', `The scorer command '${command}' ${why}${stderrTail(stderr)}. It must read the text on stdin and exit 0.`));
+        return reject(
+          new LrpLensError(
+            'runtime-failure',
+            `The scorer command '${command}' ${why}${stderrTail(stderr)}. It must read the text on stdin and exit 0.`,
+          ),
+        );
       }
       try {
         resolve(parseScore(stdout, command));
@@ -137,13 +159,19 @@ function parseScore(stdout: string, command: string): number {
   const last = stdout.trim().split(/\r?\n/).pop()?.trim() ?? '';
   const value = last === '' ? NaN : Number(last);
   if (!Number.isFinite(value)) {
-    throw new LrpLensError('bad-argument', `The scorer command '${command}' printed ${last === '' ? 'nothing' : JSON.stringify(last.slice(0, 80))} on stdout; it must print one number (e.g. 0.42) as its last line.`);
+    throw new LrpLensError(
+      'bad-argument',
+      `The scorer command '${command}' printed ${last === '' ? 'nothing' : JSON.stringify(last.slice(0, 80))} on stdout; it must print one number (e.g. 0.42) as its last line.`,
+    );
   }
   return value;
 }
 
 function stderrTail(stderr: string): string {
-  const lines = stderr.trim().split(/\r?\n/).filter((l) => l.trim() !== '');
+  const lines = stderr
+    .trim()
+    .split(/\r?\n/)
+    .filter((l) => l.trim() !== '');
   return lines.length ? ` (stderr: ${lines.slice(-3).join(' | ').slice(0, 300)})` : '';
 }
 

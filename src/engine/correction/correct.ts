@@ -49,12 +49,14 @@ export interface ReferenceSamples {
 }
 
 export function checkCorrectionMethod(m: string): CorrectionMethod {
-  if (!(CORRECTION_METHODS as readonly string[]).includes(m)) throw new LrpLensError('bad-argument', `Unknown correction method '${m}'. Use one of ${CORRECTION_METHODS.join(', ')}.`);
+  if (!(CORRECTION_METHODS as readonly string[]).includes(m))
+    throw new LrpLensError('bad-argument', `Unknown correction method '${m}'. Use one of ${CORRECTION_METHODS.join(', ')}.`);
   return m as CorrectionMethod;
 }
 
 export function checkGranularity(g: string): Granularity {
-  if (!(GRANULARITIES as readonly string[]).includes(g)) throw new LrpLensError('bad-argument', `Unknown granularity '${g}'. Use neurons, weights or heads.`);
+  if (!(GRANULARITIES as readonly string[]).includes(g))
+    throw new LrpLensError('bad-argument', `Unknown granularity '${g}'. Use neurons, weights or heads.`);
   return g as Granularity;
 }
 
@@ -64,7 +66,11 @@ export function checkGranularity(g: string): Granularity {
 export function readPromptSet(path: string, what: string): UndesiredPrompt[] {
   const text = readTextFile(path, what);
   if (isPromptsJsonl(path)) return parsePromptsJsonl(text, path).map((s) => ({ prompt: s.prompt, continuation: s.target }));
-  const prompts = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0).map((prompt) => ({ prompt }));
+  const prompts = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0)
+    .map((prompt) => ({ prompt }));
   if (prompts.length === 0) throw new LrpLensError('bad-argument', `The ${what} file ${path} has no prompts; write one prompt per line.`);
   return prompts;
 }
@@ -95,8 +101,10 @@ export function checkTokenizerFit(samples: number[][], unknown: Set<number>, wha
     for (const id of s) if (unknown.has(id)) bad++;
   }
   if (total > 0 && bad / total > limit) {
-    throw new LrpLensError('bad-argument',
-      `The ${what} set ${source} is ${Math.round((100 * bad) / total)}% tokens this model's tokenizer does not know (unknown or byte-fallback); it looks written for another model or language. Give text in the model's language and vocabulary.`);
+    throw new LrpLensError(
+      'bad-argument',
+      `The ${what} set ${source} is ${Math.round((100 * bad) / total)}% tokens this model's tokenizer does not know (unknown or byte-fallback); it looks written for another model or language. Give text in the model's language and vocabulary.`,
+    );
   }
 }
 
@@ -107,8 +115,14 @@ export async function undesiredSamples(session: PruningSession, prompts: Undesir
   const promptIds = prompts.map((p) => tok.encode(p.prompt));
   const open = prompts.map((p, i) => (p.continuation === undefined ? i : -1)).filter((i) => i >= 0);
   session.forward.setMask(undefined);
-  const generated = await greedyContinuations(session.forward, open.map((i) => promptIds[i]), steps);
-  const full = prompts.map((p, i) => (p.continuation === undefined ? [...promptIds[i], ...generated[open.indexOf(i)]] : tok.encode(p.prompt + p.continuation)));
+  const generated = await greedyContinuations(
+    session.forward,
+    open.map((i) => promptIds[i]),
+    steps,
+  );
+  const full = prompts.map((p, i) =>
+    p.continuation === undefined ? [...promptIds[i], ...generated[open.indexOf(i)]] : tok.encode(p.prompt + p.continuation),
+  );
   const seeds = full.map((ids, i) => continuationSeeds(ids, promptIds[i], prompts[i]));
   return { samples: full, seeds, positions: seeds.reduce((n, s) => n + s.length, 0), tokens: full.reduce((n, s) => n + s.length, 0) };
 }
@@ -118,7 +132,11 @@ function continuationSeeds(full: number[], prompt: number[], p: UndesiredPrompt)
   while (k < prompt.length && k < full.length && prompt[k] === full[k]) k++;
   const seeds: PositionSeed[] = [];
   for (let t = Math.max(k, 1); t < full.length; t++) seeds.push({ position: t - 1, target: full[t] });
-  if (seeds.length === 0) throw new LrpLensError('bad-argument', `The undesired prompt ${JSON.stringify(p.prompt.slice(0, 60))} has an empty continuation; give a non-empty "target" or let the model continue it.`);
+  if (seeds.length === 0)
+    throw new LrpLensError(
+      'bad-argument',
+      `The undesired prompt ${JSON.stringify(p.prompt.slice(0, 60))} has an empty continuation; give a non-empty "target" or let the model continue it.`,
+    );
   return seeds;
 }
 
@@ -132,21 +150,37 @@ export function generalSamples(samples: number[][]): ReferenceSamples {
 
 function meanStatistics(stats: ScoreStatistics, divisor: number): ScoreStatistics {
   const sums = new Map<string, Float32Array>();
-  for (const [name, v] of stats.sums) sums.set(name, v.map((x) => x / divisor));
+  for (const [name, v] of stats.sums)
+    sums.set(
+      name,
+      v.map((x) => x / divisor),
+    );
   return { ...stats, sums };
 }
 
 async function sideScores(session: PruningSession, method: CorrectionMethod, set: ReferenceSamples): Promise<Scores> {
-  const stats = await session.statistics(method, set.samples, { aggregation: method === 'lrp' ? CORRECTION_AGGREGATION : undefined, seeds: set.seeds });
+  const stats = await session.statistics(method, set.samples, {
+    aggregation: method === 'lrp' ? CORRECTION_AGGREGATION : undefined,
+    seeds: set.seeds,
+  });
   return session.scores(meanStatistics(stats, method === 'wanda' ? set.tokens : set.positions));
 }
 
 /** Per-element differential scores, general − undesired (lowest = prune first). */
-export async function differentialScores(session: PruningSession, method: CorrectionMethod, general: ReferenceSamples, undesired: ReferenceSamples): Promise<Scores> {
+export async function differentialScores(
+  session: PruningSession,
+  method: CorrectionMethod,
+  general: ReferenceSamples,
+  undesired: ReferenceSamples,
+): Promise<Scores> {
   const g = await sideScores(session, method, general);
   const u = await sideScores(session, method, undesired);
   const out: Scores = new Map();
-  for (const [name, gs] of g) out.set(name, gs.map((x, i) => x - u.get(name)![i]));
+  for (const [name, gs] of g)
+    out.set(
+      name,
+      gs.map((x, i) => x - u.get(name)![i]),
+    );
   return out;
 }
 
@@ -169,7 +203,8 @@ export function rankComponents(scores: Scores, weights: PrunableWeight[], granul
     const s = scores.get(w.name);
     if (!s) throw new LrpLensError('bad-argument', `No scores for weight '${w.name}'.`);
     if (granularity === 'weights') s.forEach((score, index) => all.push({ weight: w, index, score }));
-    else if (granularity === 'heads') for (let h = 0; h < inputUnits(w) / headSize; h++) all.push({ weight: w, index: h, score: headScore(w, s, h, headSize) });
+    else if (granularity === 'heads')
+      for (let h = 0; h < inputUnits(w) / headSize; h++) all.push({ weight: w, index: h, score: headScore(w, s, h, headSize) });
     else for (let j = 0; j < outputUnits(w); j++) all.push({ weight: w, index: j, score: unitScore(w, s, j) });
   }
   return all.sort((a, b) => a.score - b.score);
@@ -179,7 +214,11 @@ export function rankComponents(scores: Scores, weights: PrunableWeight[], granul
 function componentWeights(weights: PrunableWeight[], granularity: Granularity): PrunableWeight[] {
   if (granularity !== 'heads') return weights;
   const o = weights.filter((w) => w.kind === 'o');
-  if (o.length === 0) throw new LrpLensError('bad-argument', 'Heads are pruned through the attention output projections (kind o), and none is selected. Include o in --layers.');
+  if (o.length === 0)
+    throw new LrpLensError(
+      'bad-argument',
+      'Heads are pruned through the attention output projections (kind o), and none is selected. Include o in --layers.',
+    );
   return o;
 }
 
@@ -200,21 +239,33 @@ export function granularityNoun(g: Granularity): string {
 }
 
 export function checkCount(count: number, available: number, granularity: Granularity): void {
-  if (!Number.isInteger(count) || count < 0) throw new LrpLensError('bad-argument', `The count ${count} is not a whole number ≥ 0 of ${granularityNoun(granularity)} to prune.`);
+  if (!Number.isInteger(count) || count < 0)
+    throw new LrpLensError('bad-argument', `The count ${count} is not a whole number ≥ 0 of ${granularityNoun(granularity)} to prune.`);
   if (count > available) {
-    throw new LrpLensError('bad-argument', `Cannot prune ${count} ${granularityNoun(granularity)}: the selected layers have only ${available}. Lower --count/--counts or widen --layers.`);
+    throw new LrpLensError(
+      'bad-argument',
+      `Cannot prune ${count} ${granularityNoun(granularity)}: the selected layers have only ${available}. Lower --count/--counts or widen --layers.`,
+    );
   }
 }
 
 /** The mask pruning the first `count` ranked components (every selected weight present, unpruned ones all kept). */
-export function correctionMask(ranked: Component[], weights: PrunableWeight[], count: number, granularity: Granularity, headSize = 0): Mask {
+export function correctionMask(
+  ranked: Component[],
+  weights: PrunableWeight[],
+  count: number,
+  granularity: Granularity,
+  headSize = 0,
+): Mask {
   checkCount(count, ranked.length, granularity);
   const mask: Mask = new Map(weights.map((w) => [w.name, { dims: [...w.dims], keep: new Uint8Array(w.dims[0] * w.dims[1]).fill(1) }]));
   for (const c of ranked.slice(0, count)) {
     const keep = mask.get(c.weight.name)!.keep;
     const w = c.weight;
     if (granularity === 'weights') keep[c.index] = 0;
-    else if (granularity === 'heads') for (let i = c.index * headSize; i < (c.index + 1) * headSize; i++) for (let o = 0; o < outputUnits(w); o++) keep[elementIndex(w, o, i)] = 0;
+    else if (granularity === 'heads')
+      for (let i = c.index * headSize; i < (c.index + 1) * headSize; i++)
+        for (let o = 0; o < outputUnits(w); o++) keep[elementIndex(w, o, i)] = 0;
     else for (let i = 0; i < inputUnits(w); i++) keep[elementIndex(w, c.index, i)] = 0;
   }
   return mask;

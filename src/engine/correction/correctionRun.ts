@@ -16,8 +16,18 @@ import { saveMask } from '../pruning/maskFile';
 import { higherIsBetter, parseBehaviourMetric } from './behaviour';
 import type { BehaviourMetricSpec } from './behaviour';
 import {
-  availableComponents, checkCorrectionMethod, checkCount, checkGranularity, checkTokenizerFit, CORRECTION_AGGREGATION,
-  differentialScores, generalSamples, rankComponents, readPromptSet, undesiredSamples, unknownTokenIds,
+  availableComponents,
+  checkCorrectionMethod,
+  checkCount,
+  checkGranularity,
+  checkTokenizerFit,
+  CORRECTION_AGGREGATION,
+  differentialScores,
+  generalSamples,
+  rankComponents,
+  readPromptSet,
+  undesiredSamples,
+  unknownTokenIds,
 } from './correct';
 import type { Component, CorrectionMethod, Granularity, UndesiredPrompt } from './correct';
 import { choosePoint, correctionSweep, measureBehaviour, wordsFor } from './sweep';
@@ -117,8 +127,18 @@ function readInputs(session: PruningSession, o: CorrectRunOptions, spec: Behavio
   const evaluation = o.eval ? session.samples(o.eval, { seqLen: o.evalSeqLen ?? 128 }, 'evaluation') : general;
   const unknown = unknownTokenIds(session.folder.dir);
   const tok = session.tokenizer;
-  checkTokenizerFit(undesired.map((p) => tok.encode(p.prompt + (p.continuation ?? ''))), unknown, 'undesired', o.undesired);
-  checkTokenizerFit(heldOut.map((p) => tok.encode(p.prompt)), unknown, 'held-out', o.heldOut ?? o.undesired);
+  checkTokenizerFit(
+    undesired.map((p) => tok.encode(p.prompt + (p.continuation ?? ''))),
+    unknown,
+    'undesired',
+    o.undesired,
+  );
+  checkTokenizerFit(
+    heldOut.map((p) => tok.encode(p.prompt)),
+    unknown,
+    'held-out',
+    o.heldOut ?? o.undesired,
+  );
   checkTokenizerFit(general.samples, unknown, 'general', o.general);
   return { undesired, heldOut, general, evaluation, probe: { spec, prompts: heldOut, words: wordsFor(spec, undesired) } };
 }
@@ -129,7 +149,13 @@ export async function runCorrection(o: CorrectRunOptions, hooks: CorrectRunHooks
   const spec = parseBehaviourMetric(o.metric ?? 'repetition');
   const counts = o.counts ?? [o.count ?? 100];
   hooks.onProgress?.('load', 0, 1);
-  const session = await PruningSession.open({ model: o.model, device: o.device, selection: parseWeightSelection(o.layers), signal: hooks.signal, onProgress: hooks.onProgress });
+  const session = await PruningSession.open({
+    model: o.model,
+    device: o.device,
+    selection: parseWeightSelection(o.layers),
+    signal: hooks.signal,
+    onProgress: hooks.onProgress,
+  });
   try {
     const headSize = granularity === 'heads' ? headSizeFromConfig(session.folder.config) : 0;
     const available = availableComponents(session.weights, granularity, headSize);
@@ -154,16 +180,32 @@ async function correctWith(session: PruningSession, o: CorrectRunOptions, r: Res
   const maxRise = o.maxPerplexityRise ?? 0.1;
   const inputs = readInputs(session, o, spec);
   const U = await undesiredSamples(session, inputs.undesired, o.steps ?? 50);
-  const ranked = rankComponents(await differentialScores(session, method, generalSamples(inputs.general.samples), U), session.weights, granularity, headSize);
+  const ranked = rankComponents(
+    await differentialScores(session, method, generalSamples(inputs.general.samples), U),
+    session.weights,
+    granularity,
+    headSize,
+  );
   const dense = await measureBehaviour(session, inputs.probe, undefined);
   const densePerplexity = (await session.perplexity(inputs.evaluation.samples)).perplexity;
   const points = await correctionSweep(session, ranked, granularity, counts, inputs.probe, inputs.evaluation.samples, headSize);
   const chosen = choosePoint(points, densePerplexity, spec, maxRise);
-  const curve = points.map((p) => ({ count: p.count, behaviour: p.behaviour, perplexity: p.perplexity, perplexityRise: p.perplexity / densePerplexity - 1, perLayer: p.perLayer }));
+  const curve = points.map((p) => ({
+    count: p.count,
+    behaviour: p.behaviour,
+    perplexity: p.perplexity,
+    perplexityRise: p.perplexity / densePerplexity - 1,
+    perLayer: p.perLayer,
+  }));
   const contentHash = session.contentHash();
   const maskPath = resolve(o.out).replace(/\.(safetensors|json)$/, '');
   mkdirSync(dirname(maskPath), { recursive: true });
-  const metric = { spec: o.metric ?? 'repetition', kind: spec.kind, higherIsBetter: higherIsBetter(spec), words: inputs.probe.words ?? null };
+  const metric = {
+    spec: o.metric ?? 'repetition',
+    kind: spec.kind,
+    higherIsBetter: higherIsBetter(spec),
+    words: inputs.probe.words ?? null,
+  };
   const pruned = componentList(ranked, chosen.point.count, granularity);
   const examples = await examplesFor(session, inputs, chosen.point.mask);
   saveMask(maskPath, chosen.point.mask, {
@@ -174,7 +216,13 @@ async function correctWith(session: PruningSession, o: CorrectRunOptions, r: Res
     targetSparsity: null,
     weights: session.weights,
     reference: { name: o.general, hash: `sha256:${inputs.general.hash}`, samples: inputs.general.samples.length, tokens: U.tokens },
-    metrics: { behaviour: chosen.point.behaviour, perplexity: chosen.point.perplexity, dense: { behaviour: dense.value, perplexity: densePerplexity }, metric, curve },
+    metrics: {
+      behaviour: chosen.point.behaviour,
+      perplexity: chosen.point.perplexity,
+      dense: { behaviour: dense.value, perplexity: densePerplexity },
+      metric,
+      curve,
+    },
     extra: { granularity, count: chosen.point.count, undesired: o.undesired, heldOut: o.heldOut ?? null, pruned },
   });
   return {
@@ -185,7 +233,12 @@ async function correctWith(session: PruningSession, o: CorrectRunOptions, r: Res
     granularity,
     layers: o.layers ?? null,
     available,
-    undesired: { path: o.undesired, prompts: inputs.undesired.length, generated: inputs.undesired.filter((p) => p.continuation === undefined).length, seededPositions: U.positions },
+    undesired: {
+      path: o.undesired,
+      prompts: inputs.undesired.length,
+      generated: inputs.undesired.filter((p) => p.continuation === undefined).length,
+      seededPositions: U.positions,
+    },
     general: { path: o.general, sha256: inputs.general.hash, samples: inputs.general.samples.length },
     heldOut: { path: o.heldOut ?? o.undesired, prompts: inputs.heldOut.length, inSample: !o.heldOut },
     evaluation: { path: inputs.evaluation.source, windows: inputs.evaluation.samples.length },
@@ -207,14 +260,26 @@ async function exampleSet(session: PruningSession, prompts: string[], mask: Mask
 /** Held-out undesired prompts, and openings of the first general samples, continued before and after. */
 async function examplesFor(session: PruningSession, inputs: Inputs, mask: Mask): Promise<CorrectReport['examples']> {
   const tok = session.tokenizer;
-  const openings = inputs.general.samples.slice(0, GENERAL_EXAMPLES).map((s) => tok.decode(s.slice(0, GENERAL_PROMPT_TOKENS), { skip_special_tokens: true }).trim());
+  const openings = inputs.general.samples
+    .slice(0, GENERAL_EXAMPLES)
+    .map((s) => tok.decode(s.slice(0, GENERAL_PROMPT_TOKENS), { skip_special_tokens: true }).trim());
   return {
-    undesired: await exampleSet(session, inputs.heldOut.map((p) => p.prompt), mask),
+    undesired: await exampleSet(
+      session,
+      inputs.heldOut.map((p) => p.prompt),
+      mask,
+    ),
     general: await exampleSet(session, openings.filter(Boolean), mask),
   };
 }
 
 /** The pruned components of the chosen point (the first 1,000 for weights), lowest score first. */
 function componentList(ranked: Component[], count: number, granularity: Granularity): PrunedComponent[] {
-  return ranked.slice(0, Math.min(count, 1000)).map((c) => ({ weight: c.weight.name, kind: c.weight.kind, layer: c.weight.layer, [granularity === 'neurons' ? 'unit' : granularity === 'heads' ? 'head' : 'element']: c.index, score: c.score }));
+  return ranked.slice(0, Math.min(count, 1000)).map((c) => ({
+    weight: c.weight.name,
+    kind: c.weight.kind,
+    layer: c.weight.layer,
+    [granularity === 'neurons' ? 'unit' : granularity === 'heads' ? 'head' : 'element']: c.index,
+    score: c.score,
+  }));
 }

@@ -35,12 +35,17 @@ export function wordsFor(spec: BehaviourMetricSpec, undesired: UndesiredPrompt[]
   if (spec.kind !== 'word-rate') return undefined;
   if (spec.words) return spec.words;
   const words = [...new Set(undesired.map((p) => p.continuation?.trim()).filter((w): w is string => !!w))];
-  if (words.length === 0) throw new LrpLensError('bad-argument', 'word-rate needs words: give them as --metric word-rate:WORD[,WORD…] or as "target" in the undesired prompts file.');
+  if (words.length === 0)
+    throw new LrpLensError(
+      'bad-argument',
+      'word-rate needs words: give them as --metric word-rate:WORD[,WORD…] or as "target" in the undesired prompts file.',
+    );
   return words;
 }
 
 export async function measureBehaviour(session: PruningSession, probe: BehaviourProbe, mask: Mask | undefined): Promise<BehaviourResult> {
-  if (probe.prompts.length === 0) throw new LrpLensError('bad-argument', 'No held-out prompts to measure the behaviour on; give at least one.');
+  if (probe.prompts.length === 0)
+    throw new LrpLensError('bad-argument', 'No held-out prompts to measure the behaviour on; give at least one.');
   session.forward.setMask(mask);
   const tok = session.tokenizer;
   if (probe.spec.kind === 'word-rate') {
@@ -48,7 +53,11 @@ export async function measureBehaviour(session: PruningSession, probe: Behaviour
     const probs = probe.prompts.map((p, i) => wordProbability(rows[i], wordFirstTokenIds(tok, p.prompt, probe.words ?? [])));
     return { value: probs.reduce((a, b) => a + b, 0) / probs.length };
   }
-  const ids = await greedyContinuations(session.forward, probe.prompts.map((p) => tok.encode(p.prompt)), probe.steps ?? CONTINUATION_TOKENS);
+  const ids = await greedyContinuations(
+    session.forward,
+    probe.prompts.map((p) => tok.encode(p.prompt)),
+    probe.steps ?? CONTINUATION_TOKENS,
+  );
   const continuations = ids.map((c) => tok.decode(c, { skip_special_tokens: true }));
   if (probe.spec.kind === 'repetition') return { value: meanUniquenessRatio(ids), continuations };
   let sum = 0;
@@ -66,14 +75,29 @@ export interface CorrectionPoint {
 }
 
 /** One point per count (0 = the dense model), each evaluated with the behaviour probe and perplexity. */
-export async function correctionSweep(session: PruningSession, ranked: Component[], granularity: Granularity, counts: number[], probe: BehaviourProbe, evalWindows: number[][], headSize = 0): Promise<CorrectionPoint[]> {
+export async function correctionSweep(
+  session: PruningSession,
+  ranked: Component[],
+  granularity: Granularity,
+  counts: number[],
+  probe: BehaviourProbe,
+  evalWindows: number[][],
+  headSize = 0,
+): Promise<CorrectionPoint[]> {
   const masks = counts.map((c) => correctionMask(ranked, session.weights, c, granularity, headSize));
   const points: CorrectionPoint[] = [];
   for (const [k, count] of counts.entries()) {
     session.throwIfCancelled();
     const behaviour = await measureBehaviour(session, probe, masks[k]);
     const { perplexity } = await session.perplexity(evalWindows, masks[k]);
-    points.push({ count, behaviour: behaviour.value, perplexity, perLayer: prunedPerLayer(ranked, count), continuations: behaviour.continuations, mask: masks[k] });
+    points.push({
+      count,
+      behaviour: behaviour.value,
+      perplexity,
+      perLayer: prunedPerLayer(ranked, count),
+      continuations: behaviour.continuations,
+      mask: masks[k],
+    });
   }
   return points;
 }
@@ -82,7 +106,12 @@ export async function correctionSweep(session: PruningSession, ranked: Component
  * The point to keep: the best behaviour among points whose perplexity rose by at most `maxRise` (a fraction of
  * the dense perplexity); where none stays within it, the smallest count.
  */
-export function choosePoint(points: CorrectionPoint[], densePerplexity: number, spec: BehaviourMetricSpec, maxRise = 0.1): { point: CorrectionPoint; withinBudget: boolean } {
+export function choosePoint(
+  points: CorrectionPoint[],
+  densePerplexity: number,
+  spec: BehaviourMetricSpec,
+  maxRise = 0.1,
+): { point: CorrectionPoint; withinBudget: boolean } {
   if (points.length === 0) throw new LrpLensError('bad-argument', 'No counts to choose from; give --count or --counts.');
   const sign = higherIsBetter(spec) ? 1 : -1;
   const within = points.filter((p) => p.perplexity <= densePerplexity * (1 + maxRise));

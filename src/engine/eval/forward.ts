@@ -66,19 +66,33 @@ export class ForwardModel {
       const path = writeModelReferencingSource(prepared.graph, dir, 'forward.onnx');
       const session = await Session.create(path, { device: opts.device });
       const padding = graph.nodes.some((n) => n.opType === 'GroupQueryAttention') ? 'right' : 'left';
-      return new ForwardModel(session, graph, dir, specs, padding, prepared.vocabSize, new Map((opts.prunable ?? []).map((w) => [w.name, w])));
+      return new ForwardModel(
+        session,
+        graph,
+        dir,
+        specs,
+        padding,
+        prepared.vocabSize,
+        new Map((opts.prunable ?? []).map((w) => [w.name, w])),
+      );
     } catch (err) {
       rmSync(dir, { recursive: true, force: true });
       throw err;
     }
   }
 
-  get device(): Device { return this.session.device; }
+  get device(): Device {
+    return this.session.device;
+  }
 
   /** Later runs use the model with these weights zeroed (undefined: the dense model). */
   setMask(mask: Mask | undefined): void {
     for (const name of mask?.keys() ?? []) {
-      if (!this.prunable.has(name)) throw new LrpLensError('bad-argument', `The mask prunes '${name}', which is not a prunable weight of this model. Was the mask made for another model?`);
+      if (!this.prunable.has(name))
+        throw new LrpLensError(
+          'bad-argument',
+          `The mask prunes '${name}', which is not a prunable weight of this model. Was the mask made for another model?`,
+        );
     }
     this.weightFeeds = this.feedsFor(mask);
   }
@@ -98,7 +112,10 @@ export class ForwardModel {
     const dtype = storedDtype(this.graph, name);
     const size = dtype === 'float32' ? 4 : 2;
     const bytes = stored.byteOffset % size === 0 ? stored : new Uint8Array(stored);
-    const data = dtype === 'float32' ? new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) : new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
+    const data =
+      dtype === 'float32'
+        ? new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
+        : new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
     return new ort.Tensor(dtype, data, w.dims);
   }
 
@@ -117,7 +134,10 @@ export class ForwardModel {
 
   /** log p(ids[t+1] | ids[..t]) for every row and t < length − 1. */
   async nextTokenLogProbs(rows: number[][]): Promise<Float32Array[]> {
-    const run = await this.run(rows, rows.map((r) => [...r.slice(1), 0]));
+    const run = await this.run(
+      rows,
+      rows.map((r) => [...r.slice(1), 0]),
+    );
     return rows.map((r, i) => run.labelLogProbs(i).subarray(0, r.length - 1));
   }
 

@@ -10,7 +10,12 @@ export function argmax(xs: ArrayLike<number>): number {
 }
 
 /** The next `steps` greedy tokens after each prompt; stops a row at `eos` when given. */
-export async function greedyContinuations(model: ForwardModel, prompts: number[][], steps: number, opts: Progress & { eos?: number[] } = {}): Promise<number[][]> {
+export async function greedyContinuations(
+  model: ForwardModel,
+  prompts: number[][],
+  steps: number,
+  opts: Progress & { eos?: number[] } = {},
+): Promise<number[][]> {
   const rows = prompts.map((p) => [...p]);
   const out = prompts.map(() => [] as number[]);
   const done = prompts.map(() => false);

@@ -16,7 +16,11 @@ export interface PerplexityResult {
   windows: number;
 }
 
-export async function perplexity(model: ForwardModel, windows: number[][], opts: Progress & { batchSize?: number } = {}): Promise<PerplexityResult> {
+export async function perplexity(
+  model: ForwardModel,
+  windows: number[][],
+  opts: Progress & { batchSize?: number } = {},
+): Promise<PerplexityResult> {
   const batchSize = opts.batchSize ?? 8;
   let sum = 0;
   let tokens = 0;

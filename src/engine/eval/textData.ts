@@ -34,15 +34,18 @@ export function tokenStream(documents: string[], tokenizer: TokenizerLike): numb
 }
 
 export function windows(stream: number[], length: number, max?: number): number[][] {
-  if (!Number.isInteger(length) || length < 2) throw new LrpLensError('bad-argument', `The window length must be an integer ≥ 2 tokens (got ${length}).`);
+  if (!Number.isInteger(length) || length < 2)
+    throw new LrpLensError('bad-argument', `The window length must be an integer ≥ 2 tokens (got ${length}).`);
   const out: number[][] = [];
   for (let at = 0; at + 1 < stream.length && (max === undefined || out.length < max); at += length) out.push(stream.slice(at, at + length));
   return out;
 }
 
 export function readTextFile(path: string, what: string): string {
-  if (!existsSync(path)) throw new LrpLensError('bad-argument', `The ${what} file ${path} does not exist. Give a plain text file or a *.prompts.jsonl file.`);
-  if (statSync(path).isDirectory()) throw new LrpLensError('bad-argument', `The ${what} ${path} is a folder; give a plain text file or a *.prompts.jsonl file.`);
+  if (!existsSync(path))
+    throw new LrpLensError('bad-argument', `The ${what} file ${path} does not exist. Give a plain text file or a *.prompts.jsonl file.`);
+  if (statSync(path).isDirectory())
+    throw new LrpLensError('bad-argument', `The ${what} ${path} is a folder; give a plain text file or a *.prompts.jsonl file.`);
   const bytes = readFileSync(path);
   const text = bytes.toString('utf8');
   checkText(text, path);
@@ -69,6 +72,7 @@ export function loadSamples(path: string, tokenizer: TokenizerLike, opts: Sample
     samples = windows(tokenStream(splitDocuments(text), tokenizer), opts.seqLen, opts.samples);
   }
   samples = samples.filter((s) => s.length >= 2);
-  if (samples.length === 0) throw new LrpLensError('bad-argument', `The ${what} file ${path} gives no sample of at least 2 tokens. Add text.`);
+  if (samples.length === 0)
+    throw new LrpLensError('bad-argument', `The ${what} file ${path} gives no sample of at least 2 tokens. Add text.`);
   return { samples, hash, source: path };
 }

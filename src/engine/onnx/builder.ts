@@ -96,21 +96,41 @@ export class GraphBuilder {
   }
 
   // Common ops, named as ONNX names them.
-  Add(a: string, b: string): string { return this.op('Add', [a, b]); }
-  Sub(a: string, b: string): string { return this.op('Sub', [a, b]); }
-  Mul(a: string, b: string): string { return this.op('Mul', [a, b]); }
-  Div(a: string, b: string): string { return this.op('Div', [a, b]); }
-  Neg(a: string): string { return this.op('Neg', [a]); }
-  MatMul(a: string, b: string): string { return this.op('MatMul', [a, b]); }
-  Shape(a: string): string { return this.op('Shape', [a]); }
-  Reshape(a: string, shape: string): string { return this.op('Reshape', [a, shape]); }
-  Transpose(a: string, perm: number[]): string { return this.op('Transpose', [a], { perm }); }
+  Add(a: string, b: string): string {
+    return this.op('Add', [a, b]);
+  }
+  Sub(a: string, b: string): string {
+    return this.op('Sub', [a, b]);
+  }
+  Mul(a: string, b: string): string {
+    return this.op('Mul', [a, b]);
+  }
+  Div(a: string, b: string): string {
+    return this.op('Div', [a, b]);
+  }
+  Neg(a: string): string {
+    return this.op('Neg', [a]);
+  }
+  MatMul(a: string, b: string): string {
+    return this.op('MatMul', [a, b]);
+  }
+  Shape(a: string): string {
+    return this.op('Shape', [a]);
+  }
+  Reshape(a: string, shape: string): string {
+    return this.op('Reshape', [a, shape]);
+  }
+  Transpose(a: string, perm: number[]): string {
+    return this.op('Transpose', [a], { perm });
+  }
   ReduceSum(a: string, axes: number[], keepdims: boolean): string {
     // Axes became an input at opset 13.
     if (this.graph.opset < 13) return this.op('ReduceSum', [a], { axes, keepdims: keepdims ? 1 : 0 });
     return this.op('ReduceSum', [a, this.ints(axes)], { keepdims: keepdims ? 1 : 0 });
   }
-  Cast(a: string, to: DType): string { return this.op('Cast', [a], { to: dtypeCode(to) }); }
+  Cast(a: string, to: DType): string {
+    return this.op('Cast', [a], { to: dtypeCode(to) });
+  }
 }
 
 /** A fresh empty model at the given opset, for building synthetic models and tests. */

@@ -23,7 +23,10 @@ export function externalRef(t: onnx.ITensorProto): ExternalRef {
   const location = entries.get('location');
   if (!location) throw new LrpLensError('model-corrupt', `Tensor ${t.name} is marked external but names no data file.`);
   if (isAbsolute(location) || normalize(location).startsWith('..')) {
-    throw new LrpLensError('model-corrupt', `Tensor ${t.name} refers to data outside the model folder (${location}); this is refused for safety.`);
+    throw new LrpLensError(
+      'model-corrupt',
+      `Tensor ${t.name} refers to data outside the model folder (${location}); this is refused for safety.`,
+    );
   }
   return { location, offset: Number(entries.get('offset') ?? 0), length: Number(entries.get('length') ?? -1) };
 }
@@ -39,7 +42,8 @@ export function externalFiles(tensors: Iterable<onnx.ITensorProto>): Set<string>
 export function readExternalBytes(t: onnx.ITensorProto, baseDir: string): Uint8Array {
   const ref = externalRef(t);
   const path = join(baseDir, ref.location);
-  if (!existsSync(path)) throw new LrpLensError('model-not-found', `External data file ${path} (for ${t.name}) is missing. Download it beside the .onnx file.`);
+  if (!existsSync(path))
+    throw new LrpLensError('model-not-found', `External data file ${path} (for ${t.name}) is missing. Download it beside the .onnx file.`);
   const length = ref.length >= 0 ? ref.length : statSync(path).size - ref.offset;
   const out = Buffer.alloc(length);
   const fd = openSync(path, 'r');
@@ -58,7 +62,8 @@ export function readExternalBytes(t: onnx.ITensorProto, baseDir: string): Uint8A
 export function linkDataFile(fromDir: string, toDir: string, location: string): void {
   const src = join(fromDir, location);
   const dst = join(toDir, location);
-  if (!existsSync(src)) throw new LrpLensError('model-not-found', `External data file ${src} is missing. Download it beside the .onnx file.`);
+  if (!existsSync(src))
+    throw new LrpLensError('model-not-found', `External data file ${src} is missing. Download it beside the .onnx file.`);
   if (existsSync(dst)) return;
   mkdirSync(dirname(dst), { recursive: true });
   linkOrCopy(src, dst);
@@ -79,11 +84,20 @@ export function externalTensor(t: onnx.ITensorProto, location: string, offset: n
     ...t,
     rawData: new Uint8Array(0),
     dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
-    externalData: [{ key: 'location', value: location }, { key: 'offset', value: String(offset) }, { key: 'length', value: String(length) }],
+    externalData: [
+      { key: 'location', value: location },
+      { key: 'offset', value: String(offset) },
+      { key: 'length', value: String(length) },
+    ],
   });
 }
 
 /** A copy of an external tensor with its bytes read in (small constants only). */
 export function embeddedTensor(t: onnx.ITensorProto, baseDir: string): onnx.TensorProto {
-  return onnx.TensorProto.create({ ...t, dataLocation: onnx.TensorProto.DataLocation.DEFAULT, externalData: [], rawData: readExternalBytes(t, baseDir) });
+  return onnx.TensorProto.create({
+    ...t,
+    dataLocation: onnx.TensorProto.DataLocation.DEFAULT,
+    externalData: [],
+    rawData: readExternalBytes(t, baseDir),
+  });
 }

@@ -29,7 +29,9 @@ export function inputSpecs(inputs: onnx.IValueInfoProto[]): InputSpec[] {
     return {
       name: i.name ?? '',
       dtype: dtypeOf(tt?.elemType ?? 0),
-      dims: (tt?.shape?.dim ?? []).map((d) => (d.dimParam ? d.dimParam : d.dimValue !== undefined && d.dimValue !== null ? num(d.dimValue) : '?')),
+      dims: (tt?.shape?.dim ?? []).map((d) =>
+        d.dimParam ? d.dimParam : d.dimValue !== undefined && d.dimValue !== null ? num(d.dimValue) : '?',
+      ),
     };
   });
 }

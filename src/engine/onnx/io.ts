@@ -14,7 +14,11 @@ export function decodeModel(bytes: Uint8Array, source = 'model'): onnx.ModelProt
     // avoids the deprecated Buffer() constructor it uses for empty fields of a Buffer.
     model = onnx.ModelProto.decode(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   } catch (err) {
-    throw new LrpLensError('model-corrupt', `${source} is not a valid ONNX file (${(err as Error).message}). Re-export the model or re-download the file.`, err);
+    throw new LrpLensError(
+      'model-corrupt',
+      `${source} is not a valid ONNX file (${(err as Error).message}). Re-export the model or re-download the file.`,
+      err,
+    );
   }
   if (!model.graph || (model.graph.node ?? []).length === 0) {
     throw new LrpLensError('model-corrupt', `${source} holds no ONNX graph. Re-export the model or re-download the file.`);

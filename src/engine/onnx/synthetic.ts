@@ -48,7 +48,18 @@ export interface SyntheticConfig {
 
 /** GPT-2 small: 12 layers, 768 hidden, 12 heads, 3072 MLP, 50257 vocab, 1024 positions (≈124M parameters). */
 export function gpt2Small124M(seed = 0): SyntheticConfig {
-  return { layers: 12, hidden: 768, heads: 12, ffn: 3072, vocab: 50257, maxPositions: 1024, dtype: 'float32', seed, tiedEmbeddings: true, initStd: 0.02 };
+  return {
+    layers: 12,
+    hidden: 768,
+    heads: 12,
+    ffn: 3072,
+    vocab: 50257,
+    maxPositions: 1024,
+    dtype: 'float32',
+    seed,
+    tiedEmbeddings: true,
+    initStd: 0.02,
+  };
 }
 
 /** xorshift32: cheap and seeded (fills GPT-2 small's 124M weights in well under a second). */
@@ -104,8 +115,12 @@ export class Exporter {
     if (cfg.heads % this.kvHeads !== 0) throw new RangeError(`heads (${cfg.heads}) must be a multiple of kvHeads (${this.kvHeads}).`);
   }
 
-  get kvHeads(): number { return this.cfg.kvHeads ?? this.cfg.heads; }
-  get headDim(): number { return this.cfg.hidden / this.cfg.heads; }
+  get kvHeads(): number {
+    return this.cfg.kvHeads ?? this.cfg.heads;
+  }
+  get headDim(): number {
+    return this.cfg.hidden / this.cfg.heads;
+  }
 
   /** A random weight initializer named as the checkpoint names it. */
   param(name: string, dims: number[], mean: number, std: number): string {
@@ -134,10 +149,18 @@ export class Exporter {
     return this.param(name, [n], 1, this.cfg.initStd === undefined ? 0.1 : 0);
   }
 
-  f(v: number): string { return this.b.scalar(this.dt, v); }
-  i(v: number): string { return this.b.constant('int64', [], [v], 'int'); }
-  ints(v: number[]): string { return this.b.ints(v); }
-  get floatMin(): number { return this.dt === 'float32' ? FLOAT32_MIN : FLOAT64_MIN; }
+  f(v: number): string {
+    return this.b.scalar(this.dt, v);
+  }
+  i(v: number): string {
+    return this.b.constant('int64', [], [v], 'int');
+  }
+  ints(v: number[]): string {
+    return this.b.ints(v);
+  }
+  get floatMin(): number {
+    return this.dt === 'float32' ? FLOAT32_MIN : FLOAT64_MIN;
+  }
 
   op(opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}): string {
     return this.b.op(opType, inputs, attrs);
@@ -170,11 +193,19 @@ export class Exporter {
 
   /** A 1-D shape from scalar dims (computed) and numbers (constants), as torch's view(...) exports it. */
   shape(parts: (string | number)[]): string {
-    return this.op('Concat', parts.map((p) => (typeof p === 'number' ? this.ints([p]) : this.op('Unsqueeze', [p, this.ints([0])]))), { axis: 0 });
+    return this.op(
+      'Concat',
+      parts.map((p) => (typeof p === 'number' ? this.ints([p]) : this.op('Unsqueeze', [p, this.ints([0])]))),
+      { axis: 0 },
+    );
   }
 
-  unsqueeze(x: string, axes: number[]): string { return this.op('Unsqueeze', [x, this.ints(axes)]); }
-  castFloat(x: string): string { return this.b.Cast(x, this.dt); }
+  unsqueeze(x: string, axes: number[]): string {
+    return this.op('Unsqueeze', [x, this.ints(axes)]);
+  }
+  castFloat(x: string): string {
+    return this.b.Cast(x, this.dt);
+  }
 
   /** Linear as torch exports nn.Linear on 3-D input: MatMul by the transposed weight, then Add(bias, ·). */
   linear(x: string, name: string, n: number, m: number, bias: boolean): string {
@@ -185,7 +216,10 @@ export class Exporter {
   /** GPT-2 Conv1D: addmm(bias, x.view(-1, n), W[n, m]).view(*x.shape[:-1], m) → Reshape/Gemm/Reshape. */
   conv1d(x: string, name: string, n: number, m: number): string {
     const flat = this.b.Reshape(x, this.shape([-1, this.dim(x, 2)]));
-    const y = this.op('Gemm', [flat, this.matrix(`${name}.weight`, [n, m]), this.bias(`${name}.bias`, m)], { alpha: { float: 1 }, beta: { float: 1 } });
+    const y = this.op('Gemm', [flat, this.matrix(`${name}.weight`, [n, m]), this.bias(`${name}.bias`, m)], {
+      alpha: { float: 1 },
+      beta: { float: 1 },
+    });
     return this.b.Reshape(y, this.shape([this.dim(x, 0), this.dim(x, 1), m]));
   }
 
@@ -213,7 +247,10 @@ export class Exporter {
 
   layerNormFused(x: string, name: string): string {
     const h = this.cfg.hidden;
-    return this.op('LayerNormalization', [x, this.gamma(`${name}.weight`, h), this.bias(`${name}.bias`, h)], { axis: -1, epsilon: { float: 1e-5 } });
+    return this.op('LayerNormalization', [x, this.gamma(`${name}.weight`, h), this.bias(`${name}.bias`, h)], {
+      axis: -1,
+      epsilon: { float: 1e-5 },
+    });
   }
 
   /** RMSNorm as Llama exports: x · (1 / √(mean(x²) + ε)) · γ. */
@@ -233,7 +270,8 @@ export class Exporter {
       valueInfo('position_ids', 'int64', ['batch_size', 'sequence_length']),
     );
     for (let l = 0; l < this.cfg.layers; l++) {
-      for (const kind of ['key', 'value']) this.g.inputs.push(valueInfo(`past_key_values.${l}.${kind}`, this.dt, ['batch_size', kv, 'past_sequence_length', d]));
+      for (const kind of ['key', 'value'])
+        this.g.inputs.push(valueInfo(`past_key_values.${l}.${kind}`, this.dt, ['batch_size', kv, 'past_sequence_length', d]));
     }
   }
 
@@ -242,7 +280,8 @@ export class Exporter {
     const d = this.headDim;
     this.g.outputs.push(valueInfo(logits, this.dt, ['batch_size', 'sequence_length', this.cfg.vocab]));
     for (let l = 0; l < this.cfg.layers; l++) {
-      for (const kind of ['key', 'value']) this.g.outputs.push(valueInfo(`present.${l}.${kind}`, this.dt, ['batch_size', kv, 'total_sequence_length', d]));
+      for (const kind of ['key', 'value'])
+        this.g.outputs.push(valueInfo(`present.${l}.${kind}`, this.dt, ['batch_size', kv, 'total_sequence_length', d]));
     }
   }
 
@@ -375,7 +414,12 @@ export function buildLlamaLike(cfg: SyntheticConfig): Graph {
   const embed = e.embedding('model.embed_tokens.weight', [cfg.vocab, h]);
   let x = e.op('Gather', [embed, 'input_ids'], { axis: 0 });
   // Rotary tables from position_ids: emb = [θ·p, θ·p], cos/sin unsqueezed over heads → [B, 1, S, D].
-  const invFreq = b.constant(e.dt, [d / 2], Array.from({ length: d / 2 }, (_, i) => 1 / 10000 ** ((2 * i) / d)), 'inv_freq');
+  const invFreq = b.constant(
+    e.dt,
+    [d / 2],
+    Array.from({ length: d / 2 }, (_, i) => 1 / 10000 ** ((2 * i) / d)),
+    'inv_freq',
+  );
   const freqs = b.Mul(e.castFloat(e.unsqueeze('position_ids', [-1])), invFreq);
   const emb = e.op('Concat', [freqs, freqs], { axis: -1 });
   const cos = e.unsqueeze(e.op('Cos', [emb]), [1]);

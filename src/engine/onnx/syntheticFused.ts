@@ -56,10 +56,23 @@ class FusedExporter extends Exporter {
   }
 
   /** A contrib node (com.microsoft unless `domain`); outputs named as given ('' = not produced), fresh names where undefined. */
-  ms(opType: string, inputs: string[], outputs: (string | undefined)[], attrs: Record<string, AttrValue> = {}, domain = 'com.microsoft'): string[] {
+  ms(
+    opType: string,
+    inputs: string[],
+    outputs: (string | undefined)[],
+    attrs: Record<string, AttrValue> = {},
+    domain = 'com.microsoft',
+  ): string[] {
     const name = this.b.fresh(opType);
     const outs = outputs.map((o, i) => o ?? `${name}:${i}`);
-    this.g.nodes.push({ name, opType, domain, inputs, outputs: outs, attributes: Object.entries(attrs).map(([k, v]) => makeAttribute(k, v)) });
+    this.g.nodes.push({
+      name,
+      opType,
+      domain,
+      inputs,
+      outputs: outs,
+      attributes: Object.entries(attrs).map(([k, v]) => makeAttribute(k, v)),
+    });
     this.g.invalidate();
     return outs;
   }
@@ -68,9 +81,14 @@ class FusedExporter extends Exporter {
   rotaryCaches(): [string, string] {
     const d = this.headDim;
     const round = this.dt === 'float32' ? Math.fround : (x: number) => x;
-    const angles = Array.from({ length: this.cfg.maxPositions * (d / 2) }, (_, k) => round(Math.floor(k / (d / 2)) * round(1 / 10000 ** ((2 * (k % (d / 2))) / d))));
+    const angles = Array.from({ length: this.cfg.maxPositions * (d / 2) }, (_, k) =>
+      round(Math.floor(k / (d / 2)) * round(1 / 10000 ** ((2 * (k % (d / 2))) / d))),
+    );
     const dims = [this.cfg.maxPositions, d / 2];
-    return [this.b.initializer('cos_cache', this.dt, dims, angles.map(Math.cos)), this.b.initializer('sin_cache', this.dt, dims, angles.map(Math.sin))];
+    return [
+      this.b.initializer('cos_cache', this.dt, dims, angles.map(Math.cos)),
+      this.b.initializer('sin_cache', this.dt, dims, angles.map(Math.sin)),
+    ];
   }
 }
 
@@ -82,8 +100,12 @@ export function buildGenaiLlama(cfg: SyntheticConfig, options: FusedOptions = {}
   const h = cfg.hidden;
   const d = e.headDim;
   const kvh = e.kvHeads;
-  if (attention !== 'mha' && d % (attention === 'gqa' ? 8 : 16) !== 0) throw new RangeError(`onnxruntime's GroupQueryAttention needs a head size that is a multiple of 8, or of 16 with do_rotary (got ${d}).`);
-  if (attention === 'mha' && kvh !== cfg.heads) throw new RangeError('MultiHeadAttention has no grouped-query attention; leave kvHeads unset.');
+  if (attention !== 'mha' && d % (attention === 'gqa' ? 8 : 16) !== 0)
+    throw new RangeError(
+      `onnxruntime's GroupQueryAttention needs a head size that is a multiple of 8, or of 16 with do_rotary (got ${d}).`,
+    );
+  if (attention === 'mha' && kvh !== cfg.heads)
+    throw new RangeError('MultiHeadAttention has no grouped-query attention; leave kvHeads unset.');
   e.declareInputs();
   if (attention === 'gqa-rotary') e.g.inputs = e.g.inputs.filter((i) => i.name !== 'position_ids');
   let x = e.op('Gather', [e.embedding('model.embed_tokens.weight', [cfg.vocab, h]), 'input_ids'], { axis: 0 });
@@ -101,8 +123,11 @@ export function buildGenaiLlama(cfg: SyntheticConfig, options: FusedOptions = {}
     }
     const gamma = e.gamma(`${name}.weight`, h);
     // onnxruntime registers SimplifiedLayerNormalization in the default ONNX domain, and genai emits it there.
-    if (!branch) return e.ms('SimplifiedLayerNormalization', [x, gamma], [undefined], { axis: -1, epsilon: { float: 1e-5 }, stash_type: 1 }, '')[0];
-    const [normed, , , sum] = e.ms('SkipSimplifiedLayerNormalization', [branch, x, gamma], [undefined, '', '', undefined], { epsilon: { float: 1e-5 } });
+    if (!branch)
+      return e.ms('SimplifiedLayerNormalization', [x, gamma], [undefined], { axis: -1, epsilon: { float: 1e-5 }, stash_type: 1 }, '')[0];
+    const [normed, , , sum] = e.ms('SkipSimplifiedLayerNormalization', [branch, x, gamma], [undefined, '', '', undefined], {
+      epsilon: { float: 1e-5 },
+    });
     x = sum;
     return normed;
   };
@@ -116,10 +141,24 @@ export function buildGenaiLlama(cfg: SyntheticConfig, options: FusedOptions = {}
     const past = [`past_key_values.${l}.key`, `past_key_values.${l}.value`];
     const present = [`present.${l}.key`, `present.${l}.value`];
     if (attention !== 'gqa-rotary') [q, k] = [rope(q), rope(k)];
-    const [attn] = attention === 'mha'
-      ? e.ms('MultiHeadAttention', [q, k, v, '', keyPadding, '', ...past], [undefined, ...present], { num_heads: cfg.heads, unidirectional: 1 })
-      : e.ms('GroupQueryAttention', [q, k, v, ...past, seqlensK, total, ...(attention === 'gqa-rotary' ? [cos, sin] : [])], [undefined, ...present],
-        { num_heads: cfg.heads, kv_num_heads: kvh, local_window_size: -1, do_rotary: attention === 'gqa-rotary' ? 1 : 0, rotary_interleaved: 0 });
+    const [attn] =
+      attention === 'mha'
+        ? e.ms('MultiHeadAttention', [q, k, v, '', keyPadding, '', ...past], [undefined, ...present], {
+            num_heads: cfg.heads,
+            unidirectional: 1,
+          })
+        : e.ms(
+            'GroupQueryAttention',
+            [q, k, v, ...past, seqlensK, total, ...(attention === 'gqa-rotary' ? [cos, sin] : [])],
+            [undefined, ...present],
+            {
+              num_heads: cfg.heads,
+              kv_num_heads: kvh,
+              local_window_size: -1,
+              do_rotary: attention === 'gqa-rotary' ? 1 : 0,
+              rotary_interleaved: 0,
+            },
+          );
     branch = e.linear(attn, `${p}.self_attn.o_proj`, h, h, false);
     const n2 = norm(`${p}.post_attention_layernorm`);
     const gate = e.linear(n2, `${p}.mlp.gate_proj`, h, cfg.ffn, false);
@@ -164,7 +203,10 @@ export function buildOrtGpt2(cfg: SyntheticConfig, options: Pick<FusedOptions, '
     const p = `transformer.h.${l}`;
     const n1 = norm(`${p}.ln_1`);
     const qkv = [e.matrix(`${p}.attn.c_attn.weight`, [h, 3 * h]), e.bias(`${p}.attn.c_attn.bias`, 3 * h)];
-    const [attn] = e.ms('Attention', [n1, ...qkv, mask, `past_${l}`], [undefined, `present_${l}`], { num_heads: cfg.heads, unidirectional: 1 });
+    const [attn] = e.ms('Attention', [n1, ...qkv, mask, `past_${l}`], [undefined, `present_${l}`], {
+      num_heads: cfg.heads,
+      unidirectional: 1,
+    });
     [branch, branchBias] = [matmul(attn, `${p}.attn.c_proj`, h, h), e.bias(`${p}.attn.c_proj.bias`, h)];
     const fc = matmul(norm(`${p}.ln_2`), `${p}.mlp.c_fc`, h, cfg.ffn);
     const fcBias = e.bias(`${p}.mlp.c_fc.bias`, cfg.ffn);
@@ -174,7 +216,9 @@ export function buildOrtGpt2(cfg: SyntheticConfig, options: Pick<FusedOptions, '
   const logits = e.lmHead(norm('transformer.ln_f'), wte, true);
   e.g.outputs.push(
     valueInfo(logits, e.dt, ['batch_size', 'sequence_length', cfg.vocab]),
-    ...Array.from({ length: cfg.layers }, (_, l) => valueInfo(`present_${l}`, e.dt, [2, 'batch_size', cfg.heads, 'total_sequence_length', d])),
+    ...Array.from({ length: cfg.layers }, (_, l) =>
+      valueInfo(`present_${l}`, e.dt, [2, 'batch_size', cfg.heads, 'total_sequence_length', d]),
+    ),
   );
   e.g.sortTopologically();
   return e.g;

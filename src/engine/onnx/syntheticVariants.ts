@@ -108,7 +108,12 @@ export function toHalf(g: Graph, dtype: HalfType = 'float16'): Graph {
 export function roundedToHalf(g: Graph, dtype: HalfType = 'float16'): Graph {
   const out = new Graph(g.toModel());
   const round = (t: onnx.ITensorProto, name = t.name ?? '') =>
-    makeTensor(name, 'float32', tensorDims(t), Array.from(tensorFloats(t), (v) => roundToHalf(v, dtype)));
+    makeTensor(
+      name,
+      'float32',
+      tensorDims(t),
+      Array.from(tensorFloats(t), (v) => roundToHalf(v, dtype)),
+    );
   for (const [name, t] of out.initializers) if (t.dataType === D.FLOAT) out.initializers.set(name, round(t));
   out.nodes = out.nodes.map((n) => ({
     ...n,
@@ -125,7 +130,13 @@ export interface Quantized {
 
 /** MatMuls whose B is a 2-D float32 initializer [K, N]: the linears a weight quantiser rewrites. */
 function weightMatMuls(g: Graph): OnnxNode[] {
-  return g.nodes.filter((n) => n.opType === 'MatMul' && !n.domain && (g.initializers.get(n.inputs[1])?.dims ?? []).length === 2 && g.initializers.get(n.inputs[1])?.dataType === D.FLOAT);
+  return g.nodes.filter(
+    (n) =>
+      n.opType === 'MatMul' &&
+      !n.domain &&
+      (g.initializers.get(n.inputs[1])?.dims ?? []).length === 2 &&
+      g.initializers.get(n.inputs[1])?.dataType === D.FLOAT,
+  );
 }
 
 function withOpset(g: Graph, domain: string, version: number): void {
@@ -133,7 +144,14 @@ function withOpset(g: Graph, domain: string, version: number): void {
   if (!imports.some((o) => o.domain === domain)) g.model.opsetImport = [...imports, { domain, version }];
 }
 
-function node(name: string, opType: string, inputs: string[], outputs: string[], attrs: Record<string, number> = {}, domain = ''): OnnxNode {
+function node(
+  name: string,
+  opType: string,
+  inputs: string[],
+  outputs: string[],
+  attrs: Record<string, number> = {},
+  domain = '',
+): OnnxNode {
   return { name, opType, domain, inputs, outputs, attributes: Object.entries(attrs).map(([k, v]) => makeAttribute(k, v)) };
 }
 
@@ -175,7 +193,17 @@ export function quantizeMatMulNBits(g: Graph, opts: NBitsOptions = {}): Quantize
     const t = quantized.initializers.get(name)!;
     const [K, N] = tensorDims(t);
     const blocks = Math.ceil(K / blockSize);
-    replace.set(mm, node(mm.name, 'MatMulNBits', [mm.inputs[0], `${name}_Q${bits}`, `${name}_scales`, ...(zeroPoints === 'none' ? [] : [`${name}_zero_points`])], mm.outputs, { K, N, bits, block_size: blockSize, accuracy_level: 0 }, 'com.microsoft'));
+    replace.set(
+      mm,
+      node(
+        mm.name,
+        'MatMulNBits',
+        [mm.inputs[0], `${name}_Q${bits}`, `${name}_scales`, ...(zeroPoints === 'none' ? [] : [`${name}_zero_points`])],
+        mm.outputs,
+        { K, N, bits, block_size: blockSize, accuracy_level: 0 },
+        'com.microsoft',
+      ),
+    );
     if (done.has(name)) continue;
     done.add(name);
     const w = tensorFloats(t);
@@ -205,8 +233,10 @@ export function quantizeMatMulNBits(g: Graph, opts: NBitsOptions = {}): Quantize
     const raw = (a: Float32Array | Uint8Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
     quantized.initializers.set(`${name}_Q${bits}`, makeRawTensor(`${name}_Q${bits}`, 'uint8', [N, blocks, blockSize / perByte], packed));
     quantized.initializers.set(`${name}_scales`, makeRawTensor(`${name}_scales`, 'float32', [N * blocks], raw(scales)));
-    if (zeroPoints === 'packed') quantized.initializers.set(`${name}_zero_points`, makeRawTensor(`${name}_zero_points`, 'uint8', [zpPacked.length], zpPacked));
-    if (zeroPoints === 'float') quantized.initializers.set(`${name}_zero_points`, makeRawTensor(`${name}_zero_points`, 'float32', [N * blocks], raw(zpFloat)));
+    if (zeroPoints === 'packed')
+      quantized.initializers.set(`${name}_zero_points`, makeRawTensor(`${name}_zero_points`, 'uint8', [zpPacked.length], zpPacked));
+    if (zeroPoints === 'float')
+      quantized.initializers.set(`${name}_zero_points`, makeRawTensor(`${name}_zero_points`, 'float32', [N * blocks], raw(zpFloat)));
     quantized.initializers.delete(name);
     dequantized.initializers.set(name, makeRawTensor(name, 'float32', [K, N], raw(deq)));
   }
@@ -350,7 +380,11 @@ export function quantizeDequantizeLinear(g: Graph, perChannel: boolean): Quantiz
     quantized.initializers.set(`${name}_scale`, makeRawTensor(`${name}_scale`, 'float32', shape, raw(qw.scale)));
     quantized.initializers.set(`${name}_zero_point`, makeRawTensor(`${name}_zero_point`, 'int8', shape, qw.zp));
     quantized.initializers.delete(name);
-    added.push(node(`${name}_DequantizeLinear`, 'DequantizeLinear', [`${name}_quantized`, `${name}_scale`, `${name}_zero_point`], [name], { axis: 1 }));
+    added.push(
+      node(`${name}_DequantizeLinear`, 'DequantizeLinear', [`${name}_quantized`, `${name}_scale`, `${name}_zero_point`], [name], {
+        axis: 1,
+      }),
+    );
     dequantized.initializers.set(name, makeRawTensor(name, 'float32', [K, N], raw(qw.deq)));
   }
   quantized.nodes = [...added, ...quantized.nodes];
@@ -368,29 +402,43 @@ export function mergedDecoder(noCache: Graph, withPast: Graph = noCache): Graph 
   const merged = emptyGraph(noCache.opset, 'merged_decoder');
   merged.model.opsetImport = [...(noCache.model.opsetImport ?? [])];
   const same = (a: onnx.ITensorProto, b: onnx.ITensorProto | undefined) =>
-    !!b && a.dataType === b.dataType && Buffer.from(a.rawData ?? []).equals(Buffer.from(b.rawData ?? [])) && tensorDims(a).join() === tensorDims(b).join();
+    !!b &&
+    a.dataType === b.dataType &&
+    Buffer.from(a.rawData ?? []).equals(Buffer.from(b.rawData ?? [])) &&
+    tensorDims(a).join() === tensorDims(b).join();
   const shared = new Set([...noCache.initializers].filter(([name, t]) => same(t, withPast.initializers.get(name))).map(([name]) => name));
   for (const name of shared) merged.initializers.set(name, noCache.initializers.get(name)!);
   const branch = (g: Graph, name: string) =>
     onnx.GraphProto.create({
       name,
-      node: g.nodes.map((n) => onnx.NodeProto.create({ name: n.name, opType: n.opType, domain: n.domain, input: n.inputs, output: n.outputs, attribute: n.attributes })),
+      node: g.nodes.map((n) =>
+        onnx.NodeProto.create({
+          name: n.name,
+          opType: n.opType,
+          domain: n.domain,
+          input: n.inputs,
+          output: n.outputs,
+          attribute: n.attributes,
+        }),
+      ),
       initializer: [...g.initializers].filter(([k]) => !shared.has(k)).map(([, t]) => t),
       output: g.outputs,
     });
   const GRAPH = onnx.AttributeProto.AttributeType.GRAPH;
   merged.inputs = [...noCache.inputs, valueInfo('use_cache_branch', 'bool', [1])];
   merged.outputs = [...noCache.outputs];
-  merged.nodes = [{
-    name: 'optimum::if',
-    opType: 'If',
-    domain: '',
-    inputs: ['use_cache_branch'],
-    outputs: noCache.outputs.map((o) => o.name ?? ''),
-    attributes: [
-      onnx.AttributeProto.create({ name: 'then_branch', type: GRAPH, g: branch(withPast, 'decoder_with_past') }),
-      onnx.AttributeProto.create({ name: 'else_branch', type: GRAPH, g: branch(noCache, 'decoder') }),
-    ],
-  }];
+  merged.nodes = [
+    {
+      name: 'optimum::if',
+      opType: 'If',
+      domain: '',
+      inputs: ['use_cache_branch'],
+      outputs: noCache.outputs.map((o) => o.name ?? ''),
+      attributes: [
+        onnx.AttributeProto.create({ name: 'then_branch', type: GRAPH, g: branch(withPast, 'decoder_with_past') }),
+        onnx.AttributeProto.create({ name: 'else_branch', type: GRAPH, g: branch(noCache, 'decoder') }),
+      ],
+    },
+  ];
   return merged;
 }

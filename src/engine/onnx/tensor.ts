@@ -64,21 +64,37 @@ export function tensorValues(t: onnx.ITensorProto): number[] {
   if (raw) {
     const buf = copyAligned(raw);
     switch (dtype) {
-      case 'float32': return Array.from(new Float32Array(buf));
-      case 'float64': return Array.from(new Float64Array(buf));
-      case 'int64': return Array.from(new BigInt64Array(buf), (x) => Number(x));
-      case 'int32': return Array.from(new Int32Array(buf));
-      case 'int8': return Array.from(new Int8Array(buf));
-      case 'uint8': case 'bool': return Array.from(new Uint8Array(buf));
-      default: throw new LrpLensError('unsupported-graph', `Reading ${dtype} constant ${t.name} is not supported.`);
+      case 'float32':
+        return Array.from(new Float32Array(buf));
+      case 'float64':
+        return Array.from(new Float64Array(buf));
+      case 'int64':
+        return Array.from(new BigInt64Array(buf), (x) => Number(x));
+      case 'int32':
+        return Array.from(new Int32Array(buf));
+      case 'int8':
+        return Array.from(new Int8Array(buf));
+      case 'uint8':
+      case 'bool':
+        return Array.from(new Uint8Array(buf));
+      default:
+        throw new LrpLensError('unsupported-graph', `Reading ${dtype} constant ${t.name} is not supported.`);
     }
   }
   switch (dtype) {
-    case 'float32': return [...(t.floatData ?? [])];
-    case 'float64': return [...(t.doubleData ?? [])];
-    case 'int64': return (t.int64Data ?? []).map(num);
-    case 'int32': case 'int8': case 'uint8': case 'bool': return [...(t.int32Data ?? [])];
-    default: throw new LrpLensError('unsupported-graph', `Reading ${dtype} constant ${t.name} is not supported.`);
+    case 'float32':
+      return [...(t.floatData ?? [])];
+    case 'float64':
+      return [...(t.doubleData ?? [])];
+    case 'int64':
+      return (t.int64Data ?? []).map(num);
+    case 'int32':
+    case 'int8':
+    case 'uint8':
+    case 'bool':
+      return [...(t.int32Data ?? [])];
+    default:
+      throw new LrpLensError('unsupported-graph', `Reading ${dtype} constant ${t.name} is not supported.`);
   }
 }
 
@@ -90,12 +106,24 @@ export function tensorFloats(t: onnx.ITensorProto): Float64Array {
 export function makeTensor(name: string, dtype: DType, dims: number[], values: ArrayLike<number> | ArrayLike<bigint>): onnx.TensorProto {
   let raw: Uint8Array;
   switch (dtype) {
-    case 'float32': raw = new Uint8Array(Float32Array.from(values as ArrayLike<number>).buffer); break;
-    case 'float64': raw = new Uint8Array(Float64Array.from(values as ArrayLike<number>).buffer); break;
-    case 'int64': raw = new Uint8Array(BigInt64Array.from(Array.from(values as ArrayLike<number>, (v) => BigInt(v))).buffer); break;
-    case 'int32': raw = new Uint8Array(Int32Array.from(values as ArrayLike<number>).buffer); break;
-    case 'bool': case 'uint8': raw = Uint8Array.from(values as ArrayLike<number>); break;
-    default: throw new LrpLensError('unsupported-graph', `Creating ${dtype} tensors is not supported.`);
+    case 'float32':
+      raw = new Uint8Array(Float32Array.from(values as ArrayLike<number>).buffer);
+      break;
+    case 'float64':
+      raw = new Uint8Array(Float64Array.from(values as ArrayLike<number>).buffer);
+      break;
+    case 'int64':
+      raw = new Uint8Array(BigInt64Array.from(Array.from(values as ArrayLike<number>, (v) => BigInt(v))).buffer);
+      break;
+    case 'int32':
+      raw = new Uint8Array(Int32Array.from(values as ArrayLike<number>).buffer);
+      break;
+    case 'bool':
+    case 'uint8':
+      raw = Uint8Array.from(values as ArrayLike<number>);
+      break;
+    default:
+      throw new LrpLensError('unsupported-graph', `Creating ${dtype} tensors is not supported.`);
   }
   return onnx.TensorProto.create({ name, dataType: dtypeCode(dtype), dims, rawData: raw });
 }

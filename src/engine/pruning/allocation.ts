@@ -52,7 +52,11 @@ export function allocateMasks(scores: Scores, weights: PrunableWeight[], sparsit
 
 export function prepareAllocation(scores: Scores, weights: PrunableWeight[], options: AllocationOptions): MaskAllocator {
   checkOptions(options);
-  if (weights.length === 0) throw new LrpLensError('bad-argument', 'No prunable weights were selected, so there is nothing to allocate. Select at least one weight (check the layer/kind filters).');
+  if (weights.length === 0)
+    throw new LrpLensError(
+      'bad-argument',
+      'No prunable weights were selected, so there is nothing to allocate. Select at least one weight (check the layer/kind filters).',
+    );
   const bits = weights.map((w) => scoreBits(scores, w));
   if (options.structured) return structuredAllocator(weights, bits, options);
   if (options.allocation === 'row') return rowAllocator(weights, bits, options);
@@ -94,7 +98,10 @@ function countZeros(keep: Uint8Array): number {
 
 export function checkSparsity(sparsity: number): void {
   if (typeof sparsity !== 'number' || !Number.isFinite(sparsity) || sparsity < 0 || sparsity > 1) {
-    throw new LrpLensError('bad-argument', `Sparsity ${String(sparsity)} is not a fraction between 0 and 1. Give the share of weights to prune, e.g. 0.5 for half.`);
+    throw new LrpLensError(
+      'bad-argument',
+      `Sparsity ${String(sparsity)} is not a fraction between 0 and 1. Give the share of weights to prune, e.g. 0.5 for half.`,
+    );
   }
 }
 
@@ -103,7 +110,10 @@ function checkOptions(options: AllocationOptions): void {
     throw new LrpLensError('bad-argument', `Unknown allocation '${String(options.allocation)}'. Use row, layer or global.`);
   }
   if (options.structured && options.allocation === 'row') {
-    throw new LrpLensError('bad-argument', 'Structured pruning removes whole rows, so it cannot allocate per row. Use --allocation layer or global with structured pruning.');
+    throw new LrpLensError(
+      'bad-argument',
+      'Structured pruning removes whole rows, so it cannot allocate per row. Use --allocation layer or global with structured pruning.',
+    );
   }
 }
 
@@ -125,11 +135,23 @@ function key(bits: number): number {
 function scoreBits(scores: Scores, w: PrunableWeight): Uint32Array {
   const s = scores.get(w.name);
   const n = w.dims[0] * w.dims[1];
-  if (!s) throw new LrpLensError('bad-argument', `No scores for weight ${w.name}. Score the same weights you allocate over (the score set lacks this initializer).`);
-  if (s.length !== n) throw new LrpLensError('bad-argument', `Scores for ${w.name} hold ${s.length} values but the weight [${w.dims.join(', ')}] has ${n}. Recompute the scores for this model.`);
+  if (!s)
+    throw new LrpLensError(
+      'bad-argument',
+      `No scores for weight ${w.name}. Score the same weights you allocate over (the score set lacks this initializer).`,
+    );
+  if (s.length !== n)
+    throw new LrpLensError(
+      'bad-argument',
+      `Scores for ${w.name} hold ${s.length} values but the weight [${w.dims.join(', ')}] has ${n}. Recompute the scores for this model.`,
+    );
   const bits = new Uint32Array(s.buffer, s.byteOffset, s.length);
   for (let i = 0; i < n; i++) {
-    if ((bits[i] & 0x7fffffff) > 0x7f800000) throw new LrpLensError('bad-argument', `Score ${i} of ${w.name} is NaN. Recompute the scores (a reference sample may have produced a non-finite relevance).`);
+    if ((bits[i] & 0x7fffffff) > 0x7f800000)
+      throw new LrpLensError(
+        'bad-argument',
+        `Score ${i} of ${w.name} is NaN. Recompute the scores (a reference sample may have produced a non-finite relevance).`,
+      );
   }
   return bits;
 }

@@ -32,5 +32,12 @@ export async function prunedModelFor(model: string, maskPath: string, opts: { of
   const dir = join(cacheDir(), 'pruned', sha256);
   const cached = existsSync(join(dir, 'onnx', 'model.onnx'));
   if (!cached) await exportPrunedModel(folder.dir, loaded.mask, dir, { overwrite: true });
-  return { dir, mask: loaded.paths.safetensors, sha256, sparsity: achievedSparsity(loaded.mask).overall, method: loaded.manifest.method, cached };
+  return {
+    dir,
+    mask: loaded.paths.safetensors,
+    sha256,
+    sparsity: achievedSparsity(loaded.mask).overall,
+    method: loaded.manifest.method,
+    cached,
+  };
 }

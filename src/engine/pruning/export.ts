@@ -4,7 +4,20 @@
  * float type (float32, float16, bfloat16, float64), so zeroing never decodes a weight. An initializer shared by
  * several nodes (tied embeddings) is zeroed for all of them.
  */
-import { closeSync, constants, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, extname, join, resolve } from 'node:path';
 import { onnx } from 'onnx-proto';
 import { LrpLensError } from '../errors';
@@ -64,8 +77,10 @@ export function applyMaskToGraph(graph: Graph, mask: Mask): Graph {
 export async function exportPrunedModel(source: string, mask: Mask, outDir: string, options: ExportOptions = {}): Promise<ExportReport> {
   const model = await resolveModel(source, { offline: true });
   const target = resolve(outDir);
-  if (target === resolve(model.dir)) throw new LrpLensError('bad-argument', `The pruned model cannot overwrite its source ${model.dir}. Choose another output folder.`);
-  if (existsSync(target) && !options.overwrite) throw new LrpLensError('bad-argument', `${target} already exists. Choose another output folder or allow overwriting it.`);
+  if (target === resolve(model.dir))
+    throw new LrpLensError('bad-argument', `The pruned model cannot overwrite its source ${model.dir}. Choose another output folder.`);
+  if (existsSync(target) && !options.overwrite)
+    throw new LrpLensError('bad-argument', `${target} already exists. Choose another output folder or allow overwriting it.`);
   const graph = readModel(model.onnxPath);
   checkMaskOnGraph(graph, mask);
   const partial = `${target}.partial-${process.pid}`;
@@ -76,11 +91,20 @@ export async function exportPrunedModel(source: string, mask: Mask, outDir: stri
     const external = writePrunedGraph(graph, mask, onnxPath);
     if (existsSync(target)) rmSync(target, { recursive: true, force: true });
     renameSync(partial, target);
-    return { dir: target, onnxPath: join(target, 'onnx', 'model.onnx'), externalData: external, ...sizes(graph, mask, folderBytes(target)) };
+    return {
+      dir: target,
+      onnxPath: join(target, 'onnx', 'model.onnx'),
+      externalData: external,
+      ...sizes(graph, mask, folderBytes(target)),
+    };
   } catch (err) {
     rmSync(partial, { recursive: true, force: true });
     if (LrpLensError.is(err)) throw err;
-    throw new LrpLensError('runtime-failure', `Exporting the pruned model to ${target} failed: ${(err as Error).message}. Check that the folder is writable and the disk has space.`, err);
+    throw new LrpLensError(
+      'runtime-failure',
+      `Exporting the pruned model to ${target} failed: ${(err as Error).message}. Check that the folder is writable and the disk has space.`,
+      err,
+    );
   }
 }
 
@@ -139,7 +163,11 @@ function elementBytes(t: onnx.ITensorProto): number {
 function zeroedTensor(t: onnx.ITensorProto, m: WeightMask, baseDir?: string): onnx.TensorProto {
   const es = elementBytes(t);
   if (isExternal(t) || (t.rawData && t.rawData.length > 0)) {
-    if (isExternal(t) && !baseDir) throw new LrpLensError('bad-argument', `Initializer ${t.name} lives in external data but the graph has no source folder. Read the model with readModel.`);
+    if (isExternal(t) && !baseDir)
+      throw new LrpLensError(
+        'bad-argument',
+        `Initializer ${t.name} lives in external data but the graph has no source folder. Read the model with readModel.`,
+      );
     // A copy: raw data is a view of the source file's bytes, which must stay as they are.
     const bytes = new Uint8Array(isExternal(t) ? readExternalBytes(t, baseDir!) : t.rawData!);
     zeroElements(bytes, m.keep, es);
@@ -147,13 +175,24 @@ function zeroedTensor(t: onnx.ITensorProto, m: WeightMask, baseDir?: string): on
   }
   // Values kept in the typed fields (float_data; int32_data for 16-bit floats; double_data).
   const zero = <T>(values: T[] | null | undefined, z: T): T[] => (values ?? []).map((v, j) => (m.keep[j] === 0 ? z : v));
-  return onnx.TensorProto.create({ ...t, floatData: zero(t.floatData, 0), int32Data: zero(t.int32Data, 0), doubleData: zero(t.doubleData, 0) });
+  return onnx.TensorProto.create({
+    ...t,
+    floatData: zero(t.floatData, 0),
+    int32Data: zero(t.int32Data, 0),
+    doubleData: zero(t.doubleData, 0),
+  });
 }
 
 /** Sets each element whose keep flag is 0 to all-zero bytes (through a wider view where the bytes are aligned). */
 function zeroElements(bytes: Uint8Array, keep: Uint8Array, es: number): void {
   const aligned = bytes.byteOffset % es === 0;
-  const view = !aligned ? null : es === 4 ? new Uint32Array(bytes.buffer, bytes.byteOffset, keep.length) : es === 2 ? new Uint16Array(bytes.buffer, bytes.byteOffset, keep.length) : null;
+  const view = !aligned
+    ? null
+    : es === 4
+      ? new Uint32Array(bytes.buffer, bytes.byteOffset, keep.length)
+      : es === 2
+        ? new Uint16Array(bytes.buffer, bytes.byteOffset, keep.length)
+        : null;
   if (view) {
     for (let j = 0; j < keep.length; j++) if (keep[j] === 0) view[j] = 0;
     return;
@@ -165,12 +204,28 @@ function zeroElements(bytes: Uint8Array, keep: Uint8Array, es: number): void {
 function checkMaskOnGraph(graph: Graph, mask: Mask): void {
   for (const [name, m] of mask) {
     const t = graph.initializers.get(name);
-    if (!t) throw new LrpLensError('bad-argument', `The mask names initializer ${name}, which the model does not have. Use a mask made for this model.`);
+    if (!t)
+      throw new LrpLensError(
+        'bad-argument',
+        `The mask names initializer ${name}, which the model does not have. Use a mask made for this model.`,
+      );
     const dims = tensorDims(t);
-    if (dims.join(',') !== m.dims.join(',')) throw new LrpLensError('bad-argument', `The mask for ${name} is [${m.dims.join(', ')}] but the model's initializer is [${dims.join(', ')}]. Use a mask made for this model.`);
-    if (m.keep.length !== dims.reduce((a, b) => a * b, 1)) throw new LrpLensError('bad-argument', `The mask for ${name} holds ${m.keep.length} flags for [${dims.join(', ')}]. Recompute the mask.`);
+    if (dims.join(',') !== m.dims.join(','))
+      throw new LrpLensError(
+        'bad-argument',
+        `The mask for ${name} is [${m.dims.join(', ')}] but the model's initializer is [${dims.join(', ')}]. Use a mask made for this model.`,
+      );
+    if (m.keep.length !== dims.reduce((a, b) => a * b, 1))
+      throw new LrpLensError(
+        'bad-argument',
+        `The mask for ${name} holds ${m.keep.length} flags for [${dims.join(', ')}]. Recompute the mask.`,
+      );
     const dtype = dtypeOf(t.dataType ?? 0);
-    if (!(dtype in ELEMENT_BYTES)) throw new LrpLensError('unsupported-graph', `Initializer ${name} is ${dtype}; only float32, float16, bfloat16 and float64 weights can be pruned. Prune the unquantised model.`);
+    if (!(dtype in ELEMENT_BYTES))
+      throw new LrpLensError(
+        'unsupported-graph',
+        `Initializer ${name} is ${dtype}; only float32, float16, bfloat16 and float64 weights can be pruned. Prune the unquantised model.`,
+      );
   }
 }
 
@@ -202,5 +257,12 @@ function sizes(graph: Graph, mask: Mask, folder: number): Omit<ExportReport, 'di
     masked += m.keep.length;
     pruned += m.keep.length - kept;
   }
-  return { maskedElements: masked, prunedElements: pruned, folderBytes: folder, maskedDenseBytes: dense, bitmaskFolderBytes: folder - dense + bitmask, csrFolderBytes: folder - dense + csr };
+  return {
+    maskedElements: masked,
+    prunedElements: pruned,
+    folderBytes: folder,
+    maskedDenseBytes: dense,
+    bitmaskFolderBytes: folder - dense + bitmask,
+    csrFolderBytes: folder - dense + csr,
+  };
 }

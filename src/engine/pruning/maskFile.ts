@@ -130,8 +130,16 @@ export function unpackBits(packed: Uint8Array, n: number): Uint8Array {
 /** The safetensors bytes of a mask: one U8 tensor of packed bits per initializer; dims in the metadata. */
 export function encodeMaskSafetensors(mask: Mask): Uint8Array {
   const names = [...mask.keys()].sort();
-  const metadata = { format: MASK_FORMAT, version: String(MASK_VERSION), bit_order: 'little', dims: JSON.stringify(Object.fromEntries(names.map((n) => [n, mask.get(n)!.dims]))) };
-  return encodeSafetensors(names.map((n) => ({ name: n, dtype: 'U8' as const, shape: [Math.ceil(mask.get(n)!.keep.length / 8)], data: packMaskEntry(n, mask) })), metadata);
+  const metadata = {
+    format: MASK_FORMAT,
+    version: String(MASK_VERSION),
+    bit_order: 'little',
+    dims: JSON.stringify(Object.fromEntries(names.map((n) => [n, mask.get(n)!.dims]))),
+  };
+  return encodeSafetensors(
+    names.map((n) => ({ name: n, dtype: 'U8' as const, shape: [Math.ceil(mask.get(n)!.keep.length / 8)], data: packMaskEntry(n, mask) })),
+    metadata,
+  );
 }
 
 function elementCount(dims: number[]): number {
@@ -141,7 +149,10 @@ function elementCount(dims: number[]): number {
 function packMaskEntry(name: string, mask: Mask): Uint8Array {
   const m = mask.get(name)!;
   if (m.keep.length !== elementCount(m.dims)) {
-    throw new LrpLensError('bad-argument', `The mask for ${name} holds ${m.keep.length} flags but its dims [${m.dims.join(', ')}] have ${elementCount(m.dims)} elements. Recompute the mask.`);
+    throw new LrpLensError(
+      'bad-argument',
+      `The mask for ${name} holds ${m.keep.length} flags but its dims [${m.dims.join(', ')}] have ${elementCount(m.dims)} elements. Recompute the mask.`,
+    );
   }
   return packBits(m.keep);
 }
@@ -156,12 +167,14 @@ export function decodeMaskSafetensors(bytes: Uint8Array, source = 'mask'): Mask 
   const dims = recordedDims(file.metadata, source);
   const mask: Mask = new Map();
   for (const [name, entry] of file.tensors) mask.set(name, decodeEntry(name, entry, dims[name], source));
-  for (const name of Object.keys(dims)) if (!mask.has(name)) throw corrupt(source, `the metadata lists ${name} but no tensor holds its bits`);
+  for (const name of Object.keys(dims))
+    if (!mask.has(name)) throw corrupt(source, `the metadata lists ${name} but no tensor holds its bits`);
   return mask;
 }
 
 function recordedDims(meta: Record<string, string>, source: string): Record<string, number[]> {
-  if (meta.format !== MASK_FORMAT) throw corrupt(source, `its metadata does not say format "${MASK_FORMAT}" (a safetensors file, but not a mask)`);
+  if (meta.format !== MASK_FORMAT)
+    throw corrupt(source, `its metadata does not say format "${MASK_FORMAT}" (a safetensors file, but not a mask)`);
   if (meta.bit_order !== 'little') throw corrupt(source, `bit order "${meta.bit_order}" is not "little"`);
   try {
     return JSON.parse(meta.dims) as Record<string, number[]>;
@@ -173,9 +186,11 @@ function recordedDims(meta: Record<string, string>, source: string): Record<stri
 function decodeEntry(name: string, entry: SafetensorsEntry, dims: number[] | undefined, source: string): WeightMask {
   if (entry.dtype !== 'U8') throw corrupt(source, `tensor ${name} has dtype ${entry.dtype}, not U8`);
   if (entry.shape.length !== 1) throw corrupt(source, `tensor ${name} has shape ${JSON.stringify(entry.shape)}, not [bytes]`);
-  if (!Array.isArray(dims) || !dims.every((d) => Number.isInteger(d) && d >= 0)) throw corrupt(source, `the metadata gives no dims for ${name}`);
+  if (!Array.isArray(dims) || !dims.every((d) => Number.isInteger(d) && d >= 0))
+    throw corrupt(source, `the metadata gives no dims for ${name}`);
   const n = elementCount(dims);
-  if (Math.ceil(n / 8) !== entry.shape[0]) throw corrupt(source, `tensor ${name} holds ${entry.shape[0]} bytes but dims [${dims.join(', ')}] need ${Math.ceil(n / 8)}`);
+  if (Math.ceil(n / 8) !== entry.shape[0])
+    throw corrupt(source, `tensor ${name} holds ${entry.shape[0]} bytes but dims [${dims.join(', ')}] need ${Math.ceil(n / 8)}`);
   return { dims: [...dims], keep: unpackBits(entry.data, n) };
 }
 
@@ -208,7 +223,8 @@ function parseManifest(path: string): MaskManifest {
   }
   if (m?.format !== MASK_FORMAT) throw corrupt(path, `it does not say format "${MASK_FORMAT}"`);
   if (m.version !== MASK_VERSION) throw corrupt(path, `it is version ${m.version}; this LRP Lens reads version ${MASK_VERSION}`);
-  if (typeof m.model?.contentHash !== 'string' || typeof m.tensors?.sha256 !== 'string') throw corrupt(path, 'it lacks the model hash or the tensor file hash');
+  if (typeof m.model?.contentHash !== 'string' || typeof m.tensors?.sha256 !== 'string')
+    throw corrupt(path, 'it lacks the model hash or the tensor file hash');
   return m;
 }
 
@@ -223,17 +239,28 @@ function sha256(bytes: Uint8Array): string {
  * over the old ones (safetensors first). A failure before the renames leaves the old pair as it was and no
  * temporaries; a crash between the two renames leaves a pair whose hashes disagree, which `loadMask` refuses.
  */
-export function saveMask(path: string, mask: Mask, description: MaskDescription, options: SaveOptions = {}): { manifest: MaskManifest; paths: MaskPaths } {
+export function saveMask(
+  path: string,
+  mask: Mask,
+  description: MaskDescription,
+  options: SaveOptions = {},
+): { manifest: MaskManifest; paths: MaskPaths } {
   const paths = maskPaths(path);
   const tensors = encodeMaskSafetensors(mask);
   const manifest = buildManifest(mask, description, { file: basename(paths.safetensors), sha256: sha256(tensors), bitOrder: 'little' });
   const json = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, 'utf8');
-  writeFilesAtomically([{ path: paths.safetensors, data: tensors }, { path: paths.manifest, data: json }], options.writeBytes ?? writeAll);
+  writeFilesAtomically(
+    [
+      { path: paths.safetensors, data: tensors },
+      { path: paths.manifest, data: json },
+    ],
+    options.writeBytes ?? writeAll,
+  );
   return { manifest, paths };
 }
 
 function writeAll(fd: number, data: Uint8Array): void {
-  for (let at = 0; at < data.length; ) at += writeSync(fd, data, at, data.length - at);
+  for (let at = 0; at < data.length;) at += writeSync(fd, data, at, data.length - at);
 }
 
 function writeFilesAtomically(files: { path: string; data: Uint8Array }[], writeBytes: (fd: number, data: Uint8Array) => void): void {
@@ -244,7 +271,11 @@ function writeFilesAtomically(files: { path: string; data: Uint8Array }[], write
     files.forEach((f, i) => renameSync(temps[i], f.path));
   } catch (err) {
     for (const t of temps) if (existsSync(t)) unlinkSync(t);
-    throw new LrpLensError('runtime-failure', `Could not write the mask ${files[0].path}: ${(err as Error).message}. Check that ${dirname(files[0].path)} is writable and the disk has space; the previous mask files are unchanged.`, err);
+    throw new LrpLensError(
+      'runtime-failure',
+      `Could not write the mask ${files[0].path}: ${(err as Error).message}. Check that ${dirname(files[0].path)} is writable and the disk has space; the previous mask files are unchanged.`,
+      err,
+    );
   }
   syncDir(dirname(files[0].path));
 }
@@ -277,12 +308,19 @@ function syncDir(dir: string): void {
 export function loadMask(path: string, options: { model?: ModelIdentity } = {}): LoadedMask {
   const paths = maskPaths(path);
   for (const p of [paths.safetensors, paths.manifest]) {
-    if (!existsSync(p)) throw new LrpLensError('bad-argument', `Mask file ${p} not found. A mask is a pair ${basename(paths.safetensors)} + ${basename(paths.manifest)}; pass the path of either.`);
+    if (!existsSync(p))
+      throw new LrpLensError(
+        'bad-argument',
+        `Mask file ${p} not found. A mask is a pair ${basename(paths.safetensors)} + ${basename(paths.manifest)}; pass the path of either.`,
+      );
   }
   const manifest = parseManifest(paths.manifest);
   const bytes = readFileSync(paths.safetensors);
   if (sha256(bytes) !== manifest.tensors.sha256) {
-    throw new LrpLensError('bad-argument', `${paths.safetensors} does not match ${paths.manifest} (its sha256 differs from the one recorded): the files were edited, mixed up, or a save was interrupted. Recompute the mask.`);
+    throw new LrpLensError(
+      'bad-argument',
+      `${paths.safetensors} does not match ${paths.manifest} (its sha256 differs from the one recorded): the files were edited, mixed up, or a save was interrupted. Recompute the mask.`,
+    );
   }
   const mask = decodeMaskSafetensors(bytes, paths.safetensors);
   if (options.model) checkMaskFitsModel(mask, manifest, options.model, paths.safetensors);
@@ -290,7 +328,11 @@ export function loadMask(path: string, options: { model?: ModelIdentity } = {}):
 }
 
 /** Resolves a model (folder or hub id) and loads a mask checked against it. */
-export async function loadMaskForModel(model: string, maskPath: string, opts: { offline?: boolean } = {}): Promise<LoadedMask & { folder: ModelFolder }> {
+export async function loadMaskForModel(
+  model: string,
+  maskPath: string,
+  opts: { offline?: boolean } = {},
+): Promise<LoadedMask & { folder: ModelFolder }> {
   const folder = await resolveModel(model, { offline: opts.offline });
   return { ...loadMask(maskPath, { model: modelIdentity(folder.onnxPath, folder.ref) }), folder };
 }
@@ -307,9 +349,11 @@ export function checkMaskFitsModel(mask: Mask, manifest: MaskManifest, model: Mo
     const init = model.graph.initializers.get(name);
     if (!init) throw refuse(`the model has no initializer ${name}`);
     const dims = tensorDims(init);
-    if (dims.join(',') !== m.dims.join(',')) throw refuse(`initializer ${name} is [${dims.join(', ')}] in the model but [${m.dims.join(', ')}] in the mask`);
+    if (dims.join(',') !== m.dims.join(','))
+      throw refuse(`initializer ${name} is [${dims.join(', ')}] in the model but [${m.dims.join(', ')}] in the mask`);
   }
-  if (manifest.model.contentHash !== model.contentHash) throw refuse('the model files differ from those the mask was computed on (content hash)');
+  if (manifest.model.contentHash !== model.contentHash)
+    throw refuse('the model files differ from those the mask was computed on (content hash)');
 }
 
 // ---- model content hash --------------------------------------------------------------------------------------
@@ -323,11 +367,16 @@ export function modelIdentity(onnxPath: string, id: string = onnxPath): ModelIde
 /** sha256 over a graph's .onnx file and its external data files (see the file comment); the graph must come from disk. */
 export function modelContentHash(graph: Graph): string {
   const src = graph.source;
-  if (!src) throw new LrpLensError('bad-argument', 'The model has no file to hash (it was built in memory). Read it from disk with readModel first.');
+  if (!src)
+    throw new LrpLensError(
+      'bad-argument',
+      'The model has no file to hash (it was built in memory). Read it from disk with readModel first.',
+    );
   const h = createHash('sha256').update(src.bytes);
   for (const location of [...externalFiles(graph.initializers.values())].sort()) {
     const path = join(src.dir, location);
-    if (!existsSync(path)) throw new LrpLensError('model-not-found', `External data file ${path} is missing. Download it beside the .onnx file.`);
+    if (!existsSync(path))
+      throw new LrpLensError('model-not-found', `External data file ${path} is missing. Download it beside the .onnx file.`);
     h.update(`\0${location}\0${statSync(path).size}\0`);
     hashFile(h, path);
   }
@@ -338,7 +387,8 @@ function hashFile(h: ReturnType<typeof createHash>, path: string): void {
   const fd = openSync(path, 'r');
   const chunk = Buffer.alloc(1 << 22);
   try {
-    for (let n = readSync(fd, chunk, 0, chunk.length, null); n > 0; n = readSync(fd, chunk, 0, chunk.length, null)) h.update(chunk.subarray(0, n));
+    for (let n = readSync(fd, chunk, 0, chunk.length, null); n > 0; n = readSync(fd, chunk, 0, chunk.length, null))
+      h.update(chunk.subarray(0, n));
   } finally {
     closeSync(fd);
   }

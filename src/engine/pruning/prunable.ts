@@ -10,16 +10,46 @@ import { LrpLensError } from '../errors';
 import type { LinearKind, PrunableWeight } from './types';
 
 const KIND_BY_TOKEN: Record<string, LinearKind> = {
-  q: 'q', q_proj: 'q', query: 'q', wq: 'q',
-  k: 'k', k_proj: 'k', key: 'k', wk: 'k',
-  v: 'v', v_proj: 'v', value: 'v', wv: 'v',
-  c_attn: 'qkv', qkv: 'qkv', qkv_proj: 'qkv', query_key_value: 'qkv', wqkv: 'qkv',
-  o: 'o', o_proj: 'o', out_proj: 'o', wo: 'o',
-  g: 'gate', gate_proj: 'gate', w1: 'gate', gate: 'gate',
-  u: 'up', up_proj: 'up', w3: 'up', up: 'up',
-  d: 'down', down_proj: 'down', w2: 'down', down: 'down',
-  fc1: 'fc1', c_fc: 'fc1', fc_in: 'fc1', dense_h_to_4h: 'fc1',
-  fc2: 'fc2', fc_out: 'fc2', dense_4h_to_h: 'fc2',
+  q: 'q',
+  q_proj: 'q',
+  query: 'q',
+  wq: 'q',
+  k: 'k',
+  k_proj: 'k',
+  key: 'k',
+  wk: 'k',
+  v: 'v',
+  v_proj: 'v',
+  value: 'v',
+  wv: 'v',
+  c_attn: 'qkv',
+  qkv: 'qkv',
+  qkv_proj: 'qkv',
+  query_key_value: 'qkv',
+  wqkv: 'qkv',
+  o: 'o',
+  o_proj: 'o',
+  out_proj: 'o',
+  wo: 'o',
+  g: 'gate',
+  gate_proj: 'gate',
+  w1: 'gate',
+  gate: 'gate',
+  u: 'up',
+  up_proj: 'up',
+  w3: 'up',
+  up: 'up',
+  d: 'down',
+  down_proj: 'down',
+  w2: 'down',
+  down: 'down',
+  fc1: 'fc1',
+  c_fc: 'fc1',
+  fc_in: 'fc1',
+  dense_h_to_4h: 'fc1',
+  fc2: 'fc2',
+  fc_out: 'fc2',
+  dense_4h_to_h: 'fc2',
   lm_head: 'lm_head',
 };
 const BLOCK_TOKENS = new Set(['layers', 'layer', 'h', 'blocks', 'block']);
@@ -27,7 +57,10 @@ const BLOCK_TOKENS = new Set(['layers', 'layer', 'h', 'blocks', 'block']);
 export const BLOCK_KINDS: LinearKind[] = ['q', 'k', 'v', 'qkv', 'o', 'up', 'gate', 'down', 'fc1', 'fc2', 'other'];
 
 function nameTokens(node: OnnxNode, init: string): string[] {
-  return `${node.name}/${init}`.toLowerCase().split(/[/.]/).filter((t) => t.length > 0);
+  return `${node.name}/${init}`
+    .toLowerCase()
+    .split(/[/.]/)
+    .filter((t) => t.length > 0);
 }
 
 function blockIndex(tokens: string[]): number | null {
@@ -98,7 +131,10 @@ export function selectWeights(all: PrunableWeight[], sel: WeightSelection = {}):
   });
   if (picked.length === 0) {
     const found = all.map((w) => `${w.kind}@${w.layer ?? '-'}`).join(', ') || 'none';
-    throw new LrpLensError('bad-argument', `No prunable linear weights match the selection (found: ${found}). Widen the layer kinds or range; quantized weights (MatMulNBits, MatMulInteger) cannot be pruned — use the float export.`);
+    throw new LrpLensError(
+      'bad-argument',
+      `No prunable linear weights match the selection (found: ${found}). Widen the layer kinds or range; quantized weights (MatMulNBits, MatMulInteger) cannot be pruned — use the float export.`,
+    );
   }
   return picked;
 }
@@ -116,14 +152,20 @@ function namedWeights(all: PrunableWeight[], names: string[]): PrunableWeight[] 
 export function parseWeightSelection(spec: string | undefined, lmHead = false): WeightSelection {
   const sel: WeightSelection = { lmHead };
   if (!spec) return sel;
-  for (const part of spec.split(/[,:]/).map((s) => s.trim()).filter(Boolean)) {
+  for (const part of spec
+    .split(/[,:]/)
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const range = /^(\d+)(?:-(\d+))?$/.exec(part);
     if (range) {
       sel.layers = [Number(range[1]), Number(range[2] ?? range[1])];
     } else if ((BLOCK_KINDS as string[]).includes(part)) {
       sel.kinds = [...(sel.kinds ?? []), part as LinearKind];
     } else {
-      throw new LrpLensError('bad-argument', `Unknown layer selector '${part}'. Use kinds (${BLOCK_KINDS.join(', ')}) and/or a block range like 0-3.`);
+      throw new LrpLensError(
+        'bad-argument',
+        `Unknown layer selector '${part}'. Use kinds (${BLOCK_KINDS.join(', ')}) and/or a block range like 0-3.`,
+      );
     }
   }
   return sel;

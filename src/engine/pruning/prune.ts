@@ -72,7 +72,11 @@ export class PruningSession {
     return loadSamples(path, this.tokenizer, { samples: opts.samples, seqLen: opts.seqLen ?? 128 }, what);
   }
 
-  async statistics(method: ScoreMethod, samples: number[][], opts: { aggregation?: LrpAggregation; batchSize?: number; seeds?: CollectOptions['seeds'] } = {}): Promise<ScoreStatistics> {
+  async statistics(
+    method: ScoreMethod,
+    samples: number[][],
+    opts: { aggregation?: LrpAggregation; batchSize?: number; seeds?: CollectOptions['seeds'] } = {},
+  ): Promise<ScoreStatistics> {
     return collectStatistics(this.folder.onnxPath, this.weights, method, samples, {
       ...opts,
       device: this.setup.device,
@@ -87,18 +91,26 @@ export class PruningSession {
 
   async perplexity(windows: number[][], mask?: Mask): Promise<PerplexityResult> {
     this.forward.setMask(mask);
-    return perplexity(this.forward, windows, { signal: this.setup.signal, onProgress: (d, t) => this.setup.onProgress?.('evaluate', d, t) });
+    return perplexity(this.forward, windows, {
+      signal: this.setup.signal,
+      onProgress: (d, t) => this.setup.onProgress?.('evaluate', d, t),
+    });
   }
 
   /** Greedy continuations of prompts, as text. */
   async generations(prompts: string[], steps: number, mask?: Mask): Promise<string[]> {
     this.forward.setMask(mask);
     const eos = this.folder.config.eos_token_id;
-    const ids = await greedyContinuations(this.forward, prompts.map((p) => this.tokenizer.encode(p)), steps, {
-      signal: this.setup.signal,
-      eos: eos === undefined ? undefined : [eos].flat(),
-      onProgress: (d, t) => this.setup.onProgress?.('generate', d, t),
-    });
+    const ids = await greedyContinuations(
+      this.forward,
+      prompts.map((p) => this.tokenizer.encode(p)),
+      steps,
+      {
+        signal: this.setup.signal,
+        eos: eos === undefined ? undefined : [eos].flat(),
+        onProgress: (d, t) => this.setup.onProgress?.('generate', d, t),
+      },
+    );
     return ids.map((row) => this.tokenizer.decode(row, { skip_special_tokens: true }));
   }
 

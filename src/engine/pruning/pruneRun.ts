@@ -80,7 +80,14 @@ export interface PruneReport {
   reference: { path: string; sha256: string; samples: number; tokens: number } | null;
   evaluation: { path: string; sha256: string; windows: number } | null;
   dense: { perplexity: number | null; generations: string[] | null };
-  points: { sparsity: number; achieved: number; perplexity: number | null; perLayer: Record<string, number>; generations: string[] | null; mask: string }[];
+  points: {
+    sparsity: number;
+    achieved: number;
+    perplexity: number | null;
+    perLayer: Record<string, number>;
+    generations: string[] | null;
+    mask: string;
+  }[];
   prompts: string[] | null;
   timing: { collectMs: number };
 }
@@ -92,12 +99,22 @@ export interface StatisticsOnly {
 
 export async function openPruningSession(o: PruneCommonOptions, hooks: RunHooks = {}): Promise<PruningSession> {
   hooks.onProgress?.('load', 0, 1);
-  return PruningSession.open({ model: o.model, device: o.device, selection: parseWeightSelection(o.layers, o.lmHead), signal: hooks.signal, onProgress: hooks.onProgress });
+  return PruningSession.open({
+    model: o.model,
+    device: o.device,
+    selection: parseWeightSelection(o.layers, o.lmHead),
+    signal: hooks.signal,
+    onProgress: hooks.onProgress,
+  });
 }
 
 export function referenceOf(session: PruningSession, method: ScoreMethod, o: PruneCommonOptions) {
   if (method === 'magnitude' || method === 'random') return undefined;
-  if (!o.reference) throw new LrpLensError('bad-argument', `The ${method} method needs reference text: pass --reference FILE (plain text or *.prompts.jsonl).`);
+  if (!o.reference)
+    throw new LrpLensError(
+      'bad-argument',
+      `The ${method} method needs reference text: pass --reference FILE (plain text or *.prompts.jsonl).`,
+    );
   return session.samples(o.reference, { samples: o.samples, seqLen: o.seqLen ?? 128 }, 'reference');
 }
 
@@ -111,10 +128,19 @@ function maskPathFor(out: string, sparsity: number, many: boolean): string {
 }
 
 function checkPruneOptions(o: PruneRunOptions): void {
-  if (!o.out && !o.statsOut) throw new LrpLensError('bad-argument', 'Give --out MASK (and --sparsity), or --stats-out FILE to only collect statistics (e.g. for one --shard).');
+  if (!o.out && !o.statsOut)
+    throw new LrpLensError(
+      'bad-argument',
+      'Give --out MASK (and --sparsity), or --stats-out FILE to only collect statistics (e.g. for one --shard).',
+    );
   if (o.out && !o.sparsity?.length) throw new LrpLensError('bad-argument', 'Give --sparsity (a fraction or a list) for the mask.');
-  if (o.sparsity?.some((s) => !Number.isFinite(s) || s < 0 || s >= 1)) throw new LrpLensError('bad-argument', `Sparsities are numbers in [0, 1), e.g. 0.5; got ${o.sparsity.join(', ')}.`);
-  if (o.shard && !o.statsOut) throw new LrpLensError('bad-argument', 'A --shard collects part of the statistics: pass --stats-out FILE, then merge the shards with lrp-lens merge.');
+  if (o.sparsity?.some((s) => !Number.isFinite(s) || s < 0 || s >= 1))
+    throw new LrpLensError('bad-argument', `Sparsities are numbers in [0, 1), e.g. 0.5; got ${o.sparsity.join(', ')}.`);
+  if (o.shard && !o.statsOut)
+    throw new LrpLensError(
+      'bad-argument',
+      'A --shard collects part of the statistics: pass --stats-out FILE, then merge the shards with lrp-lens merge.',
+    );
 }
 
 interface CollectedStatistics {
@@ -124,14 +150,30 @@ interface CollectedStatistics {
 }
 
 /** Statistics from a merged file (checked against the model and method), or collected on the reference (shard). */
-async function statisticsFor(session: PruningSession, spec: MethodSpec, o: PruneRunOptions, modelHash: string): Promise<CollectedStatistics> {
+async function statisticsFor(
+  session: PruningSession,
+  spec: MethodSpec,
+  o: PruneRunOptions,
+  modelHash: string,
+): Promise<CollectedStatistics> {
   if (o.stats) {
     const stored = loadStatistics(o.stats);
-    if (stored.provenance.model !== modelHash) throw new LrpLensError('bad-argument', `${o.stats} was computed on another model (${stored.provenance.model}, this one is ${modelHash}). Collect statistics for this model.`);
+    if (stored.provenance.model !== modelHash)
+      throw new LrpLensError(
+        'bad-argument',
+        `${o.stats} was computed on another model (${stored.provenance.model}, this one is ${modelHash}). Collect statistics for this model.`,
+      );
     if (stored.stats.method !== spec.method || (stored.stats.aggregation ?? null) !== (spec.aggregation ?? null)) {
-      throw new LrpLensError('bad-argument', `${o.stats} holds ${stored.stats.method}${stored.stats.aggregation ? `:${stored.stats.aggregation}` : ''} statistics; pass the same --method (and --aggregation).`);
+      throw new LrpLensError(
+        'bad-argument',
+        `${o.stats} holds ${stored.stats.method}${stored.stats.aggregation ? `:${stored.stats.aggregation}` : ''} statistics; pass the same --method (and --aggregation).`,
+      );
     }
-    return { stats: stored.stats, reference: { source: o.stats, hash: stored.provenance.reference, samples: stored.stats.samples }, collectMs: 0 };
+    return {
+      stats: stored.stats,
+      reference: { source: o.stats, hash: stored.provenance.reference, samples: stored.stats.samples },
+      collectMs: 0,
+    };
   }
   const reference = referenceOf(session, spec.method, o);
   const shard = o.shard ? shardOf(reference?.samples ?? [], o.shard) : undefined;
@@ -140,14 +182,26 @@ async function statisticsFor(session: PruningSession, spec: MethodSpec, o: Prune
   const collectMs = performance.now() - t0;
   if (o.statsOut) {
     mkdirSync(dirname(resolve(o.statsOut)), { recursive: true });
-    saveStatistics(o.statsOut, { stats, provenance: { model: modelHash, reference: reference?.hash ?? '', shards: [shard?.index ?? 0], of: shard?.of ?? 1 } });
+    saveStatistics(o.statsOut, {
+      stats,
+      provenance: { model: modelHash, reference: reference?.hash ?? '', shards: [shard?.index ?? 0], of: shard?.of ?? 1 },
+    });
   }
-  return { stats, reference: reference ? { source: reference.source, hash: reference.hash, samples: stats.samples } : undefined, collectMs };
+  return {
+    stats,
+    reference: reference ? { source: reference.source, hash: reference.hash, samples: stats.samples } : undefined,
+    collectMs,
+  };
 }
 
 function promptsOf(o: PruneRunOptions): string[] | undefined {
   if (o.promptList) return o.promptList.map((p) => p.trim()).filter(Boolean);
-  return o.prompts ? readTextFile(o.prompts, 'prompts').split('\n').map((l) => l.trim()).filter(Boolean) : undefined;
+  return o.prompts
+    ? readTextFile(o.prompts, 'prompts')
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean)
+    : undefined;
 }
 
 /** Runs `prune`: the report when --out is given, else the statistics summary (written to statsOut). */
@@ -158,14 +212,29 @@ export async function runPrune(o: PruneRunOptions, hooks: RunHooks = {}): Promis
   try {
     const contentHash = session.contentHash();
     const collected = await statisticsFor(session, spec, o, contentHash);
-    if (!o.out) return { statistics: { label: spec.label, samples: collected.stats.samples, tokens: collected.stats.tokens, collectMs: collected.collectMs, path: o.statsOut! } };
+    if (!o.out)
+      return {
+        statistics: {
+          label: spec.label,
+          samples: collected.stats.samples,
+          tokens: collected.stats.tokens,
+          collectMs: collected.collectMs,
+          path: o.statsOut!,
+        },
+      };
     return await maskAndReport(session, spec, o, collected, contentHash);
   } finally {
     await session.close();
   }
 }
 
-async function maskAndReport(session: PruningSession, spec: MethodSpec, o: PruneRunOptions, collected: CollectedStatistics, contentHash: string): Promise<PruneReport> {
+async function maskAndReport(
+  session: PruningSession,
+  spec: MethodSpec,
+  o: PruneRunOptions,
+  collected: CollectedStatistics,
+  contentHash: string,
+): Promise<PruneReport> {
   const { stats, reference } = collected;
   const allocation = o.allocation ?? 'row';
   const generationTokens = o.generationTokens ?? 30;
@@ -174,7 +243,13 @@ async function maskAndReport(session: PruningSession, spec: MethodSpec, o: Prune
   const dense = evaluation ? (await session.perplexity(evaluation.samples)).perplexity : undefined;
   const denseGenerations = prompts?.length ? await session.generations(prompts, generationTokens) : undefined;
   const sparsities = o.sparsity!;
-  const points = await sweep(session, session.scores(stats, o.seed ?? 0), sparsities, { allocation, structured: o.structured, evalWindows: evaluation?.samples, prompts, generationTokens });
+  const points = await sweep(session, session.scores(stats, o.seed ?? 0), sparsities, {
+    allocation,
+    structured: o.structured,
+    evalWindows: evaluation?.samples,
+    prompts,
+    generationTokens,
+  });
   const written = points.map((p) => {
     const path = maskPathFor(o.out!, p.sparsity, sparsities.length > 1);
     mkdirSync(dirname(path), { recursive: true });
@@ -185,9 +260,16 @@ async function maskAndReport(session: PruningSession, spec: MethodSpec, o: Prune
       structured: !!o.structured,
       targetSparsity: p.sparsity,
       weights: session.weights,
-      reference: reference ? { name: reference.source, hash: `sha256:${reference.hash}`, samples: reference.samples, tokens: stats.tokens } : null,
+      reference: reference
+        ? { name: reference.source, hash: `sha256:${reference.hash}`, samples: reference.samples, tokens: stats.tokens }
+        : null,
       metrics: { perplexity: p.perplexity ?? null, densePerplexity: dense ?? null, evaluation: evaluation?.source ?? null },
-      extra: { aggregation: spec.aggregation ?? null, seed: o.seed ?? 0, generations: p.generations ?? null, denseGenerations: denseGenerations ?? null },
+      extra: {
+        aggregation: spec.aggregation ?? null,
+        seed: o.seed ?? 0,
+        generations: p.generations ?? null,
+        denseGenerations: denseGenerations ?? null,
+      },
     });
     return `${path}.safetensors`;
   });
@@ -202,7 +284,14 @@ async function maskAndReport(session: PruningSession, spec: MethodSpec, o: Prune
     reference: reference ? { path: reference.source, sha256: reference.hash, samples: reference.samples, tokens: stats.tokens } : null,
     evaluation: evaluation ? { path: evaluation.source, sha256: evaluation.hash, windows: evaluation.samples.length } : null,
     dense: { perplexity: dense ?? null, generations: denseGenerations ?? null },
-    points: points.map((p: SweepPoint, i) => ({ sparsity: p.sparsity, achieved: p.achieved, perplexity: p.perplexity ?? null, perLayer: p.perLayer, generations: p.generations ?? null, mask: written[i] })),
+    points: points.map((p: SweepPoint, i) => ({
+      sparsity: p.sparsity,
+      achieved: p.achieved,
+      perplexity: p.perplexity ?? null,
+      perLayer: p.perLayer,
+      generations: p.generations ?? null,
+      mask: written[i],
+    })),
     prompts: prompts ?? null,
     timing: { collectMs: collected.collectMs },
   };

@@ -22,7 +22,11 @@ export function encodeSafetensors(entries: SafetensorsEntry[], metadata: Record<
   const header: Record<string, unknown> = { __metadata__: metadata };
   let offset = 0;
   for (const e of entries) {
-    if (e.name === '__metadata__') throw new LrpLensError('bad-argument', "A tensor cannot be named '__metadata__' (safetensors reserves the name). Rename the initializer.");
+    if (e.name === '__metadata__')
+      throw new LrpLensError(
+        'bad-argument',
+        "A tensor cannot be named '__metadata__' (safetensors reserves the name). Rename the initializer.",
+      );
     header[e.name] = { dtype: e.dtype, shape: e.shape, data_offsets: [offset, offset + e.data.length] };
     offset += e.data.length;
   }
@@ -70,7 +74,8 @@ export function decodeSafetensors(bytes: Uint8Array, corrupt: (why: string) => E
 function decodeEntry(name: string, entry: RawEntry, data: Uint8Array, corrupt: (why: string) => Error): SafetensorsEntry {
   if (!entry || (entry.dtype !== 'U8' && entry.dtype !== 'F32')) throw corrupt(`tensor ${name} has dtype ${entry?.dtype}, not U8 or F32`);
   const shape = entry.shape;
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) throw corrupt(`tensor ${name} has shape ${JSON.stringify(shape)}`);
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0))
+    throw corrupt(`tensor ${name} has shape ${JSON.stringify(shape)}`);
   const [begin, end] = (entry.data_offsets as number[] | undefined) ?? [];
   if (!Number.isInteger(begin) || !Number.isInteger(end) || begin < 0 || end < begin || end > data.length) {
     throw corrupt(`tensor ${name} has data offsets ${JSON.stringify(entry.data_offsets)} outside the ${data.length} data bytes`);

@@ -67,22 +67,31 @@ export interface CollectOptions extends Progress {
 }
 
 export function checkMethod(method: string): ScoreMethod {
-  if (!(SCORE_METHODS as readonly string[]).includes(method)) throw new LrpLensError('bad-argument', `Unknown pruning method '${method}'. Use one of ${SCORE_METHODS.join(', ')}.`);
+  if (!(SCORE_METHODS as readonly string[]).includes(method))
+    throw new LrpLensError('bad-argument', `Unknown pruning method '${method}'. Use one of ${SCORE_METHODS.join(', ')}.`);
   return method as ScoreMethod;
 }
 
 export function checkAggregation(agg: string): LrpAggregation {
-  if (!(LRP_AGGREGATIONS as readonly string[]).includes(agg)) throw new LrpLensError('bad-argument', `Unknown aggregation '${agg}'. Use one of ${LRP_AGGREGATIONS.join(', ')}.`);
+  if (!(LRP_AGGREGATIONS as readonly string[]).includes(agg))
+    throw new LrpLensError('bad-argument', `Unknown aggregation '${agg}'. Use one of ${LRP_AGGREGATIONS.join(', ')}.`);
   return agg as LrpAggregation;
 }
 
 /** Collects a method's statistics over token samples (data-free methods return empty sums). */
-export async function collectStatistics(onnxPath: string, weights: PrunableWeight[], method: ScoreMethod, samples: number[][], opts: CollectOptions = {}): Promise<ScoreStatistics> {
+export async function collectStatistics(
+  onnxPath: string,
+  weights: PrunableWeight[],
+  method: ScoreMethod,
+  samples: number[][],
+  opts: CollectOptions = {},
+): Promise<ScoreStatistics> {
   const tokens = samples.reduce((n, s) => n + s.length, 0);
   const base = { method, samples: samples.length, tokens };
   if (method === 'magnitude' || method === 'random') return { ...base, samples: 0, tokens: 0, sums: new Map() };
   if (samples.length === 0) throw new LrpLensError('bad-argument', 'The reference set is empty; give at least one sample.');
-  if (method === 'wanda' || method === 'activation') return { ...base, sums: await collectActivationNorms(onnxPath, weights, samples, opts) };
+  if (method === 'wanda' || method === 'activation')
+    return { ...base, sums: await collectActivationNorms(onnxPath, weights, samples, opts) };
   const aggregation = method === 'lrp' ? (opts.aggregation ?? DEFAULT_AGGREGATION) : 'abs-total';
   const sums = await collectWeightRelevance(onnxPath, weights, samples, method === 'lrp' ? 'attnlrp' : 'gradxinput', aggregation, opts);
   return { ...base, aggregation: method === 'lrp' ? aggregation : undefined, sums };
@@ -110,7 +119,11 @@ async function collectWeightRelevance(
   opts: CollectOptions,
 ): Promise<Map<string, Float32Array>> {
   const inGraph: WeightAggregation = aggregation === 'abs-tokens' ? 'absolute' : 'signed';
-  const compiled = await compileModelFile(onnxPath, { mode, weightRelevance: weights.map((w) => w.name), weightAggregation: inGraph }, opts.cache ?? true);
+  const compiled = await compileModelFile(
+    onnxPath,
+    { mode, weightRelevance: weights.map((w) => w.name), weightAggregation: inGraph },
+    opts.cache ?? true,
+  );
   const session = await Session.create(compiled.path, { device: opts.device });
   const perSample = aggregation === 'abs-samples';
   const size = perSample ? 1 : (opts.batchSize ?? 4);
@@ -130,7 +143,11 @@ async function collectWeightRelevance(
 }
 
 /** Feeds seeding the logit of the actual next token at every position of each sample, or the given seeds. */
-function relevanceFeeds(info: Awaited<ReturnType<typeof compileModelFile>>['info'], group: number[][], seeds?: (PositionSeed | PositionSeed[])[]) {
+function relevanceFeeds(
+  info: Awaited<ReturnType<typeof compileModelFile>>['info'],
+  group: number[][],
+  seeds?: (PositionSeed | PositionSeed[])[],
+) {
   const batch = padBatch(group, 0, info.padding);
   const B = group.length;
   const S = batch.ids[0].length;
@@ -157,7 +174,12 @@ function relevanceFeeds(info: Awaited<ReturnType<typeof compileModelFile>>['info
   return { ...causalLmFeeds(info.inputs, batch), ...seedFeeds(info.dtype, [B, S], { targetIds, targetWeights, foilIds, foilWeights }) };
 }
 
-async function collectActivationNorms(onnxPath: string, weights: PrunableWeight[], samples: number[][], opts: CollectOptions): Promise<Map<string, Float32Array>> {
+async function collectActivationNorms(
+  onnxPath: string,
+  weights: PrunableWeight[],
+  samples: number[][],
+  opts: CollectOptions,
+): Promise<Map<string, Float32Array>> {
   const model = await ForwardModel.load(onnxPath, { statistics: weights, device: opts.device });
   const groups = batches(samples, opts.batchSize ?? 4);
   const sums = new Map<string, Float32Array>();
@@ -181,7 +203,10 @@ export function mergeStatistics(parts: ScoreStatistics[]): ScoreStatistics {
   const sums = new Map<string, Float32Array>();
   for (const p of parts) {
     if (p.method !== first.method || p.aggregation !== first.aggregation) {
-      throw new LrpLensError('bad-argument', `Cannot merge ${p.method}/${p.aggregation ?? '-'} statistics with ${first.method}/${first.aggregation ?? '-'}: shards must use one method and aggregation.`);
+      throw new LrpLensError(
+        'bad-argument',
+        `Cannot merge ${p.method}/${p.aggregation ?? '-'} statistics with ${first.method}/${first.aggregation ?? '-'}: shards must use one method and aggregation.`,
+      );
     }
     for (const [name, v] of p.sums) addInto(sums, name, v, false);
   }
@@ -189,20 +214,36 @@ export function mergeStatistics(parts: ScoreStatistics[]): ScoreStatistics {
 }
 
 /** One score per element from statistics and the weights' values. */
-export function scoresFromStatistics(stats: ScoreStatistics, weights: PrunableWeight[], values: (name: string) => Float32Array, seed = 0): Scores {
+export function scoresFromStatistics(
+  stats: ScoreStatistics,
+  weights: PrunableWeight[],
+  values: (name: string) => Float32Array,
+  seed = 0,
+): Scores {
   const scores: Scores = new Map();
   const random = mulberry32(seed);
   for (const w of weights) {
     const W = values(w.name);
     const s = new Float32Array(W.length);
     const sums = stats.sums.get(w.name);
-    if (stats.method !== 'magnitude' && stats.method !== 'random' && !sums) throw new LrpLensError('bad-argument', `The ${stats.method} statistics have nothing for weight '${w.name}'.`);
+    if (stats.method !== 'magnitude' && stats.method !== 'random' && !sums)
+      throw new LrpLensError('bad-argument', `The ${stats.method} statistics have nothing for weight '${w.name}'.`);
     switch (stats.method) {
-      case 'magnitude': for (let i = 0; i < W.length; i++) s[i] = Math.abs(W[i]); break;
-      case 'random': for (let i = 0; i < W.length; i++) s[i] = random(); break;
-      case 'wanda': wandaScores(w, W, sums!, s, true); break;
-      case 'activation': wandaScores(w, W, sums!, s, false); break;
-      case 'gradient': for (let i = 0; i < W.length; i++) s[i] = Math.abs(sums![i]); break;
+      case 'magnitude':
+        for (let i = 0; i < W.length; i++) s[i] = Math.abs(W[i]);
+        break;
+      case 'random':
+        for (let i = 0; i < W.length; i++) s[i] = random();
+        break;
+      case 'wanda':
+        wandaScores(w, W, sums!, s, true);
+        break;
+      case 'activation':
+        wandaScores(w, W, sums!, s, false);
+        break;
+      case 'gradient':
+        for (let i = 0; i < W.length; i++) s[i] = Math.abs(sums![i]);
+        break;
       case 'lrp': {
         const abs = stats.aggregation === 'abs-total';
         for (let i = 0; i < W.length; i++) s[i] = abs ? Math.abs(sums![i]) : sums![i];
@@ -217,11 +258,14 @@ export function scoresFromStatistics(stats: ScoreStatistics, weights: PrunableWe
 function wandaScores(w: PrunableWeight, W: Float32Array, sumSquares: Float32Array, out: Float32Array, timesWeight: boolean): void {
   const inputs = inputUnits(w);
   const norms = Float32Array.from(sumSquares, (v) => Math.sqrt(v));
-  if (norms.length !== inputs) throw new LrpLensError('bad-argument', `Activation statistics for '${w.name}' have ${norms.length} channels; the weight has ${inputs} inputs.`);
+  if (norms.length !== inputs)
+    throw new LrpLensError(
+      'bad-argument',
+      `Activation statistics for '${w.name}' have ${norms.length} channels; the weight has ${inputs} inputs.`,
+    );
   const cols = w.dims[1];
   for (let i = 0; i < W.length; i++) {
     const input = w.outAxis === 1 ? Math.floor(i / cols) : i % cols;
     out[i] = timesWeight ? Math.abs(W[i]) * norms[input] : norms[input];
   }
 }
-

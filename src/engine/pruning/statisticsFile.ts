@@ -47,7 +47,8 @@ export function saveStatistics(path: string, stored: StoredStatistics): void {
 
 export function loadStatistics(path: string): StoredStatistics {
   if (!existsSync(path)) throw new LrpLensError('bad-argument', `Statistics file ${path} not found. Write one with prune --stats-out.`);
-  const corrupt = (why: string) => new LrpLensError('bad-argument', `${path} is not an LRP Lens statistics file: ${why}. Write it again with prune --stats-out.`);
+  const corrupt = (why: string) =>
+    new LrpLensError('bad-argument', `${path} is not an LRP Lens statistics file: ${why}. Write it again with prune --stats-out.`);
   const file = decodeSafetensors(readFileSync(path), corrupt);
   const m = file.metadata;
   if (m.format !== STATISTICS_FORMAT) throw corrupt(`its metadata does not say format "${STATISTICS_FORMAT}"`);
@@ -72,14 +73,29 @@ export function mergeStored(parts: StoredStatistics[]): StoredStatistics {
   const [first] = parts;
   const seen = new Set<number>();
   for (const p of parts) {
-    const what = p.provenance.model !== first.provenance.model ? 'model' : p.provenance.reference !== first.provenance.reference ? 'reference set' : p.provenance.of !== first.provenance.of ? 'shard count' : undefined;
-    if (what) throw new LrpLensError('bad-argument', `The statistics files were computed on a different ${what}; merge only shards of one run (same model, reference file and --shard i/n).`);
+    const what =
+      p.provenance.model !== first.provenance.model
+        ? 'model'
+        : p.provenance.reference !== first.provenance.reference
+          ? 'reference set'
+          : p.provenance.of !== first.provenance.of
+            ? 'shard count'
+            : undefined;
+    if (what)
+      throw new LrpLensError(
+        'bad-argument',
+        `The statistics files were computed on a different ${what}; merge only shards of one run (same model, reference file and --shard i/n).`,
+      );
     for (const s of p.provenance.shards) {
-      if (seen.has(s)) throw new LrpLensError('bad-argument', `Shard ${s}/${first.provenance.of} appears twice; each shard may be merged once.`);
+      if (seen.has(s))
+        throw new LrpLensError('bad-argument', `Shard ${s}/${first.provenance.of} appears twice; each shard may be merged once.`);
       seen.add(s);
     }
   }
-  return { stats: mergeStatistics(parts.map((p) => p.stats)), provenance: { ...first.provenance, shards: [...seen].sort((a, b) => a - b) } };
+  return {
+    stats: mergeStatistics(parts.map((p) => p.stats)),
+    provenance: { ...first.provenance, shards: [...seen].sort((a, b) => a - b) },
+  };
 }
 
 /** `i/n` → the i-th of n contiguous shards of the samples (0-based). */

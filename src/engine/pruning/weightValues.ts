@@ -20,7 +20,8 @@ export function storedBytes(graph: Graph, name: string): Uint8Array {
 
 export function storedDtype(graph: Graph, name: string): 'float32' | 'float16' {
   const dtype = dtypeOf(graph.initializers.get(name)?.dataType ?? 0);
-  if (dtype !== 'float32' && dtype !== 'float16') throw new LrpLensError('unsupported-graph', `Weight '${name}' is ${dtype}; only float32 and float16 weights can be pruned.`);
+  if (dtype !== 'float32' && dtype !== 'float16')
+    throw new LrpLensError('unsupported-graph', `Weight '${name}' is ${dtype}; only float32 and float16 weights can be pruned.`);
   return dtype;
 }
 
@@ -54,7 +55,10 @@ export function weightValues(graph: Graph, name: string): Float32Array {
 /** The stored bytes with pruned elements zeroed (+0 in float32 and float16 alike). */
 export function maskedBytes(bytes: Uint8Array, elementSize: 2 | 4, mask: WeightMask): Uint8Array {
   if (mask.keep.length * elementSize !== bytes.byteLength) {
-    throw new LrpLensError('bad-argument', `The mask has ${mask.keep.length} elements but the weight has ${bytes.byteLength / elementSize}.`);
+    throw new LrpLensError(
+      'bad-argument',
+      `The mask has ${mask.keep.length} elements but the weight has ${bytes.byteLength / elementSize}.`,
+    );
   }
   const out = new Uint8Array(bytes);
   for (let i = 0; i < mask.keep.length; i++) if (!mask.keep[i]) out.fill(0, i * elementSize, (i + 1) * elementSize);

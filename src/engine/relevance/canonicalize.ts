@@ -104,4 +104,3 @@ function findWeightOrigins(g: Graph): Map<string, WeightOrigin> {
   }
   return origins;
 }
-

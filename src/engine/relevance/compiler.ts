@@ -92,10 +92,18 @@ class Backward implements RuleContext {
     this.b = new GraphBuilder(graph, 'lrp');
   }
 
-  get opset(): number { return this.graph.opset; }
-  relevant(t: string): boolean { return this.patterns.relevant.has(t); }
-  isInitializer(t: string): boolean { return this.graph.initializers.has(t); }
-  constantValues(t: string): number[] | undefined { return this.graph.constantValues(t); }
+  get opset(): number {
+    return this.graph.opset;
+  }
+  relevant(t: string): boolean {
+    return this.patterns.relevant.has(t);
+  }
+  isInitializer(t: string): boolean {
+    return this.graph.initializers.has(t);
+  }
+  constantValues(t: string): number[] | undefined {
+    return this.graph.constantValues(t);
+  }
 
   info(t: string): TensorShapeInfo {
     const s = this.shapes.get(t);
@@ -105,9 +113,15 @@ class Backward implements RuleContext {
     throw new LrpLensError('unsupported-graph', `No shape is known for tensor '${t}'.`);
   }
 
-  rank(t: string): number { return this.info(t).dims.length; }
-  staticDims(t: string): (number | null)[] { return this.info(t).dims; }
-  scalar(v: number): string { return this.b.scalar(this.dtype, v); }
+  rank(t: string): number {
+    return this.info(t).dims.length;
+  }
+  staticDims(t: string): (number | null)[] {
+    return this.info(t).dims;
+  }
+  scalar(v: number): string {
+    return this.b.scalar(this.dtype, v);
+  }
 
   shapeOf(t: string): string {
     const hit = this.shapeReads.get(t);
@@ -264,7 +278,8 @@ export function compileRelevance(
     throw new LrpLensError('unsupported-graph', `Logits of type ${dtype} are not supported yet; use the fp32 export of the model.`);
   }
   const vocab = logitsInfo.dims[logitsInfo.dims.length - 1];
-  if (vocab === null || logitsInfo.dims.length !== 3) throw new LrpLensError('not-causal-lm', 'Logits must have shape [batch, sequence, vocabulary].');
+  if (vocab === null || logitsInfo.dims.length !== 3)
+    throw new LrpLensError('not-causal-lm', 'Logits must have shape [batch, sequence, vocabulary].');
   const forward = [...graph.nodes];
   const want = options.weightRelevance;
   const wantWeights = (init: string) => (Array.isArray(want) ? want.includes(init) : !!want);
@@ -283,13 +298,24 @@ export function compileRelevance(
   if (head && !wantWeights(head.initializer) && ctx.rank(head.hidden) === 3) {
     // The seed gradient at the LM head input is a weighted pick of the head's rows: no [batch, seq, vocab]
     // one-hot and no vocabulary-sized backward GEMM.
-    ctx.addGrad(head.hidden, b.Sub(b.Mul(weightsOf(IO.targetWeights), head.rows(b, targets)), b.Mul(weightsOf(IO.foilWeights), head.rows(b, IO.foilIds))));
+    ctx.addGrad(
+      head.hidden,
+      b.Sub(b.Mul(weightsOf(IO.targetWeights), head.rows(b, targets)), b.Mul(weightsOf(IO.foilWeights), head.rows(b, IO.foilIds))),
+    );
     if (head.bias && mode !== 'gradxinput') {
-      const biasShare = b.Sub(b.Mul(IO.targetWeights, b.op('Gather', [head.bias, targets])), b.Mul(IO.foilWeights, b.op('Gather', [head.bias, IO.foilIds])));
+      const biasShare = b.Sub(
+        b.Mul(IO.targetWeights, b.op('Gather', [head.bias, targets])),
+        b.Mul(IO.foilWeights, b.op('Gather', [head.bias, IO.foilIds])),
+      );
       ctx.absorb('bias', biasShare, IO.targetWeights);
     }
   } else {
-    const vocabRange = b.constant('int64', [vocab], Array.from({ length: vocab }, (_, i) => i), 'vocab_range');
+    const vocabRange = b.constant(
+      'int64',
+      [vocab],
+      Array.from({ length: vocab }, (_, i) => i),
+      'vocab_range',
+    );
     const oneHot = (ids: string, weights: string) => b.Mul(b.Cast(b.op('Equal', [weightsOf(ids), vocabRange]), dtype), weightsOf(weights));
     ctx.addGrad(patterns.logits, b.Sub(oneHot(targets, IO.targetWeights), oneHot(IO.foilIds, IO.foilWeights)));
   }
@@ -304,9 +330,15 @@ export function compileRelevance(
   const tokenParts = patterns.embeddings.map((e) => ctx.relevanceOf(e.outputs[0], [-1]));
   rename(tokenParts.length === 1 ? tokenParts[0] : b.op('Sum', tokenParts), IO.tokens, ['batch', 'sequence']);
 
-  const stack = (parts: string[]) => b.op('Concat', parts.map((p) => b.op('Unsqueeze', [p, b.ints([0])])), { axis: 0 });
+  const stack = (parts: string[]) =>
+    b.op(
+      'Concat',
+      parts.map((p) => b.op('Unsqueeze', [p, b.ints([0])])),
+      { axis: 0 },
+    );
   const layers = patterns.softmaxes.length;
-  if (patterns.blockInputs) rename(stack(patterns.blockInputs.map((h) => ctx.relevanceOf(h, [-1]))), IO.layers, [layers, 'batch', 'sequence']);
+  if (patterns.blockInputs)
+    rename(stack(patterns.blockInputs.map((h) => ctx.relevanceOf(h, [-1]))), IO.layers, [layers, 'batch', 'sequence']);
   else warnings.push('Residual-stream structure not recognised: per-layer relevance is not available for this model.');
 
   let heads: number | null = null;

@@ -11,21 +11,75 @@ export type RelevanceMode = 'attnlrp' | 'gradxinput' | 'cp-lrp';
 
 /** Ops whose outputs never carry relevance (integer/shape/boolean results). */
 export const NO_RELEVANCE_OPS = new Set([
-  'Shape', 'Size', 'Equal', 'Greater', 'Less', 'GreaterOrEqual', 'LessOrEqual', 'Not', 'And', 'Or', 'Xor',
-  'ArgMax', 'ArgMin', 'NonZero', 'IsNaN', 'IsInf', 'ConstantOfShape', 'Range', 'EyeLike', 'Constant',
+  'Shape',
+  'Size',
+  'Equal',
+  'Greater',
+  'Less',
+  'GreaterOrEqual',
+  'LessOrEqual',
+  'Not',
+  'And',
+  'Or',
+  'Xor',
+  'ArgMax',
+  'ArgMin',
+  'NonZero',
+  'IsNaN',
+  'IsInf',
+  'ConstantOfShape',
+  'Range',
+  'EyeLike',
+  'Constant',
 ]);
 
 /** Element-wise ops: candidates inside activation subgraphs. */
 const ELEMENTWISE = new Set([
-  'Add', 'Sub', 'Mul', 'Div', 'Pow', 'Neg', 'Sqrt', 'Erf', 'Tanh', 'Sigmoid', 'Relu', 'Exp', 'Log', 'Abs',
-  'Reciprocal', 'Gelu', 'Softplus', 'Elu', 'LeakyRelu', 'Selu', 'Celu', 'HardSigmoid', 'HardSwish', 'Mish',
-  'ThresholdedRelu', 'Cast', 'Identity',
+  'Add',
+  'Sub',
+  'Mul',
+  'Div',
+  'Pow',
+  'Neg',
+  'Sqrt',
+  'Erf',
+  'Tanh',
+  'Sigmoid',
+  'Relu',
+  'Exp',
+  'Log',
+  'Abs',
+  'Reciprocal',
+  'Gelu',
+  'Softplus',
+  'Elu',
+  'LeakyRelu',
+  'Selu',
+  'Celu',
+  'HardSigmoid',
+  'HardSwish',
+  'Mish',
+  'ThresholdedRelu',
+  'Cast',
+  'Identity',
 ]);
 
 /** Non-linear element-wise ops that anchor an activation subgraph (identity rule in AttnLRP). */
 export const ACTIVATION_ANCHORS = new Set([
-  'Erf', 'Tanh', 'Sigmoid', 'Relu', 'Gelu', 'Softplus', 'Elu', 'LeakyRelu', 'Selu', 'Celu', 'HardSigmoid',
-  'HardSwish', 'Mish', 'ThresholdedRelu',
+  'Erf',
+  'Tanh',
+  'Sigmoid',
+  'Relu',
+  'Gelu',
+  'Softplus',
+  'Elu',
+  'LeakyRelu',
+  'Selu',
+  'Celu',
+  'HardSigmoid',
+  'HardSwish',
+  'Mish',
+  'ThresholdedRelu',
 ]);
 
 export interface ActivationRegion {
@@ -109,7 +163,12 @@ export function analysePatterns(g: Graph, shapes: ShapeTable, mode: RelevanceMod
   const cuts = new Set<string>();
   if (mode !== 'gradxinput') for (const s of stats.keys()) cuts.add(s);
   if (mode === 'cp-lrp') for (const s of softmaxes) cuts.add(s.outputs[0]);
-  const relevant = relevantTensors(g, embeddings.map((e) => e.outputs[0]), cuts, shapes);
+  const relevant = relevantTensors(
+    g,
+    embeddings.map((e) => e.outputs[0]),
+    cuts,
+    shapes,
+  );
   if (!relevant.has(logits)) throw new LrpLensError('not-causal-lm', 'The logits do not depend on the token embeddings.');
   const order = new Map(g.nodes.map((n, i) => [n, i]));
   const activations = findActivations(g, relevant, order);
@@ -143,7 +202,11 @@ function elementwiseAncestors(g: Graph, start: string, relevant: Set<string>): S
   while (stack.length) {
     const p = elementwiseProducer(g, stack.pop()!);
     if (!p) continue;
-    for (const i of p.inputs) if (relevant.has(i) && !seen.has(i)) { seen.add(i); stack.push(i); }
+    for (const i of p.inputs)
+      if (relevant.has(i) && !seen.has(i)) {
+        seen.add(i);
+        stack.push(i);
+      }
   }
   return seen;
 }
@@ -191,7 +254,10 @@ function growRegion(g: Graph, anchor: OnnxNode, relevant: Set<string>, order: Ma
     if (consumers.length !== 1 || !ELEMENTWISE.has(consumers[0].opType)) return single;
     const c = consumers[0];
     const others = c.inputs.filter((i) => i !== current && relevant.has(i));
-    if (others.length === 0) { current = c.outputs[0]; continue; }
+    if (others.length === 0) {
+      current = c.outputs[0];
+      continue;
+    }
     if (others.length !== 1 || c.opType !== 'Mul') return single;
     const common = [...elementwiseAncestors(g, others[0], relevant)].filter((t) => anchorAncestors.has(t));
     if (common.length === 0) return single;

@@ -77,7 +77,10 @@ function absorbOperand(ctx: RuleContext, kind: AbsorbedKind, c: string, g: strin
 
 const add: Rule = (ctx, n, [g]) => {
   const [a, b] = n.inputs;
-  for (const [x, sign] of [[a, 1], [b, n.opType === 'Sub' ? -1 : 1]] as const) {
+  for (const [x, sign] of [
+    [a, 1],
+    [b, n.opType === 'Sub' ? -1 : 1],
+  ] as const) {
     if (ctx.relevant(x)) {
       const gx = sign < 0 ? ctx.b.Neg(g!) : g!;
       ctx.addGrad(x, ctx.unbroadcast(gx, x, n.outputs[0]));
@@ -227,7 +230,8 @@ const concat: Rule = (ctx, n, [g]) => {
     const end = ctx.b.Add(start, sizeAlong(ctx, x, axis));
     const piece = ctx.b.op('Slice', [g!, start, end, ctx.b.ints([axis])]);
     if (ctx.relevant(x)) ctx.addGrad(x, piece);
-    else if (uniform(ctx) && ctx.staticDims(x).every((d) => d !== 0)) ctx.absorb('constant', ctx.b.Mul(finite(ctx, x), piece), n.outputs[0]);
+    else if (uniform(ctx) && ctx.staticDims(x).every((d) => d !== 0))
+      ctx.absorb('constant', ctx.b.Mul(finite(ctx, x), piece), n.outputs[0]);
     start = end;
   }
 };
@@ -278,7 +282,8 @@ function clampIndex(ctx: RuleContext, i: string, dim: string): string {
 const gather: Rule = (ctx, n, [g]) => {
   const [x, idx] = n.inputs;
   const values = ctx.constantValues(idx);
-  if (!values || values.length !== 1 || ctx.rank(idx) !== 0) throw unsupported(n, 'Gather with non-scalar or computed indices on a relevant tensor');
+  if (!values || values.length !== 1 || ctx.rank(idx) !== 0)
+    throw unsupported(n, 'Gather with non-scalar or computed indices on a relevant tensor');
   const axis = normAxis(ctx, attrInt(n, 'axis', 0), x);
   const r = ctx.rank(x);
   const dim = sizeAlong(ctx, x, axis);
@@ -331,9 +336,11 @@ export function unsupported(n: OnnxNode, what: string): LrpLensError {
   );
 }
 
-const refuse = (why: string): Rule => (_ctx, n) => {
-  throw unsupported(n, why);
-};
+const refuse =
+  (why: string): Rule =>
+  (_ctx, n) => {
+    throw unsupported(n, why);
+  };
 
 /**
  * The table. Rows are ONNX op types; ops whose outputs never carry relevance (Shape, Equal, Range, ...)
@@ -392,4 +399,3 @@ export function ruleFor(n: OnnxNode): Rule {
   if (!rule) throw unsupported(n, 'no relevance rule for this op');
   return rule;
 }
-

@@ -62,13 +62,22 @@ export function fileFingerprint(path: string): string {
 export function modelFingerprint(path: string): string {
   const dir = dirname(path);
   const name = basename(path);
-  const data = readdirSync(dir).filter((f) => f !== name && f.startsWith(name)).sort();
-  return createHash('sha256').update([path, ...data.map((f) => join(dir, f))].map(fileFingerprint).join('|')).digest('hex');
+  const data = readdirSync(dir)
+    .filter((f) => f !== name && f.startsWith(name))
+    .sort();
+  return createHash('sha256')
+    .update([path, ...data.map((f) => join(dir, f))].map(fileFingerprint).join('|'))
+    .digest('hex');
 }
 
 function optionsKey(options: CompileOptions): string {
   const w = options.weightRelevance;
-  return JSON.stringify({ v: COMPILER_VERSION, mode: options.mode ?? 'attnlrp', w: Array.isArray(w) ? [...w].sort() : !!w, agg: options.weightAggregation ?? 'signed' });
+  return JSON.stringify({
+    v: COMPILER_VERSION,
+    mode: options.mode ?? 'attnlrp',
+    w: Array.isArray(w) ? [...w].sort() : !!w,
+    agg: options.weightAggregation ?? 'signed',
+  });
 }
 
 /**

@@ -42,7 +42,14 @@ export interface ModelReport {
   externalData: { files: string[]; bytes: number } | null;
   inputs: string[];
   outputs: string[];
-  attribution: { supported: boolean; reason: string | null; layers: number | null; heads: number | null; neurons: number | null; warnings: string[] };
+  attribution: {
+    supported: boolean;
+    reason: string | null;
+    layers: number | null;
+    heads: number | null;
+    neurons: number | null;
+    warnings: string[];
+  };
   devices: { cpu: boolean; cuda: boolean };
 }
 
@@ -64,7 +71,8 @@ function exportStyle(ops: Record<string, number>, g: Graph): string {
   const has = (op: string) => Object.keys(ops).some((k) => k === op || k.endsWith(`.${op}`));
   if (has('If') && g.inputs.some((i) => i.name === 'use_cache_branch')) return 'Optimum merged decoder (If on use_cache_branch)';
   if (has('GroupQueryAttention')) return 'onnxruntime-genai (GroupQueryAttention, fused norms)';
-  if (has('Attention') || has('SkipLayerNormalization') || has('MultiHeadAttention')) return 'onnxruntime-optimised (fused attention and norms)';
+  if (has('Attention') || has('SkipLayerNormalization') || has('MultiHeadAttention'))
+    return 'onnxruntime-optimised (fused attention and norms)';
   if (has('MatMulNBits') || has('MatMulInteger')) return 'quantised export';
   return 'standard ONNX ops (torch / Optimum export)';
 }
@@ -122,7 +130,14 @@ export async function inspectModel(ref: string, opts: { offline?: boolean } = {}
     report.rewrites = canonical.rewrites;
     const shapes = await probeShapes(canonical.graph);
     const { info } = compileRelevance(canonical.graph, shapes, canonical.weightOrigins, {});
-    report.attribution = { supported: true, reason: null, layers: info.layers, heads: info.heads, neurons: info.neurons, warnings: info.warnings };
+    report.attribution = {
+      supported: true,
+      reason: null,
+      layers: info.layers,
+      heads: info.heads,
+      neurons: info.neurons,
+      warnings: info.warnings,
+    };
   } catch (err) {
     if (!LrpLensError.is(err)) throw err;
     report.attribution.reason = err.message;
@@ -134,7 +149,23 @@ export async function inspectModel(ref: string, opts: { offline?: boolean } = {}
 export const INSPECT_SCHEMA = {
   $id: 'https://lrp-lens.dev/schema/inspect-1.json',
   type: 'object',
-  required: ['schema', 'model', 'family', 'layers', 'heads', 'kvHeads', 'hiddenSize', 'opset', 'exportStyle', 'ops', 'rewrites', 'precision', 'externalData', 'attribution', 'devices'],
+  required: [
+    'schema',
+    'model',
+    'family',
+    'layers',
+    'heads',
+    'kvHeads',
+    'hiddenSize',
+    'opset',
+    'exportStyle',
+    'ops',
+    'rewrites',
+    'precision',
+    'externalData',
+    'attribution',
+    'devices',
+  ],
   properties: {
     schema: { const: 'lrp-lens/inspect@1' },
     model: { type: 'object', required: ['ref', 'dir', 'onnx', 'bytes'] },
@@ -161,7 +192,11 @@ export const INSPECT_SCHEMA = {
     attribution: {
       type: 'object',
       required: ['supported', 'reason', 'layers', 'heads', 'neurons', 'warnings'],
-      properties: { supported: { type: 'boolean' }, reason: { type: ['string', 'null'] }, warnings: { type: 'array', items: { type: 'string' } } },
+      properties: {
+        supported: { type: 'boolean' },
+        reason: { type: ['string', 'null'] },
+        warnings: { type: 'array', items: { type: 'string' } },
+      },
     },
     devices: { type: 'object', required: ['cpu', 'cuda'] },
   },

@@ -53,10 +53,14 @@ function looksLikeHubId(ref: string): boolean {
 export async function resolveModel(ref: string, opts: { offline?: boolean } = {}): Promise<ModelFolder> {
   const dir = looksLikeHubId(ref) ? await fromHub(ref, isOffline(opts.offline)) : resolve(ref);
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    throw new LrpLensError('model-not-found', `Model folder not found: ${dir}. Pass a folder in the transformers.js layout (config.json, tokenizer.json, onnx/model.onnx) or a hub id.`);
+    throw new LrpLensError(
+      'model-not-found',
+      `Model folder not found: ${dir}. Pass a folder in the transformers.js layout (config.json, tokenizer.json, onnx/model.onnx) or a hub id.`,
+    );
   }
   const configPath = join(dir, 'config.json');
-  if (!existsSync(configPath)) throw new LrpLensError('not-causal-lm', `${dir} has no config.json: it is not a model folder in the transformers.js layout.`);
+  if (!existsSync(configPath))
+    throw new LrpLensError('not-causal-lm', `${dir} has no config.json: it is not a model folder in the transformers.js layout.`);
   let config: ModelConfig;
   try {
     config = JSON.parse(readFileSync(configPath, 'utf8')) as ModelConfig;
@@ -64,17 +68,31 @@ export async function resolveModel(ref: string, opts: { offline?: boolean } = {}
     throw new LrpLensError('model-corrupt', `${configPath} is not valid JSON (${(err as Error).message}).`, err);
   }
   checkCausal(config, dir);
-  if (!existsSync(join(dir, 'tokenizer.json'))) throw new LrpLensError('model-not-found', `${dir} has no tokenizer.json; the tokenizer is needed to attribute text. Copy the model's tokenizer.json (and tokenizer_config.json) into the folder, or choose a complete model folder.`);
+  if (!existsSync(join(dir, 'tokenizer.json')))
+    throw new LrpLensError(
+      'model-not-found',
+      `${dir} has no tokenizer.json; the tokenizer is needed to attribute text. Copy the model's tokenizer.json (and tokenizer_config.json) into the folder, or choose a complete model folder.`,
+    );
   const onnx = ONNX_CANDIDATES.map((c) => join(dir, c)).find((p) => existsSync(p));
-  if (!onnx) throw new LrpLensError('model-not-found', `${dir} has no ONNX file (looked for ${ONNX_CANDIDATES.join(', ')}). Export the model with Optimum or download its onnx/ folder.`);
+  if (!onnx)
+    throw new LrpLensError(
+      'model-not-found',
+      `${dir} has no ONNX file (looked for ${ONNX_CANDIDATES.join(', ')}). Export the model with Optimum or download its onnx/ folder.`,
+    );
   return { ref, dir, onnxPath: onnx, config };
 }
 
 function checkCausal(config: ModelConfig, dir: string): void {
   const arch = (config.architectures ?? []).join(',');
-  const notCausal = config.is_encoder_decoder || /ForMaskedLM|ForSequenceClassification|ForTokenClassification|ForQuestionAnswering|Model$/.test(arch) && !/CausalLM|LMHead/.test(arch);
+  const notCausal =
+    config.is_encoder_decoder ||
+    (/ForMaskedLM|ForSequenceClassification|ForTokenClassification|ForQuestionAnswering|Model$/.test(arch) &&
+      !/CausalLM|LMHead/.test(arch));
   if (notCausal) {
-    throw new LrpLensError('not-causal-lm', `${dir} holds a ${arch || config.model_type} model, not a causal language model (architectures should end in ForCausalLM or LMHeadModel).`);
+    throw new LrpLensError(
+      'not-causal-lm',
+      `${dir} holds a ${arch || config.model_type} model, not a causal language model (architectures should end in ForCausalLM or LMHeadModel).`,
+    );
   }
 }
 
@@ -83,7 +101,10 @@ async function fromHub(id: string, offline: boolean): Promise<string> {
   const missing = HUB_FILES.filter((f) => !existsSync(join(dir, f)) && !OPTIONAL_HUB_FILES.has(f));
   if (missing.length === 0) return dir;
   if (offline) {
-    throw new LrpLensError('model-not-found', `Model ${id} is not in the cache (${dir}) and downloads are disabled (--offline / LRP_LENS_OFFLINE). Run once online or pass a local folder.`);
+    throw new LrpLensError(
+      'model-not-found',
+      `Model ${id} is not in the cache (${dir}) and downloads are disabled (--offline / LRP_LENS_OFFLINE). Run once online or pass a local folder.`,
+    );
   }
   const { env } = await import('@huggingface/transformers');
   const host = (env.remoteHost ?? 'https://huggingface.co/').replace(/\/?$/, '/');
@@ -95,11 +116,18 @@ async function fromHub(id: string, offline: boolean): Promise<string> {
     try {
       res = await fetch(url);
     } catch (err) {
-      throw new LrpLensError('model-not-found', `Could not download ${url} (${(err as Error).message}). Check the network or pass a local model folder.`, err);
+      throw new LrpLensError(
+        'model-not-found',
+        `Could not download ${url} (${(err as Error).message}). Check the network or pass a local model folder.`,
+        err,
+      );
     }
     if (!res.ok) {
       if (OPTIONAL_HUB_FILES.has(file)) continue;
-      throw new LrpLensError('model-not-found', `Downloading ${url} failed with HTTP ${res.status}. Is '${id}' a hub id with an onnx/model.onnx file?`);
+      throw new LrpLensError(
+        'model-not-found',
+        `Downloading ${url} failed with HTTP ${res.status}. Is '${id}' a hub id with an onnx/model.onnx file?`,
+      );
     }
     mkdirSync(join(target, '..'), { recursive: true });
     writeFileSync(`${target}.part`, Buffer.from(await res.arrayBuffer()));

@@ -33,7 +33,15 @@ const PROBES = [
 ];
 
 const ortType: Record<string, DType> = {
-  float32: 'float32', float64: 'float64', float16: 'float16', int64: 'int64', int32: 'int32', int8: 'int8', uint8: 'uint8', bool: 'bool', string: 'string',
+  float32: 'float32',
+  float64: 'float64',
+  float16: 'float16',
+  int64: 'int64',
+  int32: 'int32',
+  int8: 'int8',
+  uint8: 'uint8',
+  bool: 'bool',
+  string: 'string',
 };
 
 export async function probeShapes(graph: Graph, tokenRange = 8): Promise<ShapeTable> {
@@ -64,7 +72,9 @@ export async function probeShapes(graph: Graph, tokenRange = 8): Promise<ShapeTa
   const results: Record<string, { type: string; dims: readonly number[] }>[] = [];
   try {
     for (const p of PROBES) {
-      const rows = Array.from({ length: p.batch }, (_, r) => Array.from({ length: p.seq }, (_, i) => 1 + ((r + i) % Math.max(1, tokenRange - 1))));
+      const rows = Array.from({ length: p.batch }, (_, r) =>
+        Array.from({ length: p.seq }, (_, i) => 1 + ((r + i) % Math.max(1, tokenRange - 1))),
+      );
       const feeds = causalLmFeeds(specs, leftPad(rows, 0));
       const out = { ...feeds, ...(await session.run(feeds)) };
       results.push(
@@ -72,7 +82,9 @@ export async function probeShapes(graph: Graph, tokenRange = 8): Promise<ShapeTa
           Object.entries(out).map(([k, v]) => {
             const target = shapeOf.get(k);
             // Weight-only tensors are never relevant; their type is reported as the graph's float type.
-            return target ? [target, { type: 'float32', dims: Array.from(v.data as BigInt64Array, Number) }] : [k, { type: v.type, dims: v.dims }];
+            return target
+              ? [target, { type: 'float32', dims: Array.from(v.data as BigInt64Array, Number) }]
+              : [k, { type: v.type, dims: v.dims }];
           }),
         ),
       );
@@ -87,7 +99,10 @@ export async function probeShapes(graph: Graph, tokenRange = 8): Promise<ShapeTa
     const dtype = ortType[a.type];
     if (!dtype) throw new LrpLensError('unsupported-graph', `Tensor ${name} has unsupported type ${a.type}.`);
     if (a.dims.length !== b.dims.length) {
-      throw new LrpLensError('unsupported-graph', `Tensor ${name} changes rank with the batch or sequence size; this graph is not supported.`);
+      throw new LrpLensError(
+        'unsupported-graph',
+        `Tensor ${name} changes rank with the batch or sequence size; this graph is not supported.`,
+      );
     }
     const dims = a.dims.map((d, i) => (d === b.dims[i] ? d : null));
     const batchAxis = a.dims.findIndex((d, i) => d === PROBES[0].batch && b.dims[i] === PROBES[1].batch);
@@ -136,8 +151,20 @@ function withoutWeightBytes(g: Graph, staticShapes: ShapeTable): Graph {
       }
       continue;
     }
-    const zero = onnx.TensorProto.create({ name: 'zero', dataType: t.dataType, dims: [1], rawData: new Uint8Array(dtype === 'float64' ? 8 : dtype === 'float32' ? 4 : 2) });
-    g.nodes.push({ name: `${PROBE_PREFIX}${name}`, opType: 'ConstantOfShape', domain: '', inputs: [b.ints(dims)], outputs: [name], attributes: [makeAttribute('value', zero)] });
+    const zero = onnx.TensorProto.create({
+      name: 'zero',
+      dataType: t.dataType,
+      dims: [1],
+      rawData: new Uint8Array(dtype === 'float64' ? 8 : dtype === 'float32' ? 4 : 2),
+    });
+    g.nodes.push({
+      name: `${PROBE_PREFIX}${name}`,
+      opType: 'ConstantOfShape',
+      domain: '',
+      inputs: [b.ints(dims)],
+      outputs: [name],
+      attributes: [makeAttribute('value', zero)],
+    });
     filled++;
   }
   if (rewritten.size || filled) {
@@ -160,9 +187,8 @@ function shapeOnly(b: GraphBuilder, n: OnnxNode, dtype: DType, dims: number[]): 
   const saved = b.graph.nodes;
   b.graph.nodes = [];
   const zeros = b.constant(dtype, [dims[1]], new Array<number>(dims[1]).fill(0), 'zeros');
-  const column = n.opType === 'MatMul'
-    ? b.ReduceSum(n.inputs[0], [-1], true)
-    : b.op('Unsqueeze', [b.Cast(n.inputs[1], dtype), b.ints([-1])]);
+  const column =
+    n.opType === 'MatMul' ? b.ReduceSum(n.inputs[0], [-1], true) : b.op('Unsqueeze', [b.Cast(n.inputs[1], dtype), b.ints([-1])]);
   const out = b.Mul(column, zeros);
   const emitted = b.graph.nodes;
   b.graph.nodes = saved;

@@ -76,8 +76,12 @@ export class Session {
     }
   }
 
-  get inputNames(): readonly string[] { return this.inner.inputNames; }
-  get outputNames(): readonly string[] { return this.inner.outputNames; }
+  get inputNames(): readonly string[] {
+    return this.inner.inputNames;
+  }
+  get outputNames(): readonly string[] {
+    return this.inner.outputNames;
+  }
 
   async run(feeds: Feeds, fetches?: string[]): Promise<Record<string, ort.Tensor>> {
     try {
@@ -101,7 +105,11 @@ function firstLine(err: unknown): string {
 }
 
 export function int64Tensor(values: number[], dims: number[]): ort.Tensor {
-  return new ort.Tensor('int64', BigInt64Array.from(values, (v) => BigInt(v)), dims);
+  return new ort.Tensor(
+    'int64',
+    BigInt64Array.from(values, (v) => BigInt(v)),
+    dims,
+  );
 }
 
 export function floatTensor(dtype: 'float32' | 'float64', values: ArrayLike<number>, dims: number[]): ort.Tensor {

@@ -74,7 +74,12 @@ export function pronounTask(opts: GenerateOptions): TaskFile {
     return { prompt, target: girl ? ' she' : ' he', foil: girl ? ' he' : ' she', meta: { gender: girl ? 'girl' : 'boy', name, template } };
   });
   const task: TaskFile = {
-    header: { name: 'pronoun', metric: 'logit_diff', kind: 'pronoun', description: 'Gendered pronoun: after a boy\'s name " he", after a girl\'s " she".' },
+    header: {
+      name: 'pronoun',
+      metric: 'logit_diff',
+      kind: 'pronoun',
+      description: 'Gendered pronoun: after a boy\'s name " he", after a girl\'s " she".',
+    },
     samples,
   };
   checkTokens(task, opts.tokenizer, 'the pronoun task needs " he" and " she" to be single tokens of the model');
@@ -87,14 +92,28 @@ export function ioiTask(opts: GenerateOptions): TaskFile {
   const space = IOI_TEMPLATES.length * names.length * (names.length - 1) * IOI_PLACES.length * IOI_OBJECTS.length * 2;
   const samples = distinctSamples(opts.n, space, 'ioi', () => {
     const io = pick(rand, names);
-    const s = pick(rand, names.filter((x) => x !== io));
+    const s = pick(
+      rand,
+      names.filter((x) => x !== io),
+    );
     const abba = rand() < 0.5;
     const template = randomInt(rand, IOI_TEMPLATES.length);
-    const prompt = fill(IOI_TEMPLATES[template], { a: abba ? io : s, b: abba ? s : io, s, place: pick(rand, IOI_PLACES), object: pick(rand, IOI_OBJECTS) });
+    const prompt = fill(IOI_TEMPLATES[template], {
+      a: abba ? io : s,
+      b: abba ? s : io,
+      s,
+      place: pick(rand, IOI_PLACES),
+      object: pick(rand, IOI_OBJECTS),
+    });
     return { prompt, target: ` ${io}`, foil: ` ${s}`, meta: { io, s, order: abba ? 'ABBA' : 'BABA', template } };
   });
   const task: TaskFile = {
-    header: { name: 'ioi', metric: 'logit_diff', kind: 'ioi', description: 'Indirect-object identification: the name that did not repeat receives the object.' },
+    header: {
+      name: 'ioi',
+      metric: 'logit_diff',
+      kind: 'ioi',
+      description: 'Indirect-object identification: the name that did not repeat receives the object.',
+    },
     samples,
   };
   checkTokens(task, opts.tokenizer, 'IOI targets must be single tokens');
@@ -117,7 +136,8 @@ function singleTokenNames(tok: TokenizerLike): string[] {
 /** Samples drawn until n distinct prompts exist (duplicates would leak across the train / held-out split). */
 function distinctSamples(n: number, space: number, kind: string, draw: (i: number) => Omit<TaskSample, 'line'>): TaskSample[] {
   if (!Number.isInteger(n) || n < 1) throw new LrpLensError('bad-argument', `The number of samples must be a positive integer (got ${n}).`);
-  if (n > space) throw new LrpLensError('bad-argument', `The ${kind} generator has only ${space} distinct samples; ask for at most ${space}.`);
+  if (n > space)
+    throw new LrpLensError('bad-argument', `The ${kind} generator has only ${space} distinct samples; ask for at most ${space}.`);
   const seen = new Set<string>();
   const out: TaskSample[] = [];
   for (let tries = 0; out.length < n; tries++) {
@@ -144,7 +164,14 @@ function fill(template: string, values: Record<string, string>): string {
 }
 
 /** Generates a task and writes it to `out`; with a model, targets and foils are checked against its tokenizer. */
-export async function generateTaskFile(o: { kind: TaskKind; n: number; seed?: number; out: string; model?: string; offline?: boolean }): Promise<{ path: string; samples: number }> {
+export async function generateTaskFile(o: {
+  kind: TaskKind;
+  n: number;
+  seed?: number;
+  out: string;
+  model?: string;
+  offline?: boolean;
+}): Promise<{ path: string; samples: number }> {
   const tokenizer = o.model ? await loadTokenizer(await resolveModel(o.model, { offline: o.offline })) : undefined;
   const task = generateTask(o.kind, { n: o.n, seed: o.seed, tokenizer });
   mkdirSync(dirname(o.out), { recursive: true });

@@ -40,14 +40,21 @@ export function targetProb(row: Float32Array, targetId: number): number {
 export function sampleMetric(metric: TaskMetric, row: Float32Array, tokens: MetricTokens): number {
   if (metric === 'prob') return targetProb(row, tokens.targetId);
   if (tokens.foilId === undefined) {
-    throw new LrpLensError('bad-argument', `The metric "${metric}" compares target and foil, but a sample has no foil; add foils or use the metric "prob".`);
+    throw new LrpLensError(
+      'bad-argument',
+      `The metric "${metric}" compares target and foil, but a sample has no foil; add foils or use the metric "prob".`,
+    );
   }
   return metric === 'logit_diff' ? logitDiff(row, tokens.targetId, tokens.foilId) : targetAboveFoil(row, tokens.targetId, tokens.foilId);
 }
 
 /** The metric per sample and its mean; `rows[i]` are the final-position logits of sample i. */
 export function taskMetric(metric: TaskMetric, rows: readonly Float32Array[], samples: readonly MetricTokens[]): TaskMetricResult {
-  if (rows.length !== samples.length) throw new LrpLensError('bad-argument', `Got ${rows.length} logit rows for ${samples.length} samples; pass one final-position row per sample.`);
+  if (rows.length !== samples.length)
+    throw new LrpLensError(
+      'bad-argument',
+      `Got ${rows.length} logit rows for ${samples.length} samples; pass one final-position row per sample.`,
+    );
   if (rows.length === 0) throw new LrpLensError('bad-argument', 'No samples to evaluate; the task has no samples.');
   const perSample = rows.map((row, i) => sampleMetric(metric, row, samples[i]));
   return { metric, perSample, mean: perSample.reduce((a, b) => a + b, 0) / perSample.length };
@@ -59,7 +66,11 @@ export function taskMetric(metric: TaskMetric, rows: readonly Float32Array[], sa
  */
 export function finalRows(logits: Float32Array, dims: readonly number[], lengths?: readonly number[]): Float32Array[] {
   const [b, s, v] = dims;
-  if (dims.length !== 3 || logits.length !== b * s * v) throw new LrpLensError('bad-argument', `Logits of shape [${dims.join(', ')}] hold ${logits.length} values; expected [batch, seq, vocab].`);
+  if (dims.length !== 3 || logits.length !== b * s * v)
+    throw new LrpLensError(
+      'bad-argument',
+      `Logits of shape [${dims.join(', ')}] hold ${logits.length} values; expected [batch, seq, vocab].`,
+    );
   return Array.from({ length: b }, (_, r) => {
     const last = (lengths?.[r] ?? s) - 1;
     return logits.subarray((r * s + last) * v, (r * s + last + 1) * v);
@@ -67,6 +78,7 @@ export function finalRows(logits: Float32Array, dims: readonly number[], lengths
 }
 
 function checkId(row: Float32Array, id: number): number {
-  if (!Number.isInteger(id) || id < 0 || id >= row.length) throw new LrpLensError('unknown-token', `Token id ${id} is outside the vocabulary (0..${row.length - 1}).`);
+  if (!Number.isInteger(id) || id < 0 || id >= row.length)
+    throw new LrpLensError('unknown-token', `Token id ${id} is outside the vocabulary (0..${row.length - 1}).`);
   return id;
 }

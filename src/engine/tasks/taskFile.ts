@@ -66,14 +66,16 @@ export function parseTaskFile(text: string, name = 'task.jsonl', tokenizer?: Tok
   checkText(text, name);
   const lines = text.split(/\r?\n/);
   const first = lines.findIndex((l) => l.trim() !== '');
-  if (first < 0) throw bad(`${name} is empty; write a header line {"task": {"name": …, "metric": "logit_diff"}} and then one sample per line.`);
+  if (first < 0)
+    throw bad(`${name} is empty; write a header line {"task": {"name": …, "metric": "logit_diff"}} and then one sample per line.`);
   const header = parseHeader(parseLine(lines[first], name, first + 1), name, first + 1);
   const samples: TaskSample[] = [];
   for (let i = first + 1; i < lines.length; i++) {
     if (lines[i].trim() === '') continue;
     samples.push(parseSample(parseLine(lines[i], name, i + 1), header.metric, `${name}:${i + 1}`, i + 1));
   }
-  if (samples.length === 0) throw bad(`${name} has a header but no samples; write one {"prompt", "target", "foil"} object per line after it.`);
+  if (samples.length === 0)
+    throw bad(`${name} has a header but no samples; write one {"prompt", "target", "foil"} object per line after it.`);
   const task = { header, samples };
   if (tokenizer) tokenizeTask(task, tokenizer, name);
   return task;
@@ -96,7 +98,8 @@ function parseLine(line: string, name: string, lineNo: number): Record<string, u
   } catch (err) {
     throw bad(`${name}:${lineNo}: not valid JSON (${(err as Error).message}); write one JSON object per line.`);
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw bad(`${name}:${lineNo}: expected a JSON object, got ${JSON.stringify(v)}.`);
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw bad(`${name}:${lineNo}: expected a JSON object, got ${JSON.stringify(v)}.`);
   return v as Record<string, unknown>;
 }
 
@@ -107,7 +110,10 @@ function parseHeader(o: Record<string, unknown>, name: string, lineNo: number): 
     throw bad(`${where}: the first line must be the task header {"task": {"name": …, "metric": "logit_diff" | "accuracy" | "prob"}}.`);
   }
   const unknown = Object.keys(h).filter((k) => !HEADER_KEYS.has(k));
-  if (unknown.length) throw bad(`${where}: unknown header key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')}; the header takes ${[...HEADER_KEYS].join(', ')}.`);
+  if (unknown.length)
+    throw bad(
+      `${where}: unknown header key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')}; the header takes ${[...HEADER_KEYS].join(', ')}.`,
+    );
   if (typeof h.name !== 'string' || h.name.trim() === '') throw bad(`${where}: the header needs a non-empty "name".`);
   if (!TASK_METRICS.includes(h.metric as TaskMetric)) {
     throw bad(`${where}: "metric" must be one of ${TASK_METRICS.join(', ')} (got ${JSON.stringify(h.metric)}).`);
@@ -115,24 +121,41 @@ function parseHeader(o: Record<string, unknown>, name: string, lineNo: number): 
   for (const k of ['description', 'kind'] as const) {
     if (h[k] !== undefined && typeof h[k] !== 'string') throw bad(`${where}: "${k}" must be a string.`);
   }
-  return withoutUndefined({ name: h.name, metric: h.metric as TaskMetric, description: h.description as string | undefined, kind: h.kind as string | undefined });
+  return withoutUndefined({
+    name: h.name,
+    metric: h.metric as TaskMetric,
+    description: h.description as string | undefined,
+    kind: h.kind as string | undefined,
+  });
 }
 
 function parseSample(o: Record<string, unknown>, metric: TaskMetric, where: string, line: number): TaskSample {
   if ('task' in o) throw bad(`${where}: a second task header; only the first line may be a header.`);
   const unknown = Object.keys(o).filter((k) => !SAMPLE_KEYS.has(k));
-  if (unknown.length) throw bad(`${where}: unknown key ${unknown.map((k) => `"${k}"`).join(', ')}; a sample takes ${[...SAMPLE_KEYS].join(', ')}.`);
+  if (unknown.length)
+    throw bad(`${where}: unknown key ${unknown.map((k) => `"${k}"`).join(', ')}; a sample takes ${[...SAMPLE_KEYS].join(', ')}.`);
   if (typeof o.prompt !== 'string' || o.prompt.length === 0) throw bad(`${where}: each sample needs a non-empty "prompt" string.`);
   if (typeof o.target !== 'string' || o.target.length === 0) {
     throw bad(`${where}: each sample needs a non-empty "target" string, the token the model should predict next (e.g. " he").`);
   }
-  if (o.foil !== undefined && (typeof o.foil !== 'string' || o.foil.length === 0)) throw bad(`${where}: "foil" must be a non-empty string.`);
+  if (o.foil !== undefined && (typeof o.foil !== 'string' || o.foil.length === 0))
+    throw bad(`${where}: "foil" must be a non-empty string.`);
   if (o.foil === undefined && metricNeedsFoil(metric)) {
-    throw bad(`${where}: the metric "${metric}" compares target and foil, but this sample has no "foil"; add one, or set "metric": "prob" in the header.`);
+    throw bad(
+      `${where}: the metric "${metric}" compares target and foil, but this sample has no "foil"; add one, or set "metric": "prob" in the header.`,
+    );
   }
-  if (o.foil !== undefined && o.foil === o.target) throw bad(`${where}: "foil" equals "target" (${JSON.stringify(o.target)}); the foil must be a competing token.`);
-  if (o.meta !== undefined && (typeof o.meta !== 'object' || o.meta === null || Array.isArray(o.meta))) throw bad(`${where}: "meta" must be a JSON object.`);
-  return withoutUndefined({ prompt: o.prompt, target: o.target, foil: o.foil as string | undefined, meta: o.meta as Record<string, unknown> | undefined, line });
+  if (o.foil !== undefined && o.foil === o.target)
+    throw bad(`${where}: "foil" equals "target" (${JSON.stringify(o.target)}); the foil must be a competing token.`);
+  if (o.meta !== undefined && (typeof o.meta !== 'object' || o.meta === null || Array.isArray(o.meta)))
+    throw bad(`${where}: "meta" must be a JSON object.`);
+  return withoutUndefined({
+    prompt: o.prompt,
+    target: o.target,
+    foil: o.foil as string | undefined,
+    meta: o.meta as Record<string, unknown> | undefined,
+    line,
+  });
 }
 
 /** Token ids of every sample; refuses targets and foils that are not one token after their prompt. */
@@ -142,7 +165,8 @@ export function tokenizeTask(task: TaskFile, tok: TokenizerLike, name = 'task.js
     const promptIds = tok.encode(s.prompt);
     const targetId = singleTokenOrThrow(tok, s.prompt, s.target, 'target', where);
     const foilId = s.foil === undefined ? undefined : singleTokenOrThrow(tok, s.prompt, s.foil, 'foil', where);
-    if (foilId !== undefined && foilId === targetId) throw bad(`${where}: target and foil are the same token (${targetId}); pick a foil the tokenizer tells apart.`);
+    if (foilId !== undefined && foilId === targetId)
+      throw bad(`${where}: target and foil are the same token (${targetId}); pick a foil the tokenizer tells apart.`);
     return withoutUndefined({ ...s, promptIds, targetId, foilId });
   });
 }
@@ -172,8 +196,13 @@ function singleTokenOrThrow(tok: TokenizerLike, prompt: string, text: string, wh
   if (id !== undefined) return id;
   const ids = continuationTokens(tok, prompt, text);
   const pieces = decodedPieces(tok, tok.encode(prompt + text), ids.length);
-  const hint = ids.length > 1 ? `use one token, e.g. its first piece ${JSON.stringify(pieces[0])}, or another word` : 'it merges with the end of the prompt; end the prompt before the word (e.g. with a space in the target, not the prompt)';
-  throw bad(`${where}: ${what} ${JSON.stringify(text)} is not a single token after the prompt: it tokenizes as ${JSON.stringify(pieces)} (ids ${ids.join(', ')}); ${hint}.`);
+  const hint =
+    ids.length > 1
+      ? `use one token, e.g. its first piece ${JSON.stringify(pieces[0])}, or another word`
+      : 'it merges with the end of the prompt; end the prompt before the word (e.g. with a space in the target, not the prompt)';
+  throw bad(
+    `${where}: ${what} ${JSON.stringify(text)} is not a single token after the prompt: it tokenizes as ${JSON.stringify(pieces)} (ids ${ids.join(', ')}); ${hint}.`,
+  );
 }
 
 /** The text of each of the last `count` tokens, decoded in context so SentencePiece keeps their leading spaces. */
@@ -187,8 +216,17 @@ function decodedPieces(tok: TokenizerLike, ids: number[], count: number): string
 
 /** The file text: the header line, then one sample per line (meta kept, line numbers not written). */
 export function formatTaskFile(task: { header: TaskHeader; samples: Omit<TaskSample, 'line'>[] }): string {
-  const header = JSON.stringify({ task: withoutUndefined({ name: task.header.name, metric: task.header.metric, kind: task.header.kind, description: task.header.description }) });
-  const samples = task.samples.map((s) => JSON.stringify(withoutUndefined({ prompt: s.prompt, target: s.target, foil: s.foil, meta: s.meta })));
+  const header = JSON.stringify({
+    task: withoutUndefined({
+      name: task.header.name,
+      metric: task.header.metric,
+      kind: task.header.kind,
+      description: task.header.description,
+    }),
+  });
+  const samples = task.samples.map((s) =>
+    JSON.stringify(withoutUndefined({ prompt: s.prompt, target: s.target, foil: s.foil, meta: s.meta })),
+  );
   return [header, ...samples].join('\n') + '\n';
 }
 
@@ -205,14 +243,21 @@ export interface TaskSplit<T> {
  * A seeded train / held-out split, stratified by target (a pronoun task's held-out part gets both
  * genders in proportion). Both parts keep file order. `heldOut` is the fraction held out (default 0.3).
  */
-export function splitTask<T extends { target: string }>(samples: readonly T[], opts: { seed?: number; heldOut?: number } = {}): TaskSplit<T> {
+export function splitTask<T extends { target: string }>(
+  samples: readonly T[],
+  opts: { seed?: number; heldOut?: number } = {},
+): TaskSplit<T> {
   const fraction = opts.heldOut ?? 0.3;
   if (!(fraction > 0 && fraction < 1)) throw bad(`The held-out fraction must lie strictly between 0 and 1 (got ${fraction}).`);
-  if (samples.length < 2) throw bad(`A task needs at least 2 samples to split into train and held-out parts (has ${samples.length}); generate or write more.`);
+  if (samples.length < 2)
+    throw bad(`A task needs at least 2 samples to split into train and held-out parts (has ${samples.length}); generate or write more.`);
   const n = samples.length;
   const h = Math.min(n - 1, Math.max(1, Math.round(n * fraction)));
   const groups = [...new Set(samples.map((s) => s.target))];
-  const order = shuffled(mulberry32(opts.seed ?? 0), samples.map((_, i) => i));
+  const order = shuffled(
+    mulberry32(opts.seed ?? 0),
+    samples.map((_, i) => i),
+  );
   order.sort((a, b) => groups.indexOf(samples[a].target) - groups.indexOf(samples[b].target));
   // Systematic sampling over the group-sorted order: exactly h picks, each group in proportion.
   const held = new Set(order.filter((_, i) => Math.floor(((i + 1) * h) / n) > Math.floor((i * h) / n)));

@@ -14,5 +14,9 @@ export interface CircuitPanelHtmlOptions {
 }
 
 export function circuitPanelHtml(options: CircuitPanelHtmlOptions): string {
-  return webviewPage({ ...options, title: 'LRP Lens: circuit', body: '<main id="app" aria-live="polite"><p class="status">Loading the circuit…</p></main>' });
+  return webviewPage({
+    ...options,
+    title: 'LRP Lens: circuit',
+    body: '<main id="app" aria-live="polite"><p class="status">Loading the circuit…</p></main>',
+  });
 }

@@ -6,8 +6,7 @@ import type { CircuitRecord } from '../../engine/circuits/discover';
 
 export type HostMessage =
   /** `uri`: the circuit.json shown, persisted so a reloaded window can show it again. */
-  | { type: 'show'; record: CircuitRecord; title: string; uri: string }
-  | { type: 'error'; message: string };
+  { type: 'show'; record: CircuitRecord; title: string; uri: string } | { type: 'error'; message: string };
 
 export type ExportFormat = 'svg' | 'png' | 'json';
 
@@ -45,7 +44,9 @@ export function isWebviewMessage(value: unknown): value is WebviewMessage {
     case 'apply':
       return true;
     case 'export':
-      return (m.format === 'svg' || m.format === 'png' || m.format === 'json') && (m.dataUrl === undefined || typeof m.dataUrl === 'string');
+      return (
+        (m.format === 'svg' || m.format === 'png' || m.format === 'json') && (m.dataUrl === undefined || typeof m.dataUrl === 'string')
+      );
     case 'rendered':
       return typeof m.ms === 'number' && Number.isFinite(m.ms);
     default:

@@ -107,10 +107,14 @@ export function buildCircuitViewModel(record: CircuitRecord, options: CircuitVie
 function summaryRows(r: CircuitRecord): { label: string; value: string }[] {
   const rows = [
     { label: 'sparsity', value: `${percent(r.circuit.sparsity)} pruned (${r.granularity})` },
-    { label: r.task.metric, value: `${formatNumber(r.circuit.metric)} vs dense ${formatNumber(r.dense.metric)} (${percent(r.circuit.retained)} kept; threshold ${percent(r.threshold)})` },
+    {
+      label: r.task.metric,
+      value: `${formatNumber(r.circuit.metric)} vs dense ${formatNumber(r.dense.metric)} (${percent(r.circuit.retained)} kept; threshold ${percent(r.threshold)})`,
+    },
     { label: 'samples', value: `${r.task.train} train, ${r.task.heldOut} held out` },
   ];
-  if (r.dense.perplexity !== null && r.circuit.perplexity !== null) rows.push({ label: 'control perplexity', value: `${formatNumber(r.dense.perplexity)} → ${formatNumber(r.circuit.perplexity)}` });
+  if (r.dense.perplexity !== null && r.circuit.perplexity !== null)
+    rows.push({ label: 'control perplexity', value: `${formatNumber(r.dense.perplexity)} → ${formatNumber(r.circuit.perplexity)}` });
   return rows;
 }
 
@@ -123,7 +127,15 @@ export function curvesView(r: CircuitRecord): CurvesView {
   }));
   const thresholdLevel = r.threshold * r.dense.metric;
   const ys = [0, r.dense.metric, thresholdLevel, ...lines.flatMap((l) => l.points.map((p) => p.y))].filter(Number.isFinite);
-  return { metric: r.task.metric, lines, dense: r.dense.metric, threshold: r.threshold, thresholdLevel, yMin: Math.min(...ys), yMax: Math.max(...ys) };
+  return {
+    metric: r.task.metric,
+    lines,
+    dense: r.dense.metric,
+    threshold: r.threshold,
+    thresholdLevel,
+    yMin: Math.min(...ys),
+    yMax: Math.max(...ys),
+  };
 }
 
 /** The record's edges are sorted by |relevance|, largest first; the first k are shown. */
@@ -139,7 +151,15 @@ export function graphView(r: CircuitRecord, topK = DEFAULT_TOP_K): GraphView {
   return {
     granularity: g.granularity ?? r.granularity,
     blocks,
-    nodes: nodes.map((n) => ({ id: n.id, label: n.label, layer: n.layer, relevance: n.relevance, x: n.x, y: n.y, size: Math.sqrt(Math.abs(n.relevance) / maxNode) })),
+    nodes: nodes.map((n) => ({
+      id: n.id,
+      label: n.label,
+      layer: n.layer,
+      relevance: n.relevance,
+      x: n.x,
+      y: n.y,
+      size: Math.sqrt(Math.abs(n.relevance) / maxNode),
+    })),
     edges: shown.map((e) => ({ ...e, width: Math.abs(e.relevance) / maxEdge })),
     totalEdges: allEdges.length,
     topK: k,

@@ -51,7 +51,13 @@ interface MaskJson {
 
 export function isCircuitJson(v: unknown): v is CircuitJson {
   const c = v as CircuitJson;
-  return typeof c === 'object' && c !== null && c.schema === 'lrp-lens/circuit@1' && typeof c.task?.name === 'string' && typeof c.circuit?.sparsity === 'number';
+  return (
+    typeof c === 'object' &&
+    c !== null &&
+    c.schema === 'lrp-lens/circuit@1' &&
+    typeof c.task?.name === 'string' &&
+    typeof c.circuit?.sparsity === 'number'
+  );
 }
 
 export function isMaskManifest(v: unknown): v is MaskJson {
@@ -66,16 +72,30 @@ export function formatMetric(v: number): string {
 
 /** Two groups, Circuits and Masks, sorted by label; `root` makes tooltips' paths workspace-relative. */
 export function buildCircuitsTree(files: readonly FoundFile[], root = ''): TreeNode[] {
-  const circuits = files.filter((f) => basename(f.path) === 'circuit.json' && isCircuitJson(f.content)).map((f) => circuitNode(f, files, root));
+  const circuits = files
+    .filter((f) => basename(f.path) === 'circuit.json' && isCircuitJson(f.content))
+    .map((f) => circuitNode(f, files, root));
   const circuitFolders = new Set(circuits.map((c) => c.folder));
   const masks = files.filter((f) => isMaskManifest(f.content) && !circuitFolders.has(dirname(f.path))).map((f) => maskNode(f, root));
-  return [group('circuits', 'Circuits', circuits, 'No circuits yet: run "Discover Circuit…" on a *.task.jsonl file.'), group('masks', 'Masks', masks, 'No masks in the workspace.')];
+  return [
+    group('circuits', 'Circuits', circuits, 'No circuits yet: run "Discover Circuit…" on a *.task.jsonl file.'),
+    group('masks', 'Masks', masks, 'No masks in the workspace.'),
+  ];
 }
 
 function group(id: string, label: string, children: TreeNode[], emptyText: string): TreeNode {
   const sorted = [...children].sort((a, b) => a.label.localeCompare(b.label) || a.id.localeCompare(b.id));
-  const kids = sorted.length ? sorted : [{ id: `${id}/empty`, kind: 'empty' as const, label: emptyText, description: '', tooltip: emptyText, children: [] }];
-  return { id, kind: 'group', label, description: String(children.length), tooltip: `${children.length} ${label.toLowerCase()}`, children: kids };
+  const kids = sorted.length
+    ? sorted
+    : [{ id: `${id}/empty`, kind: 'empty' as const, label: emptyText, description: '', tooltip: emptyText, children: [] }];
+  return {
+    id,
+    kind: 'group',
+    label,
+    description: String(children.length),
+    tooltip: `${children.length} ${label.toLowerCase()}`,
+    children: kids,
+  };
 }
 
 function circuitNode(f: FoundFile, files: readonly FoundFile[], root: string): TreeNode {
@@ -89,7 +109,16 @@ function circuitNode(f: FoundFile, files: readonly FoundFile[], root: string): T
     kind: 'circuit',
     label: c.task.name,
     description: `${c.method} · ${c.granularity} · ${pct(c.circuit.sparsity)} pruned · ${metric}`,
-    tooltip: [`Circuit for task ${c.task.name}`, `method ${c.method}, granularity ${c.granularity}`, `sparsity ${pct(c.circuit.sparsity)}`, metric, c.model ? `model ${c.model}` : '', where].filter(Boolean).join('\n'),
+    tooltip: [
+      `Circuit for task ${c.task.name}`,
+      `method ${c.method}, granularity ${c.granularity}`,
+      `sparsity ${pct(c.circuit.sparsity)}`,
+      metric,
+      c.model ? `model ${c.model}` : '',
+      where,
+    ]
+      .filter(Boolean)
+      .join('\n'),
     path: f.path,
     maskPath: ownMask?.path,
     folder,
@@ -108,7 +137,17 @@ function maskNode(f: FoundFile, root: string): TreeNode {
     kind: 'mask',
     label: name,
     description: [task, m.method, sparsity === undefined ? undefined : `${pct(sparsity)} pruned`, metric].filter(Boolean).join(' · '),
-    tooltip: [`Mask ${name}`, `method ${m.method}`, task ? `reference ${task}` : '', sparsity === undefined ? '' : `sparsity ${pct(sparsity)}`, metric ?? '', m.model?.id ? `model ${m.model.id}` : '', root ? relative(root, f.path) : f.path].filter(Boolean).join('\n'),
+    tooltip: [
+      `Mask ${name}`,
+      `method ${m.method}`,
+      task ? `reference ${task}` : '',
+      sparsity === undefined ? '' : `sparsity ${pct(sparsity)}`,
+      metric ?? '',
+      m.model?.id ? `model ${m.model.id}` : '',
+      root ? relative(root, f.path) : f.path,
+    ]
+      .filter(Boolean)
+      .join('\n'),
     path: f.path,
     maskPath: f.path,
     children: [],

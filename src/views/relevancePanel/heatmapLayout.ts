@@ -78,13 +78,21 @@ export function cellAt(layout: HeatmapLayout, x: number, y: number): CellRef | u
 
 /** A cell's rectangle in CSS pixels (the inverse of cellAt). */
 export function cellRect(layout: HeatmapLayout, cell: CellRef): { x: number; y: number; width: number; height: number } {
-  return { x: layout.left + cell.col * layout.cellWidth, y: layout.top + cell.row * layout.cellHeight, width: layout.cellWidth, height: layout.cellHeight };
+  return {
+    x: layout.left + cell.col * layout.cellWidth,
+    y: layout.top + cell.row * layout.cellHeight,
+    width: layout.cellWidth,
+    height: layout.cellHeight,
+  };
 }
 
 /** Unescaped text that names a cell and its value (the SVG escapes it into a <title>; the canvas shows it on hover). */
 export function cellTitle(map: Heatmap, cell: CellRef): string {
   const value = map.cells[cell.row * map.colLabels.length + cell.col];
-  const v = value && value.row === cell.row && value.col === cell.col ? value.value : map.cells.find((c) => c.row === cell.row && c.col === cell.col)?.value;
+  const v =
+    value && value.row === cell.row && value.col === cell.col
+      ? value.value
+      : map.cells.find((c) => c.row === cell.row && c.col === cell.col)?.value;
   return `${map.rowTitles[cell.row]}, ${map.colTitles[cell.col]}: ${v === undefined ? 'no value' : formatValue(v)}`;
 }
 

@@ -45,11 +45,17 @@ export function standaloneHtml(result: AttributionResult, options: ViewOptions =
   const vm = buildViewModel(result, options);
   const light = { theme: 'light' } as const;
   const predictions = vm.predictions
-    .map((p) => `<tr class="${p.isTarget ? 'target' : ''}"><td>${escapeMarkup(JSON.stringify(p.text))}</td><td>${p.id}</td><td>${(p.prob * 100).toFixed(1)}%</td></tr>`)
+    .map(
+      (p) =>
+        `<tr class="${p.isTarget ? 'target' : ''}"><td>${escapeMarkup(JSON.stringify(p.text))}</td><td>${p.id}</td><td>${(p.prob * 100).toFixed(1)}%</td></tr>`,
+    )
     .join('');
   const foil = vm.target.foil ? ` − ${escapeMarkup(JSON.stringify(vm.target.foil.text))}` : '';
   const warnings = vm.warnings.map((w) => `<p class="note">warning: ${escapeMarkup(w)}</p>`).join('');
-  return standalonePage(vm.title, STANDALONE_CSS, `<h1>${escapeMarkup(vm.title)}${foil}</h1>
+  return standalonePage(
+    vm.title,
+    STANDALONE_CSS,
+    `<h1>${escapeMarkup(vm.title)}${foil}</h1>
 <p class="subtitle">${escapeMarkup(vm.subtitle)} · explained score ${vm.seed.toFixed(4)}</p>
 <h2>Tokens</h2>${tokenHeatmapSvg(vm.tokens, light)}
 ${legendSvg(vm.legend, light)}
@@ -59,5 +65,6 @@ ${legendSvg(vm.legend, light)}
 <h2>Top ${vm.neurons.bars.length} of ${vm.neurons.count} neurons, layer ${vm.neurons.layer}</h2>${neuronBarsSvg(vm.neurons, light)}
 <h2>Predictions</h2><table><tr><th>token</th><th>id</th><th>p</th></tr>${predictions}</table>
 ${warnings}
-<p class="note">LRP Lens · AttnLRP. LRP is patented; free of charge for personal and scientific use only.</p>`);
+<p class="note">LRP Lens · AttnLRP. LRP is patented; free of charge for personal and scientific use only.</p>`,
+  );
 }

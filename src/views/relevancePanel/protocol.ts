@@ -56,7 +56,9 @@ export function isWebviewMessage(value: unknown): value is WebviewMessage {
     case 'foil':
       return m.tokenId === null || Number.isInteger(m.tokenId);
     case 'export':
-      return (m.format === 'json' || m.format === 'html' || m.format === 'png') && (m.dataUrl === undefined || typeof m.dataUrl === 'string');
+      return (
+        (m.format === 'json' || m.format === 'html' || m.format === 'png') && (m.dataUrl === undefined || typeof m.dataUrl === 'string')
+      );
     case 'selectLayer':
       return Number.isInteger(m.layer);
     case 'rendered':

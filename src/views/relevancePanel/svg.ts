@@ -88,7 +88,9 @@ function heatmapFigure(map: Heatmap): Figure {
   const { cols, rows, cellWidth, cellHeight, top, showColLabels } = layout;
   const parts: string[] = [];
   map.rowLabels.forEach((label, r) =>
-    parts.push(`<text x="${ROW_LABEL_WIDTH - 4}" y="${px(top + r * cellHeight + cellHeight * 0.75)}" text-anchor="end">${escapeMarkup(label)}</text>`),
+    parts.push(
+      `<text x="${ROW_LABEL_WIDTH - 4}" y="${px(top + r * cellHeight + cellHeight * 0.75)}" text-anchor="end">${escapeMarkup(label)}</text>`,
+    ),
   );
   if (showColLabels) {
     map.colLabels.forEach((label, c) => {

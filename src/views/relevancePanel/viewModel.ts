@@ -166,7 +166,10 @@ function tokenViews(result: AttributionResult, max: number): TokenView[] {
   });
 }
 
-function matrixHeatmap(matrix: readonly (readonly number[])[], labels: Pick<Heatmap, 'rowLabels' | 'colLabels' | 'rowTitles' | 'colTitles'>): Heatmap {
+function matrixHeatmap(
+  matrix: readonly (readonly number[])[],
+  labels: Pick<Heatmap, 'rowLabels' | 'colLabels' | 'rowTitles' | 'colTitles'>,
+): Heatmap {
   const max = maxAbsMatrix(matrix);
   const color = colorScale(max);
   const cells: HeatmapCell[] = [];

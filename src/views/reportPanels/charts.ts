@@ -74,35 +74,53 @@ export function lineChartSvg(chart: LineChart): string {
   const [y0, y1] = extent(ys);
   const sx = linearScale(x0, x1, M.left, W - M.right);
   const sy = (chart.logY && y0 > 0 ? logScale : linearScale)(y0, y1, H - M.bottom, M.top);
-  const body = [axes(chart, sx, sy), referenceLine(chart, sx, sy, x0, x1), ...chart.series.map((s, i) => seriesMarkup(s, i, sx, sy))].join('');
+  const body = [axes(chart, sx, sy), referenceLine(chart, sx, sy, x0, x1), ...chart.series.map((s, i) => seriesMarkup(s, i, sx, sy))].join(
+    '',
+  );
   return `<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" aria-label="${escapeMarkup(chart.title)}" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" ${FONT} fill="currentColor">${body}</svg>`;
 }
 
 function axes(chart: LineChart, sx: Scale, sy: Scale): string {
   const bottom = H - M.bottom;
   const xt = sx.ticks.map((v) => `<text x="${px(sx.at(v))}" y="${bottom + 14}" text-anchor="middle">${formatNumber(v)}</text>`).join('');
-  const yt = sy.ticks.map((v) => `<text x="${M.left - 4}" y="${px(sy.at(v) + 4)}" text-anchor="end">${formatNumber(v)}</text><line class="grid" x1="${M.left}" x2="${W - M.right}" y1="${px(sy.at(v))}" y2="${px(sy.at(v))}"/>`).join('');
-  return `<text x="${M.left}" y="12" font-weight="600">${escapeMarkup(chart.title)}</text>` +
+  const yt = sy.ticks
+    .map(
+      (v) =>
+        `<text x="${M.left - 4}" y="${px(sy.at(v) + 4)}" text-anchor="end">${formatNumber(v)}</text><line class="grid" x1="${M.left}" x2="${W - M.right}" y1="${px(sy.at(v))}" y2="${px(sy.at(v))}"/>`,
+    )
+    .join('');
+  return (
+    `<text x="${M.left}" y="12" font-weight="600">${escapeMarkup(chart.title)}</text>` +
     `<line class="axis" x1="${M.left}" x2="${W - M.right}" y1="${bottom}" y2="${bottom}"/><line class="axis" x1="${M.left}" x2="${M.left}" y1="${M.top}" y2="${bottom}"/>` +
     `${xt}${yt}<text x="${px((M.left + W - M.right) / 2)}" y="${H - 4}" text-anchor="middle">${escapeMarkup(chart.xLabel)}</text>` +
-    `<text transform="translate(12 ${px((M.top + bottom) / 2)}) rotate(-90)" text-anchor="middle">${escapeMarkup(chart.yLabel)}${chart.logY ? ' (log)' : ''}</text>`;
+    `<text transform="translate(12 ${px((M.top + bottom) / 2)}) rotate(-90)" text-anchor="middle">${escapeMarkup(chart.yLabel)}${chart.logY ? ' (log)' : ''}</text>`
+  );
 }
 
 function referenceLine(chart: LineChart, sx: Scale, sy: Scale, x0: number, x1: number): string {
   if (!chart.reference) return '';
   const y = px(sy.at(chart.reference.y));
-  return `<line class="reference" x1="${px(sx.at(x0))}" x2="${px(sx.at(x1))}" y1="${y}" y2="${y}" stroke-dasharray="4 3"/>` +
-    `<text x="${W - M.right + 4}" y="${y}" class="reference-label">${escapeMarkup(chart.reference.label)}</text>`;
+  return (
+    `<line class="reference" x1="${px(sx.at(x0))}" x2="${px(sx.at(x1))}" y1="${y}" y2="${y}" stroke-dasharray="4 3"/>` +
+    `<text x="${W - M.right + 4}" y="${y}" class="reference-label">${escapeMarkup(chart.reference.label)}</text>`
+  );
 }
 
 function seriesMarkup(s: Series, i: number, sx: Scale, sy: Scale): string {
   const cls = `series-${i % SERIES_CLASSES}`;
   const sorted = [...s.points].sort((a, b) => a.x - b.x);
   const line = sorted.map((p) => `${px(sx.at(p.x))},${px(sy.at(p.y))}`).join(' ');
-  const dots = sorted.map((p) => `<circle class="${cls}" cx="${px(sx.at(p.x))}" cy="${px(sy.at(p.y))}" r="3"><title>${escapeMarkup(s.label)}: ${formatNumber(p.x)} → ${formatNumber(p.y)}</title></circle>`).join('');
+  const dots = sorted
+    .map(
+      (p) =>
+        `<circle class="${cls}" cx="${px(sx.at(p.x))}" cy="${px(sy.at(p.y))}" r="3"><title>${escapeMarkup(s.label)}: ${formatNumber(p.x)} → ${formatNumber(p.y)}</title></circle>`,
+    )
+    .join('');
   const legendY = M.top + 14 * i + 8;
-  return `<polyline class="${cls}" fill="none" stroke-width="2" points="${line}"/>${dots}` +
-    `<rect class="${cls}" x="${W - M.right + 8}" y="${legendY - 8}" width="10" height="10"/><text x="${W - M.right + 22}" y="${legendY + 1}">${escapeMarkup(s.label)}</text>`;
+  return (
+    `<polyline class="${cls}" fill="none" stroke-width="2" points="${line}"/>${dots}` +
+    `<rect class="${cls}" x="${W - M.right + 8}" y="${legendY - 8}" width="10" height="10"/><text x="${W - M.right + 22}" y="${legendY + 1}">${escapeMarkup(s.label)}</text>`
+  );
 }
 
 /** Horizontal bars, one row per label, values in [0, 1] shown as percentages. */
@@ -112,13 +130,17 @@ export function barsSvg(bars: Bar[], title: string): string {
   const labelW = 170;
   const barW = 200;
   const height = 22 + bars.length * row;
-  const rows = bars.map((b, i) => {
-    const y = 20 + i * row;
-    const w = Math.max(0, Math.min(1, b.value)) * barW;
-    return `<text x="${labelW - 6}" y="${y + 11}" text-anchor="end">${escapeMarkup(truncate(b.label, 28))}</text>` +
-      `<rect class="bar-track" x="${labelW}" y="${y + 2}" width="${barW}" height="${row - 4}"/><rect class="bar" x="${labelW}" y="${y + 2}" width="${px(w)}" height="${row - 4}"><title>${escapeMarkup(b.label)}: ${(b.value * 100).toFixed(1)}%</title></rect>` +
-      `<text x="${labelW + barW + 6}" y="${y + 11}">${(b.value * 100).toFixed(1)}%</text>`;
-  }).join('');
+  const rows = bars
+    .map((b, i) => {
+      const y = 20 + i * row;
+      const w = Math.max(0, Math.min(1, b.value)) * barW;
+      return (
+        `<text x="${labelW - 6}" y="${y + 11}" text-anchor="end">${escapeMarkup(truncate(b.label, 28))}</text>` +
+        `<rect class="bar-track" x="${labelW}" y="${y + 2}" width="${barW}" height="${row - 4}"/><rect class="bar" x="${labelW}" y="${y + 2}" width="${px(w)}" height="${row - 4}"><title>${escapeMarkup(b.label)}: ${(b.value * 100).toFixed(1)}%</title></rect>` +
+        `<text x="${labelW + barW + 6}" y="${y + 11}">${(b.value * 100).toFixed(1)}%</text>`
+      );
+    })
+    .join('');
   const width = labelW + barW + 60;
   return `<svg xmlns="http://www.w3.org/2000/svg" class="chart bars" role="img" aria-label="${escapeMarkup(title)}" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ${FONT} fill="currentColor"><text x="0" y="12" font-weight="600">${escapeMarkup(title)}</text>${rows}</svg>`;
 }

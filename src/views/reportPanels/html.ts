@@ -30,9 +30,12 @@ function diffMarkup(parts: readonly DiffPart[]): string {
 /** Before / after side by side, differences marked (removed words on the left, added on the right). */
 export function generationsTable(pairs: readonly GenerationPair[], empty: string): string {
   if (pairs.length === 0) return `<p class="note">${esc(empty)}</p>`;
-  const rows = pairs.map((g) =>
-    `<tr><td class="prompt">${esc(g.prompt)}</td><td class="gen">${diffMarkup(g.before)}</td><td class="gen">${diffMarkup(g.after)}</td><td class="num">${(g.same * 100).toFixed(0)}%</td></tr>`,
-  ).join('');
+  const rows = pairs
+    .map(
+      (g) =>
+        `<tr><td class="prompt">${esc(g.prompt)}</td><td class="gen">${diffMarkup(g.before)}</td><td class="gen">${diffMarkup(g.after)}</td><td class="num">${(g.same * 100).toFixed(0)}%</td></tr>`,
+    )
+    .join('');
   return `<table class="generations"><thead><tr><th>prompt</th><th>before</th><th>after</th><th>unchanged</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 
@@ -43,7 +46,10 @@ function metric(label: string, value: string): string {
 const num = (v: number | null) => (v === null ? '–' : formatNumber(v));
 
 export function pruningBody(vm: PruningViewModel): string {
-  const rise = vm.densePerplexity && vm.prunedPerplexity ? ` (${vm.prunedPerplexity >= vm.densePerplexity ? '+' : ''}${((vm.prunedPerplexity / vm.densePerplexity - 1) * 100).toFixed(1)}%)` : '';
+  const rise =
+    vm.densePerplexity && vm.prunedPerplexity
+      ? ` (${vm.prunedPerplexity >= vm.densePerplexity ? '+' : ''}${((vm.prunedPerplexity / vm.densePerplexity - 1) * 100).toFixed(1)}%)`
+      : '';
   return `<h1>${esc(vm.title)}</h1><p class="subtitle">${esc(vm.subtitle)}</p>
 <div class="metrics">${metric('perplexity before', num(vm.densePerplexity))}${metric('perplexity after', num(vm.prunedPerplexity) + rise)}${metric('sparsity achieved', `${(vm.achieved * 100).toFixed(2)}%`)}</div>
 <h2>Perplexity vs sparsity</h2>${lineChartSvg(vm.curves)}
@@ -54,10 +60,17 @@ export function pruningBody(vm: PruningViewModel): string {
 
 export function componentsList(groups: readonly ComponentGroup[]): string {
   if (groups.length === 0) return '<p class="note">No components pruned.</p>';
-  return groups.map((g) => {
-    const items = g.items.map((c) => `<li><code>${esc(c.kind)}</code> #${c.index} <span class="note">${esc(c.weight)} · score ${formatNumber(c.score)}</span></li>`).join('');
-    return `<details open><summary>${esc(g.layer)} (${g.items.length})</summary><ul class="components">${items}</ul></details>`;
-  }).join('');
+  return groups
+    .map((g) => {
+      const items = g.items
+        .map(
+          (c) =>
+            `<li><code>${esc(c.kind)}</code> #${c.index} <span class="note">${esc(c.weight)} · score ${formatNumber(c.score)}</span></li>`,
+        )
+        .join('');
+      return `<details open><summary>${esc(g.layer)} (${g.items.length})</summary><ul class="components">${items}</ul></details>`;
+    })
+    .join('');
 }
 
 export function correctionBody(vm: CorrectionViewModel): string {
@@ -76,10 +89,18 @@ export function reportBody(vm: ReportViewModel): string {
   return vm.kind === 'pruning' ? pruningBody(vm) : correctionBody(vm);
 }
 
-const BUTTON_TEXT: Record<PanelAction, string> = { apply: 'Apply Mask', save: 'Save', discard: 'Discard', exportJson: 'Export JSON', exportHtml: 'Export HTML' };
+const BUTTON_TEXT: Record<PanelAction, string> = {
+  apply: 'Apply Mask',
+  save: 'Save',
+  discard: 'Discard',
+  exportJson: 'Export JSON',
+  exportHtml: 'Export HTML',
+};
 
 function toolbar(actions: readonly PanelAction[]): string {
-  const buttons = actions.map((a) => `<vscode-button data-action="${a}"${a === 'apply' ? '' : ' secondary'}>${BUTTON_TEXT[a]}</vscode-button>`).join('');
+  const buttons = actions
+    .map((a) => `<vscode-button data-action="${a}"${a === 'apply' ? '' : ' secondary'}>${BUTTON_TEXT[a]}</vscode-button>`)
+    .join('');
   return `<div class="toolbar">${buttons}<span id="status" class="note" role="status"></span></div>`;
 }
 
@@ -104,6 +125,10 @@ polyline, polyline[class] { fill: none; } svg { display: block; max-width: 100%;
 
 /** Self-contained HTML export: inline SVG and CSS, no scripts, nothing fetched. */
 export function standaloneReportHtml(vm: ReportViewModel): string {
-  return standalonePage(vm.title, STANDALONE_CSS, `${reportBody(vm)}
-<p class="note">LRP Lens. LRP is patented; free of charge for personal and scientific use only.</p>`);
+  return standalonePage(
+    vm.title,
+    STANDALONE_CSS,
+    `${reportBody(vm)}
+<p class="note">LRP Lens. LRP is patented; free of charge for personal and scientific use only.</p>`,
+  );
 }

@@ -72,7 +72,11 @@ export function reportKind(value: unknown): 'prune' | 'correct' | 'compare' | un
   return undefined;
 }
 
-export function generationPairs(prompts: readonly string[], before: readonly string[] | null, after: readonly string[] | null): GenerationPair[] {
+export function generationPairs(
+  prompts: readonly string[],
+  before: readonly string[] | null,
+  after: readonly string[] | null,
+): GenerationPair[] {
   if (!before || !after) return [];
   return prompts.map((prompt, i) => {
     const parts = wordDiff(before[i] ?? '', after[i] ?? '');
@@ -85,8 +89,20 @@ export function pruningCurves(report: PruneReport, compare?: CompareReport): Lin
   const dense = compare?.dense.perplexity ?? report.dense.perplexity ?? undefined;
   const series = compare
     ? compare.methods.map((m) => ({ label: m.method, points: m.points.map((p) => ({ x: p.sparsity, y: p.perplexity })) }))
-    : [{ label: report.method, points: report.points.filter((p) => p.perplexity !== null).map((p) => ({ x: p.sparsity, y: p.perplexity! })) }];
-  return { title: 'Perplexity vs sparsity', xLabel: 'sparsity', yLabel: 'perplexity', logY: true, series, reference: dense !== undefined ? { y: dense, label: 'dense' } : undefined };
+    : [
+        {
+          label: report.method,
+          points: report.points.filter((p) => p.perplexity !== null).map((p) => ({ x: p.sparsity, y: p.perplexity! })),
+        },
+      ];
+  return {
+    title: 'Perplexity vs sparsity',
+    xLabel: 'sparsity',
+    yLabel: 'perplexity',
+    logY: true,
+    series,
+    reference: dense !== undefined ? { y: dense, label: 'dense' } : undefined,
+  };
 }
 
 /** The pruning panel for one point of a prune report (default: the first). */
@@ -110,8 +126,16 @@ export function pruningViewModel(report: PruneReport, options: { point?: number;
 
 function correctionCurve(report: CorrectReport, key: 'behaviour' | 'perplexity'): LineChart {
   const points = [{ x: 0, y: report.dense[key] }, ...report.points.map((p) => ({ x: p.count, y: p[key] }))];
-  const label = key === 'behaviour' ? `${report.metric.kind}${report.metric.higherIsBetter ? ' (higher is better)' : ' (lower is better)'}` : 'perplexity';
-  return { title: key === 'behaviour' ? `Behaviour: ${report.metric.kind}` : 'Perplexity (general ability)', xLabel: `${report.granularity} pruned`, yLabel: label, series: [{ label: report.method, points }] };
+  const label =
+    key === 'behaviour'
+      ? `${report.metric.kind}${report.metric.higherIsBetter ? ' (higher is better)' : ' (lower is better)'}`
+      : 'perplexity';
+  return {
+    title: key === 'behaviour' ? `Behaviour: ${report.metric.kind}` : 'Perplexity (general ability)',
+    xLabel: `${report.granularity} pruned`,
+    yLabel: label,
+    series: [{ label: report.method, points }],
+  };
 }
 
 /** Pruned components grouped by layer (in the report's order: lowest score first within a layer). */
@@ -137,7 +161,12 @@ export function correctionViewModel(report: CorrectReport): CorrectionViewModel 
     title: `Correction: ${report.chosen.count} ${report.granularity} pruned (${report.method})`,
     subtitle: `${basename(report.model.ref)} · undesired ${basename(report.undesired.path)} (${report.undesired.prompts}) · general ${basename(report.general.path)} · metric ${report.metric.spec}`,
     dense: { behaviour: report.dense.behaviour, perplexity: report.dense.perplexity },
-    chosen: { count: report.chosen.count, behaviour: chosen.behaviour, perplexity: chosen.perplexity, withinBudget: report.chosen.withinBudget },
+    chosen: {
+      count: report.chosen.count,
+      behaviour: chosen.behaviour,
+      perplexity: chosen.perplexity,
+      withinBudget: report.chosen.withinBudget,
+    },
     behaviourCurve: correctionCurve(report, 'behaviour'),
     perplexityCurve: correctionCurve(report, 'perplexity'),
     undesired: pairsOf(report.examples?.undesired),

@@ -21,10 +21,7 @@ const INT64_MAX = 9223372036854775807n;
 /** Float type for emitted constants: a float initializer among the node's inputs, else the graph's outputs. */
 function dtypeFor(g: Graph, node: OnnxNode): FloatDType {
   const D = onnx.TensorProto.DataType;
-  const types = [
-    ...node.inputs.map((i) => g.initializers.get(i)?.dataType),
-    ...g.outputs.map((o) => o.type?.tensorType?.elemType),
-  ];
+  const types = [...node.inputs.map((i) => g.initializers.get(i)?.dataType), ...g.outputs.map((o) => o.type?.tensorType?.elemType)];
   const t = types.find((x) => x === D.FLOAT || x === D.DOUBLE);
   return t === D.DOUBLE ? 'float64' : 'float32';
 }
@@ -56,10 +53,18 @@ class Emit {
     readonly dtype: FloatDType,
   ) {}
 
-  f(v: number): string { return this.b.scalar(this.dtype, v); }
-  i(v: number): string { return this.b.constant('int64', [], [v], 'int'); }
-  ints(v: number[]): string { return this.b.ints(v); }
-  get lowest(): number { return this.dtype === 'float32' ? -3.4028234663852886e38 : -Number.MAX_VALUE; }
+  f(v: number): string {
+    return this.b.scalar(this.dtype, v);
+  }
+  i(v: number): string {
+    return this.b.constant('int64', [], [v], 'int');
+  }
+  ints(v: number[]): string {
+    return this.b.ints(v);
+  }
+  get lowest(): number {
+    return this.dtype === 'float32' ? -3.4028234663852886e38 : -Number.MAX_VALUE;
+  }
 
   /** x.shape[axis] as a scalar (for Range) or a 1-element vector (for shapes). */
   dim(x: string, axis: number, scalar = false): string {
@@ -80,7 +85,10 @@ class Emit {
   repeatKv(x: string, rep: number): string {
     if (rep === 1) return x;
     const expanded = this.b.op('Expand', [this.b.op('Unsqueeze', [x, this.ints([2])]), this.ints([1, 1, rep, 1, 1])]);
-    return this.b.Reshape(expanded, this.b.op('Concat', [this.ints([0, -1]), this.b.op('Slice', [this.b.Shape(x), this.ints([2]), this.ints([4])])], { axis: 0 }));
+    return this.b.Reshape(
+      expanded,
+      this.b.op('Concat', [this.ints([0, -1]), this.b.op('Slice', [this.b.Shape(x), this.ints([2]), this.ints([4])])], { axis: 0 }),
+    );
   }
 
   split(x: string, sizes: number[], axis: number, opset: number): string[] {
@@ -155,7 +163,15 @@ class Emit {
 
 function int64Max(b: GraphBuilder): string {
   const name = b.fresh('int64_max');
-  b.graph.initializers.set(name, onnx.TensorProto.create({ name, dataType: onnx.TensorProto.DataType.INT64, dims: [1], rawData: new Uint8Array(BigInt64Array.of(INT64_MAX).buffer) }));
+  b.graph.initializers.set(
+    name,
+    onnx.TensorProto.create({
+      name,
+      dataType: onnx.TensorProto.DataType.INT64,
+      dims: [1],
+      rawData: new Uint8Array(BigInt64Array.of(INT64_MAX).buffer),
+    }),
+  );
   return name;
 }
 
@@ -179,13 +195,15 @@ const RotaryEmbedding: Rewrite = (node, g) => {
   const interleaved = attrInt(node, 'interleaved', 0) === 1;
   const width = g.initializers.get(cosCache)?.dims?.[1];
   // onnxruntime indexes the cache with stride R/2, so a cache of another width is not a plain lookup.
-  if (rotaryDim > 0 && width !== undefined && Number(width) !== rotaryDim / 2) throw unsupported(node, 'RotaryEmbedding whose cache width is not rotary_embedding_dim / 2');
+  if (rotaryDim > 0 && width !== undefined && Number(width) !== rotaryDim / 2)
+    throw unsupported(node, 'RotaryEmbedding whose cache width is not rotary_embedding_dim / 2');
   return replaceWith(node, g, (b) => {
     const e = new Emit(b, dtypeFor(g, node));
     const half = rotaryDim > 0 ? e.ints([rotaryDim / 2]) : cacheHalf(e, g, cosCache);
     // Heads on the last axis: [B, S, N, H] from 3-D input (S on axis 1), [B, N, S, H] as given (S on axis 2).
     const is3d = b.op('Equal', [b.op('Size', [b.Shape(x)]), e.i(3)]);
-    const heads3d = rotaryDim > 0 ? e.ints([0, 0, numHeads, -1]) : b.op('Concat', [e.ints([0, 0, -1]), b.Mul(half, e.ints([2]))], { axis: 0 });
+    const heads3d =
+      rotaryDim > 0 ? e.ints([0, 0, numHeads, -1]) : b.op('Concat', [e.ints([0, 0, -1]), b.Mul(half, e.ints([2]))], { axis: 0 });
     const x4 = b.Reshape(x, b.op('Where', [is3d, heads3d, e.ints([0, 0, 0, 0])]));
     const seqLen = b.op('Gather', [b.Shape(x4), b.op('Where', [is3d, e.i(1), e.i(2)])]);
     // position_ids [B, S], or a start offset p (one element) standing for [[p, p+1, ...]].
@@ -265,21 +283,37 @@ const MultiHeadAttention: Rewrite = (node, g) => {
   const [query, key, value, bias, keyPaddingMask, attentionBias, pastKey, pastValue, , cacheIndirection] = node.inputs;
   const n = attrInt(node, 'num_heads', 0);
   if (!key || !value) throw unsupported(node, 'MultiHeadAttention with packed QKV or KV');
-  if ([key, value].some((t) => (knownRank(g, t) ?? 3) !== 3)) throw unsupported(node, 'MultiHeadAttention with a key or value that is not [batch, length, hidden]');
+  if ([key, value].some((t) => (knownRank(g, t) ?? 3) !== 3))
+    throw unsupported(node, 'MultiHeadAttention with a key or value that is not [batch, length, hidden]');
   if (cacheIndirection) throw unsupported(node, 'MultiHeadAttention with cache_indirection (beam search)');
-  if (keyPaddingMask && ![undefined, 2, 3].includes(knownRank(g, keyPaddingMask))) throw unsupported(node, 'MultiHeadAttention with a key_padding_mask that is not [batch, total_sequence_length]');
+  if (keyPaddingMask && ![undefined, 2, 3].includes(knownRank(g, keyPaddingMask)))
+    throw unsupported(node, 'MultiHeadAttention with a key_padding_mask that is not [batch, total_sequence_length]');
   requireEmptyPast(g, node, [pastKey, pastValue]);
   return replaceWith(node, g, (b) => {
     const e = new Emit(b, dtypeFor(g, node));
     let [q, k, v] = [query, key, value];
     if (bias) {
-      const sizes = b.op('Concat', [q, k, v].map((t) => e.dim(t, 2)), { axis: 0 });
+      const sizes = b.op(
+        'Concat',
+        [q, k, v].map((t) => e.dim(t, 2)),
+        { axis: 0 },
+      );
       const parts = b.node('Split', [bias, sizes], { axis: 0 }, 3);
       [q, k, v] = [q, k, v].map((t, i) => b.Add(t, parts[i]));
     }
     const [q4, k4, v4] = [q, k, v].map((t) => e.splitHeads(t, n));
     const out = e.attend(q4, k4, v4, e.scale(attrFloat(node, 'scale', 0), q4), (scores) =>
-      maskScores(e, scores, q4, k4, keyPaddingMask, attrInt(node, 'unidirectional', 0) === 1, attrFloat(node, 'mask_filter_value', -10000), attentionBias));
+      maskScores(
+        e,
+        scores,
+        q4,
+        k4,
+        keyPaddingMask,
+        attrInt(node, 'unidirectional', 0) === 1,
+        attrFloat(node, 'mask_filter_value', -10000),
+        attentionBias,
+      ),
+    );
     return [out, k4, v4];
   });
 };
@@ -289,7 +323,16 @@ const MultiHeadAttention: Rewrite = (node, g) => {
  * ahead of the query (causal) is left out of the softmax altogether (so a query whose visible keys are all
  * padding still averages over those keys, as onnxruntime does).
  */
-function maskScores(e: Emit, scores: string, q4: string, k4: string, mask: string | undefined, causal: boolean, filter: number, bias: string | undefined): string {
+function maskScores(
+  e: Emit,
+  scores: string,
+  q4: string,
+  k4: string,
+  mask: string | undefined,
+  causal: boolean,
+  filter: number,
+  bias: string | undefined,
+): string {
   const { b } = e;
   let s = scores;
   if (mask) s = b.Add(s, b.op('Where', [e.keep(mask, k4), e.f(0), e.f(filter)]));
@@ -308,7 +351,11 @@ const Attention: Rewrite = (node, g) => {
   const [input, weights, bias, maskIndex, past, attentionBias] = node.inputs;
   const n = attrInt(node, 'num_heads', 0);
   if (attrInt(node, 'do_rotary', 0)) throw unsupported(node, 'Attention with do_rotary');
-  if (maskIndex && ![undefined, 2, 3].includes(knownRank(g, maskIndex))) throw unsupported(node, 'Attention with a mask_index that is not [batch, total_sequence_length] or [batch, sequence_length, total_sequence_length]');
+  if (maskIndex && ![undefined, 2, 3].includes(knownRank(g, maskIndex)))
+    throw unsupported(
+      node,
+      'Attention with a mask_index that is not [batch, total_sequence_length] or [batch, sequence_length, total_sequence_length]',
+    );
   requireEmptyPast(g, node, [past]);
   const width = g.initializers.get(weights)?.dims?.[1];
   const sizes = attrInts(node, 'qkv_hidden_sizes') ?? (width !== undefined ? Array(3).fill(Number(width) / 3) : undefined);
@@ -320,9 +367,26 @@ const Attention: Rewrite = (node, g) => {
     if (bias) qkv = b.Add(qkv, bias);
     const [q4, k4, v4] = e.split(qkv, sizes, 2, g.opset).map((t) => e.splitHeads(t, n));
     const out = e.attend(q4, k4, v4, e.scale(attrFloat(node, 'scale', 0), q4), (scores) =>
-      maskScores(e, scores, q4, k4, maskIndex, attrInt(node, 'unidirectional', 0) === 1, attrFloat(node, 'mask_filter_value', -10000), attentionBias));
+      maskScores(
+        e,
+        scores,
+        q4,
+        k4,
+        maskIndex,
+        attrInt(node, 'unidirectional', 0) === 1,
+        attrFloat(node, 'mask_filter_value', -10000),
+        attentionBias,
+      ),
+    );
     if (!node.outputs[1]) return [out];
-    return [out, b.op('Concat', [k4, v4].map((t) => b.op('Unsqueeze', [t, e.ints([0])])), { axis: 0 })];
+    return [
+      out,
+      b.op(
+        'Concat',
+        [k4, v4].map((t) => b.op('Unsqueeze', [t, e.ints([0])])),
+        { axis: 0 },
+      ),
+    ];
   });
 };
 

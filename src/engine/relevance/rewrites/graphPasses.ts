@@ -27,7 +27,8 @@ export const inlineMergedDecoder: GraphPass = (g) => {
   const node = g.nodes.find((n) => n.opType === 'If' && !n.domain && n.inputs[0] === USE_CACHE_BRANCH);
   if (!node) return undefined;
   const branch = attr(node, 'else_branch')?.g;
-  if (!branch) throw new LrpLensError('model-corrupt', `The If node '${node.name}' on ${USE_CACHE_BRANCH} has no else_branch (the no-cache decoder).`);
+  if (!branch)
+    throw new LrpLensError('model-corrupt', `The If node '${node.name}' on ${USE_CACHE_BRANCH} has no else_branch (the no-cache decoder).`);
   const nodes: OnnxNode[] = (branch.node ?? []).map((n, i) => ({
     name: `${node.name}/${n.name || `${n.opType}_${i}`}`,
     opType: n.opType ?? '',
@@ -44,7 +45,15 @@ export const inlineMergedDecoder: GraphPass = (g) => {
     if (!outer) return;
     // An output that is an initializer, an outer tensor or repeated keeps its name and is copied.
     if (produced.has(inner) && !rename.has(inner)) rename.set(inner, outer);
-    else nodes.push({ name: `${node.name}/${outer}`, opType: 'Identity', domain: '', inputs: [rename.get(inner) ?? inner], outputs: [outer], attributes: [] });
+    else
+      nodes.push({
+        name: `${node.name}/${outer}`,
+        opType: 'Identity',
+        domain: '',
+        inputs: [rename.get(inner) ?? inner],
+        outputs: [outer],
+        attributes: [],
+      });
   });
   for (const n of nodes) {
     n.inputs = n.inputs.map((t) => rename.get(t) ?? t);

@@ -40,14 +40,20 @@ export function refusal(node: OnnxNode, why: string): LrpLensError {
   );
 }
 
-const refused = (why: string): Rewrite => (node) => {
-  throw refusal(node, why);
-};
+const refused =
+  (why: string): Rewrite =>
+  (node) => {
+    throw refusal(node, why);
+  };
 
 /** A constant tensor's bytes, embedded or external, at an offset typed arrays can view. */
 export function tensorBytes(t: onnx.ITensorProto, dir: string | undefined): Uint8Array {
   if (isExternal(t)) {
-    if (!dir) throw new LrpLensError('model-not-found', `Tensor ${t.name} is external data, but the model's folder is unknown: load the model from its file.`);
+    if (!dir)
+      throw new LrpLensError(
+        'model-not-found',
+        `Tensor ${t.name} is external data, but the model's folder is unknown: load the model from its file.`,
+      );
     return readExternalBytes(t, dir);
   }
   const raw = t.rawData ?? new Uint8Array(0);
@@ -74,19 +80,30 @@ const TYPED: Record<number, [TypedArrayOf, number]> = {
 function constantOf(g: Graph, name: string | undefined): Constant | undefined {
   if (!name) return undefined;
   const p = g.producer(name);
-  const t = g.initializers.get(name) ?? (p?.opType === 'Constant' ? attr(p, 'value')?.t ?? undefined : undefined);
+  const t = g.initializers.get(name) ?? (p?.opType === 'Constant' ? (attr(p, 'value')?.t ?? undefined) : undefined);
   if (!t) return undefined;
   const dataType = t.dataType ?? 0;
   const typed = TYPED[dataType];
   const raw = typed && (t.rawData?.length || isExternal(t)) ? tensorBytes(t, g.source?.dir) : undefined;
   const field = dataType === D.FLOAT ? t.floatData : dataType === D.DOUBLE ? t.doubleData : t.int32Data;
-  const values = !typed ? undefined : raw ? new typed[0](raw.buffer as ArrayBuffer, raw.byteOffset, raw.byteLength / typed[1]) : (field ?? []);
+  const values = !typed
+    ? undefined
+    : raw
+      ? new typed[0](raw.buffer as ArrayBuffer, raw.byteOffset, raw.byteLength / typed[1])
+      : (field ?? []);
   return { dataType, dims: tensorDims(t), values };
 }
 
 /** Element type names, including those newer than onnx-proto's enum. */
 function typeName(dataType: number): string {
-  const newer: Record<number, string> = { 17: 'float8e4m3fn', 18: 'float8e4m3fnuz', 19: 'float8e5m2', 20: 'float8e5m2fnuz', 21: 'uint4', 22: 'int4' };
+  const newer: Record<number, string> = {
+    17: 'float8e4m3fn',
+    18: 'float8e4m3fnuz',
+    19: 'float8e5m2',
+    20: 'float8e5m2fnuz',
+    21: 'uint4',
+    22: 'int4',
+  };
   return (D as unknown as Record<number, string | undefined>)[dataType]?.toLowerCase() ?? newer[dataType] ?? `ONNX data type ${dataType}`;
 }
 
@@ -114,7 +131,14 @@ function setFloat(g: Graph, name: string, dims: number[], values: Float32Array):
  * DequantizeLinear: y = (x − zero_point) · scale, with one scale for the tensor, one per index along `axis`,
  * or (block_size > 0) one per block of block_size indices along `axis`.
  */
-function dequantizeLinear(x: ArrayLike<number>, dims: number[], scale: ArrayLike<number>, zp: ArrayLike<number> | undefined, axis: number, blockSize: number): Float32Array {
+function dequantizeLinear(
+  x: ArrayLike<number>,
+  dims: number[],
+  scale: ArrayLike<number>,
+  zp: ArrayLike<number> | undefined,
+  axis: number,
+  blockSize: number,
+): Float32Array {
   const out = new Float32Array(x.length);
   const ax = axis < 0 ? axis + dims.length : axis;
   const d = dims[ax] ?? 1;
@@ -168,7 +192,12 @@ const DequantizeLinear: Rewrite = (node, g) => {
     return [];
   }
   if (!q.values || !INTEGER.has(q.dataType)) throw refusal(node, `DequantizeLinear of ${typeName(q.dataType)} data`);
-  setFloat(g, out, q.dims, dequantizeLinear(q.values, q.dims, s.values, zp?.values, attrInt(node, 'axis', 1), attrInt(node, 'block_size', 0)));
+  setFloat(
+    g,
+    out,
+    q.dims,
+    dequantizeLinear(q.values, q.dims, s.values, zp?.values, attrInt(node, 'axis', 1), attrInt(node, 'block_size', 0)),
+  );
   return [];
 };
 
@@ -177,7 +206,15 @@ const DequantizeLinear: Rewrite = (node, g) => {
  * points have one entry per (n, block), zero points packed like B along each row (default 2^(bits−1)):
  * W[k, n] = (q[n, k] − zp[n, k / block_size]) · scale[n, k / block_size].
  */
-function dequantizeNBits(q: ArrayLike<number>, scales: ArrayLike<number>, zp: Constant | undefined, K: number, N: number, bits: number, blockSize: number): Float32Array {
+function dequantizeNBits(
+  q: ArrayLike<number>,
+  scales: ArrayLike<number>,
+  zp: Constant | undefined,
+  K: number,
+  N: number,
+  bits: number,
+  blockSize: number,
+): Float32Array {
   const blocks = Math.ceil(K / blockSize);
   const perByte = 8 / bits;
   const mask = (1 << bits) - 1;
@@ -187,7 +224,11 @@ function dequantizeNBits(q: ArrayLike<number>, scales: ArrayLike<number>, zp: Co
   for (let n = 0; n < N; n++) {
     for (let b = 0; b < blocks; b++) {
       const s = scales[n * blocks + b];
-      const z = !zp?.values ? 2 ** (bits - 1) : zp.dataType === D.UINT8 ? unpack(zp.values, n * zpRow * perByte + b) : zp.values[n * blocks + b];
+      const z = !zp?.values
+        ? 2 ** (bits - 1)
+        : zp.dataType === D.UINT8
+          ? unpack(zp.values, n * zpRow * perByte + b)
+          : zp.values[n * blocks + b];
       const base = (n * blocks + b) * blockSize;
       for (let j = 0; j < blockSize && b * blockSize + j < K; j++) out[(b * blockSize + j) * N + n] = (unpack(q, base + j) - z) * s;
     }
@@ -210,7 +251,10 @@ const MatMulNBits: Rewrite = (node, g) => {
     if (!q?.values || !s?.values || (zeroPoints && !zp?.values)) throw refusal(node, 'quantised weights computed at run time');
     const blocks = Math.ceil(K / blockSize);
     if (q.values.length !== (N * blocks * blockSize * bits) / 8 || s.values.length !== N * blocks) {
-      throw new LrpLensError('model-corrupt', `MatMulNBits node '${node.name}': B or scales do not match K=${K}, N=${N}, block_size=${blockSize}.`);
+      throw new LrpLensError(
+        'model-corrupt',
+        `MatMulNBits node '${node.name}': B or scales do not match K=${K}, N=${N}, block_size=${blockSize}.`,
+      );
     }
     const order = constantOf(g, gIdx)?.values;
     if (gIdx && (!order || Array.from(order).some((block, k) => block !== Math.floor(k / blockSize)))) {
@@ -258,7 +302,16 @@ export const dequantizeDynamicMatMuls: GraphPass = (g) => {
     const w = dequantizedWeight(g, mm, mm.inputs[1], scaleMul.inputs.find((i) => i !== xScale) ?? xScale, mm.inputs[3]);
     replaced.set(mm, []);
     replaced.set(cast, []);
-    replaced.set(mul, [{ name: `${mm.name}/float`, opType: 'MatMul', domain: '', inputs: [quantize.inputs[0], w], outputs: [mul.outputs[0]], attributes: [] }]);
+    replaced.set(mul, [
+      {
+        name: `${mm.name}/float`,
+        opType: 'MatMul',
+        domain: '',
+        inputs: [quantize.inputs[0], w],
+        outputs: [mul.outputs[0]],
+        attributes: [],
+      },
+    ]);
     scaleMuls.add(scaleMul);
     quantizers.add(quantize);
   }

@@ -37,9 +37,13 @@ export function renameOutput(nodes: OnnxNode[], from: string, to: string): void 
 /** Emits with `fn`, whose returned tensors become the node's outputs, in order ('' for one not produced). */
 export function replaceWith(node: OnnxNode, g: Graph, fn: (b: GraphBuilder) => string[]): OnnxNode[] {
   let outs: string[] = [];
-  const nodes = emitInto(g, (b) => {
-    outs = fn(b);
-  }, node.name);
+  const nodes = emitInto(
+    g,
+    (b) => {
+      outs = fn(b);
+    },
+    node.name,
+  );
   outs.forEach((o, i) => {
     if (o && node.outputs[i]) renameOutput(nodes, o, node.outputs[i]);
   });

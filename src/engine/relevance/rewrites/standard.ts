@@ -51,4 +51,10 @@ const Gelu: Rewrite = (node, g) => {
   return replaceWith(node, g, (b) => [gelu(b, node.inputs[0], dtypeFor(g, node))]);
 };
 
-export const STANDARD_REWRITES: RewriteTable = { Gemm, LayerNormalization, Gelu, SimplifiedLayerNormalization, ...QUANTIZED_STANDARD_REWRITES };
+export const STANDARD_REWRITES: RewriteTable = {
+  Gemm,
+  LayerNormalization,
+  Gelu,
+  SimplifiedLayerNormalization,
+  ...QUANTIZED_STANDARD_REWRITES,
+};
