@@ -29,6 +29,9 @@ export const IO = {
   neurons: 'lrp_neurons',
   absorbed: (k: AbsorbedKind) => `lrp_absorbed_${k}`,
   weight: (initializer: string) => `lrp_weight/${initializer}`,
+  /** Block-wise execution: the gradient arriving at cut `i` (an output) and the one sent upstream from it (an input). */
+  cutGrad: (i: number) => `lrp_cut_grad/${i}`,
+  cutSeed: (i: number) => `lrp_cut_seed/${i}`,
 } as const;
 
 export const ABSORBED_KINDS: AbsorbedKind[] = ['bias', 'constant', 'softmax', 'stabiliser'];
@@ -42,6 +45,12 @@ export interface CompileOptions {
    * which is |W| ⊙ |X|ᵀ|G| (one GEMM, like the signed sum).
    */
   weightAggregation?: WeightAggregation;
+  /**
+   * Block-wise execution (relevance/blocks.ts): residual-stream tensors at which the relevance pass is cut. The
+   * gradient arriving at cut i leaves as output `lrp_cut_grad/i`, and the pass upstream of it reads input
+   * `lrp_cut_seed/i` instead, so the pass splits into independent pieces, one per block.
+   */
+  cuts?: string[];
 }
 
 export type WeightAggregation = 'signed' | 'absolute';
@@ -88,8 +97,20 @@ class Backward implements RuleContext {
     private readonly origins: Map<string, WeightOrigin>,
     private readonly wantWeights: (initializer: string) => boolean,
     private readonly weightAggregation: WeightAggregation = 'signed',
+    private readonly cuts: string[] = [],
   ) {
     this.b = new GraphBuilder(graph, 'lrp');
+  }
+
+  /** (gradient, cut index) of each cut the pass went through. */
+  readonly cutOutputs: [string, number][] = [];
+
+  /** At a cut the gradient leaves the graph and the pass goes on from the cut's seed input. */
+  private throughCut(t: string, g: string | undefined): string | undefined {
+    const i = this.cuts.indexOf(t);
+    if (g === undefined || i < 0) return g;
+    this.cutOutputs.push([g, i]);
+    return IO.cutSeed(i);
   }
 
   get opset(): number {
@@ -247,6 +268,7 @@ class Backward implements RuleContext {
       const node = forward[i];
       const gOut = node.outputs.map((o) => (this.relevant(o) ? this.gradOf(o) : undefined));
       if (gOut.every((g) => g === undefined) || !node.inputs.some((x) => this.relevant(x))) continue;
+      if (this.cuts.length) node.outputs.forEach((o, k) => (gOut[k] = this.throughCut(o, gOut[k])));
       const region = attn ? this.patterns.regionOf.get(node) : undefined;
       if (region) {
         if (region.outputNode === node) identityRule(this, region.input, region.output, gOut[0]!);
@@ -283,7 +305,7 @@ export function compileRelevance(
   const forward = [...graph.nodes];
   const want = options.weightRelevance;
   const wantWeights = (init: string) => (Array.isArray(want) ? want.includes(init) : !!want);
-  const ctx = new Backward(graph, shapes, patterns, mode, dtype, origins, wantWeights, options.weightAggregation);
+  const ctx = new Backward(graph, shapes, patterns, mode, dtype, origins, wantWeights, options.weightAggregation, options.cuts);
   const b = ctx.b;
   const warnings: string[] = [];
 
@@ -363,6 +385,9 @@ export function compileRelevance(
     weightOutputs[init] = IO.weight(init);
   }
 
+  const cutShape = (t: string) => ctx.staticDims(t).map((d, i) => d ?? `cut_d${i}`);
+  for (const [g, i] of ctx.cutOutputs) rename(g, IO.cutGrad(i), cutShape(options.cuts![i]));
+
   const logitsVi = graph.outputs.find((o) => o.name === patterns.logits)!;
   graph.outputs = [logitsVi, ...outputs.map(([, name, dt, shape]) => valueInfo(name, dt, shape))];
   graph.inputs.push(
@@ -370,6 +395,7 @@ export function compileRelevance(
     valueInfo(IO.targetWeights, dtype, ['batch', 'sequence']),
     valueInfo(IO.foilIds, 'int64', ['batch', 'sequence']),
     valueInfo(IO.foilWeights, dtype, ['batch', 'sequence']),
+    ...(options.cuts ?? []).map((t, i) => valueInfo(IO.cutSeed(i), dtype, cutShape(t))),
   );
   hoistShapes(graph, ctx.hoisted);
   graph.invalidate();

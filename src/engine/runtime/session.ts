@@ -123,3 +123,8 @@ export function tensorNumbers(t: ort.Tensor): number[] {
   const d = t.data as ArrayLike<number | bigint>;
   return Array.from(d, (x) => Number(x));
 }
+
+/** A tensor over `data` without copying it (weights fed to block-wise graphs). */
+export function viewTensor(data: Float32Array | Float64Array, dims: number[]): ort.Tensor {
+  return data instanceof Float32Array ? new ort.Tensor('float32', data, dims) : new ort.Tensor('float64', data, dims);
+}
