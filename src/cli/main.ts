@@ -15,6 +15,9 @@ import { renderSummary } from './heatmap';
 import { inspectModel } from '../engine/runtime/inspect';
 import type { ModelReport } from '../engine/runtime/inspect';
 import { registerBench } from './bench';
+import { registerBenchBlockwise } from './benchBlockwise';
+import { EXECUTION_CHOICES } from '../engine/runtime/execution';
+import type { ExecutionChoice } from '../engine/runtime/execution';
 import { registerPruning } from './pruneCommands';
 import { registerCircuits } from './circuitCommands';
 import { registerCorrection } from './correctCommands';
@@ -31,6 +34,7 @@ interface AttributeOptions extends AttributeRequest {
   strictDevice?: boolean;
   offline?: boolean;
   cache: boolean;
+  execution: ExecutionChoice;
   json?: string;
   color: boolean;
 }
@@ -46,6 +50,7 @@ async function attribute(o: AttributeOptions): Promise<void> {
     strictDevice: o.strictDevice,
     offline: o.offline,
     cache: o.cache,
+    execution: o.execution,
   });
   try {
     const req: AttributeRequest = {
@@ -58,6 +63,7 @@ async function attribute(o: AttributeOptions): Promise<void> {
       continuation: o.continuation,
     };
     const result = await engine.attribute(req);
+    if (result.execution) console.error(`execution: ${result.execution.kind} (${result.execution.reason})`);
     if (o.json) writeJson(o.json, result);
     if (o.json !== '-') console.log(renderSummary(result, o.color && !!process.stdout.isTTY && !process.env.NO_COLOR));
   } finally {
@@ -83,6 +89,11 @@ function addAttributeOptions(c: Command): Command {
     .option('--strict-device', 'fail instead of falling back to the CPU')
     .option('--offline', 'never download (also LRP_LENS_OFFLINE=1)')
     .option('--no-cache', 'recompile instead of using the compiled-graph cache')
+    .addOption(
+      new Option('--execution <how>', 'monolithic graph, block-wise recomputation (bounded memory), or auto (by a memory estimate)')
+        .choices(EXECUTION_CHOICES)
+        .default('auto'),
+    )
     .option('--json <out>', "write the result as JSON ('-' for stdout)")
     .option('--no-color', 'plain output');
 }
@@ -112,6 +123,12 @@ function renderReport(r: ModelReport): string {
       ? `attribution: supported (${r.attribution.layers} layers, ${r.attribution.heads ?? '?'} heads, ${r.attribution.neurons ?? '?'} neurons)`
       : `attribution: NOT supported — ${r.attribution.reason}`,
     ...r.attribution.warnings.map((w) => `warning: ${w}`),
+    ...(r.execution
+      ? [
+          `block-wise execution: ${r.execution.blockwise.supported ? 'supported' : `not possible — ${r.execution.blockwise.reason}`}`,
+          ...r.execution.choices.map((c) => `execution at ${c.tokens} tokens: ${c.execution ?? 'refused'} — ${c.reason}`),
+        ]
+      : []),
   ];
   return lines.join('\n');
 }
@@ -138,6 +155,7 @@ export function buildProgram(): Command {
         rule: 'attnlrp',
         device: 'cpu',
         cache: true,
+        execution: 'auto',
         color: true,
       });
     });
@@ -177,6 +195,7 @@ export function buildProgram(): Command {
     });
 
   registerBench(program);
+  registerBenchBlockwise(program);
   registerPruning(program);
   registerCircuits(program);
   registerCorrection(program);

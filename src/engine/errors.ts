@@ -9,6 +9,7 @@ export type LrpErrorReason =
   | 'unsupported-op'
   | 'unsupported-graph'
   | 'prompt-too-long'
+  | 'out-of-memory'
   | 'unknown-token'
   | 'bad-argument'
   | 'runtime-failure'

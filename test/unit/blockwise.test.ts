@@ -34,7 +34,12 @@ function continuationSeed(batch: TokenBatch): Seed {
   };
 }
 
-async function blockwise(graph: Graph, batch: TokenBatch, seed: Seed, options: CompileOptions): Promise<{ out: Outputs; sessions: number }> {
+async function blockwise(
+  graph: Graph,
+  batch: TokenBatch,
+  seed: Seed,
+  options: CompileOptions,
+): Promise<{ out: Outputs; sessions: number }> {
   const compiled = await compileBlockwise(cloneGraph(graph), options);
   if (!compiled.ok) throw new Error(compiled.reason);
   const runner = await BlockwiseRunner.create(compiled);

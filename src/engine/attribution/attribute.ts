@@ -10,8 +10,10 @@ import { LrpLensError } from '../errors';
 import { compileModelFile } from '../runtime/compile';
 import { resolveModel, loadTokenizer, maxPositions } from '../runtime/model';
 import type { ModelFolder, TokenizerLike } from '../runtime/model';
-import { Session, tensorNumbers } from '../runtime/session';
-import type { Device } from '../runtime/session';
+import { tensorNumbers } from '../runtime/session';
+import type { Device, HostTensor } from '../runtime/session';
+import { RelevanceRunners } from '../runtime/runners';
+import type { ExecutionChoice, ExecutionDecision } from '../runtime/execution';
 import { causalLmFeeds, padBatch, seedFeeds } from '../runtime/feeds';
 import type { InputSpec } from '../onnx/graph';
 import { ABSORBED_KINDS, IO } from '../relevance/compiler';
@@ -28,6 +30,10 @@ export interface EngineOptions {
   offline?: boolean;
   /** Reuse / write the compiled graph cache (default true). */
   cache?: boolean;
+  /** Monolithic graph, block-wise (recomputing one block at a time), or chosen by a memory estimate (default). */
+  execution?: ExecutionChoice;
+  /** The memory a run may use (default: runtime/execution.ts memoryLimitBytes). */
+  memoryLimitBytes?: number;
 }
 
 export interface AttributeRequest {
@@ -62,7 +68,7 @@ export class AttributionEngine {
   private constructor(
     readonly model: ModelFolder,
     readonly tokenizer: TokenizerLike,
-    private readonly session: Session,
+    private readonly runners: RelevanceRunners,
     readonly info: CompiledInfo,
     private readonly graphInputs: InputSpec[],
     readonly rule: RelevanceMode,
@@ -76,9 +82,9 @@ export class AttributionEngine {
     const tokenizer = await loadTokenizer(model);
     const rule = opts.rule ?? 'attnlrp';
     const compiled = await compileModelFile(model.onnxPath, { mode: rule }, opts.cache ?? true);
-    const session = await Session.create(compiled.path, { device: opts.device, strictDevice: opts.strictDevice });
+    const runners = await RelevanceRunners.create(model, compiled, { mode: rule }, opts);
     const inputs = compiled.info.inputs;
-    return new AttributionEngine(model, tokenizer, session, compiled.info, inputs, rule, session.device, {
+    return new AttributionEngine(model, tokenizer, runners, compiled.info, inputs, rule, opts.device ?? 'cpu', {
       loadMs: performance.now() - t0,
       compileMs: compiled.compileMs,
       compiledFromCache: compiled.fromCache,
@@ -124,14 +130,19 @@ export class AttributionEngine {
     const plans = reqs.map((r) => this.plan(r, limits.maxTokens));
     const rows = plans.flatMap((p) => p.rows);
     const t0 = performance.now();
-    const results = await this.runRows(rows);
+    const { results, decision } = await this.runRows(rows);
     const runMs = performance.now() - t0;
     let k = 0;
     return plans.map((p) => {
       const mine = results.slice(k, k + p.rows.length);
       k += p.rows.length;
-      return this.assemble(p, mine, runMs);
+      return this.assemble(p, mine, runMs, decision);
     });
+  }
+
+  /** Which execution a batch of this size would run, and why (inspect, the run log). */
+  decide(batch: number, seq: number): ExecutionDecision {
+    return this.runners.decide(batch, seq);
   }
 
   private plan(req: AttributeRequest, maxTokens?: number) {
@@ -174,7 +185,7 @@ export class AttributionEngine {
     return cont;
   }
 
-  private async runRows(rows: Row[]): Promise<RowResult[]> {
+  private async runRows(rows: Row[]): Promise<{ results: RowResult[]; decision: ExecutionDecision }> {
     const batch = padBatch(
       rows.map((r) => r.ids),
       0,
@@ -199,9 +210,10 @@ export class AttributionEngine {
       }
     });
     Object.assign(feeds, seedFeeds(this.info.dtype, [B, S], { targetIds: tIds, targetWeights: tW, foilIds: fIds, foilWeights: fW }));
-    const out = await this.session.run(feeds);
+    const decision = this.runners.decide(B, S);
+    const out = await (await this.runners.runner(decision.execution)).run(feeds);
     const get = (name: string) => (out[name] ? tensorNumbers(out[name]) : undefined);
-    const logits = get('logits')!;
+    const logits = out.logits;
     const tokens = get(IO.tokens)!;
     const layers = get(IO.layers);
     const heads = get(IO.heads);
@@ -209,7 +221,7 @@ export class AttributionEngine {
     const seed = get(IO.seed)!;
     const absorbed = Object.fromEntries(ABSORBED_KINDS.map((k) => [k, get(IO.absorbed(k))]));
     const { layers: L, heads: H, neurons: N, vocabSize: V } = this.info;
-    return rows.map((r, b) => {
+    const results = rows.map((r, b) => {
       const pad = start(r);
       const end = pad + r.ids.length;
       const pos = pad + r.position;
@@ -229,9 +241,10 @@ export class AttributionEngine {
             .filter(([, v]) => v)
             .map(([k, v]) => [k, v![b]]),
         ),
-        logits: logits.slice((b * S + pos) * V, (b * S + pos + 1) * V),
+        logits: logitsRow(logits, (b * S + pos) * V, V),
       };
     });
+    return { results, decision };
   }
 
   private targetInfo(row: Row, logits: number[], probs = softmax(logits)): TargetInfo {
@@ -250,7 +263,12 @@ export class AttributionEngine {
       .map((id) => ({ id, text: this.decode(id, after), prob: probs[id] }));
   }
 
-  private assemble(p: ReturnType<AttributionEngine['plan']>, rs: RowResult[], runMs: number): AttributionResult {
+  private assemble(
+    p: ReturnType<AttributionEngine['plan']>,
+    rs: RowResult[],
+    runMs: number,
+    decision: ExecutionDecision,
+  ): AttributionResult {
     const { logits, ...relevance } = rs[0];
     const probs = softmax(logits);
     const row = p.rows[0];
@@ -264,7 +282,8 @@ export class AttributionEngine {
       relevance,
       predictions: this.predictions(probs, row.ids[row.position]),
       timing: { loadMs: this.timing.loadMs, compileMs: this.timing.compileMs, runMs, compiledFromCache: this.timing.compiledFromCache },
-      warnings: [...this.info.warnings, ...this.session.warnings],
+      execution: { kind: decision.execution, reason: decision.reason },
+      warnings: [...this.info.warnings, ...this.runners.warnings],
     };
     if (p.continuation) {
       result.continuation = { targets: p.rows.map((r, k) => this.targetInfo(r, rs[k].logits)), matrix: rs.map((r) => r.tokens) };
@@ -273,8 +292,13 @@ export class AttributionEngine {
   }
 
   async release(): Promise<void> {
-    await this.session.release();
+    await this.runners.release();
   }
+}
+
+/** One row of logits as numbers, without converting the whole [batch, seq, vocab] tensor. */
+function logitsRow(t: HostTensor, offset: number, vocab: number): number[] {
+  return Array.from((t.data as Float32Array | Float64Array).subarray(offset, offset + vocab));
 }
 
 function sum(xs: number[]): number {

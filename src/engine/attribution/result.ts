@@ -51,6 +51,8 @@ export interface AttributionResult {
   /** Present when a continuation was attributed: one row per continuation token (target × source). */
   continuation?: { targets: TargetInfo[]; matrix: number[][] };
   timing: { loadMs: number; compileMs: number; runMs: number; compiledFromCache: boolean };
+  /** Which execution ran (monolithic graph or block-wise recomputation) and why. */
+  execution?: { kind: 'monolithic' | 'blockwise'; reason: string };
   warnings: string[];
 }
 

@@ -59,7 +59,13 @@ const WEIGHT_MIN_ELEMENTS = 2;
 /** 'input': fed to the segment (h, a cut seed, model inputs, weights); 'local': computed there; 'fed': see below. */
 type Avail = 'input' | 'local' | 'fed';
 
-export function splitCompiled(compiled: Graph, forwardNodes: Set<OnnxNode>, relevant: Set<string>, blocks: BlockStructure, shapes: ShapeTable): BlockwisePlan {
+export function splitCompiled(
+  compiled: Graph,
+  forwardNodes: Set<OnnxNode>,
+  relevant: Set<string>,
+  blocks: BlockStructure,
+  shapes: ShapeTable,
+): BlockwisePlan {
   const S = segmentCount(blocks);
   const { stream, segmentOf } = blocks;
   const cutSeeds = new Set(stream.map((_, i) => IO.cutSeed(i)));
@@ -124,7 +130,7 @@ export function splitCompiled(compiled: Graph, forwardNodes: Set<OnnxNode>, rele
   const forwardOnly = (k: number) => (n: OnnxNode) => forwardNodes.has(n) && n.outputs.every((o) => avail[k].get(o) === 'local');
   const forwardOutputs = (k: number) => [stream[k], ...[...fedHome].filter(([, j]) => j === k).map(([t]) => t)];
   const forwardOf: OnnxNode[][] = [];
-  for (let changed = true; changed; ) {
+  for (let changed = true; changed;) {
     changed = false;
     forwardOf.length = 0;
     for (let k = 0; k < stream.length; k++) forwardOf.push(closure(compiled, forwardOutputs(k), forwardOnly(k)));
@@ -147,7 +153,11 @@ export function splitCompiled(compiled: Graph, forwardNodes: Set<OnnxNode>, rele
   });
   // The assembly computes the outputs that gather pieces of several segments (and those of model inputs alone).
   const assembled = finalOutputs.filter((o) => !pieceHome.has(o));
-  const assemblyClosure = closure(compiled, assembled, (n) => !forwardNodes.has(n) && n.outputs.every((o) => producedByAssembly.has(o) || globalsForAssembly.has(o) || isGlobal(o)));
+  const assemblyClosure = closure(
+    compiled,
+    assembled,
+    (n) => !forwardNodes.has(n) && n.outputs.every((o) => producedByAssembly.has(o) || globalsForAssembly.has(o) || isGlobal(o)),
+  );
   const assembly = builder.build(assemblyClosure, assembled, (t) => (pieceHome.has(t) ? { kind: 'tensor', name: t } : undefined));
   return { stream, forward, backward, assembly, outputs: finalOutputs, weights: [...builder.weights] };
 
@@ -266,7 +276,14 @@ class SegmentBuilder {
     const outNames = new Map(outputs.map((o, i) => [o, `out${i}`]));
     let internal = 0;
     const renamed: OnnxNode[] = nodes.map((n, i) => {
-      const node = { name: `n${i}`, opType: n.opType, domain: n.domain, attributes: n.attributes, inputs: n.inputs.map((x) => names.get(x) ?? external(x)), outputs: [] as string[] };
+      const node = {
+        name: `n${i}`,
+        opType: n.opType,
+        domain: n.domain,
+        attributes: n.attributes,
+        inputs: n.inputs.map((x) => names.get(x) ?? external(x)),
+        outputs: [] as string[],
+      };
       node.outputs = n.outputs.map((o) => {
         const name = o ? (outNames.get(o) ?? `t${internal++}`) : '';
         names.set(o, name);
@@ -300,6 +317,10 @@ class SegmentBuilder {
       // Pieces the compiler made (relevance sums) have no probed shape: their type is the graph's float type.
       return vi ? { ...vi, name } : onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: dtypeCode(this.dtype) } } });
     }
-    return valueInfo(name, s.dtype as DType, s.dims.map((d, i) => d ?? `${name}_d${i}`));
+    return valueInfo(
+      name,
+      s.dtype as DType,
+      s.dims.map((d, i) => d ?? `${name}_d${i}`),
+    );
   }
 }

@@ -108,8 +108,7 @@ function values(t: onnx.ITensorProto, dir: string | undefined): Float32Array | F
   const raw = isExternal(t) ? readExternalBytes(t, dir ?? '.') : t.rawData && t.rawData.length ? t.rawData : undefined;
   if (!raw) return wide ? Float64Array.from(t.doubleData ?? []) : Float32Array.from(t.floatData ?? []);
   const size = wide ? 8 : 4;
-  const buffer =
-    raw.byteOffset % size === 0 ? raw.buffer : (raw.slice().buffer as ArrayBuffer);
+  const buffer = raw.byteOffset % size === 0 ? raw.buffer : (raw.slice().buffer as ArrayBuffer);
   const offset = raw.byteOffset % size === 0 ? raw.byteOffset : 0;
   return wide ? new Float64Array(buffer, offset, raw.byteLength / 8) : new Float32Array(buffer, offset, raw.byteLength / 4);
 }
@@ -179,7 +178,8 @@ export class BlockwiseRunner {
   private async exec(seg: SegmentGraph, feeds: Feeds, tensors: Map<string, HostTensor>): Promise<void> {
     const inputs: Feeds = {};
     for (const { name, from } of seg.inputs) {
-      const v = from.kind === 'feed' ? feeds[from.name] : from.kind === 'weight' ? this.model.weights.tensor(from.name) : tensors.get(from.name);
+      const v =
+        from.kind === 'feed' ? feeds[from.name] : from.kind === 'weight' ? this.model.weights.tensor(from.name) : tensors.get(from.name);
       if (!v) throw new LrpLensError('runtime-failure', `Block-wise execution: no value for '${from.name}' (${from.kind}).`);
       inputs[name] = v;
     }

@@ -11,6 +11,10 @@ import { dtypeOf, num, tensorSize } from '../onnx/tensor';
 import { externalFiles, isExternal } from '../onnx/externalData';
 import { canonicalize } from '../relevance/canonicalize';
 import { compileRelevance } from '../relevance/compiler';
+import type { CompiledInfo } from '../relevance/compiler';
+import { analysePatterns } from '../relevance/patterns';
+import { analyseBlocks } from '../relevance/blocks';
+import { chooseExecution, memoryLimitBytes } from './execution';
 import { probeShapes } from './probe';
 import { resolveModel, maxPositions } from './model';
 import type { ModelConfig } from './model';
@@ -51,6 +55,12 @@ export interface ModelReport {
     warnings: string[];
   };
   devices: { cpu: boolean; cuda: boolean };
+  /** Whether block-wise execution is possible, and which execution `auto` picks at some lengths (batch 1). */
+  execution?: {
+    blockwise: { supported: boolean; reason: string | null };
+    limitBytes: number;
+    choices: { tokens: number; execution: string | null; reason: string; monolithicBytes: number; blockwiseBytes: number }[];
+  };
 }
 
 const numOrNull = (...vs: unknown[]): number | null => {
@@ -129,7 +139,9 @@ export async function inspectModel(ref: string, opts: { offline?: boolean } = {}
     const canonical = canonicalize(graph);
     report.rewrites = canonical.rewrites;
     const shapes = await probeShapes(canonical.graph);
+    const blocks = analyseBlocks(canonical.graph, analysePatterns(canonical.graph, shapes, 'attnlrp'));
     const { info } = compileRelevance(canonical.graph, shapes, canonical.weightOrigins, {});
+    report.execution = executionReport(report, info, blocks.ok ? true : blocks.reason);
     report.attribution = {
       supported: true,
       reason: null,
@@ -143,6 +155,32 @@ export async function inspectModel(ref: string, opts: { offline?: boolean } = {}
     report.attribution.reason = err.message;
   }
   return report;
+}
+
+/** Which execution `auto` would pick for one prompt of a few lengths, and the estimates behind it. */
+function executionReport(r: ModelReport, info: CompiledInfo, blockwise: true | string): ModelReport['execution'] {
+  const limitBytes = memoryLimitBytes();
+  const shape = {
+    layers: info.layers,
+    heads: info.heads ?? 1,
+    hidden: r.hiddenSize ?? Math.round((info.neurons ?? 4096) / 4),
+    neurons: info.neurons ?? 4096,
+    vocab: info.vocabSize,
+    weightBytes: r.model.bytes + (r.externalData?.bytes ?? 0),
+    elementBytes: info.dtype === 'float64' ? 8 : 4,
+  };
+  const context = r.maxPositions ?? 4096;
+  const lengths = [...new Set([512, 2048, context].filter((n) => n <= context))].sort((a, b) => a - b);
+  const choices = lengths.map((tokens) => {
+    try {
+      const d = chooseExecution('auto', shape, 1, tokens, limitBytes, blockwise);
+      return { tokens, execution: d.execution as string | null, reason: d.reason, ...d.estimate };
+    } catch (err) {
+      if (!LrpLensError.is(err)) throw err;
+      return { tokens, execution: null, reason: err.message, monolithicBytes: NaN, blockwiseBytes: NaN };
+    }
+  });
+  return { blockwise: { supported: blockwise === true, reason: blockwise === true ? null : blockwise }, limitBytes, choices };
 }
 
 /** JSON Schema of ModelReport (documented in the README). */

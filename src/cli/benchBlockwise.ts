@@ -1,0 +1,212 @@
+/**
+ * `lrp-lens bench-blockwise`: long prompts on a Qwen2-0.5B-shaped model (hidden 896, 24 layers, 14 heads / 2 kv
+ * heads, MLP 4864, vocab 32000, tied embeddings, external data, random weights). For each length, a plain
+ * onnxruntime forward, the block-wise attribution and (where asked) the monolithic attribution each run in their
+ * own child process — load, compile and run, whole-process peak RSS — under a watchdog that kills a child past
+ * the memory limit and reports the limit instead of letting it take the machine down.
+ */
+import type { Command } from 'commander';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { LrpLensError } from '../engine/errors';
+import { markdownTable } from './common';
+import { peakRssMB } from './peakRss';
+
+export const QWEN_SHAPED = {
+  layers: 24,
+  hidden: 896,
+  heads: 14,
+  kvHeads: 2,
+  ffn: 4864,
+  vocab: 32000,
+  maxPositions: 8192,
+  dtype: 'float32' as const,
+  seed: 3,
+  tiedEmbeddings: true,
+  initStd: 0.02,
+};
+
+type Subject = 'forward' | 'blockwise' | 'monolithic';
+
+interface ChildResult {
+  runMs: number;
+  loadMs: number;
+  peakRssMB: number;
+}
+
+export interface BlockwiseBenchRow {
+  subject: Subject;
+  seqLen: number;
+  /** Absent when the watchdog killed the child. */
+  runMs?: number;
+  loadMs?: number;
+  peakRssMB?: number;
+  killedAtMB?: number;
+  error?: string;
+}
+
+/** Child entry: load (and compile), then one timed run (long prompts are too slow to repeat). */
+async function benchChild(o: { onnx: string; subject: Subject; seq: number }): Promise<void> {
+  const { Session } = await import('../engine/runtime/session');
+  const { causalLmFeeds, inputSpecs, seedFeeds } = await import('../engine/runtime/feeds');
+  const { readModel } = await import('../engine/onnx/io');
+  const ids = Array.from({ length: o.seq }, (_, i) => 1 + ((i * 7919) % 31000));
+  const batch = { ids: [ids], mask: [ids.map(() => 1)] };
+  const seed = seedFeeds('float32', [1, o.seq], {
+    targetIds: ids.map(() => -1),
+    targetWeights: ids.map((_, i) => (i === o.seq - 1 ? 1 : 0)),
+  });
+  const t0 = performance.now();
+  let run: () => Promise<unknown>;
+  if (o.subject === 'forward') {
+    const graph = readModel(o.onnx);
+    const session = await Session.create(o.onnx);
+    const feeds = causalLmFeeds(inputSpecs(graph.inputs), batch);
+    run = () => session.run(feeds, ['logits']);
+  } else if (o.subject === 'blockwise') {
+    const { BlockwiseRunner, compileBlockwise } = await import('../engine/runtime/blockwise');
+    const compiled = await compileBlockwise(readModel(o.onnx), { mode: 'attnlrp' });
+    if (!compiled.ok) throw new Error(compiled.reason);
+    const runner = await BlockwiseRunner.create(compiled);
+    const feeds = { ...causalLmFeeds(compiled.info.inputs, batch), ...seed };
+    run = () => runner.run(feeds);
+  } else {
+    const { compileModelFile } = await import('../engine/runtime/compile');
+    const compiled = await compileModelFile(o.onnx, { mode: 'attnlrp' }, false);
+    const session = await Session.create(compiled.path);
+    const feeds = { ...causalLmFeeds(compiled.info.inputs, batch), ...seed };
+    run = () => session.run(feeds);
+  }
+  const loadMs = performance.now() - t0;
+  const t1 = performance.now();
+  await run();
+  const result: ChildResult = { runMs: performance.now() - t1, loadMs, peakRssMB: peakRssMB() };
+  process.stdout.write(JSON.stringify(result));
+}
+
+/** Resident memory of a process, MB (0 once it is gone). */
+function rssMB(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+type Watched = { stdout: string } | { killedAtMB: number } | { error: string };
+
+/** Runs this CLI with `args` in a child process; SIGKILL past `limitMB` of resident memory. */
+export function underWatchdog(args: string[], limitMB: number): Promise<Watched> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, ['--max-old-space-size=8192', process.argv[1], ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    let killed = false;
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const timer = setInterval(() => {
+      if (child.pid && rssMB(child.pid) > limitMB) {
+        killed = true;
+        child.kill('SIGKILL');
+      }
+    }, 50);
+    child.on('close', (code) => {
+      clearInterval(timer);
+      if (killed) done({ killedAtMB: limitMB });
+      else if (code !== 0) done({ error: err.trim().split('\n').slice(-3).join(' ') || `exit ${code}` });
+      else done({ stdout: out });
+    });
+  });
+}
+
+/** Child entry: the model folder (config, onnx/model.onnx + model.onnx_data), built once. */
+async function buildModel(o: { out: string }): Promise<void> {
+  const { buildLlamaLike } = await import('../engine/onnx/synthetic');
+  const { writeModelWithExternalData } = await import('../engine/onnx/io');
+  mkdirSync(join(o.out, 'onnx'), { recursive: true });
+  writeModelWithExternalData(buildLlamaLike(QWEN_SHAPED), join(o.out, 'onnx', 'model.onnx'), 'model.onnx_data');
+  writeFileSync(
+    join(o.out, 'config.json'),
+    JSON.stringify({ model_type: 'qwen2', num_hidden_layers: 24, hidden_size: 896, max_position_embeddings: 8192 }),
+  );
+}
+
+export async function benchBlockwise(o: {
+  seqLen: number[];
+  limitMb: number;
+  monolithic: number[];
+  dir: string;
+}): Promise<BlockwiseBenchRow[]> {
+  const onnx = join(o.dir, 'onnx', 'model.onnx');
+  if (!existsSync(onnx) || !existsSync(`${onnx}_data`)) {
+    const built = await underWatchdog(['bench-blockwise-build', '--out', o.dir], o.limitMb);
+    if (!('stdout' in built)) throw new LrpLensError('runtime-failure', `Building the benchmark model failed: ${JSON.stringify(built)}`);
+  }
+  const rows: BlockwiseBenchRow[] = [];
+  for (const seq of o.seqLen) {
+    const subjects: Subject[] = ['forward', 'blockwise', ...(o.monolithic.includes(seq) ? (['monolithic'] as const) : [])];
+    for (const subject of subjects) {
+      const w = await underWatchdog(['bench-blockwise-run', '--onnx', onnx, '--subject', subject, '--seq', String(seq)], o.limitMb);
+      const r = 'stdout' in w ? (JSON.parse(w.stdout) as ChildResult) : w;
+      rows.push({ subject, seqLen: seq, ...r });
+      console.error(`${subject} @ ${seq}: ${JSON.stringify(r)}`);
+    }
+  }
+  return rows;
+}
+
+export function blockwiseTable(rows: BlockwiseBenchRow[]): string {
+  const seqs = [...new Set(rows.map((r) => r.seqLen))];
+  const cell = (r: BlockwiseBenchRow | undefined, f: (r: BlockwiseBenchRow) => string) =>
+    !r ? '—' : r.killedAtMB ? `killed at ${(r.killedAtMB / 1024).toFixed(0)} GB` : r.error ? 'failed' : f(r);
+  const body = seqs.map((seq) => {
+    const get = (s: Subject) => rows.find((r) => r.seqLen === seq && r.subject === s);
+    const f = get('forward');
+    const b = get('blockwise');
+    const m = get('monolithic');
+    const ratio = (x: number | undefined, y: number | undefined) => (x && y ? (x / y).toFixed(2) : '—');
+    return [
+      String(seq),
+      cell(f, (r) => `${(r.peakRssMB! / 1024).toFixed(2)} GB`),
+      cell(b, (r) => `${(r.peakRssMB! / 1024).toFixed(2)} GB`),
+      ratio(b?.peakRssMB, f?.peakRssMB),
+      cell(f, (r) => `${(r.runMs! / 1000).toFixed(1)} s`),
+      cell(b, (r) => `${(r.runMs! / 1000).toFixed(1)} s`),
+      ratio(b?.runMs, f?.runMs),
+      cell(m, (r) => `${(r.peakRssMB! / 1024).toFixed(2)} GB, ${(r.runMs! / 1000).toFixed(1)} s`),
+    ];
+  });
+  return markdownTable(['tokens', 'forward RSS', 'block-wise RSS', 'RSS ×', 'forward run', 'block-wise run', 'time ×', 'monolithic'], body);
+}
+
+export function registerBenchBlockwise(program: Command): void {
+  program
+    .command('bench-blockwise')
+    .description('long prompts on a Qwen2-0.5B-shaped model: block-wise attribution vs a plain forward (peak RSS, time)')
+    .option('--seq-len <list>', 'sequence lengths', (v: string) => v.split(',').map(Number), [512, 1024, 2048, 4096])
+    .option('--monolithic <list>', 'lengths at which the monolithic graph runs too', (v: string) => v.split(',').map(Number), [512, 1024])
+    .option('--limit-mb <n>', 'kill a measured process past this resident memory', Number, 16384)
+    .option('--dir <folder>', 'where the model is built (reused when present)', join(tmpdir(), 'lrp-bench-qwen-shaped'))
+    .option('--json <out>', 'write the results as JSON')
+    .action(async (o: { seqLen: number[]; monolithic: number[]; limitMb: number; dir: string; json?: string }) => {
+      const rows = await benchBlockwise(o);
+      console.log(blockwiseTable(rows));
+      if (o.json) {
+        mkdirSync(dirname(resolve(o.json)), { recursive: true });
+        writeFileSync(
+          o.json,
+          JSON.stringify({ date: new Date().toISOString(), model: QWEN_SHAPED, limitMB: o.limitMb, rows }, null, 2) + '\n',
+        );
+      }
+    });
+  program.command('bench-blockwise-build', { hidden: true }).requiredOption('--out <dir>').action(buildModel);
+  program
+    .command('bench-blockwise-run', { hidden: true })
+    .requiredOption('--onnx <file>')
+    .requiredOption('--subject <subject>')
+    .requiredOption('--seq <n>', 'sequence length', Number)
+    .action(benchChild);
+}

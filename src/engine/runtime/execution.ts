@@ -1,0 +1,116 @@
+/**
+ * Which execution runs a relevance pass: the monolithic graph (fastest, but it keeps every block's activations
+ * and attention probabilities for the backward half: memory grows with depth × length²) or the block-wise one
+ * (memory of one block plus the residual stream, for one more forward pass). Chosen by a memory estimate
+ * against a limit; `estimateMemory` is the one place the bound lives, so a finer estimate can replace it.
+ */
+import { totalmem } from 'node:os';
+import { LrpLensError } from '../errors';
+
+export type Execution = 'monolithic' | 'blockwise';
+export type ExecutionChoice = Execution | 'auto';
+export const EXECUTION_CHOICES: ExecutionChoice[] = ['auto', 'monolithic', 'blockwise'];
+
+export interface ModelShape {
+  layers: number;
+  heads: number;
+  hidden: number;
+  /** MLP width. */
+  neurons: number;
+  vocab: number;
+  /** Bytes of the weights as the engine holds them (float32). */
+  weightBytes: number;
+  /** Bytes of one activation element (4 for float32, 8 for float64). */
+  elementBytes: number;
+}
+
+export interface MemoryEstimate {
+  monolithicBytes: number;
+  blockwiseBytes: number;
+}
+
+export interface ExecutionDecision {
+  execution: Execution;
+  /** Why, in words, with the estimates (for the run log and `inspect`). */
+  reason: string;
+  estimate: MemoryEstimate;
+  limitBytes: number;
+}
+
+/**
+ * A simple upper bound per block, fitted on a Qwen2-0.5B-shaped model (bench-blockwise): the relevance pass
+ * keeps ~4 [heads, T, T] tensors (scores, probabilities, their gradients) and ~8 activations per hidden and MLP
+ * unit and token. Monolithic: every block at once, plus the weights once more (onnxruntime's packed copies).
+ * Block-wise: one block, the saved stream (L+1 × T × hidden, plus the gradient at one cut) and the logits.
+ */
+export function estimateMemory(m: ModelShape, batch: number, seq: number): MemoryEstimate {
+  const e = m.elementBytes;
+  const block = batch * e * (4 * m.heads * seq * seq + 8 * (4 * m.hidden + 3 * m.neurons) * seq);
+  const logits = batch * e * seq * m.vocab * 2;
+  const runtime = 300 * 2 ** 20;
+  return {
+    monolithicBytes: runtime + 1.3 * m.weightBytes + m.layers * block + logits,
+    blockwiseBytes: runtime + m.weightBytes + block + batch * e * seq * m.hidden * (m.layers + 3) + logits,
+  };
+}
+
+/** The memory a run may use: LRP_LENS_MEMORY_LIMIT_MB, else 60 % of this machine's memory. */
+export function memoryLimitBytes(): number {
+  const env = Number(process.env.LRP_LENS_MEMORY_LIMIT_MB);
+  return Number.isFinite(env) && env > 0 ? env * 2 ** 20 : 0.6 * totalmem();
+}
+
+const gb = (b: number) => `${(b / 2 ** 30).toFixed(1)} GB`;
+
+/**
+ * `auto`: monolithic where its estimate fits the limit (it is faster), block-wise otherwise. A forced choice is
+ * honoured. A run whose execution cannot fit is refused before it starts, with the estimate and the way out.
+ */
+export function chooseExecution(
+  requested: ExecutionChoice,
+  shape: ModelShape,
+  batch: number,
+  seq: number,
+  limitBytes = memoryLimitBytes(),
+  blockwiseAvailable: string | true = true,
+): ExecutionDecision {
+  const estimate = estimateMemory(shape, batch, seq);
+  const at = `${batch} × ${seq} tokens`;
+  const decide = (execution: Execution, reason: string): ExecutionDecision => ({ execution, reason, estimate, limitBytes });
+  const fits = (b: number) => b <= limitBytes;
+  if (requested === 'monolithic')
+    return decide('monolithic', `forced (--execution monolithic); estimate ${gb(estimate.monolithicBytes)} at ${at}`);
+  if (requested === 'blockwise') {
+    if (blockwiseAvailable !== true)
+      throw new LrpLensError('unsupported-graph', `Block-wise execution is not possible for this model: ${blockwiseAvailable}.`);
+    return decide('blockwise', `forced (--execution blockwise); estimate ${gb(estimate.blockwiseBytes)} at ${at}`);
+  }
+  if (fits(estimate.monolithicBytes))
+    return decide(
+      'monolithic',
+      `the monolithic graph's estimate ${gb(estimate.monolithicBytes)} at ${at} fits the limit of ${gb(limitBytes)}`,
+    );
+  if (blockwiseAvailable === true && fits(estimate.blockwiseBytes))
+    return decide(
+      'blockwise',
+      `the monolithic graph's estimate ${gb(estimate.monolithicBytes)} at ${at} exceeds the limit of ${gb(limitBytes)}; block-wise needs ${gb(estimate.blockwiseBytes)}`,
+    );
+  const best = blockwiseAvailable === true ? estimate.blockwiseBytes : estimate.monolithicBytes;
+  const maxSeq = longestFitting(shape, batch, limitBytes, blockwiseAvailable === true ? 'blockwiseBytes' : 'monolithicBytes');
+  throw new LrpLensError(
+    'out-of-memory',
+    `Attributing ${at} needs about ${gb(best)} (${blockwiseAvailable === true ? 'block-wise' : `monolithic; block-wise is not possible: ${blockwiseAvailable}`}), more than the limit of ${gb(limitBytes)}. ` +
+      `Shorten the input to at most ${maxSeq} tokens${batch > 1 ? ' or attribute fewer rows at once' : ''}, or raise LRP_LENS_MEMORY_LIMIT_MB on a machine with more memory.`,
+  );
+}
+
+function longestFitting(shape: ModelShape, batch: number, limit: number, key: keyof MemoryEstimate): number {
+  let lo = 0;
+  let hi = 1 << 20;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (estimateMemory(shape, batch, mid)[key] <= limit) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
