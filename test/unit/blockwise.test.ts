@@ -15,6 +15,16 @@ import type { CompileOptions } from '../../src/engine/relevance/compiler';
 import type { RelevanceMode } from '../../src/engine/relevance/patterns';
 import { CompiledModel, cloneGraph } from './helpers';
 import type { Outputs, Seed } from './helpers';
+import { join } from 'node:path';
+import { AttributionEngine } from '../../src/engine/attribution/attribute';
+import type { AttributeRequest } from '../../src/engine/attribution/attribute';
+import { collectStatistics } from '../../src/engine/pruning/scores';
+import { findLinearWeights } from '../../src/engine/pruning/prunable';
+import { readModel } from '../../src/engine/onnx/io';
+import { chooseExecution, estimateMemory } from '../../src/engine/runtime/execution';
+import type { ModelShape } from '../../src/engine/runtime/execution';
+import { LrpLensError } from '../../src/engine/errors';
+import { STORIES, requireShared } from './sharedModel';
 
 const BASE: Omit<SyntheticConfig, 'dtype'> = { layers: 3, hidden: 16, heads: 4, ffn: 32, vocab: 40, maxPositions: 32, seed: 7 };
 
@@ -124,3 +134,115 @@ for (const model of MODELS) {
     });
   });
 }
+
+function assertClose(a: number[], e: number[], tolerance: number, what: string): void {
+  assert.equal(a.length, e.length, `${what} length`);
+  const scale = Math.max(maxAbs(e), 1e-30);
+  const diff = maxAbs(a.map((x, i) => x - e[i]));
+  assert.ok(diff <= tolerance * scale, `${what}: max |Δ| = ${diff} (scale ${scale})`);
+}
+
+describe('block-wise execution on stories260k', function () {
+  before(function () {
+    requireShared(this);
+  });
+
+  it('the engine gives the monolithic attributions: a padded batch with a contrastive foil and a continuation', async () => {
+    const reqs: AttributeRequest[] = [
+      { prompt: 'Once upon a time, there was a little girl named', target: ' Lily', foilId: 403 },
+      { prompt: 'Tom went to the park.', continuation: ' He saw a big dog and' },
+    ];
+    const mono = await AttributionEngine.load(STORIES, { execution: 'monolithic' });
+    const block = await AttributionEngine.load(STORIES, { execution: 'blockwise' });
+    try {
+      const expected = await mono.attributeBatch(reqs);
+      const actual = await block.attributeBatch(reqs);
+      actual.forEach((a, i) => {
+        const e = expected[i];
+        assert.equal(a.execution?.kind, 'blockwise');
+        assert.equal(e.execution?.kind, 'monolithic');
+        assertClose(a.relevance.tokens, e.relevance.tokens, 1e-5, 'tokens');
+        assertClose(a.relevance.layers.flat(), e.relevance.layers.flat(), 1e-5, 'layers');
+        assertClose(a.relevance.heads.flat(), e.relevance.heads.flat(), 1e-5, 'heads');
+        assertClose(a.relevance.neurons.flat(), e.relevance.neurons.flat(), 1e-5, 'neurons');
+        const budget = (r: typeof a) => [r.relevance.seed, ...Object.values(r.relevance.absorbed)];
+        assertClose(budget(a), budget(e), 1e-5, 'seed and absorbed budget');
+        assert.equal(a.target.id, e.target.id);
+        assertClose([a.target.logit], [e.target.logit], 1e-5, 'target logit');
+        if (e.continuation) assertClose(a.continuation!.matrix.flat(), e.continuation.matrix.flat(), 1e-5, 'continuation matrix');
+      });
+      assert.ok(expected[1].continuation!.matrix.length >= 5, 'the continuation has several targets');
+    } finally {
+      await mono.release();
+      await block.release();
+    }
+  });
+
+  it('weight relevance for pruning (per weight, summed over samples) equals the monolithic graph', async () => {
+    const onnx = join(STORIES, 'onnx', 'model.onnx');
+    const weights = findLinearWeights(readModel(onnx));
+    const samples = [
+      [1, 403, 407, 261, 378, 247, 260, 306, 5, 181],
+      [1, 320, 285, 450, 265, 310, 270],
+    ];
+    const mono = await collectStatistics(onnx, weights, 'lrp', samples, { execution: 'monolithic', cache: false });
+    const block = await collectStatistics(onnx, weights, 'lrp', samples, { execution: 'blockwise', cache: false });
+    assert.ok(weights.length >= 5 * 7);
+    for (const w of weights) assertClose([...block.sums.get(w.name)!], [...mono.sums.get(w.name)!], 1e-5, w.name);
+  });
+
+  it('auto picks block-wise when the monolithic estimate exceeds the memory limit, and says why', async () => {
+    const prompt = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the sun.';
+    const probe = await AttributionEngine.load(STORIES);
+    const ids = probe.encode(prompt).length;
+    const { monolithicBytes, blockwiseBytes } = probe.decide(1, ids).estimate;
+    await probe.release();
+    assert.ok(blockwiseBytes < monolithicBytes);
+    const engine = await AttributionEngine.load(STORIES, { memoryLimitBytes: (monolithicBytes + blockwiseBytes) / 2 });
+    try {
+      const r = await engine.attribute({ prompt });
+      assert.equal(r.execution?.kind, 'blockwise');
+      assert.match(r.execution!.reason, /exceeds the limit/);
+      assert.equal(engine.decide(1, 4).execution, 'monolithic', 'a short prompt still fits the monolithic graph');
+    } finally {
+      await engine.release();
+    }
+  });
+});
+
+describe('execution choice', () => {
+  const qwen: ModelShape = { layers: 24, heads: 14, hidden: 896, neurons: 4864, vocab: 32000, weightBytes: 1.55e9, elementBytes: 4 };
+  const GB = 2 ** 30;
+
+  it('the estimate grows with length² for the monolithic graph and far less for block-wise (no depth factor)', () => {
+    const [a, b] = [estimateMemory(qwen, 1, 1024), estimateMemory(qwen, 1, 2048)];
+    assert.ok(b.monolithicBytes - a.monolithicBytes > 3 * (b.blockwiseBytes - a.blockwiseBytes));
+    const deeper = estimateMemory({ ...qwen, layers: 48 }, 1, 2048);
+    assert.ok(deeper.blockwiseBytes - b.blockwiseBytes < 0.01 * (deeper.monolithicBytes - b.monolithicBytes));
+  });
+
+  it('auto: monolithic where it fits, block-wise where only that fits, refused (with the estimate and the way out) otherwise', () => {
+    assert.equal(chooseExecution('auto', qwen, 1, 256, 16 * GB).execution, 'monolithic');
+    const long = chooseExecution('auto', qwen, 1, 2048, 16 * GB);
+    assert.equal(long.execution, 'blockwise');
+    assert.match(long.reason, /exceeds the limit of 16\.0 GB/);
+    assert.throws(
+      () => chooseExecution('auto', qwen, 1, 32768, 16 * GB),
+      (e: unknown) =>
+        LrpLensError.is(e, 'out-of-memory') && /needs about [\d.]+ GB/.test(e.message) && /at most \d+ tokens/.test(e.message),
+    );
+    assert.throws(
+      () => chooseExecution('auto', qwen, 1, 2048, 16 * GB, 'the residual stream was not recognised'),
+      /block-wise is not possible/,
+    );
+  });
+
+  it('a forced execution is honoured; forcing block-wise on a model that cannot be split says why', () => {
+    assert.equal(chooseExecution('monolithic', qwen, 1, 2048, 16 * GB).execution, 'monolithic');
+    assert.equal(chooseExecution('blockwise', qwen, 1, 16, 16 * GB).execution, 'blockwise');
+    assert.throws(
+      () => chooseExecution('blockwise', qwen, 1, 16, 16 * GB, 'no residual stream'),
+      /not possible for this model: no residual stream/,
+    );
+  });
+});

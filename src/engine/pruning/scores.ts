@@ -12,8 +12,9 @@
  * - magnitude: |W|.  random: uniform, seeded.
  */
 import { compileModelFile } from '../runtime/compile';
-import { Session } from '../runtime/session';
 import type { Device } from '../runtime/session';
+import { RelevanceRunners } from '../runtime/runners';
+import type { ExecutionChoice } from '../runtime/execution';
 import { causalLmFeeds, padBatch, seedFeeds } from '../runtime/feeds';
 import type { WeightAggregation } from '../relevance/compiler';
 import type { RelevanceMode } from '../relevance/patterns';
@@ -64,6 +65,8 @@ export interface CollectOptions extends Progress {
   device?: Device;
   /** Use the relevance-graph cache (default true). */
   cache?: boolean;
+  /** Monolithic graph, block-wise, or chosen per batch by the memory estimate (default). */
+  execution?: ExecutionChoice;
 }
 
 export function checkMethod(method: string): ScoreMethod {
@@ -119,12 +122,9 @@ async function collectWeightRelevance(
   opts: CollectOptions,
 ): Promise<Map<string, Float32Array>> {
   const inGraph: WeightAggregation = aggregation === 'abs-tokens' ? 'absolute' : 'signed';
-  const compiled = await compileModelFile(
-    onnxPath,
-    { mode, weightRelevance: weights.map((w) => w.name), weightAggregation: inGraph },
-    opts.cache ?? true,
-  );
-  const session = await Session.create(compiled.path, { device: opts.device });
+  const options = { mode, weightRelevance: weights.map((w) => w.name), weightAggregation: inGraph };
+  const compiled = await compileModelFile(onnxPath, options, opts.cache ?? true);
+  const runners = await RelevanceRunners.create({ onnxPath }, compiled, options, { device: opts.device, execution: opts.execution });
   const perSample = aggregation === 'abs-samples';
   const size = perSample ? 1 : (opts.batchSize ?? 4);
   const groups = batches(samples, size);
@@ -132,12 +132,15 @@ async function collectWeightRelevance(
   try {
     for (const [k, group] of groups.entries()) {
       throwIfCancelled(opts.signal);
-      const out = await session.run(relevanceFeeds(compiled.info, group, opts.seeds?.slice(k * size, (k + 1) * size)));
+      const feeds = relevanceFeeds(compiled.info, group, opts.seeds?.slice(k * size, (k + 1) * size));
+      const [B, S] = feeds.input_ids.dims;
+      const runner = await runners.runner(runners.decide(B, S).execution);
+      const out = await runner.run(feeds);
       for (const w of weights) addInto(sums, w.name, out[compiled.info.weightOutputs[w.name]].data as Float32Array, perSample);
       opts.onProgress?.(k + 1, groups.length);
     }
   } finally {
-    await session.release();
+    await runners.release();
   }
   return sums;
 }

@@ -44,7 +44,7 @@ export class RelevanceRunners {
 
   /** The monolithic session starts at once unless block-wise execution is forced (short prompts need no more). */
   static async create(
-    model: ModelFolder,
+    model: Pick<ModelFolder, 'onnxPath'> & Partial<Pick<ModelFolder, 'config'>>,
     compiled: CompiledModel,
     compileOptions: CompileOptions,
     opts: RunnersOptions = {},
@@ -100,9 +100,9 @@ export class RelevanceRunners {
 }
 
 /** Sizes for the memory estimate: the compiled model's, the hidden size from config.json, the weight files'. */
-function modelShape(model: ModelFolder, compiled: CompiledModel): ModelShape {
+function modelShape(model: Pick<ModelFolder, 'onnxPath'> & Partial<Pick<ModelFolder, 'config'>>, compiled: CompiledModel): ModelShape {
   const { info } = compiled;
-  const c = model.config as Record<string, unknown>;
+  const c = (model.config ?? {}) as Record<string, unknown>;
   const neurons = info.neurons ?? 4 * 1024;
   const hidden = [c.hidden_size, c.n_embd, c.d_model].find((v): v is number => typeof v === 'number') ?? Math.round(neurons / 4);
   return {
