@@ -2,7 +2,7 @@
 import * as vscode from 'vscode';
 import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import type { RelevanceMode } from './engine/relevance/patterns';
+import type { RelevanceMode } from './engine/relevance/mode';
 import type { Device } from './engine/runtime/device';
 
 export interface Settings {

@@ -1,5 +1,5 @@
 /** The attribution result: a stable JSON shape (schema below, documented in the README). */
-import type { RelevanceMode } from '../relevance/patterns';
+import type { RelevanceMode } from '../relevance/mode';
 
 export interface TokenInfo {
   id: number;

@@ -5,7 +5,7 @@
 import { LrpLensError } from '../errors';
 import type { DType } from '../onnx/tensor';
 import type { InputSpec } from '../onnx/graph';
-import { IO } from '../relevance/compiler';
+import { IO } from '../relevance/ioNames';
 import { int64Tensor, floatTensor } from './session';
 import type { Feeds } from './session';
 import * as ort from 'onnxruntime-node';
@@ -96,7 +96,7 @@ export interface SeedValues {
   foilWeights?: number[];
 }
 
-/** Feeds for the relevance graph's seed inputs (see IO in relevance/compiler.ts); foils default to none. */
+/** Feeds for the relevance graph's seed inputs (see IO in relevance/ioNames.ts); foils default to none. */
 export function seedFeeds(dtype: 'float32' | 'float64', dims: [number, number], seed: SeedValues): Feeds {
   const zeros = seed.targetIds.map(() => 0);
   return {
