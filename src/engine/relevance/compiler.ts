@@ -15,6 +15,7 @@ import { Backward } from './backward';
 import type { WeightAggregation } from './backward';
 import { hoistShapes, pruneDeadNodes } from './compiledPasses';
 import { lmHead } from './seed';
+import { MIN_OPSET } from './rules';
 import type { WeightOrigin } from './canonicalize';
 
 export type { WeightAggregation } from './backward';
@@ -61,6 +62,12 @@ export function compileRelevance(
   options: CompileOptions = {},
 ): CompileResult {
   const mode = options.mode ?? 'attnlrp';
+  if (graph.opset < MIN_OPSET) {
+    throw new LrpLensError(
+      'unsupported-graph',
+      `The model uses ONNX opset ${graph.opset}; relevance needs opset ${MIN_OPSET} or later. Re-export it with opset_version=${MIN_OPSET} or newer.`,
+    );
+  }
   const patterns = analysePatterns(graph, shapes, mode);
   const logitsInfo = shapes.get(patterns.logits)!;
   const dtype = logitsInfo.dtype;

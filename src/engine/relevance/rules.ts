@@ -172,10 +172,8 @@ const matmul: Rule = (ctx, n, [g]) => {
 const softmax: Rule = (ctx, n, [g]) => {
   const x = n.inputs[0];
   const s = n.outputs[0];
-  let axis = attrInt(n, 'axis', ctx.opset >= 13 ? -1 : 1);
-  const r = ctx.rank(x);
-  if (axis < 0) axis += r;
-  if (ctx.opset < 13 && axis !== r - 1) throw unsupported(n, 'Softmax before opset 13 over more than the last axis');
+  let axis = attrInt(n, 'axis', -1);
+  if (axis < 0) axis += ctx.rank(x);
   const sg = ctx.b.Mul(s, g!);
   const gx = ctx.b.Mul(s, ctx.b.Sub(g!, ctx.b.ReduceSum(sg, [axis], true)));
   ctx.addGrad(x, gx);
@@ -301,7 +299,7 @@ const where: Rule = (ctx, n, [g]) => {
 const reduce: Rule = (ctx, n, [g]) => {
   const x = n.inputs[0];
   const r = ctx.rank(x);
-  const axesIn = ctx.opset >= (n.opType === 'ReduceSum' ? 13 : 18) ? n.inputs[1] : undefined;
+  const axesIn = n.opType === 'ReduceSum' || ctx.opset >= 18 ? n.inputs[1] : undefined;
   let axes = axesIn ? ctx.constantValues(axesIn) : attrInts(n, 'axes');
   if (axesIn && !axes) throw unsupported(n, `${n.opType} with computed axes on a relevant tensor`);
   if (!axes || axes.length === 0) axes = Array.from({ length: r }, (_, i) => i);
@@ -343,7 +341,7 @@ export interface OpRow {
    * with its anchor's rule; in gradxinput each of its nodes takes its own row.
    */
   region?: 'anchor' | 'inner';
-  /** Opsets from which the op's definition changes in a way the rule reads (ctx.opset); tested at each. */
+  /** Opsets (13 or later, see MIN_OPSET) at which the op's definition changes in a way the rule reads; tested at each. */
   opsets?: number[];
 }
 
@@ -352,6 +350,9 @@ const activation = (eq: string, derivative: Derivative): OpRow => ({ eq, rule: e
 /** Another element-wise function of one relevant input: identity rule / f′; may sit inside a region. */
 const pointwise = (eq: string, derivative: Derivative): OpRow => ({ eq, rule: elementwise, derivative, region: 'inner' });
 const noRelevance = (eq: string): OpRow => ({ eq, rule: 'none' });
+
+/** The oldest default-domain opset the compiler accepts: its emitted graph uses opset-13 Squeeze/Unsqueeze/ReduceSum. */
+export const MIN_OPSET = 13;
 
 const SELU_ALPHA = 1.67326319217681884765625;
 const SELU_GAMMA = 1.05070102214813232421875;
@@ -362,12 +363,12 @@ export const OPS: Readonly<Record<string, OpRow>> = {
   Sub: { eq: 'y = a − b', rule: add, region: 'inner' },
   Neg: { eq: 'y = −x', rule: neg, region: 'inner' },
   MatMul: { eq: 'y = a·b (weight b: ε-rule; both relevant: uniform, ½ each)', rule: matmul },
-  ReduceSum: { eq: 'y = Σ_axes x (axes an input from opset 13)', rule: reduce, opsets: [11, 13] },
+  ReduceSum: { eq: 'y = Σ_axes x', rule: reduce },
   ReduceMean: { eq: 'y = Σ_axes x / n (axes an input from opset 18)', rule: reduce, opsets: [13, 18] },
   // Products.
   Mul: { eq: 'y = a ⊙ b (both relevant: uniform rule, ½ each)', rule: mul, region: 'inner' },
   Div: { eq: 'y = a / b (a relevant b is a normaliser: constant in AttnLRP)', rule: div, region: 'inner' },
-  Softmax: { eq: 'y = exp(x) / Σ exp(x) (default axis −1 from opset 13, 1 before)', rule: softmax, opsets: [11, 13] },
+  Softmax: { eq: 'y = exp(x) / Σ exp(x) along an axis', rule: softmax },
   // Routing: the adjoint moves the gradient back unchanged.
   Identity: { eq: 'y = x', rule: same, region: 'inner' },
   Dropout: { eq: 'y = x (inference)', rule: same },
