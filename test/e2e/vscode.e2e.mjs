@@ -403,8 +403,25 @@ try {
     await page.keyboard.press('Escape');
   }
   const editorLines = page.locator('.part.editor .editor-instance .monaco-editor .view-lines').first();
-  await page.locator('.part.editor .monaco-editor .view-lines', { hasText: 'Once upon a time' }).first().waitFor({ timeout: 15000 });
-  check('lily.prompt opened in editor', true, JSON.stringify(await editorLines.textContent()));
+  await page
+    .locator('.part.editor .monaco-editor .view-lines', { hasText: 'Once upon a time' })
+    .first()
+    .waitFor({ timeout: 15000 })
+    .catch(() => log('lily.prompt: the prompt text did not appear in an editor'));
+  const activeTab = (
+    (await page
+      .locator('.tabs-container .tab.active')
+      .first()
+      .textContent()
+      .catch(() => '')) ?? ''
+  ).trim();
+  // Monaco renders spaces as U+00A0; \s matches both.
+  const editorText = ((await editorLines.textContent().catch(() => '')) ?? '').replace(/\s+/g, ' ');
+  check(
+    'lily.prompt opened in editor',
+    activeTab.includes('lily.prompt') && editorText.includes('Once upon a time, there was a little girl named'),
+    `active tab ${JSON.stringify(activeTab)}, text ${JSON.stringify(editorText)}`,
+  );
   const langLabel = await page
     .locator('.statusbar-item#status\\.editor\\.mode')
     .textContent()
