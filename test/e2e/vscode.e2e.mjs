@@ -408,19 +408,14 @@ try {
     .first()
     .waitFor({ timeout: 15000 })
     .catch(() => log('lily.prompt: the prompt text did not appear in an editor'));
-  const activeTab = (
-    (await page
-      .locator('.tabs-container .tab.active')
-      .first()
-      .textContent()
-      .catch(() => '')) ?? ''
-  ).trim();
+  // One active tab per editor group: lily.prompt must be the active tab of one of them.
+  const activeTabs = (await page.locator('.tabs-container .tab.active').allTextContents()).map((t) => t.trim());
   // Monaco renders spaces as U+00A0; \s matches both.
   const editorText = ((await editorLines.textContent().catch(() => '')) ?? '').replace(/\s+/g, ' ');
   check(
     'lily.prompt opened in editor',
-    activeTab.includes('lily.prompt') && editorText.includes('Once upon a time, there was a little girl named'),
-    `active tab ${JSON.stringify(activeTab)}, text ${JSON.stringify(editorText)}`,
+    activeTabs.some((t) => t.startsWith('lily.prompt')) && editorText.includes('Once upon a time, there was a little girl named'),
+    `active tabs ${JSON.stringify(activeTabs)}, text ${JSON.stringify(editorText)}`,
   );
   const langLabel = await page
     .locator('.statusbar-item#status\\.editor\\.mode')
