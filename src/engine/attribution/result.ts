@@ -1,4 +1,4 @@
-/** The attribution result: a stable JSON shape (schema below, documented in the README). */
+/** The attribution result: a stable JSON shape (schema below, documented in docs/formats.md). */
 import type { RelevanceMode } from '../relevance/mode';
 
 export interface TokenInfo {
