@@ -67,7 +67,8 @@ export interface MakeTaskParams {
   out: string;
 }
 
-export type CircuitParams = DiscoverOptions & { offline?: boolean };
+/** `offline` travels with each request, so it holds for that request only. */
+export type CircuitParams = DiscoverOptions;
 
 export type Method = keyof Methods;
 
