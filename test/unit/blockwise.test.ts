@@ -12,7 +12,7 @@ import { causalLmFeeds, leftPad, seedFeeds } from '../../src/engine/runtime/feed
 import type { TokenBatch } from '../../src/engine/runtime/feeds';
 import { tensorNumbers } from '../../src/engine/runtime/session';
 import type { CompileOptions } from '../../src/engine/relevance/compiler';
-import type { RelevanceMode } from '../../src/engine/relevance/patterns';
+import type { RelevanceMode } from '../../src/engine/relevance/mode';
 import { CompiledModel, cloneGraph } from './helpers';
 import type { Outputs, Seed } from './helpers';
 import { join } from 'node:path';

@@ -17,7 +17,7 @@ import { RelevanceRunners } from '../runtime/runners';
 import type { ExecutionChoice } from '../runtime/execution';
 import { causalLmFeeds, padBatch, seedFeeds } from '../runtime/feeds';
 import type { WeightAggregation } from '../relevance/compiler';
-import type { RelevanceMode } from '../relevance/patterns';
+import type { RelevanceMode } from '../relevance/mode';
 import { ForwardModel } from '../eval/forward';
 import { throwIfCancelled } from '../eval/cancel';
 import type { Progress } from '../eval/cancel';

@@ -18,8 +18,8 @@ import { valueInfo } from '../onnx/builder';
 import { dtypeCode, dtypeOf, tensorSize } from '../onnx/tensor';
 import type { DType } from '../onnx/tensor';
 import { embeddedTensor, isExternal } from '../onnx/externalData';
-import type { ShapeTable } from '../runtime/probe';
-import { IO } from './compiler';
+import type { ShapeTable } from '../onnx/shapes';
+import { IO } from './ioNames';
 import type { BlockStructure } from './blocks';
 import { segmentCount } from './blocks';
 

@@ -183,7 +183,7 @@ function executionReport(r: ModelReport, info: CompiledInfo, blockwise: true | s
   return { blockwise: { supported: blockwise === true, reason: blockwise === true ? null : blockwise }, limitBytes, choices };
 }
 
-/** JSON Schema of ModelReport (documented in the README). */
+/** JSON Schema of ModelReport (documented in docs/formats.md). */
 export const INSPECT_SCHEMA = {
   $id: 'https://lrp-lens.dev/schema/inspect-1.json',
   type: 'object',
