@@ -38,19 +38,20 @@ export interface ExecutionDecision {
 }
 
 /**
- * A simple upper bound per block, fitted on a Qwen2-0.5B-shaped model (bench-blockwise): the relevance pass
- * keeps ~4 [heads, T, T] tensors (scores, probabilities, their gradients) and ~8 activations per hidden and MLP
- * unit and token. Monolithic: every block at once, plus the weights once more (onnxruntime's packed copies).
- * Block-wise: one block, the saved stream (L+1 × T × hidden, plus the gradient at one cut) and the logits.
+ * A simple bound per block, fitted on a Qwen2-0.5B-shaped model (bench-blockwise and issue 16: monolithic 6.1 GB
+ * at 512 tokens, 12.0 GB at 1,024; block-wise 2.1 and 2.7 GB): a block's relevance pass holds ~3 [heads, T, T]
+ * tensors and ~4 activations per hidden and MLP unit and token (q, k, v, o, gate, up, down and their gradients).
+ * Monolithic: every block at once, and the weights ×1.3 (onnxruntime's packed copies). Block-wise: one block
+ * (×1.5: its transient gradients), the saved stream (L+1 tensors of T × hidden, a gradient) and the logits.
  */
 export function estimateMemory(m: ModelShape, batch: number, seq: number): MemoryEstimate {
   const e = m.elementBytes;
-  const block = batch * e * (4 * m.heads * seq * seq + 8 * (4 * m.hidden + 3 * m.neurons) * seq);
+  const block = batch * e * (3 * m.heads * seq * seq + 4 * (4 * m.hidden + 3 * m.neurons) * seq);
   const logits = batch * e * seq * m.vocab * 2;
   const runtime = 300 * 2 ** 20;
   return {
     monolithicBytes: runtime + 1.3 * m.weightBytes + m.layers * block + logits,
-    blockwiseBytes: runtime + m.weightBytes + block + batch * e * seq * m.hidden * (m.layers + 3) + logits,
+    blockwiseBytes: runtime + m.weightBytes + 1.5 * block + batch * e * seq * m.hidden * (m.layers + 3) + logits,
   };
 }
 
