@@ -208,6 +208,21 @@ describe('block-wise execution on stories260k', function () {
       await engine.release();
     }
   });
+
+  it('a prompt that fits neither execution is refused before it runs, with the estimate and the longest that fits', async () => {
+    const probe = await AttributionEngine.load(STORIES);
+    const limit = (probe.decide(1, 2).estimate.blockwiseBytes + probe.decide(1, 20).estimate.blockwiseBytes) / 2;
+    await probe.release();
+    const engine = await AttributionEngine.load(STORIES, { memoryLimitBytes: limit });
+    try {
+      await assert.rejects(
+        engine.attribute({ prompt: 'Once upon a time, there was a little girl named Lily. She loved to play outside.' }),
+        (e: unknown) => LrpLensError.is(e, 'out-of-memory') && /needs about .* GB/.test(e.message) && /at most \d+ tokens/.test(e.message),
+      );
+    } finally {
+      await engine.release();
+    }
+  });
 });
 
 describe('execution choice', () => {
