@@ -67,32 +67,11 @@ export function splitCompiled(
   shapes: ShapeTable,
 ): BlockwisePlan {
   const S = segmentCount(blocks);
-  const { stream, segmentOf } = blocks;
+  const { stream } = blocks;
   const cutSeeds = new Set(stream.map((_, i) => IO.cutSeed(i)));
   const modelInputs = new Set(compiled.inputs.map((i) => i.name ?? '').filter((n) => !cutSeeds.has(n)));
 
-  // Availability of every tensor in every segment; 'fed' marks a constant of the forward pass (masks, shapes)
-  // that this segment cannot compute because it reads another segment's tensors: the forward pass provides it.
-  const avail: Map<string, Avail>[] = [];
-  for (let k = 0; k < S; k++) {
-    const a = new Map<string, Avail>([['', 'input']]);
-    for (const i of modelInputs) a.set(i, 'input');
-    for (const i of compiled.initializers.keys()) a.set(i, 'input');
-    if (k >= 1) a.set(stream[k - 1], 'input');
-    if (k < stream.length) a.set(IO.cutSeed(k), 'input');
-    for (const n of compiled.nodes) {
-      const ready = n.inputs.every((i) => a.has(i));
-      if (forwardNodes.has(n)) {
-        const outs = n.outputs.filter((o) => relevant.has(o));
-        if (outs.length) {
-          if (ready) for (const o of outs) if (segmentOf.get(o) === k && !a.has(o)) a.set(o, 'local');
-          continue;
-        }
-        for (const o of n.outputs) if (!a.has(o)) a.set(o, ready ? 'local' : 'fed');
-      } else if (ready) for (const o of n.outputs) a.set(o, 'local');
-    }
-    avail.push(a);
-  }
+  const avail = Array.from({ length: S }, (_, k) => availability(compiled, k, forwardNodes, relevant, blocks, modelInputs));
   const localIn = (t: string) => avail.map((a, k) => (a.get(t) === 'local' || a.get(t) === 'input' ? k : -1)).filter((k) => k >= 0);
   const isGlobal = (t: string) => localIn(t).length === S;
 
@@ -168,6 +147,38 @@ export function splitCompiled(
     if (avail[k].get(t) === 'fed') return { kind: 'tensor', name: t };
     return undefined;
   }
+}
+
+/**
+ * What segment k can use of every tensor: its inputs (model inputs, weights, h_k−1, the cut seed at h_k), what it
+ * computes ('local': its own relevant tensors and everything computed from inputs and those), and 'fed': a
+ * constant of the forward pass (a mask, a shape) that it cannot compute because it reads another segment's
+ * tensors — the forward pass provides it.
+ */
+function availability(
+  compiled: Graph,
+  k: number,
+  forwardNodes: Set<OnnxNode>,
+  relevant: Set<string>,
+  { stream, segmentOf }: BlockStructure,
+  modelInputs: Set<string>,
+): Map<string, Avail> {
+  const a = new Map<string, Avail>([['', 'input']]);
+  for (const i of modelInputs) a.set(i, 'input');
+  for (const i of compiled.initializers.keys()) a.set(i, 'input');
+  if (k >= 1) a.set(stream[k - 1], 'input');
+  if (k < stream.length) a.set(IO.cutSeed(k), 'input');
+  for (const n of compiled.nodes) {
+    const ready = n.inputs.every((i) => a.has(i));
+    if (!forwardNodes.has(n)) {
+      if (ready) for (const o of n.outputs) a.set(o, 'local');
+      continue;
+    }
+    const outs = n.outputs.filter((o) => relevant.has(o));
+    if (outs.length === 0) for (const o of n.outputs) a.set(o, ready ? 'local' : 'fed');
+    else if (ready) for (const o of outs) if (segmentOf.get(o) === k && !a.has(o)) a.set(o, 'local');
+  }
+  return a;
 }
 
 /** Nodes needed for `outputs`, walking back through nodes `take` accepts (in graph order). */
