@@ -25,7 +25,7 @@ import {
 import type { CorrectionMethod, ReferenceSamples, UndesiredPrompt } from '../../src/engine/correction/correct';
 import { measureBehaviour } from '../../src/engine/correction/sweep';
 import type { BehaviourProbe } from '../../src/engine/correction/sweep';
-import type { PrunableWeight } from '../../src/engine/pruning/types';
+import type { PrunableWeight } from '../../src/engine/weights/types';
 import { cliRunner } from './cliRunner';
 import { STORIES, TINYSTORIES, requireShared } from './sharedModel';
 

@@ -12,7 +12,7 @@ import { buildLlamaLike } from '../../src/engine/onnx/synthetic';
 import { toHalf } from '../../src/engine/onnx/syntheticVariants';
 import { tensorDims } from '../../src/engine/onnx/tensor';
 import { applyMaskToGraph, exportPrunedModel } from '../../src/engine/pruning/export';
-import type { Mask } from '../../src/engine/pruning/types';
+import type { Mask } from '../../src/engine/weights/types';
 import { forward, single } from './helpers';
 import type { Values } from './helpers';
 import { STORIES, requireShared } from './sharedModel';

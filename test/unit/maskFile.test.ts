@@ -19,7 +19,7 @@ import {
   unpackBits,
 } from '../../src/engine/pruning/maskFile';
 import type { MaskDescription } from '../../src/engine/pruning/maskFile';
-import type { Mask } from '../../src/engine/pruning/types';
+import type { Mask } from '../../src/engine/weights/types';
 
 const CFG: SyntheticConfig = { layers: 2, hidden: 16, heads: 4, ffn: 32, vocab: 40, maxPositions: 32, dtype: 'float32', seed: 3 };
 

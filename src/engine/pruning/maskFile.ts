@@ -23,7 +23,7 @@ import type { ModelFolder } from '../runtime/model';
 import type { Graph } from '../onnx/graph';
 import { tensorDims } from '../onnx/tensor';
 import { achievedSparsity } from './allocation';
-import type { Allocation, Mask, PrunableWeight, WeightMask } from './types';
+import type { Allocation, Mask, PrunableWeight, WeightMask } from '../weights/types';
 import { decodeSafetensors, encodeSafetensors } from './safetensors';
 import type { SafetensorsEntry } from './safetensors';
 
