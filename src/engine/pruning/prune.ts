@@ -22,7 +22,7 @@ import type { CollectOptions, LrpAggregation, ScoreMethod, ScoreStatistics } fro
 import { achievedSparsity, prepareAllocation } from './allocation';
 import type { Allocation, Mask, PrunableWeight, Scores } from '../weights/types';
 import { weightValues } from '../weights/weightValues';
-import { modelContentHash } from './maskFile';
+import { modelContentHash } from '../onnx/contentHash';
 
 export type Stage = 'load' | 'collect' | 'evaluate' | 'generate';
 
