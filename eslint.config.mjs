@@ -1,7 +1,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'bench/**', '.vscode-test/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'bench/results/**', '.vscode-test/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {

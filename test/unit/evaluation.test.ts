@@ -16,7 +16,7 @@ import type { TokenizerLike } from '../../src/engine/runtime/model';
 import { findLinearWeights, selectWeights } from '../../src/engine/pruning/prunable';
 import { weightValues } from '../../src/engine/weights/weightValues';
 import type { Mask, PrunableWeight } from '../../src/engine/weights/types';
-import { STORIES, TINYSTORIES, requireShared } from './sharedModel';
+import { STORIES, TINYSTORIES, requireShared } from '../support/sharedFolder';
 
 const ONNX = join(STORIES, 'onnx', 'model.onnx');
 

@@ -20,8 +20,8 @@ import {
   moveCell,
 } from '../../src/views/relevancePanel/heatmapLayout';
 import { buildViewModel, lazy, neuronBars, ranksByMagnitude } from '../../src/views/relevancePanel/viewModel';
-import { HOSTILE_TEXTS, fixtureResult } from './panelFixtures';
-import { STORIES, requireShared } from './sharedModel';
+import { HOSTILE_TEXTS, fixtureResult } from '../fixtures/attributionResults';
+import { STORIES, requireShared } from '../support/sharedFolder';
 
 describe('diverging colour scale', () => {
   it('maps zero (and NaN) to the neutral colour and ±1 to the two hues', () => {
