@@ -5,16 +5,16 @@
  */
 import assert from 'node:assert/strict';
 import type { Graph } from '../../src/engine/onnx/graph';
-import type { SyntheticConfig } from '../../src/engine/onnx/synthetic';
-import { buildGpt2Like, buildLlamaLike, buildOptLike } from '../../src/engine/onnx/synthetic';
+import type { SyntheticConfig } from '../fixtures/torchExports';
+import { buildGpt2Like, buildLlamaLike, buildOptLike } from '../fixtures/torchExports';
 import { BlockwiseRunner, compileBlockwise } from '../../src/engine/runtime/blockwise';
 import { causalLmFeeds, leftPad, seedFeeds } from '../../src/engine/runtime/feeds';
 import type { TokenBatch } from '../../src/engine/runtime/feeds';
 import { tensorNumbers } from '../../src/engine/runtime/session';
 import type { CompileOptions } from '../../src/engine/relevance/compiler';
 import type { RelevanceMode } from '../../src/engine/relevance/mode';
-import { CompiledModel, cloneGraph } from './helpers';
-import type { Outputs, Seed } from './helpers';
+import { CompiledModel, cloneGraph } from '../support/relevanceHarness';
+import type { Outputs, Seed } from '../support/relevanceHarness';
 import { join } from 'node:path';
 import { AttributionEngine } from '../../src/engine/attribution/attribute';
 import type { AttributeRequest } from '../../src/engine/attribution/attribute';
@@ -24,7 +24,7 @@ import { readModel } from '../../src/engine/onnx/io';
 import { chooseExecution, estimateMemory } from '../../src/engine/runtime/execution';
 import type { ModelShape } from '../../src/engine/runtime/execution';
 import { LrpLensError } from '../../src/engine/errors';
-import { STORIES, requireShared } from './sharedModel';
+import { STORIES, requireShared } from '../support/sharedFolder';
 
 const BASE: Omit<SyntheticConfig, 'dtype'> = { layers: 3, hidden: 16, heads: 4, ffn: 32, vocab: 40, maxPositions: 32, seed: 7 };
 

@@ -38,7 +38,7 @@ export interface ExecutionDecision {
 }
 
 /**
- * A simple bound per block, fitted on a Qwen2-0.5B-shaped model (bench-blockwise and issue 16: monolithic 6.1 GB
+ * A simple bound per block, fitted on a Qwen2-0.5B-shaped model (bench/blockwise.ts and issue 16: monolithic 6.1 GB
  * at 512 tokens, 12.0 GB at 1,024; block-wise 2.1 and 2.7 GB): a block's relevance pass holds ~3 [heads, T, T]
  * tensors and ~4 activations per hidden and MLP unit and token (q, k, v, o, gate, up, down and their gradients).
  * Monolithic: every block at once, and the weights ×1.3 (onnxruntime's packed copies). Block-wise: one block

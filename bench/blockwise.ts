@@ -1,5 +1,5 @@
 /**
- * `lrp-lens bench-blockwise`: long prompts on a Qwen2-0.5B-shaped model (hidden 896, 24 layers, 14 heads / 2 kv
+ * `node dist/bench.js blockwise` (and a section of `npm run bench`): long prompts on a Qwen2-0.5B-shaped model (hidden 896, 24 layers, 14 heads / 2 kv
  * heads, MLP 4864, vocab 32000, tied embeddings, external data, random weights). For each length, a plain
  * onnxruntime forward, the block-wise attribution and (where asked) the monolithic attribution each run in their
  * own child process — load, compile and run, whole-process peak RSS — under a watchdog that kills a child past
@@ -10,9 +10,9 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { LrpLensError } from '../engine/errors';
-import { markdownTable } from './common';
-import { peakRssMB } from './peakRss';
+import { LrpLensError } from '../src/engine/errors';
+import { markdownTable } from '../src/cli/common';
+import { peakRssMB } from '../src/cli/peakRss';
 
 export const QWEN_SHAPED = {
   layers: 24,
@@ -49,9 +49,9 @@ export interface BlockwiseBenchRow {
 
 /** Child entry: load (and compile), then one timed run (long prompts are too slow to repeat). */
 async function benchChild(o: { onnx: string; subject: Subject; seq: number }): Promise<void> {
-  const { Session } = await import('../engine/runtime/session');
-  const { causalLmFeeds, inputSpecs, seedFeeds } = await import('../engine/runtime/feeds');
-  const { readModel } = await import('../engine/onnx/io');
+  const { Session } = await import('../src/engine/runtime/session');
+  const { causalLmFeeds, inputSpecs, seedFeeds } = await import('../src/engine/runtime/feeds');
+  const { readModel } = await import('../src/engine/onnx/io');
   const ids = Array.from({ length: o.seq }, (_, i) => 1 + ((i * 7919) % 31000));
   const batch = { ids: [ids], mask: [ids.map(() => 1)] };
   const seed = seedFeeds('float32', [1, o.seq], {
@@ -66,14 +66,14 @@ async function benchChild(o: { onnx: string; subject: Subject; seq: number }): P
     const feeds = causalLmFeeds(inputSpecs(graph.inputs), batch);
     run = () => session.run(feeds, ['logits']);
   } else if (o.subject === 'blockwise') {
-    const { BlockwiseRunner, compileBlockwise } = await import('../engine/runtime/blockwise');
+    const { BlockwiseRunner, compileBlockwise } = await import('../src/engine/runtime/blockwise');
     const compiled = await compileBlockwise(readModel(o.onnx), { mode: 'attnlrp' });
     if (!compiled.ok) throw new Error(compiled.reason);
     const runner = await BlockwiseRunner.create(compiled);
     const feeds = { ...causalLmFeeds(compiled.info.inputs, batch), ...seed };
     run = () => runner.run(feeds);
   } else {
-    const { compileModelFile } = await import('../engine/runtime/compile');
+    const { compileModelFile } = await import('../src/engine/runtime/compile');
     const compiled = await compileModelFile(o.onnx, { mode: 'attnlrp' }, false);
     const session = await Session.create(compiled.path);
     const feeds = { ...causalLmFeeds(compiled.info.inputs, batch), ...seed };
@@ -124,8 +124,8 @@ export function underWatchdog(args: string[], limitMB: number): Promise<Watched>
 
 /** Child entry: the model folder (config, onnx/model.onnx + model.onnx_data), built once. */
 async function buildModel(o: { out: string }): Promise<void> {
-  const { buildLlamaLike } = await import('../engine/onnx/synthetic');
-  const { writeModelWithExternalData } = await import('../engine/onnx/io');
+  const { buildLlamaLike } = await import('../test/fixtures/torchExports');
+  const { writeModelWithExternalData } = await import('../src/engine/onnx/io');
   mkdirSync(join(o.out, 'onnx'), { recursive: true });
   writeModelWithExternalData(buildLlamaLike(QWEN_SHAPED), join(o.out, 'onnx', 'model.onnx'), 'model.onnx_data');
   writeFileSync(
@@ -142,14 +142,14 @@ export async function benchBlockwise(o: {
 }): Promise<BlockwiseBenchRow[]> {
   const onnx = join(o.dir, 'onnx', 'model.onnx');
   if (!existsSync(onnx) || !existsSync(`${onnx}_data`)) {
-    const built = await underWatchdog(['bench-blockwise-build', '--out', o.dir], o.limitMb);
+    const built = await underWatchdog(['blockwise-build', '--out', o.dir], o.limitMb);
     if (!('stdout' in built)) throw new LrpLensError('runtime-failure', `Building the benchmark model failed: ${JSON.stringify(built)}`);
   }
   const rows: BlockwiseBenchRow[] = [];
   for (const seq of o.seqLen) {
     const subjects: Subject[] = ['forward', 'blockwise', ...(o.monolithic.includes(seq) ? (['monolithic'] as const) : [])];
     for (const subject of subjects) {
-      const w = await underWatchdog(['bench-blockwise-run', '--onnx', onnx, '--subject', subject, '--seq', String(seq)], o.limitMb);
+      const w = await underWatchdog(['blockwise-run', '--onnx', onnx, '--subject', subject, '--seq', String(seq)], o.limitMb);
       const r = 'stdout' in w ? (JSON.parse(w.stdout) as ChildResult) : w;
       rows.push({ subject, seqLen: seq, ...r });
       console.error(`${subject} @ ${seq}: ${JSON.stringify(r)}`);
@@ -184,7 +184,7 @@ export function blockwiseTable(rows: BlockwiseBenchRow[]): string {
 
 export function registerBenchBlockwise(program: Command): void {
   program
-    .command('bench-blockwise')
+    .command('blockwise')
     .description('long prompts on a Qwen2-0.5B-shaped model: block-wise attribution vs a plain forward (peak RSS, time)')
     .option('--seq-len <list>', 'sequence lengths', (v: string) => v.split(',').map(Number), [512, 1024, 2048, 4096])
     .option('--monolithic <list>', 'lengths at which the monolithic graph runs too', (v: string) => v.split(',').map(Number), [512, 1024])
@@ -202,9 +202,9 @@ export function registerBenchBlockwise(program: Command): void {
         );
       }
     });
-  program.command('bench-blockwise-build', { hidden: true }).requiredOption('--out <dir>').action(buildModel);
+  program.command('blockwise-build', { hidden: true }).requiredOption('--out <dir>').action(buildModel);
   program
-    .command('bench-blockwise-run', { hidden: true })
+    .command('blockwise-run', { hidden: true })
     .requiredOption('--onnx <file>')
     .requiredOption('--subject <subject>')
     .requiredOption('--seq <n>', 'sequence length', Number)
