@@ -187,7 +187,7 @@ export function registerBenchBlockwise(program: Command): void {
     .command('blockwise')
     .description('long prompts on a Qwen2-0.5B-shaped model: block-wise attribution vs a plain forward (peak RSS, time)')
     .option('--seq-len <list>', 'sequence lengths', (v: string) => v.split(',').map(Number), [512, 1024, 2048, 4096])
-    .option('--monolithic <list>', 'lengths at which the monolithic graph runs too', (v: string) => v.split(',').map(Number), [512, 1024])
+    .option('--monolithic <list>', 'lengths at which the monolithic graph runs too', (v: string) => v.split(',').map(Number), [512])
     .option('--limit-mb <n>', 'kill a measured process past this resident memory', Number, 16384)
     .option('--dir <folder>', 'where the model is built (reused when present)', join(tmpdir(), 'lrp-bench-qwen-shaped'))
     .option('--json <out>', 'write the results as JSON')
