@@ -72,7 +72,6 @@ export class AttributionEngine {
     readonly info: CompiledInfo,
     private readonly graphInputs: InputSpec[],
     readonly rule: RelevanceMode,
-    readonly device: Device,
     readonly timing: { loadMs: number; compileMs: number; compiledFromCache: boolean },
   ) {}
 
@@ -84,11 +83,16 @@ export class AttributionEngine {
     const compiled = await compileModelFile(model.onnxPath, { mode: rule }, opts.cache ?? true);
     const runners = await RelevanceRunners.create(model, compiled, { mode: rule }, opts);
     const inputs = compiled.info.inputs;
-    return new AttributionEngine(model, tokenizer, runners, compiled.info, inputs, rule, opts.device ?? 'cpu', {
+    return new AttributionEngine(model, tokenizer, runners, compiled.info, inputs, rule, {
       loadMs: performance.now() - t0,
       compileMs: compiled.compileMs,
       compiledFromCache: compiled.fromCache,
     });
+  }
+
+  /** The device the relevance pass runs on (after any fallback to the CPU). */
+  get device(): Device {
+    return this.runners.device;
   }
 
   encode(prompt: string): number[] {
@@ -210,8 +214,8 @@ export class AttributionEngine {
       }
     });
     Object.assign(feeds, seedFeeds(this.info.dtype, [B, S], { targetIds: tIds, targetWeights: tW, foilIds: fIds, foilWeights: fW }));
-    const decision = this.runners.decide(B, S);
-    const out = await (await this.runners.runner(decision.execution)).run(feeds);
+    const { runner, decision } = await this.runners.forBatch(B, S);
+    const out = await runner.run(feeds);
     const get = (name: string) => (out[name] ? tensorNumbers(out[name]) : undefined);
     const logits = out.logits;
     const tokens = get(IO.tokens)!;

@@ -134,8 +134,7 @@ async function collectWeightRelevance(
       throwIfCancelled(opts.signal);
       const feeds = relevanceFeeds(compiled.info, group, opts.seeds?.slice(k * size, (k + 1) * size));
       const [B, S] = feeds.input_ids.dims;
-      const runner = await runners.runner(runners.decide(B, S).execution);
-      const out = await runner.run(feeds);
+      const out = await (await runners.forBatch(B, S)).runner.run(feeds);
       for (const w of weights) addInto(sums, w.name, out[compiled.info.weightOutputs[w.name]].data as Float32Array, perSample);
       opts.onProgress?.(k + 1, groups.length);
     }

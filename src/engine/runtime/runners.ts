@@ -50,7 +50,8 @@ export class RelevanceRunners {
     opts: RunnersOptions = {},
   ): Promise<RelevanceRunners> {
     const r = new RelevanceRunners(model.onnxPath, compiled, compileOptions, modelShape(model, compiled), opts);
-    await r.runner(opts.execution === 'blockwise' ? 'blockwise' : 'monolithic');
+    // A forced block-wise execution on a model that cannot be split is refused here, naming why.
+    if (!(await r.runner(opts.execution === 'blockwise' ? 'blockwise' : 'monolithic'))) r.decide(1, 1);
     return r;
   }
 
@@ -73,21 +74,32 @@ export class RelevanceRunners {
     return this.current?.runner.warnings ?? [];
   }
 
-  async runner(execution: Execution): Promise<RelevanceRunner> {
+  /** The runner for a batch of `batch` rows of `seq` tokens, and why that execution (refused when none fits). */
+  async forBatch(batch: number, seq: number): Promise<{ runner: RelevanceRunner; decision: ExecutionDecision }> {
+    const decision = this.decide(batch, seq);
+    const runner = await this.runner(decision.execution);
+    // The model could not be split after all: decide again without block-wise (a refusal naming why, if needed).
+    if (!runner) return this.forBatch(batch, seq);
+    return { runner, decision };
+  }
+
+  /** The runner of one execution; undefined when block-wise execution turns out impossible for this model. */
+  async runner(execution: Execution): Promise<RelevanceRunner | undefined> {
     if (this.current?.execution === execution) return this.current.runner;
-    await this.release();
     const device = { device: this.opts.device, strictDevice: this.opts.strictDevice };
-    let runner: RelevanceRunner;
-    if (execution === 'monolithic') runner = await Session.create(this.compiled.path, device);
-    else {
-      const bw = await compileBlockwise(readModel(this.onnxPath), this.compileOptions);
-      if (!bw.ok) {
-        this.blockwiseRefused = bw.reason;
-        // Re-decide with block-wise ruled out: the monolithic graph if it fits, else a refusal naming the reason.
-        return this.runner('monolithic');
-      }
-      runner = await BlockwiseRunner.create(bw, device);
+    if (execution === 'monolithic') return this.hold(execution, () => Session.create(this.compiled.path, device));
+    const bw = await compileBlockwise(readModel(this.onnxPath), this.compileOptions);
+    if (!bw.ok) {
+      this.blockwiseRefused = bw.reason;
+      return undefined;
     }
+    return this.hold(execution, () => BlockwiseRunner.create(bw, device));
+  }
+
+  /** Only one execution holds the weights at a time: the other is released first. */
+  private async hold(execution: Execution, start: () => Promise<RelevanceRunner>): Promise<RelevanceRunner> {
+    await this.release();
+    const runner = await start();
     this.current = { execution, runner };
     return runner;
   }
