@@ -26,6 +26,7 @@ import {
   registerBenchCollect,
 } from './benchPruning';
 import { markdownTable, runCliChild } from './common';
+import { benchCircuitGeneralisation, generalisationTable } from '../../bench/circuitGeneralisation';
 import type { CircuitBenchRow, CollectionRow, QualityBench } from './benchPruning';
 import { loadTokenizer } from '../engine/runtime/model';
 import { splitDocuments, tokenStream, windows } from '../engine/eval/textData';
@@ -218,6 +219,7 @@ export function registerBench(program: Command): void {
         const collection: CollectionRow[] = [];
         const circuits: CircuitBenchRow[] = [];
         let quality: QualityBench | undefined;
+        let generalisation: Awaited<ReturnType<typeof benchCircuitGeneralisation>> | undefined;
         let large: LargeCompileRow | undefined;
         try {
           const shared = resolve(__dirname, '..', '..', 'shared', 'models', 'stories260k');
@@ -229,6 +231,7 @@ export function registerBench(program: Command): void {
             console.log(table(rows));
             if (o.pruning) collection.push(benchCollection(name, m.onnxPath, ...(await referenceSamples(m, work))));
             if (o.pruning && name === 'stories260k') circuits.push(await benchCircuit(m.dir));
+            if (o.pruning && name === 'stories260k') generalisation = await benchCircuitGeneralisation(m.dir);
             const text = resolve(__dirname, '..', '..', 'shared', 'data', 'tinystories-sample.txt');
             if (o.pruning && name === 'stories260k' && existsSync(text)) quality = await benchQuality(m.dir, text);
           }
@@ -259,6 +262,10 @@ export function registerBench(program: Command): void {
           console.log(
             `\ncircuit search (LRP, neurons, global; masks fed to one session, nothing recompiled per sparsity):\n${circuitTable(circuits)}`,
           );
+        if (generalisation)
+          console.log(
+            `\ncircuit generalisation, stories260k pronoun task (found on some templates, chosen on held-out templates at ≥ 80% kept; mean ± sd over 5 seeds):\n${generalisationTable(generalisation.rows)}`,
+          );
         if (large) {
           console.log(
             `\ncompile of a ${(large.params / 1e9).toFixed(2)}B-parameter Llama-shaped model with external data (${(large.weightsBytes / 2 ** 30).toFixed(2)} GiB): ` +
@@ -270,7 +277,16 @@ export function registerBench(program: Command): void {
           writeFileSync(
             o.json,
             JSON.stringify(
-              { date: new Date().toISOString(), node: process.version, rows, collection, circuits, quality, largeCompile: large },
+              {
+                date: new Date().toISOString(),
+                node: process.version,
+                rows,
+                collection,
+                circuits,
+                generalisation,
+                quality,
+                largeCompile: large,
+              },
               null,
               2,
             ) + '\n',
