@@ -18,7 +18,7 @@ const aboveOnnx = {
 const restrict = (paths, patterns) => ({ 'no-restricted-imports': ['error', { paths, patterns }] });
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'bench/**', '.vscode-test/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'bench/results/**', '.vscode-test/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {

@@ -12,8 +12,8 @@ import { generateTask } from '../../src/engine/tasks/generators';
 import { readTaskFile, tokenizeTask, writeTaskFile } from '../../src/engine/tasks/taskFile';
 import { evaluateAccuracy } from '../../src/engine/circuits/search';
 import { discoverCircuit } from '../../src/engine/circuits/discover';
-import { cliRunner } from './cliRunner';
-import { STORIES, TINYSTORIES, requireShared } from './sharedModel';
+import { cliRunner } from '../support/bundledCli';
+import { STORIES, TINYSTORIES, requireShared } from '../support/sharedFolder';
 
 const work = mkdtempSync(join(tmpdir(), 'lrp-circuit-'));
 const cli = cliRunner(work);

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { repeatedNgramPositions, wordTokenPositions, worstHalf } from '../../src/engine/correction/focus';
 import { loadTokenizer, resolveModel } from '../../src/engine/runtime/model';
-import { STORIES, requireShared } from './sharedModel';
+import { STORIES, requireShared } from '../support/sharedFolder';
 
 describe('correction focus', () => {
   it('repetition: the tokens completing a trigram seen before, prompt included, continuation only', () => {
