@@ -12,7 +12,12 @@ import { registerApplyMask, registerClearMask, registerOpenReport, restoreApplie
 
 let container: Container | undefined;
 
+/** Set by the bundle's first line (esbuild.mjs): activation time counts loading this module's code too. */
+declare const LRP_LENS_LOAD_START: number | undefined;
+
 export function activate(context: vscode.ExtensionContext): void {
+  const called = performance.now();
+  const started = typeof LRP_LENS_LOAD_START === 'number' ? LRP_LENS_LOAD_START : called;
   container = new Container(context);
   context.subscriptions.push(
     container,
@@ -31,6 +36,10 @@ export function activate(context: vscode.ExtensionContext): void {
     registerOpenReport(container),
   );
   void restoreAppliedMask(container);
+  const [total, loading] = [performance.now() - started, called - started].map((ms) => ms.toFixed(1));
+  container.log.info(
+    `LRP Lens ${context.extension.packageJSON.version} activated in ${total} ms (code loading ${loading} ms) from ${context.extensionPath}`,
+  );
 }
 
 export function deactivate(): Promise<void> | undefined {

@@ -8,7 +8,7 @@ import { panelAssets, panelWebviewOptions } from './webviewAssets';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Disposable } from '../dispose';
-import { maskPaths } from '../engine/pruning/maskFile';
+import { maskPaths } from '../engine/pruning/maskPaths';
 import { reportPanelHtml, standaloneReportHtml } from './reportPanels/html';
 import { isReportWebviewMessage } from './reportPanels/protocol';
 import type { PanelAction } from './reportPanels/protocol';

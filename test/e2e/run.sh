@@ -6,6 +6,9 @@
 #                 extensionTestsPath payload); results read from a JSON file
 #   run.sh ui     the browser end-to-end test (vscode.e2e.mjs): commands, panel, heatmap, errors, Cancel,
 #                 crash recovery; refreshes media/screenshots
+#   run.sh installed  the extension as a user gets it: this machine's VSIX (npm run package) installed with
+#                 code-server --install-extension into a fresh extensions folder; activation time, Compute
+#                 Relevance, the panel, the editor heatmap and Restart Engine against that installed copy
 #   run.sh bench  command → panel timings with a warm engine, and the panel's render time for a large result
 #   run.sh render only the large panel render of `bench` (plain Chromium, no code-server)
 #   run.sh        host, then ui
@@ -112,6 +115,30 @@ run_ui() {
   return $rc
 }
 
+# This machine's VSIX, as `npm run package` names it.
+vsix_path() {
+  node -e "const p = require('$EXT/package.json'); console.log('$EXT/dist/vsix/' + p.name + '-' + p.version + '-' + process.platform + '-' + process.arch + '.vsix')"
+}
+
+run_installed() {
+  local vsix; vsix=$(vsix_path)
+  [ -f "$vsix" ] || { echo "package first: npm run package (no $vsix)" >&2; return 1; }
+  local d=$S/installed ws=$S/installed-ws
+  lily_workspace "$ws"
+  mkdir -p "$d"/{ud,exts,xdgc,xdgd,xdgcache,tmp}
+  XDG_CONFIG_HOME=$d/xdgc XDG_DATA_HOME=$d/xdgd XDG_CACHE_HOME=$d/xdgcache TMPDIR=$d/tmp \
+    "$T/node_modules/.bin/code-server" --user-data-dir "$d/ud" --extensions-dir "$d/exts" \
+    --install-extension "$vsix" > "$d/install.log" 2>&1 || { cat "$d/install.log"; return 1; }
+  start_code_server installed "$ws" no
+  local rc=0
+  mkdir -p "$T/artifacts/installed"
+  CS_URL="http://127.0.0.1:$PORT/?folder=$ws" SHOT_DIR="$T/artifacts/installed" UD="$d/ud" WS="$ws" \
+    ARTIFACTS="$T/artifacts/installed" MODEL="$MODEL" INSTALLED_EXTS="$d/exts" node "$HERE/vscode.e2e.mjs" || rc=$?
+  stop_code_server
+  [ $rc = 0 ] || { cat "$d/install.log"; show_logs installed; }
+  return $rc
+}
+
 run_bench() {
   local ws=$S/bench-ws
   lily_workspace "$ws"
@@ -119,7 +146,7 @@ run_bench() {
   "$EXT/node_modules/.bin/tsx" "$HERE/renderBenchPage.ts" "$page" "$EXT"
   start_code_server bench "$ws" yes
   local rc=0
-  CS_URL="http://127.0.0.1:$PORT/?folder=$ws" UD="$S/bench/ud" WS="$ws" RENDER_PAGE="$page/index.html" \
+  CS_URL="http://127.0.0.1:$PORT/?folder=$ws" UD="$S/bench/ud" WS="$ws" RENDER_PAGE="$page/index.html" VSIX="$(vsix_path)" \
     OUT="${BENCH_OUT:-$EXT/bench/vscode.json}" node "$HERE/vscode.bench.mjs" || rc=$?
   stop_code_server
   [ $rc = 0 ] || show_logs bench
@@ -137,9 +164,10 @@ for mode in $MODES; do
   case $mode in
     host) run_host ;;
     ui) run_ui ;;
+    installed) run_installed ;;
     bench) run_bench ;;
     render) run_render ;;
-    *) echo "unknown mode '$mode' (host, ui, bench, render)" >&2; exit 2 ;;
+    *) echo "unknown mode '$mode' (host, ui, installed, bench, render)" >&2; exit 2 ;;
   esac
   echo "=== $mode: $(( $(date +%s) - START )) s ==="
 done

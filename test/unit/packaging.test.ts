@@ -175,7 +175,21 @@ describe('packaging: the CLI as an npm package', function () {
 
   it('npx lrp-lens prune writes a mask', () => {
     const out = join(app, 'mask');
-    const r = npx('prune', '--model', STORIES, '--reference', TINYSTORIES, '--samples', '4', '--seq-len', '32', '--sparsity', '0.5', '--out', out);
+    const r = npx(
+      'prune',
+      '--model',
+      STORIES,
+      '--reference',
+      TINYSTORIES,
+      '--samples',
+      '4',
+      '--seq-len',
+      '32',
+      '--sparsity',
+      '0.5',
+      '--out',
+      out,
+    );
     assert.equal(r.status, 0, r.stderr);
     assert.ok(existsSync(`${out}.safetensors`) && existsSync(`${out}.json`), r.stdout);
   });

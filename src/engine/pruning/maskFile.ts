@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { LrpLensError } from '../errors';
 import { externalFiles } from '../onnx/externalData';
 import { readModel } from '../onnx/io';
@@ -25,6 +25,11 @@ import { tensorDims } from '../onnx/tensor';
 import { achievedSparsity } from './allocation';
 import type { Allocation, Mask, PrunableWeight, WeightMask } from './types';
 import { decodeSafetensors, encodeSafetensors } from './safetensors';
+import { maskPaths } from './maskPaths';
+import type { MaskPaths } from './maskPaths';
+
+export { maskPaths } from './maskPaths';
+export type { MaskPaths } from './maskPaths';
 import type { SafetensorsEntry } from './safetensors';
 
 export const MASK_FORMAT = 'lrp-lens-mask';
@@ -92,22 +97,9 @@ export interface LoadedMask {
   paths: MaskPaths;
 }
 
-export interface MaskPaths {
-  safetensors: string;
-  manifest: string;
-}
-
 export interface SaveOptions {
   /** Writes bytes to an open file (tests inject a failure here); default: writeSync until all is written. */
   writeBytes?: (fd: number, data: Uint8Array) => void;
-}
-
-// ---- paths ---------------------------------------------------------------------------------------------------
-
-/** `dir/name`, `dir/name.safetensors` or `dir/name.json` → both files of the pair. */
-export function maskPaths(path: string): MaskPaths {
-  const base = resolve(path).replace(/\.(safetensors|json)$/, '');
-  return { safetensors: `${base}.safetensors`, manifest: `${base}.json` };
 }
 
 // ---- bits ----------------------------------------------------------------------------------------------------
