@@ -188,11 +188,14 @@ async function packageVsix() {
   const { name, version } = JSON.parse(readFileSync('package.json', 'utf8'));
   const dir = resolve('dist/vsix', target);
   const vsix = resolve('dist/vsix', `${name}-${version}-${target}.vsix`);
-  await stage(target, dir);
   rmSync(vsix, { force: true });
-  vsce(dir, ['package', '--target', target, '--out', vsix, '--follow-symlinks', '--no-rewrite-relative-links']);
-  checkVsix(vsix, target);
-  rmSync(dir, { recursive: true, force: true });
+  try {
+    await stage(target, dir);
+    vsce(dir, ['package', '--target', target, '--out', vsix, '--follow-symlinks', '--no-rewrite-relative-links']);
+    checkVsix(vsix, target);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 try {
