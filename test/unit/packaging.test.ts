@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { build } from 'esbuild';
 import { join, resolve } from 'node:path';
 import { EngineClient, EngineError } from '../../src/worker/client';
 import { extractZip, zipEntries } from '../support/zip';
@@ -82,6 +83,42 @@ describe('packaging: the linux-x64 VSIX', function () {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('packaging: the extension host bundle', () => {
+  it('leaves the ONNX reader, the relevance compiler and transformers.js to the engine process (activation stays light)', async () => {
+    const { metafile } = await build({
+      entryPoints: [join(ROOT, 'src', 'extension.ts')],
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      write: false,
+      metafile: true,
+      outfile: 'extension.js',
+      external: ['vscode', 'onnxruntime-node', 'onnxruntime-common'],
+      logLevel: 'error',
+    });
+    const bundled = Object.values(metafile.outputs).flatMap((o) => Object.keys(o.inputs).filter((f) => o.inputs[f].bytesInOutput > 0));
+    const heavy = bundled.filter((f) =>
+      /node_modules\/(onnx-proto|protobufjs|@huggingface)\/|src\/engine\/(relevance|onnx\/io|runtime\/compile)/.test(f),
+    );
+    assert.deepEqual(heavy, []);
+  });
+
+  it('loads no native code: requiring dist/extension.js leaves onnxruntime-node unloaded', () => {
+    // A stand-in for the vscode module (every property, call and construction gives the stand-in back).
+    const script = `
+      const Module = require('module');
+      const stub = new Proxy(function () {}, { get: (t, k) => (k === '__esModule' ? false : stub), apply: () => stub, construct: () => stub });
+      const load = Module._load;
+      Module._load = function (request, ...rest) { return request === 'vscode' ? stub : load.call(this, request, ...rest); };
+      require(${JSON.stringify(join(ROOT, 'dist', 'extension.js'))});
+      console.log(JSON.stringify(Object.keys(require.cache)));`;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const loaded = (JSON.parse(r.stdout) as string[]).filter((f) => /onnxruntime/.test(f));
+    assert.deepEqual(loaded, []);
   });
 });
 

@@ -111,11 +111,9 @@ export class ForwardModel {
     const dtype = storedDtype(this.graph, name);
     const size = dtype === 'float32' ? 4 : 2;
     const bytes = stored.byteOffset % size === 0 ? stored : new Uint8Array(stored);
-    const data =
-      dtype === 'float32'
-        ? new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
-        : new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
-    return hostTensor(dtype, data, w.dims);
+    return dtype === 'float32'
+      ? hostTensor(dtype, new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4), w.dims)
+      : hostTensor(dtype, new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2), w.dims);
   }
 
   /** Runs rows (token ids, any lengths) in one padded batch. */

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cacheDir } from '../runtime/compile';
+import { cacheDir } from '../runtime/cacheDir';
 import { exportPrunedModel } from './export';
 import { loadMaskForModel } from './maskFile';
 import { achievedSparsity } from './allocation';

@@ -30,6 +30,8 @@ export interface PruningSetup {
   model: string;
   selection?: WeightSelection;
   device?: Device;
+  /** Never download a hub model (else LRP_LENS_OFFLINE / HF_HUB_OFFLINE decide). */
+  offline?: boolean;
   signal?: AbortSignal;
   onProgress?: (stage: Stage, done: number, total: number) => void;
 }
@@ -49,7 +51,7 @@ export class PruningSession {
   ) {}
 
   static async open(setup: PruningSetup): Promise<PruningSession> {
-    const folder = await resolveModel(setup.model);
+    const folder = await resolveModel(setup.model, { offline: setup.offline });
     const tokenizer = await loadTokenizer(folder);
     const graph = readModel(folder.onnxPath);
     const weights = selectWeights(findLinearWeights(graph), setup.selection);

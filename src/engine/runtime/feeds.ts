@@ -5,8 +5,8 @@
 import { LrpLensError } from '../errors';
 import type { DType } from '../onnx/tensor';
 import type { InputSpec } from '../onnx/graph';
-import { IO } from '../relevance/compiler';
-import { hostTensor, int64Tensor, floatTensor } from './session';
+import { IO } from '../relevance/ioNames';
+import { floatTensor, hostTensor, int64Tensor } from './session';
 import type { Feeds, HostTensor } from './session';
 
 export { inputSpecs } from '../onnx/graph';
@@ -95,7 +95,7 @@ export interface SeedValues {
   foilWeights?: number[];
 }
 
-/** Feeds for the relevance graph's seed inputs (see IO in relevance/compiler.ts); foils default to none. */
+/** Feeds for the relevance graph's seed inputs (see IO in relevance/ioNames.ts); foils default to none. */
 export function seedFeeds(dtype: 'float32' | 'float64', dims: [number, number], seed: SeedValues): Feeds {
   const zeros = seed.targetIds.map(() => 0);
   return {

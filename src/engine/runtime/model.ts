@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { LrpLensError } from '../errors';
-import { cacheDir } from './compile';
+import { cacheDir } from './cacheDir';
 import { onnxRuntime } from './session';
 
 export const DEFAULT_MODEL = 'onnx-community/SmolLM2-135M-ONNX';

@@ -124,17 +124,23 @@ function firstLine(err: unknown): string {
   return String((err as Error).message ?? err).split('\n')[0];
 }
 
-/** A tensor onnxruntime takes as a feed. */
-export function hostTensor<T extends keyof Ort.Tensor.DataTypeMap>(
-  type: T,
-  data: Ort.Tensor.DataTypeMap[T],
-  dims: readonly number[],
-): Ort.Tensor {
-  return new (onnxRuntime().Tensor)(type, data, dims);
+/** Element types a host tensor may hold, with their typed arrays. */
+export interface HostData {
+  float32: Float32Array;
+  float64: Float64Array;
+  float16: Uint16Array;
+  int32: Int32Array;
+  int64: BigInt64Array;
+  bool: Uint8Array;
+}
+
+/** A host tensor over `data` as it is (no copy). */
+export function hostTensor<T extends keyof HostData>(dtype: T, data: HostData[T], dims: readonly number[]): HostTensor {
+  return new (onnxRuntime().Tensor)(dtype, data, dims);
 }
 
 export function int64Tensor(values: number[], dims: number[]): Ort.Tensor {
-  return hostTensor(
+  return new (onnxRuntime().Tensor)(
     'int64',
     BigInt64Array.from(values, (v) => BigInt(v)),
     dims,

@@ -1,4 +1,4 @@
-/** Small commands: Select Model…, Clear Heatmap, Restart Engine, Show Log. */
+/** "LRP Lens: Select Model…": a model folder or a hub id into lrpLens.model, then what `lrp-lens inspect` says of it. */
 import * as vscode from 'vscode';
 import type { Container } from '../container';
 import { readSettings } from '../settings';
@@ -45,9 +45,7 @@ export function registerSelectModel(c: Container): vscode.Disposable {
 /** The facts `lrp-lens inspect` prints, for the model just selected: whether it can be attributed, and why not. */
 async function showModelFacts(c: Container, model: string): Promise<void> {
   try {
-    const r = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'LRP Lens: inspecting model' }, () =>
-      c.client.request('inspect', { model }),
-    );
+    const r = await c.withEngineProgress('inspect', { model }, { title: 'LRP Lens: inspecting model', location: 'window' });
     const facts =
       `${r.family ?? '?'}, ${r.layers ?? '?'} layers, ${r.heads ?? '?'} heads (${r.kvHeads ?? '?'} KV), hidden ${r.hiddenSize ?? '?'}, ` +
       `${(r.parameters / 1e6).toFixed(1)}M parameters, ${Object.keys(r.precision).join('/') || '?'}; ${r.exportStyle}` +
@@ -63,22 +61,6 @@ async function showModelFacts(c: Container, model: string): Promise<void> {
         .showWarningMessage(`LRP Lens: this model cannot be attributed: ${r.attribution.reason}`, 'Show Log')
         .then((pick) => pick && c.log.show());
   } catch (err) {
-    void vscode.window.showErrorMessage(`LRP Lens: ${(err as Error).message}`);
+    c.fail(err, { what: 'inspecting the model' });
   }
-}
-
-export function registerClearHeatmap(c: Container): vscode.Disposable {
-  return vscode.commands.registerCommand('lrpLens.clearHeatmap', () => c.heatmap.clear());
-}
-
-export function registerRestartEngine(c: Container): vscode.Disposable {
-  return vscode.commands.registerCommand('lrpLens.restartEngine', async () => {
-    await c.client.restart();
-    c.log.info('engine restarted');
-    void vscode.window.showInformationMessage('LRP Lens: engine restarted.');
-  });
-}
-
-export function registerShowLog(c: Container): vscode.Disposable {
-  return vscode.commands.registerCommand('lrpLens.showLog', () => c.log.show());
 }
