@@ -1,5 +1,6 @@
-// Bundles the extension host, the engine worker, the CLI and the webview front-ends.
-//   node esbuild.mjs                      development bundles in dist/ (source maps, extension-host tests)
+// Bundles the extension host, the engine worker, the CLI, the webview front-ends and (not for --production) the
+// benchmarks (bench/main.ts → dist/bench.js, beside the CLI it runs).
+//   node esbuild.mjs                      development bundles in dist/ (source maps, extension-host tests, bench)
 //   node esbuild.mjs --watch              the same, rebuilt on change
 //   node esbuild.mjs --production         minified bundles in dist/, no maps, no tests (npm pack runs this)
 //   node esbuild.mjs --package [--target <t>]   a platform-specific VSIX in dist/vsix/ (docs/packaging.md)
@@ -42,6 +43,7 @@ function bundles(outdir, { cli = true, tests = !production } = {}) {
     cli && { in: 'src/cli/main.ts', out: 'cli' },
     { in: 'src/extension.ts', out: 'extension' },
     { in: 'src/worker/main.ts', out: 'worker' },
+    tests && { in: 'bench/main.ts', out: 'bench' },
   ].filter((e) => e && existsSync(e.in));
   const node = {
     bundle: true,

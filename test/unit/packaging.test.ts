@@ -11,7 +11,7 @@ import { build } from 'esbuild';
 import { join, resolve } from 'node:path';
 import { EngineClient, EngineError } from '../../src/worker/client';
 import { extractZip, zipEntries } from '../support/zip';
-import { STORIES, TINYSTORIES, requireShared } from './sharedModel';
+import { STORIES, TINYSTORIES, requireShared } from '../support/sharedFolder';
 
 const ROOT = resolve(__dirname, '..', '..');
 const { name, version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string };
