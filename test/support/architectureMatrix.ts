@@ -13,12 +13,10 @@ export interface MatrixRow {
   layers: number | null;
   heads: number | null;
   neurons: number | null;
+  /** The precision gradient × input was checked against finite differences in. */
+  precision: 'float64' | 'float32';
   /** inspect's warnings: per-unit outputs not available, and why. */
   unavailable: string[];
-}
-
-export function matrixOf(rows: MatrixRow[]): MatrixRow[] {
-  return rows;
 }
 
 export function renderMatrix(rows: MatrixRow[]): string {
@@ -28,7 +26,7 @@ export function renderMatrix(rows: MatrixRow[]): string {
     '|---|---|---|---|---|',
     ...rows.map((r) => {
       const units = [r.layers, r.heads, r.neurons].map((v) => v ?? '—').join(' / ');
-      const status = r.unavailable.length === 0 ? 'proved' : 'proved (partly)';
+      const status = `${r.unavailable.length === 0 ? 'proved' : 'proved (partly)'}, ${r.precision}`;
       return `| ${r.family} | ${r.features} | ${status} | ${units} | ${r.unavailable.join(' ') || '—'} |`;
     }),
     END,

@@ -20,9 +20,19 @@ import type { TokenizedSample } from '../../src/engine/tasks/taskFile';
 import { FAMILIES, TINY, buildFamily, familySpec, needsFloat32 } from '../fixtures/families';
 import { buildGpt2Like, buildLlamaLike, buildOptLike } from '../fixtures/torchExports';
 import type { SyntheticConfig } from '../fixtures/torchExports';
-import { CompiledModel, budget, finiteDifferences, forward, lastTokenSeed, modelFolder, relativeError, rows, single } from '../support/relevanceHarness';
+import {
+  CompiledModel,
+  budget,
+  finiteDifferences,
+  forward,
+  lastTokenSeed,
+  modelFolder,
+  relativeError,
+  rows,
+  single,
+} from '../support/relevanceHarness';
 import { STORIES, requireShared } from '../support/sharedFolder';
-import { MATRIX_DOC, matrixOf, renderMatrix, tableIn } from '../support/architectureMatrix';
+import { MATRIX_DOC, renderMatrix, tableIn } from '../support/architectureMatrix';
 import type { MatrixRow } from '../support/architectureMatrix';
 
 interface Row {
@@ -46,11 +56,22 @@ const ROWS: Row[] = [
   {
     family: 'llama',
     features: 'GQA, RoPE, SwiGLU, RMSNorm, untied head (SmolLM: the same graph, tied)',
-    build: (c) => ({ graph: buildLlamaLike({ ...c, kvHeads: 2 }), config: { ...plain('llama', 'LlamaForCausalLM', false), num_key_value_heads: 2 } }),
+    build: (c) => ({
+      graph: buildLlamaLike({ ...c, kvHeads: 2 }),
+      config: { ...plain('llama', 'LlamaForCausalLM', false), num_key_value_heads: 2 },
+    }),
   },
   ...FAMILIES.map((f) => ({ family: f, features: familySpec(f).features, build: (c: SyntheticConfig) => buildFamily(f, c) })),
-  { family: 'gpt2', features: 'Conv1D as Gemm, LayerNormalization (opset 17), tanh-GELU, learned positions, tied head', build: (c) => ({ graph: buildGpt2Like(c), config: plain('gpt2', 'GPT2LMHeadModel', true) }) },
-  { family: 'opt', features: 'learned positions with offset 2, ReLU, decomposed LayerNorm', build: (c) => ({ graph: buildOptLike(c), config: plain('opt', 'OPTForCausalLM', true) }) },
+  {
+    family: 'gpt2',
+    features: 'Conv1D as Gemm, LayerNormalization (opset 17), tanh-GELU, learned positions, tied head',
+    build: (c) => ({ graph: buildGpt2Like(c), config: plain('gpt2', 'GPT2LMHeadModel', true) }),
+  },
+  {
+    family: 'opt',
+    features: 'learned positions with offset 2, ReLU, decomposed LayerNorm',
+    build: (c) => ({ graph: buildOptLike(c), config: plain('opt', 'OPTForCausalLM', true) }),
+  },
 ];
 
 const IDS = [7, 31, 101, 250, 3, 77];
@@ -92,7 +113,8 @@ describe('architecture coverage matrix', function () {
             assert.ok(Math.abs(total - s) <= (f64 ? 1e-6 : 1e-4) * Math.max(Math.abs(s), 1), `${mode} row ${r}: Σ ${total} ≠ seed ${s}`);
           }
           unavailable = compiled.info.warnings;
-          assert.equal(compiled.info.layers, TINY.layers);
+          assert.deepEqual(unavailable, [], 'layers, heads and neurons are all found');
+          assert.deepEqual([compiled.info.layers, compiled.info.heads, compiled.info.neurons], [TINY.layers, TINY.heads, TINY.ffn]);
         } finally {
           await compiled.release();
         }
@@ -119,14 +141,28 @@ describe('architecture coverage matrix', function () {
         layers: report.attribution.layers,
         heads: report.attribution.heads,
         neurons: report.attribution.neurons,
+        precision: f64 ? 'float64' : 'float32',
         unavailable,
       });
     });
   }
 
+  it('an op the compiler does not know: inspect names the node, its op and what is missing, and attribution refuses with the same message', async () => {
+    const { graph, config } = buildFamily('qwen2', TINY);
+    const emb = graph.nodes.find((n) => n.opType === 'Gather' && n.inputs[1] === 'input_ids')!.outputs[0];
+    for (const n of graph.nodes) n.inputs = n.inputs.map((i) => (i === emb ? 'odd_out' : i));
+    graph.nodes.push({ name: 'odd/Sinh', opType: 'Sinh', domain: '', inputs: [emb], outputs: ['odd_out'], attributes: [] });
+    graph.sortTopologically();
+    const dir = modelFolder(work, 'unknown-op', graph, config, STORIES);
+    const report = await inspectModel(dir);
+    assert.equal(report.attribution.supported, false);
+    assert.match(report.attribution.reason ?? '', /no relevance rule for this op \(op Sinh, node 'odd\/Sinh'\)/);
+    await assert.rejects(AttributionEngine.load(dir, { cache: false }), (err: Error) => err.message === report.attribution.reason);
+  });
+
   it(`the table in ${MATRIX_DOC} is the one these rows produce`, function () {
     if (results.size !== ROWS.length) this.skip();
-    const table = renderMatrix(matrixOf(ROWS.map((r) => results.get(r.family)!)));
+    const table = renderMatrix(ROWS.map((r) => results.get(r.family)!));
     const doc = resolve(__dirname, '..', '..', MATRIX_DOC);
     if (process.env.LRP_LENS_WRITE_MATRIX) {
       writeFileSync(doc, readFileSync(doc, 'utf8').replace(tableIn(readFileSync(doc, 'utf8')), table));

@@ -35,7 +35,9 @@ export function countParameters(g: Graph, tiedConfig: boolean | undefined): numb
       for (const o of n.outputs) sources.set(o, from);
     }
   }
-  const learned = [...params].map((p) => g.initializers.get(p)!).filter((t) => FLOAT_TYPES.has(dtypeOf(t.dataType ?? 0)) && tensorSize(t) > 1);
+  const learned = [...params]
+    .map((p) => g.initializers.get(p)!)
+    .filter((t) => FLOAT_TYPES.has(dtypeOf(t.dataType ?? 0)) && tensorSize(t) > 1);
   const embeddings = learned.filter((t) => isEmbeddingTable(g, t.name ?? ''));
   const copies = learned.filter((t) => !embeddings.includes(t) && embeddings.some((e) => isTiedCopy(t, e, tiedConfig)));
   return learned.filter((t) => !copies.includes(t)).reduce((a, t) => a + tensorSize(t), 0);
