@@ -22,6 +22,7 @@ import { markdownTable } from '../src/cli/common';
 import { runBenchChild } from './child';
 import { benchBlockwise, blockwiseTable, registerBenchBlockwise } from './blockwise';
 import type { BlockwiseBenchRow } from './blockwise';
+import { benchCircuitGeneralisation, generalisationTable } from './circuitGeneralisation';
 import type { CircuitBenchRow, CollectionRow, QualityBench } from './pruning';
 import { loadTokenizer } from '../src/engine/runtime/model';
 import { splitDocuments, tokenStream, windows } from '../src/engine/eval/textData';
@@ -232,6 +233,7 @@ function buildBenchProgram(): Command {
         const collection: CollectionRow[] = [];
         const circuits: CircuitBenchRow[] = [];
         let quality: QualityBench | undefined;
+        let generalisation: Awaited<ReturnType<typeof benchCircuitGeneralisation>> | undefined;
         let large: LargeCompileRow | undefined;
         let blockwise: BlockwiseBenchRow[] | undefined;
         try {
@@ -244,6 +246,7 @@ function buildBenchProgram(): Command {
             console.log(table(rows));
             if (o.pruning) collection.push(benchCollection(name, m.onnxPath, ...(await referenceSamples(m, work))));
             if (o.pruning && name === 'stories260k') circuits.push(await benchCircuit(m.dir));
+            if (o.pruning && name === 'stories260k') generalisation = await benchCircuitGeneralisation(m.dir);
             const text = resolve(__dirname, '..', '..', 'shared', 'data', 'tinystories-sample.txt');
             if (o.pruning && name === 'stories260k' && existsSync(text)) quality = await benchQuality(m.dir, text);
           }
@@ -276,6 +279,10 @@ function buildBenchProgram(): Command {
           console.log(
             `\ncircuit search (LRP, neurons, global; masks fed to one session, nothing recompiled per sparsity):\n${circuitTable(circuits)}`,
           );
+        if (generalisation)
+          console.log(
+            `\ncircuit generalisation, stories260k pronoun task (found on some templates, chosen on held-out templates at ≥ 80% kept; mean ± sd over 5 seeds):\n${generalisationTable(generalisation.rows)}`,
+          );
         if (large) {
           console.log(
             `\ncompile of a ${(large.params / 1e9).toFixed(2)}B-parameter Llama-shaped model with external data (${(large.weightsBytes / 2 ** 30).toFixed(2)} GiB): ` +
@@ -297,6 +304,7 @@ function buildBenchProgram(): Command {
                 rows,
                 collection,
                 circuits,
+                generalisation,
                 quality,
                 largeCompile: large,
                 blockwise,

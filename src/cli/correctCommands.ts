@@ -10,6 +10,7 @@ import type { Device } from '../engine/runtime/session';
 import { runCorrection } from '../engine/correction/correctionRun';
 import type { CorrectReport } from '../engine/correction/correctionRun';
 import { defaultModel, markdownTable, writeJson } from './common';
+import { checkOutputPaths, jsonOutput, maskOutputs } from '../engine/outputPaths';
 
 interface CorrectOptions {
   model: string;
@@ -45,6 +46,15 @@ function countArg(v: string): number {
 }
 
 async function correct(o: CorrectOptions): Promise<void> {
+  checkOutputPaths(
+    [...maskOutputs('--out', o.out), ...jsonOutput(o.json)],
+    [
+      { flag: '--undesired', path: o.undesired },
+      { flag: '--general', path: o.general },
+      o.heldOut ? { flag: '--held-out', path: o.heldOut } : undefined,
+      o.eval ? { flag: '--eval', path: o.eval } : undefined,
+    ],
+  );
   const report = await runCorrection(o);
   if (o.json) writeJson(o.json, report);
   if (o.json !== '-') printCurve(report);

@@ -24,7 +24,7 @@ import { SplitError, splitCompiled } from '../relevance/split';
 import type { BlockwisePlan, SegmentGraph } from '../relevance/split';
 import { LrpLensError } from '../errors';
 import { probeShapes } from './probe';
-import { Session, viewTensor } from './session';
+import { Session, hostTensor } from './session';
 import type { Device, Feeds, HostTensor } from './session';
 
 export interface BlockwiseModel {
@@ -90,7 +90,9 @@ export class WeightStore {
     if (hit) return hit;
     const t = this.tensors.get(name);
     if (!t) throw new LrpLensError('unsupported-graph', `Block-wise execution needs weight '${name}', which the model does not hold.`);
-    const value = viewTensor(values(t, this.dir), tensorDims(t));
+    const data = values(t, this.dir);
+    // A view of the weight's bytes, not a copy.
+    const value = data instanceof Float32Array ? hostTensor('float32', data, tensorDims(t)) : hostTensor('float64', data, tensorDims(t));
     this.cache.set(name, value);
     return value;
   }

@@ -6,7 +6,8 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { LrpLensError } from '../errors';
-import { cacheDir } from './compile';
+import { cacheDir } from './cacheDir';
+import { onnxRuntime } from './session';
 
 export const DEFAULT_MODEL = 'onnx-community/SmolLM2-135M-ONNX';
 
@@ -138,6 +139,7 @@ async function fromHub(id: string, offline: boolean): Promise<string> {
 
 /** The tokenizer through transformers.js, never touching the network for a local folder. */
 export async function loadTokenizer(model: ModelFolder): Promise<TokenizerLike> {
+  onnxRuntime(); // transformers.js loads onnxruntime-node when imported: a missing binary gets its clear error first
   const t = await import('@huggingface/transformers');
   t.env.allowRemoteModels = false;
   t.env.localModelPath = '';
