@@ -10,6 +10,7 @@ import { LrpLensError } from '../errors';
 import { compileModelFile } from '../runtime/compile';
 import { resolveModel, loadTokenizer, maxPositions } from '../runtime/model';
 import type { ModelFolder, TokenizerLike } from '../runtime/model';
+import type { Dtype } from '../hub/variants';
 import { Session, tensorNumbers } from '../runtime/session';
 import type { Device } from '../runtime/session';
 import { causalLmFeeds, padBatch, seedFeeds } from '../runtime/feeds';
@@ -26,6 +27,8 @@ export interface EngineOptions {
   /** Fail rather than fall back to the CPU when `device` is unavailable. */
   strictDevice?: boolean;
   offline?: boolean;
+  /** Hub models: the precision variant (default: the smallest the engine attributes exactly). */
+  dtype?: Dtype;
   /** Reuse / write the compiled graph cache (default true). */
   cache?: boolean;
 }
@@ -72,7 +75,7 @@ export class AttributionEngine {
 
   static async load(ref: string, opts: EngineOptions = {}): Promise<AttributionEngine> {
     const t0 = performance.now();
-    const model = await resolveModel(ref, { offline: opts.offline });
+    const model = await resolveModel(ref, { offline: opts.offline, dtype: opts.dtype });
     const tokenizer = await loadTokenizer(model);
     const rule = opts.rule ?? 'attnlrp';
     const compiled = await compileModelFile(model.onnxPath, { mode: rule }, opts.cache ?? true);
