@@ -13,6 +13,7 @@ import { evaluateTask } from '../engine/circuits/search';
 import type { Granularity, MethodCurve, Ranking } from '../engine/circuits/search';
 import { discoverCircuit } from '../engine/circuits/discover';
 import { defaultModel, markdownTable, writeJson } from './common';
+import { progressDisplay } from './progressDisplay';
 
 const METRICS: TaskMetric[] = ['logit_diff', 'accuracy', 'prob'];
 
@@ -84,7 +85,7 @@ interface CircuitOptions {
 }
 
 async function circuit(o: CircuitOptions): Promise<void> {
-  const record = await discoverCircuit({ ...o, compare: o.compare ? o.compare.split(',') : [] });
+  const record = await discoverCircuit({ ...o, compare: o.compare ? o.compare.split(',') : [] }, { onProgress: progressDisplay().stage });
   if (o.json) writeJson(o.json, record);
   if (o.json !== '-') printCircuit(record.dense.metric, record.curves, resolve(o.out));
 }

@@ -10,6 +10,7 @@ import type { Device } from '../engine/runtime/session';
 import { runCorrection } from '../engine/correction/correctionRun';
 import type { CorrectReport } from '../engine/correction/correctionRun';
 import { defaultModel, markdownTable, writeJson } from './common';
+import { progressDisplay } from './progressDisplay';
 
 interface CorrectOptions {
   model: string;
@@ -45,7 +46,7 @@ function countArg(v: string): number {
 }
 
 async function correct(o: CorrectOptions): Promise<void> {
-  const report = await runCorrection(o);
+  const report = await runCorrection(o, { onProgress: progressDisplay().stage });
   if (o.json) writeJson(o.json, report);
   if (o.json !== '-') printCurve(report);
 }

@@ -20,6 +20,8 @@ import { registerCircuits } from './circuitCommands';
 import { registerCorrection } from './correctCommands';
 import { defaultModel, idsArg, intArg, writeJson } from './common';
 import { peakRssMB } from './peakRss';
+import { registerModels } from './modelsCommand';
+import { addRunOptions } from './runOptions';
 
 const RULES: RelevanceMode[] = ['attnlrp', 'gradxinput', 'cp-lrp'];
 
@@ -121,6 +123,7 @@ export function buildProgram(): Command {
     .description('Layer-wise Relevance Propagation (AttnLRP) for ONNX language models')
     .showHelpAfterError()
     .exitOverride();
+  addRunOptions(program);
 
   addAttributeOptions(program.command('attribute').description('attribute a prompt: token heatmap, layers, heads, neurons')).action(
     attribute,
@@ -176,6 +179,7 @@ export function buildProgram(): Command {
       if (o.json === undefined || (typeof o.json === 'string' && o.json !== '-')) console.log(renderReport(report));
     });
 
+  registerModels(program);
   registerBench(program);
   registerPruning(program);
   registerCircuits(program);

@@ -13,6 +13,7 @@ import type { Allocation } from '../engine/pruning/types';
 import { evalWindowsOf, isPruneReport, methodSpec, openPruningSession, referenceOf, runPrune } from '../engine/pruning/pruneRun';
 import type { PruneCommonOptions, PruneReport, PruneRunOptions } from '../engine/pruning/pruneRun';
 import { defaultModel, markdownTable, writeJson } from './common';
+import { progressDisplay } from './progressDisplay';
 
 function sparsityList(v: string): number[] {
   const list = v.split(',').map((s) => Number(s.trim()));
@@ -34,7 +35,7 @@ interface PruneOptions extends PruneRunOptions {
 }
 
 async function prune(o: PruneOptions): Promise<void> {
-  const result = await runPrune(o);
+  const result = await runPrune(o, { onProgress: progressDisplay().stage });
   if (!isPruneReport(result)) {
     const s = result.statistics;
     console.log(

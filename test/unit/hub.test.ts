@@ -1,4 +1,5 @@
 import { strict as assert } from 'node:assert';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   existsSync,
@@ -23,6 +24,8 @@ import { startMockHub } from '../support/mockHub';
 import type { MockHub } from '../support/mockHub';
 import { EXTERNAL_REPO, GATED_REPO, PYTORCH_REPO, REPO, stories260kRepos } from '../support/hubRepos';
 import { STORIES, requireShared } from './sharedModel';
+import { CLI } from './cliRunner';
+import { ProgressDisplay } from '../../src/cli/progressDisplay';
 
 const PROMPT = 'Once upon a time, there was a little girl named';
 const ENV_KEYS = [
@@ -263,5 +266,93 @@ describe('Hugging Face hub downloads (against a local mock hub)', function () {
       process.env.HF_ENDPOINT = 'http://127.0.0.1:9';
       await rejects(resolveModel(REPO), 'network-failure', /Could not reach/, /--offline/);
     });
+  });
+});
+
+describe('lrp-lens models / --dtype / progress (the bundled CLI against the mock hub)', function () {
+  let hub: MockHub;
+  let work: string;
+  // The mock hub answers from this process: the CLI must run asynchronously, not through spawnSync.
+  let run: (...args: string[]) => Promise<{ code: number | null; out: string; err: string }>;
+
+  before(async function () {
+    requireShared(this);
+    hub = await startMockHub(stories260kRepos(STORIES));
+    work = mkdtempSync(join(tmpdir(), 'lrp-hub-cli-'));
+    const env: NodeJS.ProcessEnv = { ...process.env, HF_ENDPOINT: hub.url, HF_HUB_CACHE: join(work, 'hub'), HF_HOME: join(work, 'home') };
+    env.LRP_LENS_CACHE = join(work, 'cache');
+    for (const k of ['HF_TOKEN', 'HF_TOKEN_PATH', 'HF_HUB_OFFLINE', 'LRP_LENS_OFFLINE']) delete env[k];
+    run = (...args) =>
+      new Promise((ok) => {
+        const child = spawn(process.execPath, [CLI, ...args], { env });
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+        child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+        child.on('close', (code) => ok({ code, out, err }));
+      });
+  });
+
+  after(async () => {
+    await hub?.close();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('models ID lists the variants with sizes, support and the default, before any download', async () => {
+    const r = await run('models', REPO);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, new RegExp(`${REPO}@${hub.commitOf(REPO)}`));
+    assert.match(r.out, /\| fp32\s+\| onnx\/model\.onnx\s+\| 1\.\d MB \| exact/);
+    assert.match(r.out, /\| fp16 \(default\) \| onnx\/model_fp16\.onnx \| \d+ KB\s+\| exact/);
+    assert.ok(!existsSync(join(work, 'hub', 'models--lrp-test--stories260k', 'blobs')));
+    const bad = await run('models', PYTORCH_REPO);
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, /^error: .*Optimum.*onnx-community/);
+  });
+
+  it('attribute --model ID --dtype fp32: download progress on stderr (one line per stage), JSON on stdout untouched', async () => {
+    const r = await run('attribute', '--model', REPO, '--dtype', 'fp32', '--prompt', PROMPT, '--json', '-');
+    assert.equal(r.code, 0, r.err);
+    const result = JSON.parse(r.out) as { model: { ref: string; onnx: string } };
+    assert.equal(result.model.ref, `${REPO}@${hub.commitOf(REPO)}`);
+    assert.match(result.model.onnx, /onnx\/model\.onnx$/);
+    assert.match(r.err, /downloading lrp-test\/stories260k\/onnx\/model\.onnx…\n/);
+    assert.match(r.err, /downloading lrp-test\/stories260k\/onnx\/model\.onnx █+ 1\.\d MB\/1\.\d MB .*\/s/);
+    assert.doesNotMatch(r.err, /\r/, 'no redraws when stderr is not a terminal');
+    const quiet = await run('attribute', '--model', REPO, '--dtype', 'fp16', '--prompt', PROMPT, '--json', '-', '--quiet');
+    assert.equal(quiet.code, 0, quiet.err);
+    assert.equal(quiet.err, '');
+    assert.match((JSON.parse(quiet.out) as { model: { onnx: string } }).model.onnx, /model_fp16\.onnx$/);
+  });
+
+  it('a missing variant is refused, naming the ones the repo has', async () => {
+    const r = await run('attribute', '--model', REPO, '--dtype', 'q4', '--prompt', PROMPT);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /no q4 variant.*It has: fp32 \(1\.\d MB\), fp16/);
+  });
+});
+
+describe('progress display', () => {
+  it('on a terminal: one bar redrawn in place with rate and ETA; off a terminal: a line when a stage starts and ends', () => {
+    let t = 0;
+    const tty = { text: '', isTTY: true, write: (s: string) => (tty.text += s) };
+    const d = new ProgressDisplay(tty, false, () => t);
+    d.update({ stage: 'download', done: 0, total: 4 * 2 ** 20, unit: 'bytes', detail: 'a.onnx' });
+    t = 1000;
+    d.update({ stage: 'download', done: 2 ** 20, total: 4 * 2 ** 20, unit: 'bytes', detail: 'a.onnx' });
+    assert.match(tty.text, /\rdownloading a\.onnx █{6}░{18} 1\.0 MB\/4\.0 MB 1\.0 MB\/s ETA 0:03 \(0:01\)/);
+    t = 2000;
+    d.stage('collect', 3, 3);
+    assert.match(tty.text, /\n\rcollecting reference relevance █{24} 3\/3 /);
+    const log = { text: '', write: (s: string) => (log.text += s) };
+    const p = new ProgressDisplay(log, false, () => t);
+    p.stage('sweep', 0, 2);
+    p.stage('sweep', 1, 2);
+    t = 4000;
+    p.stage('sweep', 2, 2);
+    assert.equal(log.text, 'sweeping…\nsweeping ████████████████████████ 2/2 1.0/s (0:02)\n');
+    const quiet = { text: '', write: (s: string) => (quiet.text += s) };
+    new ProgressDisplay(quiet, true).stage('sweep', 1, 1);
+    assert.equal(quiet.text, '');
   });
 });
