@@ -11,6 +11,7 @@ import { compileModelFile } from '../runtime/compile';
 import { resolveModel, loadTokenizer, maxPositions } from '../runtime/model';
 import type { ModelFolder, TokenizerLike } from '../runtime/model';
 import type { Dtype } from '../hub/variants';
+import { checkMemory } from '../memory/memoryGuard';
 import { Session, tensorNumbers } from '../runtime/session';
 import type { Device } from '../runtime/session';
 import { causalLmFeeds, padBatch, seedFeeds } from '../runtime/feeds';
@@ -76,6 +77,7 @@ export class AttributionEngine {
   static async load(ref: string, opts: EngineOptions = {}): Promise<AttributionEngine> {
     const t0 = performance.now();
     const model = await resolveModel(ref, { offline: opts.offline, dtype: opts.dtype });
+    checkMemory(model.config, { tokens: 1, batch: 1 }, `Loading ${model.ref}`);
     const tokenizer = await loadTokenizer(model);
     const rule = opts.rule ?? 'attnlrp';
     const compiled = await compileModelFile(model.onnxPath, { mode: rule }, opts.cache ?? true);
@@ -185,6 +187,7 @@ export class AttributionEngine {
     );
     const B = rows.length;
     const S = batch.ids[0].length;
+    checkMemory(this.model.config, { tokens: S, batch: B }, `Attributing ${B} × ${S} tokens with ${this.model.ref}`);
     // Where row r's tokens start in the padded batch.
     const start = (r: Row) => (this.info.padding === 'left' ? S - r.ids.length : 0);
     const feeds = causalLmFeeds(this.graphInputs, batch);
