@@ -50,7 +50,7 @@ const builds = [
 // cannot load).
 if (existsSync('test/vscode/index.ts')) {
   builds.push({
-    entryPoints: ['test/vscode/index.ts', 'test/vscode/runTest.ts', 'test/vscode/extension.test.ts'],
+    entryPoints: ['test/vscode/index.ts', 'test/vscode/runTest.ts', 'test/vscode/extension.test.ts', 'test/vscode/hubModel.test.ts'],
     bundle: true,
     platform: 'node',
     target: 'node20',

@@ -7,6 +7,7 @@ import { registerExportRelevance } from './commands/exportRelevance';
 import { registerCircuits } from './commands/manageCircuits';
 import { registerClearHeatmap, registerRestartEngine, registerSelectModel, registerShowLog } from './commands/engineCommands';
 import { registerPruneModel } from './commands/pruneModel';
+import { registerSetHubToken, TOKEN_SECRET } from './commands/selectHubModel';
 import { registerCorrectBehaviour } from './commands/correctBehaviour';
 import { registerApplyMask, registerClearMask, registerOpenReport, restoreAppliedMask } from './commands/applyMask';
 
@@ -29,7 +30,10 @@ export function activate(context: vscode.ExtensionContext): void {
     registerApplyMask(container),
     registerClearMask(container),
     registerOpenReport(container),
+    registerSetHubToken(container),
   );
+  const c = container;
+  void Promise.resolve(context.secrets.get(TOKEN_SECRET)).then((token) => (c.hubToken = token));
   void restoreAppliedMask(container);
 }
 

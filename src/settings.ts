@@ -4,6 +4,8 @@ import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { RelevanceMode } from './engine/relevance/patterns';
 import type { Device } from './engine/runtime/device';
+import { isDtype } from './engine/hub/variants';
+import type { Dtype } from './engine/hub/variants';
 
 export interface Settings {
   model: string;
@@ -11,6 +13,8 @@ export interface Settings {
   rule: RelevanceMode;
   maxTokens: number;
   outputFolder: string;
+  /** Hub models: the precision variant; undefined ('auto'): the smallest the engine attributes exactly. */
+  dtype?: Dtype;
 }
 
 export const DEFAULT_MODEL = 'onnx-community/SmolLM2-135M-ONNX';
@@ -23,7 +27,12 @@ export function readSettings(): Settings {
     rule: c.get<RelevanceMode>('rule', 'attnlrp'),
     maxTokens: c.get<number>('maxTokens', 512),
     outputFolder: c.get<string>('outputFolder', 'lrp'),
+    dtype: dtypeSetting(c.get<string>('dtype', 'auto')),
   };
+}
+
+function dtypeSetting(v: string): Dtype | undefined {
+  return isDtype(v) ? v : undefined;
 }
 
 /** A relative path that exists in the first workspace folder is that folder; otherwise the value (a hub id). */

@@ -26,6 +26,7 @@ import { EXTERNAL_REPO, GATED_REPO, PYTORCH_REPO, REPO, stories260kRepos } from 
 import { STORIES, requireShared } from './sharedModel';
 import { CLI } from './cliRunner';
 import { ProgressDisplay } from '../../src/cli/progressDisplay';
+import { variantItems } from '../../src/commands/hubVariantItems';
 
 const PROMPT = 'Once upon a time, there was a little girl named';
 const ENV_KEYS = [
@@ -190,7 +191,7 @@ describe('Hugging Face hub downloads (against a local mock hub)', function () {
   });
 
   it('a gated repo names the token settings; HF_TOKEN or the token file opens it', async () => {
-    await rejects(fetchHubModel(GATED_REPO), 'access-denied', /gated/, /HF_TOKEN/, /lrpLens\.hubToken/, /huggingface-cli login/);
+    await rejects(fetchHubModel(GATED_REPO), 'access-denied', /gated/, /HF_TOKEN/, /Set Hugging Face Token/, /huggingface-cli login/);
     process.env.HF_TOKEN = 'hf_wrong';
     await rejects(fetchHubModel(GATED_REPO), 'access-denied', /token from HF_TOKEN was refused/);
     process.env.HF_TOKEN = hub.token;
@@ -354,5 +355,30 @@ describe('progress display', () => {
     const quiet = { text: '', write: (s: string) => (quiet.text += s) };
     new ProgressDisplay(quiet, true).stage('sweep', 1, 1);
     assert.equal(quiet.text, '');
+  });
+});
+
+describe('Select Model… variant list', () => {
+  it('shows each variant with its size, support and cache state, the default marked', () => {
+    const items = variantItems({
+      repo: 'org/m',
+      commit: 'c',
+      cached: ['fp16'],
+      variants: [
+        { dtype: 'fp32', file: 'onnx/model.onnx', dataFiles: ['onnx/model.onnx_data'], bytes: 4 * 2 ** 30, support: 'exact' },
+        { dtype: 'fp16', file: 'onnx/model_fp16.onnx', dataFiles: [], bytes: 2 * 2 ** 30, support: 'exact' },
+        { dtype: 'q8', file: 'onnx/model_quantized.onnx', dataFiles: [], bytes: 2 ** 30, support: 'approximate' },
+        { dtype: 'bnb4', file: 'onnx/model_bnb4.onnx', dataFiles: [], bytes: 2 ** 29, support: 'unsupported' },
+      ],
+    });
+    assert.deepEqual(
+      items.map((i) => [i.label, i.description, i.detail]),
+      [
+        ['fp32', '4.0 GB', 'onnx/model.onnx + onnx/model.onnx_data · relevance exact'],
+        ['fp16 (default)', '2.0 GB, cached', 'onnx/model_fp16.onnx · relevance exact'],
+        ['q8', '1.0 GB', 'onnx/model_quantized.onnx · relevance approximate (activations rounded at run time)'],
+        ['bnb4', '512 MB', 'onnx/model_bnb4.onnx · cannot be attributed (MatMulBnb4)'],
+      ],
+    );
   });
 });

@@ -95,11 +95,16 @@ export async function fetchHubModel(ref: string, opts: HubOptions = {}): Promise
   return model(env, repo, revision, commit, variant, downloaded);
 }
 
+export interface HubVariantList {
+  repo: string;
+  commit: string;
+  variants: Variant[];
+  /** Variants whose files are all in the hub cache already. */
+  cached: Dtype[];
+}
+
 /** The variants of a hub repo with their sizes (nothing is downloaded); from the cache when offline. */
-export async function hubVariants(
-  ref: string,
-  opts: { offline?: boolean } = {},
-): Promise<{ repo: string; commit: string; variants: Variant[]; cached: Dtype[] }> {
+export async function hubVariants(ref: string, opts: { offline?: boolean } = {}): Promise<HubVariantList> {
   const env = hubEnvironment(opts);
   const { repo, revision } = parseHubRef(ref);
   const folder = repoFolder(env.cacheDir, repo);
@@ -270,7 +275,7 @@ class HubClient {
           'access-denied',
           token
             ? `${this.repo} is gated and the token from ${tokenSource} was refused (HTTP ${err.statusCode}). Accept the model's licence at ${endpoint}/${this.repo} with that account, or use a token that has access.`
-            : `${this.repo} is gated (HTTP ${err.statusCode}): accept its licence at ${endpoint}/${this.repo}, then give a token — HF_TOKEN, \`huggingface-cli login\` (the token file), or the lrpLens.hubToken setting in VS Code.`,
+            : `${this.repo} is gated (HTTP ${err.statusCode}): accept its licence at ${endpoint}/${this.repo}, then give a token: HF_TOKEN, \`huggingface-cli login\` (writes the token file), or in VS Code LRP Lens: Set Hugging Face Token….`,
           err,
         );
       if (err.statusCode === 404 || code === 'RepoNotFound')
