@@ -1,5 +1,22 @@
 import tseslint from 'typescript-eslint';
 
+// The layers (see CONTRIBUTING): onnx → relevance → runtime → the engine's features → worker/CLI → extension.
+// Each rule below lists every restriction for its files: a later config object replaces a rule, it does not merge.
+const vscode = { name: 'vscode', message: 'src/engine never imports vscode: the engine runs in the worker and the CLI.' };
+const onnxruntime = {
+  regex: '^onnxruntime-node(/.*)?$',
+  message: 'Only src/engine/runtime/session.ts imports onnxruntime-node: use Session, HostTensor and hostTensor from there.',
+};
+const runtime = {
+  regex: '(^|/)runtime(/|$)',
+  message: 'relevance/ and onnx/ never import runtime/ (layers point down); shared types live in onnx/ or relevance/.',
+};
+const aboveOnnx = {
+  regex: '^\\.\\./(?!errors$|writeAtomic$)',
+  message: 'onnx/ is the bottom layer: it imports only its own modules, errors.ts and writeAtomic.ts.',
+};
+const restrict = (paths, patterns) => ({ 'no-restricted-imports': ['error', { paths, patterns }] });
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'bench/**', '.vscode-test/**'] },
   ...tseslint.configs.recommended,
@@ -9,10 +26,9 @@ export default tseslint.config(
       'no-restricted-imports': 'off',
     },
   },
-  {
-    files: ['src/engine/**/*.ts'],
-    rules: {
-      'no-restricted-imports': ['error', { paths: [{ name: 'vscode', message: 'The engine never imports vscode.' }] }],
-    },
-  },
+  { files: ['src/**/*.ts'], ignores: ['src/engine/**'], rules: restrict([], [onnxruntime]) },
+  { files: ['src/engine/**/*.ts'], ignores: ['src/engine/runtime/session.ts'], rules: restrict([vscode], [onnxruntime]) },
+  { files: ['src/engine/runtime/session.ts'], rules: restrict([vscode], []) },
+  { files: ['src/engine/relevance/**/*.ts'], rules: restrict([vscode], [onnxruntime, runtime]) },
+  { files: ['src/engine/onnx/**/*.ts'], rules: restrict([vscode], [onnxruntime, runtime, aboveOnnx]) },
 );

@@ -1,34 +1,88 @@
 /**
  * Everything the extension holds, built once in activate(): the engine client (a separate process), the log,
- * the views, and the one attribution flow that every command goes through (progress with a Cancel that
- * really stops the engine, errors with the actions that fix them).
+ * the status bar, the editor heatmap, the panels and the Circuits view. It owns the three things every command
+ * shares: the one way to run the engine (withEngineProgress: progress with a Cancel that really stops it), the
+ * one way a failure reaches the user (fail: logged, shown with the actions that fix it, returned as the
+ * command's outcome), and the mask that attributions run on.
  */
 import * as vscode from 'vscode';
 import { basename, join } from 'node:path';
 import { Disposable } from './dispose';
 import { EngineClient, EngineError } from './worker/client';
 import type { ExitInfo } from './worker/client';
-import { readSettings } from './settings';
-import type { Settings } from './settings';
+import type { Method, Methods, ProgressNotification } from './worker/protocol';
+import { InputError } from './inputError';
+import { LrpLensError } from './engine/errors';
 import type { AttributionResult } from './engine/attribution/result';
+import type { PrunedModel } from './engine/pruning/applyMask';
+import { readSettings } from './settings';
+import { targetFor } from './attributionTarget';
+import type { AttributionTarget } from './attributionTarget';
 import { StatusBar } from './views/statusBar';
 import { EditorHeatmap } from './views/editorHeatmap';
-import { RelevancePanels } from './views/relevancePanelHost';
-import type { PanelTarget } from './views/relevancePanelHost';
-import { targetFor } from './commands/computeRelevance';
-import { ReportPanels } from './views/reportPanelHost';
-import type { Method, Methods } from './worker/protocol';
-import type { PrunedModel } from './engine/pruning/applyMask';
+import { CircuitsView } from './views/circuitsView';
+import type { PanelServices } from './views/panelHost';
+import { RelevancePanels } from './views/relevancePanel/host';
+import { CircuitPanels } from './views/circuitPanel/host';
+import { ReportPanels } from './views/reportPanel/host';
+
+/** A failure as a command returns it (to scripts and the extension-host tests, through executeCommand). */
+export type Failure = { error: { reason: string; message: string } };
+
+/** What an attribution command returns: the result, or the error the user was shown. */
+export type AttributionOutcome = { result: AttributionResult } | Failure;
+
+export interface EngineProgressOptions {
+  /** The progress title ("LRP Lens: pruning with lrp at 50%"). */
+  title: string;
+  /** 'window': a spinner in the status bar, without Cancel, for short requests. Default: a notification with Cancel. */
+  location?: 'notification' | 'window';
+  /** How far the whole request is, in percent, after a progress notification; undefined (the default): the bar does not move. */
+  percent?: (p: ProgressNotification['params']) => number | undefined;
+}
+
+/** Progress through a request whose stages report fractions of the whole. */
+export const byFraction = (p: ProgressNotification['params']): number | undefined =>
+  p.fraction !== undefined ? Math.round(p.fraction * 100) : undefined;
+
+export interface FailureContext {
+  /** What was being done, for the log and "LRP Lens: … cancelled." ("relevance computation", "pruning"). */
+  what: string;
+  /** The prompt file attributed: its panel shows the error, and the message names the file. */
+  prompt?: vscode.Uri;
+  /** A file the message may point into ("f.task.jsonl:7: …"): the notification then offers Go to Line. */
+  source?: vscode.Uri;
+}
+
+/** A notification button that fixes a failure. */
+export type FixAction = 'Go to Line' | 'Restart Engine' | 'Select Model…' | 'Open Settings' | 'Show Log';
+
+/** The buttons offered for a failure of this reason, after Go to Line when the message names a line. */
+export function fixActions(reason: string): FixAction[] {
+  if (reason === 'engine-exited') return ['Restart Engine', 'Show Log'];
+  if (reason === 'prompt-too-long') return ['Open Settings', 'Show Log'];
+  if (/model|causal/.test(reason)) return ['Select Model…', 'Show Log'];
+  return ['Show Log'];
+}
+
+/** The line number in a message like "f.task.jsonl:7: …". */
+export function lineOf(message: string, file: string): number | undefined {
+  const m = new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:(\\d+)`).exec(message);
+  return m ? Number(m[1]) : undefined;
+}
+
+const APPLIED_MASK_KEY = 'lrpLens.appliedMask';
 
 export class Container extends Disposable {
   readonly log = this.register(vscode.window.createOutputChannel('LRP Lens', { log: true }));
   readonly status = this.register(new StatusBar());
   readonly heatmap = this.register(new EditorHeatmap());
+  readonly circuitsView = this.register(new CircuitsView());
   readonly client: EngineClient;
   readonly panels: RelevancePanels;
+  readonly circuitPanels: CircuitPanels;
   readonly reports: ReportPanels;
-  /** The mask applied with Apply Mask: attributions run on its pruned model until Clear Mask. */
-  appliedMask?: PrunedModel;
+  private applied?: PrunedModel;
   /** The Hugging Face token from SecretStorage (Set Hugging Face Token…), given to the engine as HF_TOKEN. */
   hubToken?: string;
 
@@ -41,8 +95,13 @@ export class Container extends Disposable {
     });
     this.register({ dispose: () => this.client.dispose() });
     this.register({ dispose: this.client.onDidExit((info) => this.onEngineExit(info)) });
+    const services: PanelServices = {
+      extensionUri: context.extensionUri,
+      outputFolder: () => this.outputFolder(),
+      log: (line) => this.log.info(line),
+    };
     this.panels = this.register(
-      new RelevancePanels(context.extensionUri, {
+      new RelevancePanels(services, {
         rerun: (target) => this.attribute(target),
         restore: async (uri) => {
           try {
@@ -51,19 +110,10 @@ export class Container extends Disposable {
             this.log.warn(`could not restore the relevance panel for ${uri.fsPath}: ${(err as Error).message}`);
           }
         },
-        outputFolder: () => {
-          const root = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
-          return root ? join(root, readSettings().outputFolder) : undefined;
-        },
-        rendered: (uri, ms) => this.log.info(`${uri ? basename(uri.fsPath) : 'panel'}: panel rendered in ${ms.toFixed(1)} ms`),
       }),
     );
-    this.reports = this.register(
-      new ReportPanels(context.extensionUri, {
-        applyMask: (mask) => vscode.commands.executeCommand('lrpLens.applyMask', vscode.Uri.file(mask)),
-        outputFolder: () => this.outputFolder(),
-      }),
-    );
+    this.circuitPanels = this.register(new CircuitPanels(services, { applyMask: (manifest) => this.applyMaskFile(manifest) }));
+    this.reports = this.register(new ReportPanels(services, { applyMask: (mask) => this.applyMaskFile(mask) }));
     this.status.update(readSettings());
     this.register(
       vscode.workspace.onDidChangeConfiguration((e) => {
@@ -72,19 +122,65 @@ export class Container extends Disposable {
     );
   }
 
+  /** lrpLens.outputFolder inside the workspace folder of `within` (default: the first); undefined without a workspace. */
+  outputFolder(within?: vscode.Uri): string | undefined {
+    const root = (within && vscode.workspace.getWorkspaceFolder(within)?.uri.fsPath) ?? vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+    return root ? join(root, readSettings().outputFolder) : undefined;
+  }
+
+  /**
+   * Runs one engine request under a progress indicator. In a notification, Cancel aborts the request, which
+   * kills the engine process, so the work really stops.
+   */
+  withEngineProgress<M extends Method>(method: M, params: Methods[M]['params'], o: EngineProgressOptions): Thenable<Methods[M]['result']> {
+    if (o.location === 'window')
+      return vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: o.title }, () =>
+        this.client.request(method, params),
+      );
+    return vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: o.title, cancellable: true },
+      (progress, token) => {
+        const abort = new AbortController();
+        token.onCancellationRequested(() => abort.abort());
+        let shown = 0;
+        return this.client.request(method, params, {
+          signal: abort.signal,
+          onProgress: (p) => {
+            // withProgress adds increments: report the step from what the bar shows already.
+            const pct = o.percent?.(p);
+            const increment = pct !== undefined && pct > shown ? pct - shown : undefined;
+            if (pct !== undefined) shown = Math.max(shown, pct);
+            progress.report({ message: p.message, increment });
+          },
+        });
+      },
+    );
+  }
+
   /**
    * Runs one attribution with a cancellable progress notification, then shows it in the panel and editor.
-   * Resolves with the outcome (never rejects), which the commands return to their callers: the
-   * extension-host tests read it through `executeCommand`, and so can scripts.
+   * Resolves with the outcome (never rejects), which the commands return to their callers.
    */
-  async attribute(target: PanelTarget): Promise<AttributionOutcome> {
+  async attribute(target: AttributionTarget): Promise<AttributionOutcome> {
     const settings = readSettings();
     this.status.update(settings, { busy: true });
     this.panels.busy(target.uri, 'Computing relevance…');
     const t0 = Date.now();
     try {
       const doc = await vscode.workspace.openTextDocument(target.uri);
-      const result = await this.runEngine(target, settings);
+      const result = await this.withEngineProgress(
+        'attribute',
+        {
+          model: settings.model,
+          rule: settings.rule,
+          device: settings.device,
+          dtype: settings.dtype,
+          maxTokens: settings.maxTokens,
+          request: target.request,
+          mask: this.applied?.mask,
+        },
+        { title: 'LRP Lens' },
+      );
       const engineMs = Date.now() - t0;
       this.panels.show(target, result);
       this.heatmap.paint(doc, result, target.promptOffset);
@@ -96,85 +192,49 @@ export class Container extends Disposable {
       return { result };
     } catch (err) {
       this.status.update(settings);
-      return this.fail(target.uri, err);
+      return this.fail(err, { what: 'relevance computation', prompt: target.uri });
     }
   }
 
-  private runEngine(target: PanelTarget, settings: Settings): Thenable<AttributionResult> {
-    return vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: 'LRP Lens', cancellable: true },
-      (progress, token) => {
-        const abort = new AbortController();
-        token.onCancellationRequested(() => abort.abort());
-        return this.client.request(
-          'attribute',
-          {
-            model: settings.model,
-            rule: settings.rule,
-            device: settings.device,
-            dtype: settings.dtype,
-            maxTokens: settings.maxTokens,
-            request: target.request,
-            mask: this.appliedMask?.mask,
-          },
-          { signal: abort.signal, onProgress: (p) => progress.report({ message: p.message }) },
-        );
-      },
-    );
-  }
-
-  /** lrpLens.outputFolder inside the first workspace folder; undefined without a workspace. */
-  outputFolder(): string | undefined {
-    const root = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
-    return root ? join(root, readSettings().outputFolder) : undefined;
-  }
-
   /**
-   * Runs a long engine request (prune, correct, applyMask) under a cancellable progress notification: Cancel
-   * kills the engine process, so the work really stops.
+   * The one way a failure reaches the user: logged; shown in the prompt's panel; a notification whose buttons
+   * fix it (not waited for), or a plain note for a cancel; and returned as the command's outcome.
    */
-  runTask<M extends Method>(method: M, params: Methods[M]['params'], title: string): Thenable<Methods[M]['result']> {
-    return vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: `LRP Lens: ${title}`, cancellable: true },
-      (progress, token) => {
-        const abort = new AbortController();
-        token.onCancellationRequested(() => abort.abort());
-        let last = 0;
-        return this.client.request(method, params, {
-          signal: abort.signal,
-          onProgress: (p) => {
-            const pct = p.fraction !== undefined ? Math.round(p.fraction * 100) : undefined;
-            // withProgress adds increments; report the stage's fraction as a step from the last one.
-            const increment = pct !== undefined ? pct - last : undefined;
-            if (pct !== undefined) last = pct;
-            progress.report({ message: p.message, increment: increment !== undefined && increment > 0 ? increment : undefined });
-          },
-        });
-      },
-    );
+  fail(err: unknown, at: FailureContext): Failure {
+    const { reason, message } = reasonOf(err);
+    const where = at.prompt && !message.includes(basename(at.prompt.fsPath)) ? `${basename(at.prompt.fsPath)}: ` : '';
+    this.log.error(`${at.what}: ${where}${reason}: ${message}`);
+    if (at.prompt) this.panels.error(at.prompt, message);
+    if (reason === 'cancelled') {
+      void vscode.window.showInformationMessage(`LRP Lens: ${at.what} cancelled.`);
+    } else {
+      const line = at.source ? lineOf(message, basename(at.source.fsPath)) : undefined;
+      const actions: FixAction[] = [...(line ? (['Go to Line'] as const) : []), ...fixActions(reason)];
+      void vscode.window
+        .showErrorMessage(`LRP Lens: ${where}${message}`, ...actions)
+        .then((pick) => pick && this.runFix(pick, at.source && line ? { file: at.source, line } : undefined));
+    }
+    return { error: { reason, message } };
   }
 
-  /** Reports a failed task (not an attribution) like fail() does, without a panel. */
-  failTask(what: string, err: unknown): { error: { reason: string; message: string } } {
-    const e = err instanceof EngineError ? err : new EngineError('internal', (err as Error)?.message ?? String(err));
-    this.log.error(`${what}: ${e.reason}: ${e.message}`);
-    if (e.reason === 'cancelled') void vscode.window.showInformationMessage(`LRP Lens: ${what} cancelled.`);
-    else void this.offerFix(`LRP Lens: ${e.message}`, fixActions(e.reason));
-    return { error: { reason: e.reason, message: e.message } };
-  }
-
-  /**
-   * Logs the error, shows it in the panel and as a notification whose buttons fix it (without waiting for the
-   * user to answer), and returns it as the outcome.
-   */
-  fail(uri: vscode.Uri | undefined, err: unknown): AttributionOutcome {
-    const e = err instanceof EngineError ? err : new EngineError('internal', (err as Error)?.message ?? String(err));
-    const where = uri && !e.message.includes(basename(uri.fsPath)) ? `${basename(uri.fsPath)}: ` : '';
-    this.log.error(`${where}${e.reason}: ${e.message}`);
-    if (uri) this.panels.error(uri, e.message);
-    if (e.reason === 'cancelled') void vscode.window.showInformationMessage('LRP Lens: relevance computation cancelled.');
-    else void this.offerFix(`LRP Lens: ${where}${e.message}`, fixActions(e.reason));
-    return { error: { reason: e.reason, message: e.message } };
+  private async runFix(action: FixAction, at?: { file: vscode.Uri; line: number }): Promise<void> {
+    switch (action) {
+      case 'Go to Line':
+        if (at) await vscode.window.showTextDocument(at.file, { selection: new vscode.Range(at.line - 1, 0, at.line - 1, 0) });
+        return;
+      case 'Restart Engine':
+        await vscode.commands.executeCommand('lrpLens.restartEngine');
+        return;
+      case 'Select Model…':
+        await vscode.commands.executeCommand('lrpLens.selectModel');
+        return;
+      case 'Open Settings':
+        await vscode.commands.executeCommand('workbench.action.openSettings', 'lrpLens.maxTokens');
+        return;
+      case 'Show Log':
+        this.log.show();
+        return;
+    }
   }
 
   /** A crash with a request waiting is reported by that request; an idle crash gets its own notification. */
@@ -185,26 +245,47 @@ export class Container extends Disposable {
       'engine-exited',
       `The LRP Lens engine stopped unexpectedly (${how}). Restart it; the next computation would also start a fresh one.`,
     );
-    void this.fail(undefined, e);
+    void this.fail(e, { what: 'engine' });
   }
 
-  private async offerFix(message: string, actions: FixAction[]): Promise<void> {
-    const pick = await vscode.window.showErrorMessage(message, ...actions);
-    if (pick === 'Restart Engine') await vscode.commands.executeCommand('lrpLens.restartEngine');
-    else if (pick === 'Select Model…') await vscode.commands.executeCommand('lrpLens.selectModel');
-    else if (pick === 'Open Settings') await vscode.commands.executeCommand('workbench.action.openSettings', 'lrpLens.maxTokens');
-    else if (pick === 'Show Log') this.log.show();
+  /** The mask applied with Apply Mask: attributions run on its pruned model until Clear Mask. */
+  get appliedMask(): PrunedModel | undefined {
+    return this.applied;
+  }
+
+  /** Sets (or, with undefined, clears) the applied mask, shows it in the status bar, and keeps it for the next session. */
+  async setAppliedMask(pruned: PrunedModel | undefined): Promise<void> {
+    this.applied = pruned;
+    this.status.setMask(pruned && { name: basename(pruned.mask, '.safetensors'), sparsity: pruned.sparsity });
+    await this.context.workspaceState.update(APPLIED_MASK_KEY, pruned?.mask);
+  }
+
+  /** Re-applies the mask of the last session quietly (the pruned model is cached); a failure only logs. */
+  async restoreAppliedMask(): Promise<void> {
+    const mask = this.context.workspaceState.get<string>(APPLIED_MASK_KEY);
+    if (!mask) return;
+    try {
+      await this.setAppliedMask(await this.client.request('applyMask', { model: readSettings().model, mask }));
+    } catch (err) {
+      this.log.warn(`could not re-apply mask ${mask}: ${(err as Error).message}`);
+      await this.setAppliedMask(undefined);
+    }
+  }
+
+  /** Apply Mask on a mask file, for the panels' and the Circuits view's buttons. */
+  applyMaskFile(path: string): Thenable<unknown> {
+    this.log.info(`applying mask ${path}`);
+    return vscode.commands.executeCommand('lrpLens.applyMask', vscode.Uri.file(path));
+  }
+
+  /** Disposes everything; resolves once the engine process has exited (deactivate returns this). */
+  shutdown(): Promise<void> {
+    this.dispose();
+    return this.client.shutdown();
   }
 }
 
-/** What an attribution command returns: the result, or the error the user was shown. */
-export type AttributionOutcome = { result: AttributionResult } | { error: { reason: string; message: string } };
-
-type FixAction = 'Restart Engine' | 'Select Model…' | 'Open Settings' | 'Show Log';
-
-function fixActions(reason: string): FixAction[] {
-  if (reason === 'engine-exited') return ['Restart Engine', 'Show Log'];
-  if (reason === 'prompt-too-long') return ['Open Settings', 'Show Log'];
-  if (/model|causal/.test(reason)) return ['Select Model…', 'Show Log'];
-  return ['Show Log'];
+function reasonOf(err: unknown): Failure['error'] {
+  if (err instanceof EngineError || err instanceof InputError || LrpLensError.is(err)) return { reason: err.reason, message: err.message };
+  return { reason: 'internal', message: (err as Error)?.message ?? String(err) };
 }

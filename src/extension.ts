@@ -4,41 +4,58 @@ import { Container } from './container';
 import { registerComputeRelevance } from './commands/computeRelevance';
 import { registerAttributeWithLrp } from './commands/attributeWithLrp';
 import { registerExportRelevance } from './commands/exportRelevance';
-import { registerCircuits } from './commands/manageCircuits';
-import { registerClearHeatmap, registerRestartEngine, registerSelectModel, registerShowLog } from './commands/engineCommands';
+import { registerSelectModel } from './commands/selectModel';
+import { registerClearHeatmap } from './commands/clearHeatmap';
+import { registerRestartEngine } from './commands/restartEngine';
+import { registerShowLog } from './commands/showLog';
+import { registerDiscoverCircuit } from './commands/discoverCircuit';
+import { registerNewTaskFile } from './commands/newTaskFile';
+import { registerRefreshCircuits } from './commands/refreshCircuits';
+import { registerOpenCircuit } from './commands/openCircuit';
+import { registerApplyCircuitMask } from './commands/applyCircuitMask';
+import { registerDeleteCircuit } from './commands/deleteCircuit';
+import { registerRevealCircuit } from './commands/revealCircuit';
 import { registerPruneModel } from './commands/pruneModel';
 import { registerSetHubToken, TOKEN_SECRET } from './commands/selectHubModel';
 import { registerCorrectBehaviour } from './commands/correctBehaviour';
-import { registerApplyMask, registerClearMask, registerOpenReport, restoreAppliedMask } from './commands/applyMask';
+import { registerApplyMask } from './commands/applyMask';
+import { registerClearMask } from './commands/clearMask';
+import { registerOpenReport } from './commands/openReport';
 
 let container: Container | undefined;
 
 export function activate(context: vscode.ExtensionContext): void {
-  container = new Container(context);
+  const c = (container = new Container(context));
   context.subscriptions.push(
-    container,
-    registerComputeRelevance(container),
-    registerAttributeWithLrp(container),
-    registerSelectModel(container),
-    registerClearHeatmap(container),
-    registerRestartEngine(container),
-    registerShowLog(container),
-    registerExportRelevance(container),
-    registerCircuits(container),
-    registerPruneModel(container),
-    registerCorrectBehaviour(container),
-    registerApplyMask(container),
-    registerClearMask(container),
-    registerOpenReport(container),
-    registerSetHubToken(container),
+    c,
+    registerComputeRelevance(c),
+    registerAttributeWithLrp(c),
+    registerSelectModel(c),
+    registerClearHeatmap(c),
+    registerRestartEngine(c),
+    registerShowLog(c),
+    registerExportRelevance(c),
+    registerDiscoverCircuit(c),
+    registerNewTaskFile(c),
+    registerRefreshCircuits(c),
+    registerOpenCircuit(c),
+    registerApplyCircuitMask(c),
+    registerDeleteCircuit(c),
+    registerRevealCircuit(),
+    registerPruneModel(c),
+    registerCorrectBehaviour(c),
+    registerApplyMask(c),
+    registerClearMask(c),
+    registerOpenReport(c),
+    registerSetHubToken(c),
   );
-  const c = container;
   void Promise.resolve(context.secrets.get(TOKEN_SECRET)).then((token) => (c.hubToken = token));
-  void restoreAppliedMask(container);
+  void c.restoreAppliedMask();
 }
 
+/** Disposes everything once and resolves when the engine process has exited. */
 export function deactivate(): Promise<void> | undefined {
   const c = container;
   container = undefined;
-  return c ? Promise.resolve(c.client.dispose()).then(() => undefined) : undefined;
+  return c?.shutdown();
 }

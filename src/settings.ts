@@ -2,8 +2,9 @@
 import * as vscode from 'vscode';
 import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import type { RelevanceMode } from './engine/relevance/patterns';
+import type { RelevanceMode } from './engine/relevance/mode';
 import type { Device } from './engine/runtime/device';
+import { DEFAULT_MODEL } from './engine/runtime/model';
 import { isDtype } from './engine/hub/variants';
 import type { Dtype } from './engine/hub/variants';
 
@@ -16,8 +17,6 @@ export interface Settings {
   /** Hub models: the precision variant; undefined ('auto'): the smallest the engine attributes exactly. */
   dtype?: Dtype;
 }
-
-export const DEFAULT_MODEL = 'onnx-community/SmolLM2-135M-ONNX';
 
 export function readSettings(): Settings {
   const c = vscode.workspace.getConfiguration('lrpLens');

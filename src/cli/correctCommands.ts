@@ -2,7 +2,7 @@
  * `lrp-lens correct`: targeted correction. Scores components by R̄_general − R̄_undesired (or a baseline's
  * difference), prunes the lowest `count`, measures the behaviour metric on held-out undesired prompts and
  * perplexity on evaluation text for each count, and saves the chosen point as a mask with the curve in its
- * manifest. The `--json` report (schema `lrp-lens/correct@1`) is documented in the README.
+ * manifest. The `--json` report (schema `lrp-lens/correct@1`) is documented in docs/formats.md.
  */
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';

@@ -9,7 +9,7 @@ import type { AttributeRequest } from '../engine/attribution/attribute';
 import { resolveModel } from '../engine/runtime/model';
 import { compileGraph } from '../engine/runtime/compile';
 import { readModel, writeModelReferencingSource } from '../engine/onnx/io';
-import type { RelevanceMode } from '../engine/relevance/patterns';
+import type { RelevanceMode } from '../engine/relevance/mode';
 import type { Device } from '../engine/runtime/session';
 import { renderSummary } from './heatmap';
 import { inspectModel } from '../engine/runtime/inspect';

@@ -2,8 +2,8 @@
 import * as vscode from 'vscode';
 import type { AttributionOutcome, Container } from '../container';
 import { isPromptsJsonl, parsePromptsJsonl } from '../engine/attribution/promptFile';
-import { EngineError } from '../worker/client';
-import { badArgument, targetFor } from './computeRelevance';
+import { targetFor } from '../attributionTarget';
+import { InputError, asInputError } from '../inputError';
 import { openPromptDocument } from './promptDocument';
 
 /** Returns the outcome (see Container.attribute); undefined when the user dismissed the sample picker. */
@@ -11,7 +11,9 @@ export function registerAttributeWithLrp(c: Container): vscode.Disposable {
   return vscode.commands.registerCommand('lrpLens.attributeFile', async (uri?: vscode.Uri): Promise<AttributionOutcome | undefined> => {
     const target = uri ?? vscode.window.activeTextEditor?.document.uri;
     if (!target)
-      return c.fail(undefined, new EngineError('bad-argument', 'No prompt file given. Choose a prompt file in the explorer, or open one.'));
+      return c.fail(new InputError('No prompt file given. Choose a prompt file in the explorer, or open one.'), {
+        what: 'relevance computation',
+      });
     try {
       const doc = await openPromptDocument(target);
       if (!isPromptsJsonl(doc.fileName)) return await c.attribute(targetFor(doc));
@@ -33,7 +35,7 @@ export function registerAttributeWithLrp(c: Container): vscode.Disposable {
       // The prompt sits JSON-escaped inside its line, so its tokens are not painted into the editor.
       return await c.attribute({ uri: doc.uri, request: { prompt: pick.prompt, target: pick.target, foil: pick.foil }, promptOffset: -1 });
     } catch (err) {
-      return c.fail(target, badArgument(err));
+      return c.fail(asInputError(err), { what: 'relevance computation', prompt: target });
     }
   });
 }

@@ -6,10 +6,11 @@
 import * as vscode from 'vscode';
 import { writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { byFraction } from '../container';
 import type { Container } from '../container';
 import type { CorrectReport } from '../engine/correction/correctionRun';
 import { readSettings } from '../settings';
-import { EngineError } from '../worker/client';
+import { InputError } from '../inputError';
 import { checkedFile, pickWorkspaceFile, requireOutputFolder } from './pickInputs';
 
 export interface CorrectArgs {
@@ -59,13 +60,12 @@ export function parseCounts(v: string): number[] | undefined {
 }
 
 export async function correctBehaviour(c: Container, args: CorrectArgs): Promise<CorrectOutcome> {
-  if (!args.counts?.length)
-    throw new EngineError('bad-argument', 'No count given: say how many components to prune, e.g. 10, or a list such as 5,10,20.');
+  if (!args.counts?.length) throw new InputError('No count given: say how many components to prune, e.g. 10, or a list such as 5,10,20.');
   const folder = requireOutputFolder(c.outputFolder());
   const settings = readSettings();
   const name = args.name ?? `correct-${basename(args.undesired).replace(/\..*$/, '')}`;
   const out = join(folder, 'masks', name);
-  const report = await c.runTask(
+  const report = await c.withEngineProgress(
     'correct',
     {
       model: settings.model,
@@ -83,7 +83,7 @@ export async function correctBehaviour(c: Container, args: CorrectArgs): Promise
       steps: args.steps,
       out,
     },
-    `correcting (${args.metric ?? 'repetition'})`,
+    { title: `LRP Lens: correcting (${args.metric ?? 'repetition'})`, percent: byFraction },
   );
   const reportPath = `${out}.report.json`;
   writeFileSync(reportPath, JSON.stringify(report, null, 2) + '\n');
@@ -100,7 +100,7 @@ export function registerCorrectBehaviour(c: Container): vscode.Disposable {
       const args = given ?? (await pickArgs());
       return args ? await correctBehaviour(c, args) : undefined;
     } catch (err) {
-      return c.failTask('correction', err);
+      return c.fail(err, { what: 'correction' });
     }
   });
 }

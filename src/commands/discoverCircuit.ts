@@ -4,11 +4,12 @@
  */
 import * as vscode from 'vscode';
 import { basename, join } from 'node:path';
+import type { Container, Failure } from '../container';
 import type { CircuitRecord } from '../engine/circuits/discover';
 import type { Granularity, Ranking } from '../engine/circuits/search';
-import { EngineError } from '../worker/client';
+import type { ProgressNotification } from '../worker/protocol';
+import { InputError } from '../inputError';
 import { readSettings } from '../settings';
-import type { CircuitsFeature } from './manageCircuits';
 
 export interface DiscoverChoices {
   method: string;
@@ -19,9 +20,10 @@ export interface DiscoverChoices {
 }
 
 /** What the command returns: the record and the folder written, or the error the user was shown. */
-export type DiscoverOutcome = { record: CircuitRecord; dir: string } | { error: { reason: string; message: string } };
+export type DiscoverOutcome = { record: CircuitRecord; dir: string } | Failure;
 
 const METHODS = ['lrp', 'wanda', 'gradient', 'activation'];
+const WHAT = 'circuit discovery';
 
 export function taskStem(file: string): string {
   return (
@@ -31,44 +33,49 @@ export function taskStem(file: string): string {
   );
 }
 
-export function circuitDir(
-  root: string,
-  outputFolder: string,
-  taskFile: string,
-  c: Pick<DiscoverChoices, 'method' | 'granularity'>,
-): string {
-  return join(root, outputFolder, 'circuits', `${taskStem(taskFile)}-${c.method}-${c.granularity}`);
+/** Where a circuit of `taskFile` found with these choices is written, inside the output folder. */
+export function circuitDir(outputFolder: string, taskFile: string, c: Pick<DiscoverChoices, 'method' | 'granularity'>): string {
+  return join(outputFolder, 'circuits', `${taskStem(taskFile)}-${c.method}-${c.granularity}`);
 }
 
-export function registerDiscoverCircuit(f: CircuitsFeature): vscode.Disposable {
+/** The bar follows the sweep over sparsities, which is most of the time. */
+function sweepPercent(p: ProgressNotification['params']): number | undefined {
+  return p.stage === 'sweep' && p.total ? (100 * (p.done ?? 0)) / p.total : undefined;
+}
+
+export function registerDiscoverCircuit(c: Container): vscode.Disposable {
   return vscode.commands.registerCommand(
     'lrpLens.discoverCircuit',
     async (uri?: vscode.Uri, options?: Partial<DiscoverChoices>): Promise<DiscoverOutcome | undefined> => {
       const task = uri ?? vscode.window.activeTextEditor?.document.uri;
       if (!task || !/\.task\.jsonl$/i.test(task.fsPath))
-        return f.fail(
-          new EngineError(
-            'bad-argument',
+        return c.fail(
+          new InputError(
             'Discover Circuit needs a task file (*.task.jsonl). Choose one in the explorer, open one, or create one with "LRP Lens: New Task File…".',
           ),
+          { what: WHAT },
         );
-      const root = vscode.workspace.getWorkspaceFolder(task)?.uri.fsPath ?? vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
-      if (!root)
-        return f.fail(new EngineError('bad-argument', 'Open a workspace folder first: circuits are written to its lrpLens.outputFolder.'));
+      const folder = c.outputFolder(task);
+      if (!folder)
+        return c.fail(new InputError('Open a workspace folder first: circuits are written to its lrpLens.outputFolder.'), { what: WHAT });
       const choices = options ? withDefaults(options) : await pickChoices();
       if (!choices) return undefined;
       const settings = readSettings();
-      const dir = circuitDir(root, settings.outputFolder, task.fsPath, choices);
+      const dir = circuitDir(folder, task.fsPath, choices);
       try {
-        const record = await run(f, { ...choices, model: settings.model, device: settings.device, task: task.fsPath, out: dir });
-        f.log.info(
+        const record = await c.withEngineProgress(
+          'circuit',
+          { ...choices, model: settings.model, device: settings.device, task: task.fsPath, out: dir },
+          { title: `LRP Lens: discovering a circuit (${choices.method}, ${choices.granularity})`, percent: sweepPercent },
+        );
+        c.log.info(
           `circuit ${record.task.name}: ${record.method}/${record.granularity} ${(record.circuit.sparsity * 100).toFixed(1)}% pruned, ${(record.circuit.retained * 100).toFixed(1)}% kept → ${dir}`,
         );
-        f.view.refresh();
-        f.panels.show(join(dir, 'circuit.json'));
+        c.circuitsView.refresh();
+        c.circuitPanels.show(join(dir, 'circuit.json'));
         return { record, dir };
       } catch (err) {
-        return f.fail(err, task);
+        return c.fail(err, { what: WHAT, source: task });
       }
     },
   );
@@ -82,32 +89,6 @@ function withDefaults(o: Partial<DiscoverChoices>): DiscoverChoices {
     threshold: o.threshold ?? 0.9,
     compare: o.compare ?? [],
   };
-}
-
-function run(
-  f: CircuitsFeature,
-  params: DiscoverChoices & { model: string; device: 'cpu' | 'cuda'; task: string; out: string },
-): Thenable<CircuitRecord> {
-  return vscode.window.withProgress(
-    {
-      location: vscode.ProgressLocation.Notification,
-      title: `LRP Lens: discovering a circuit (${params.method}, ${params.granularity})`,
-      cancellable: true,
-    },
-    (progress, token) => {
-      const abort = new AbortController();
-      token.onCancellationRequested(() => abort.abort());
-      let last = 0;
-      return f.client.request('circuit', params, {
-        signal: abort.signal,
-        onProgress: (p) => {
-          const overall = p.stage === 'sweep' && p.total ? (100 * (p.done ?? 0)) / p.total : undefined;
-          progress.report({ message: p.message, increment: overall === undefined ? undefined : Math.max(0, overall - last) });
-          if (overall !== undefined) last = Math.max(last, overall);
-        },
-      });
-    },
-  );
 }
 
 async function pickChoices(): Promise<DiscoverChoices | undefined> {

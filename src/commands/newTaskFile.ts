@@ -2,9 +2,9 @@
 import * as vscode from 'vscode';
 import { join } from 'node:path';
 import type { TaskKind } from '../engine/tasks/generators';
-import { EngineError } from '../worker/client';
+import type { Container } from '../container';
+import { InputError } from '../inputError';
 import { readSettings } from '../settings';
-import type { CircuitsFeature } from './manageCircuits';
 
 export interface NewTaskOptions {
   kind: TaskKind;
@@ -16,25 +16,29 @@ export interface NewTaskOptions {
   open?: boolean;
 }
 
-export function registerNewTaskFile(f: CircuitsFeature): vscode.Disposable {
+const WHAT = 'generating the task';
+
+export function registerNewTaskFile(c: Container): vscode.Disposable {
   return vscode.commands.registerCommand('lrpLens.newTaskFile', async (options?: NewTaskOptions): Promise<string | undefined> => {
     const root = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
     if (!root) {
-      f.fail(new EngineError('bad-argument', 'Open a workspace folder first: the task file is written into it.'));
+      c.fail(new InputError('Open a workspace folder first: the task file is written into it.'), { what: WHAT });
       return undefined;
     }
     const o = options ?? (await ask());
     if (!o) return undefined;
     const out = o.out ? (o.out.startsWith('/') ? o.out : join(root, o.out)) : join(root, `${o.kind}.task.jsonl`);
     try {
-      const made = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'LRP Lens: generating task' }, () =>
-        f.client.request('makeTask', { kind: o.kind, n: o.n ?? 120, seed: o.seed ?? 1, model: readSettings().model, out }),
+      const made = await c.withEngineProgress(
+        'makeTask',
+        { kind: o.kind, n: o.n ?? 120, seed: o.seed ?? 1, model: readSettings().model, out },
+        { title: 'LRP Lens: generating task', location: 'window' },
       );
-      f.log.info(`wrote ${made.samples} ${o.kind} samples to ${made.path}`);
+      c.log.info(`wrote ${made.samples} ${o.kind} samples to ${made.path}`);
       if (o.open !== false) await vscode.window.showTextDocument(vscode.Uri.file(made.path));
       return made.path;
     } catch (err) {
-      f.fail(err);
+      c.fail(err, { what: WHAT });
       return undefined;
     }
   });

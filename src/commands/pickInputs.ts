@@ -2,7 +2,7 @@
 import * as vscode from 'vscode';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { EngineError } from '../worker/client';
+import { InputError } from '../inputError';
 
 const TEXT_GLOB = '**/*.{txt,md,prompt,prompts.jsonl,jsonl}';
 const EXCLUDE = '**/{node_modules,.git,dist,out}/**';
@@ -14,8 +14,7 @@ export async function pickWorkspaceFile(
 ): Promise<string | null | undefined> {
   const files = await vscode.workspace.findFiles(opts.glob ?? TEXT_GLOB, EXCLUDE, 500);
   if (files.length === 0 && !opts.optional) {
-    throw new EngineError(
-      'bad-argument',
+    throw new InputError(
       `${title}: no text or *.prompts.jsonl file in the workspace. Add one (plain text, or one JSON object with "prompt" per line) and run the command again.`,
     );
   }
@@ -31,16 +30,14 @@ export async function pickWorkspaceFile(
 export function checkedFile(path: string, what: string): string {
   const root = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
   const abs = isAbsolute(path) || !root ? path : join(root, path);
-  if (!existsSync(abs))
-    throw new EngineError('bad-argument', `The ${what} file ${abs} does not exist. Pick an existing text or *.prompts.jsonl file.`);
+  if (!existsSync(abs)) throw new InputError(`The ${what} file ${abs} does not exist. Pick an existing text or *.prompts.jsonl file.`);
   if (!statSync(abs).isFile() || readFileSync(abs, 'utf8').trim() === '')
-    throw new EngineError('bad-argument', `The ${what} file ${abs} is empty. Give it some text (or prompts, one JSON object a line).`);
+    throw new InputError(`The ${what} file ${abs} is empty. Give it some text (or prompts, one JSON object a line).`);
   return abs;
 }
 
 /** The output folder, or an error saying to open a workspace. */
 export function requireOutputFolder(folder: string | undefined): string {
-  if (!folder)
-    throw new EngineError('bad-argument', 'Open a workspace folder first: masks and reports are written into its lrpLens.outputFolder.');
+  if (!folder) throw new InputError('Open a workspace folder first: masks and reports are written into its lrpLens.outputFolder.');
   return folder;
 }

@@ -1,7 +1,7 @@
 /** Opens a prompt file as text, refusing binary files with a message that says what a prompt file must be. */
 import * as vscode from 'vscode';
 import { basename } from 'node:path';
-import { EngineError } from '../worker/client';
+import { InputError } from '../inputError';
 
 /** Why `bytes` are not a UTF-8 text file, or undefined when they are. */
 export function binaryProblem(bytes: Uint8Array): string | undefined {
@@ -22,8 +22,7 @@ export async function openPromptDocument(uri: vscode.Uri): Promise<vscode.TextDo
   if (uri.scheme === 'file') {
     const problem = binaryProblem(await vscode.workspace.fs.readFile(uri));
     if (problem) {
-      throw new EngineError(
-        'bad-argument',
+      throw new InputError(
         `${basename(uri.fsPath)} is not a text file: ${problem}. A prompt file must be UTF-8 text; put the prompt in a .prompt text file.`,
       );
     }

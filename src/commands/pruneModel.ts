@@ -6,12 +6,13 @@
 import * as vscode from 'vscode';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { byFraction } from '../container';
 import type { Container } from '../container';
 import type { PruneReport } from '../engine/pruning/pruneRun';
-import { reportKind } from '../views/reportPanels/viewModel';
-import type { CompareReport } from '../views/reportPanels/viewModel';
+import { reportKind } from '../views/reportPanel/viewModel';
+import type { CompareReport } from '../views/reportPanel/viewModel';
 import { readSettings } from '../settings';
-import { EngineError } from '../worker/client';
+import { InputError } from '../inputError';
 import { checkedFile, pickWorkspaceFile, requireOutputFolder } from './pickInputs';
 
 export const PRUNE_METHODS = ['lrp', 'wanda', 'magnitude', 'gradient', 'random'] as const;
@@ -89,12 +90,10 @@ async function pickSparsity(): Promise<number | undefined> {
 
 function checkArgs(a: PruneArgs): void {
   if (!(PRUNE_METHODS as readonly string[]).includes(a.method))
-    throw new EngineError('bad-argument', `Unknown pruning method '${a.method}'. Use one of ${PRUNE_METHODS.join(', ')}.`);
-  if (!(a.sparsity > 0 && a.sparsity < 1))
-    throw new EngineError('bad-argument', `Sparsity ${a.sparsity} is not a fraction in (0, 1). Give e.g. 0.5.`);
+    throw new InputError(`Unknown pruning method '${a.method}'. Use one of ${PRUNE_METHODS.join(', ')}.`);
+  if (!(a.sparsity > 0 && a.sparsity < 1)) throw new InputError(`Sparsity ${a.sparsity} is not a fraction in (0, 1). Give e.g. 0.5.`);
   if (!a.reference && a.method !== 'magnitude' && a.method !== 'random') {
-    throw new EngineError(
-      'bad-argument',
+    throw new InputError(
       `The ${a.method} method needs a reference file (text or *.prompts.jsonl) to score the weights on. Pick one, or use magnitude.`,
     );
   }
@@ -118,7 +117,7 @@ export async function pruneModel(c: Container, args: PruneArgs): Promise<PruneOu
   const settings = readSettings();
   const name = args.name ?? `${args.method}-${Math.round(args.sparsity * 100)}`;
   const out = join(folder, 'masks', name);
-  const report = await c.runTask(
+  const report = await c.withEngineProgress(
     'prune',
     {
       model: settings.model,
@@ -133,7 +132,7 @@ export async function pruneModel(c: Container, args: PruneArgs): Promise<PruneOu
       generationTokens: 30,
       out,
     },
-    `pruning with ${args.method} at ${Math.round(args.sparsity * 100)}%`,
+    { title: `LRP Lens: pruning with ${args.method} at ${Math.round(args.sparsity * 100)}%`, percent: byFraction },
   );
   mkdirSync(join(folder, 'masks'), { recursive: true });
   const reportPath = `${out}.report.json`;
@@ -151,7 +150,7 @@ export function registerPruneModel(c: Container): vscode.Disposable {
       const args = given ?? (await pickArgs());
       return args ? await pruneModel(c, args) : undefined;
     } catch (err) {
-      return c.failTask('pruning', err);
+      return c.fail(err, { what: 'pruning' });
     }
   });
 }

@@ -36,3 +36,19 @@ export class LrpLensError extends Error {
     return { reason: this.reason, message: this.message };
   }
 }
+
+/** What an error about a graph node names: its op type (with domain) and its name. */
+export interface NamedNode {
+  opType: string;
+  domain: string;
+  name: string;
+}
+
+/** An op (or a use of one) that canonicalisation and the rule table do not cover. */
+export function unsupported(n: NamedNode, what: string): LrpLensError {
+  return new LrpLensError(
+    'unsupported-op',
+    `Unsupported: ${what} (op ${n.domain ? `${n.domain}.` : ''}${n.opType}, node '${n.name}'). ` +
+      'Report the model so a rule can be added, or re-export it with standard ONNX ops.',
+  );
+}

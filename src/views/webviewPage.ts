@@ -21,24 +21,28 @@ export function panelCsp(cspSource: string, nonce: string): string {
   ].join('; ');
 }
 
-export interface WebviewPageOptions {
+/** What a panel's page loads: the webview's CSP source and the URIs of the panel's bundle and stylesheet. */
+export interface PanelAssets {
+  /** webview.cspSource */
   cspSource: string;
+  /** asWebviewUri(dist/webview/PANEL.js) */
+  scriptUri: string;
+  /** asWebviewUri(media/PANEL.css) */
+  styleUri: string;
   /** Fresh per render; newNonce() when omitted. */
   nonce?: string;
-  scriptUri: string;
-  styleUri: string;
+}
+
+export interface WebviewPageOptions extends PanelAssets {
   /** Plain text; escaped here. */
   title: string;
-  /** Markup of the body, before the scripts. */
+  /** Markup of the body, before the script. */
   body: string;
-  /** Module scripts loaded before the panel's own (e.g. the elements as a separate bundle). */
-  moduleUris?: string[];
 }
 
 export function webviewPage(o: WebviewPageOptions): string {
   const nonce = o.nonce ?? newNonce();
   const attr = escapeMarkup;
-  const modules = (o.moduleUris ?? []).map((uri) => `<script type="module" nonce="${attr(nonce)}" src="${attr(uri)}"></script>`).join('');
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -50,7 +54,7 @@ export function webviewPage(o: WebviewPageOptions): string {
 </head>
 <body>
 ${o.body}
-${modules}<script nonce="${attr(nonce)}" src="${attr(o.scriptUri)}"></script>
+<script nonce="${attr(nonce)}" src="${attr(o.scriptUri)}"></script>
 </body>
 </html>`;
 }

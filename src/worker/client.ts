@@ -58,6 +58,7 @@ export class EngineClient {
   /** Children we killed on purpose (cancel, restart, dispose), so their exit is not reported as a crash. */
   private readonly intentionalKills = new WeakSet<ChildProcess>();
   private disposed = false;
+  private shutdownDone?: Promise<void>;
 
   constructor(private readonly options: EngineClientOptions) {}
 
@@ -99,10 +100,27 @@ export class EngineClient {
     this.stop(new EngineError('cancelled', 'The engine was restarted.'));
   }
 
-  dispose(): void {
+  /**
+   * Stops the engine for good (pending requests reject, new ones are refused) and resolves once its process
+   * has exited. Calling it again returns the same promise.
+   */
+  shutdown(): Promise<void> {
+    if (this.shutdownDone) return this.shutdownDone;
     this.disposed = true;
+    const child = this.child;
+    const gone =
+      child && child.exitCode === null && child.signalCode === null
+        ? new Promise<void>((done) => child.once('exit', () => done()))
+        : undefined;
     this.stop(new EngineError('cancelled', 'The engine was shut down.'));
     this.exitListeners.clear();
+    this.shutdownDone = gone ?? Promise.resolve();
+    return this.shutdownDone;
+  }
+
+  /** shutdown() without waiting for the process to exit. */
+  dispose(): void {
+    void this.shutdown();
   }
 
   private ensureStarted(): ChildProcess {

@@ -108,9 +108,7 @@ const STAGE_WORDS: Record<DiscoverStage, string> = {
 
 /** Circuit discovery; the engine's cancel is the process kill, so no signal is needed here. */
 async function circuit(params: CircuitParams, progress: Progress): Promise<CircuitRecord> {
-  const { offline, ...options } = params;
-  if (offline) process.env.LRP_LENS_OFFLINE = '1';
-  const record = await discoverCircuit(options, {
+  const record = await discoverCircuit(params, {
     onProgress: (stage, done, total, detail) => {
       const what = `${STAGE_WORDS[stage]}${detail && stage === 'sweep' ? ` (${detail})` : ''}`;
       progress(total > 1 ? `${what} ${done}/${total}` : what, total > 0 ? done / total : undefined, { stage, done, total });

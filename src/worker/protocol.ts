@@ -6,7 +6,7 @@
 import type { AttributeRequest } from '../engine/attribution/attribute';
 import type { AttributionResult } from '../engine/attribution/result';
 import type { LrpErrorReason } from '../engine/errors';
-import type { RelevanceMode } from '../engine/relevance/patterns';
+import type { RelevanceMode } from '../engine/relevance/mode';
 import type { Device } from '../engine/runtime/device';
 import type { ModelReport } from '../engine/runtime/inspect';
 import type { CircuitRecord, DiscoverOptions } from '../engine/circuits/discover';
@@ -75,7 +75,8 @@ export interface MakeTaskParams {
   out: string;
 }
 
-export type CircuitParams = DiscoverOptions & { offline?: boolean };
+/** `offline` travels with each request, so it holds for that request only. */
+export type CircuitParams = DiscoverOptions;
 
 export type Method = keyof Methods;
 

@@ -7,8 +7,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { standaloneReportHtml } from '../../src/views/reportPanels/html';
-import { correctionViewModel, pruningViewModel } from '../../src/views/reportPanels/viewModel';
+import { standaloneReportHtml } from '../../src/views/reportPanel/html';
+import { correctionViewModel, pruningViewModel } from '../../src/views/reportPanel/viewModel';
 import { buildCircuitViewModel } from '../../src/views/circuitPanel/viewModel';
 import { reportSvg } from '../../src/views/circuitPanel/svg';
 

@@ -403,8 +403,20 @@ try {
     await page.keyboard.press('Escape');
   }
   const editorLines = page.locator('.part.editor .editor-instance .monaco-editor .view-lines').first();
-  await page.locator('.part.editor .monaco-editor .view-lines', { hasText: 'Once upon a time' }).first().waitFor({ timeout: 15000 });
-  check('lily.prompt opened in editor', true, JSON.stringify(await editorLines.textContent()));
+  await page
+    .locator('.part.editor .monaco-editor .view-lines', { hasText: 'Once upon a time' })
+    .first()
+    .waitFor({ timeout: 15000 })
+    .catch(() => log('lily.prompt: the prompt text did not appear in an editor'));
+  // One active tab per editor group: lily.prompt must be the active tab of one of them.
+  const activeTabs = (await page.locator('.tabs-container .tab.active').allTextContents()).map((t) => t.trim());
+  // Monaco renders spaces as U+00A0; \s matches both.
+  const editorText = ((await editorLines.textContent().catch(() => '')) ?? '').replace(/\s+/g, ' ');
+  check(
+    'lily.prompt opened in editor',
+    activeTabs.some((t) => t.startsWith('lily.prompt')) && editorText.includes('Once upon a time, there was a little girl named'),
+    `active tabs ${JSON.stringify(activeTabs)}, text ${JSON.stringify(editorText)}`,
+  );
   const langLabel = await page
     .locator('.statusbar-item#status\\.editor\\.mode')
     .textContent()

@@ -14,7 +14,7 @@ import type { TokenBatch } from '../../src/engine/runtime/feeds';
 import { Session, tensorNumbers } from '../../src/engine/runtime/session';
 import type { HostTensor } from '../../src/engine/runtime/session';
 import { findEmbeddings } from '../../src/engine/relevance/patterns';
-import type { RelevanceMode } from '../../src/engine/relevance/patterns';
+import type { RelevanceMode } from '../../src/engine/relevance/mode';
 import type { CompiledInfo, CompileOptions } from '../../src/engine/relevance/compiler';
 
 export interface Values {

@@ -13,7 +13,7 @@ import { emptyGraph, makeAttribute, valueInfo } from '../../src/engine/onnx/buil
 import { encodeModel, readModel, writeModel, writeModelWithExternalData } from '../../src/engine/onnx/io';
 import { AttributionEngine } from '../../src/engine/attribution/attribute';
 import { isExternal } from '../../src/engine/onnx/externalData';
-import { makeRawTensor, makeTensor, tensorFloats } from '../../src/engine/onnx/tensor';
+import { float16ToFloat32, makeRawTensor, makeTensor, tensorFloats } from '../../src/engine/onnx/tensor';
 import { buildGpt2Like, buildLlamaLike } from '../../src/engine/onnx/synthetic';
 import type { SyntheticConfig } from '../../src/engine/onnx/synthetic';
 import {
@@ -27,7 +27,7 @@ import {
 } from '../../src/engine/onnx/syntheticVariants';
 import type { HalfType, NBitsOptions } from '../../src/engine/onnx/syntheticVariants';
 import { canonicalize } from '../../src/engine/relevance/canonicalize';
-import { float16ToFloat32, halfToFloat32 } from '../../src/engine/relevance/rewrites/graphPasses';
+import { halfToFloat32 } from '../../src/engine/relevance/rewrites/graphPasses';
 import { countEmbedded } from '../../src/engine/relevance/rewrites/quantized';
 import { LrpLensError } from '../../src/engine/errors';
 import { causalLmFeeds, inputSpecs, leftPad } from '../../src/engine/runtime/feeds';

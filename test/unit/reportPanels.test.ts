@@ -2,11 +2,11 @@
 import assert from 'node:assert/strict';
 import type { PruneReport } from '../../src/engine/pruning/pruneRun';
 import type { CorrectReport } from '../../src/engine/correction/correctionRun';
-import { barsSvg, lineChartSvg } from '../../src/views/reportPanels/charts';
-import { correctionViewModel, pruningCurves, pruningViewModel, reportKind } from '../../src/views/reportPanels/viewModel';
-import type { CompareReport } from '../../src/views/reportPanels/viewModel';
-import { reportPanelHtml, standaloneReportHtml } from '../../src/views/reportPanels/html';
-import { isReportWebviewMessage } from '../../src/views/reportPanels/protocol';
+import { barsSvg, lineChartSvg } from '../../src/views/reportPanel/svg';
+import { correctionViewModel, pruningCurves, pruningViewModel, reportKind } from '../../src/views/reportPanel/viewModel';
+import type { CompareReport } from '../../src/views/reportPanel/viewModel';
+import { reportPanelHtml, standaloneReportHtml } from '../../src/views/reportPanel/html';
+import { isWebviewMessage } from '../../src/views/reportPanel/protocol';
 
 const EVIL = '<img src=x onerror=alert(1)>';
 
@@ -228,13 +228,16 @@ describe('report panels: SVG and HTML', () => {
   });
 
   it('correction shell: curves, both example tables, components, only the buttons asked for', () => {
-    const html = reportPanelHtml(correctionViewModel(correctReport()), {
-      cspSource: 'c',
-      nonce: 'n',
-      scriptUri: 's',
-      styleUri: 'y',
-      actions: ['apply', 'exportJson'],
-    });
+    const html = reportPanelHtml(
+      correctionViewModel(correctReport()),
+      {
+        cspSource: 'c',
+        nonce: 'n',
+        scriptUri: 's',
+        styleUri: 'y',
+      },
+      ['apply', 'exportJson'],
+    );
     assert.equal((html.match(/class="chart"/g) ?? []).length, 2);
     assert.ok(html.includes('Undesired prompts') && html.includes('General prompts'));
     assert.ok(html.includes('&lt;b&gt;cake&lt;/b&gt;'));
@@ -250,9 +253,12 @@ describe('report panels: SVG and HTML', () => {
     assert.ok(!/(src|href)="http/.test(html));
   });
 
-  it('accepts only known button messages from the webview', () => {
-    assert.ok(isReportWebviewMessage({ type: 'action', action: 'apply' }));
-    assert.ok(!isReportWebviewMessage({ type: 'action', action: 'rm -rf' }));
-    assert.ok(!isReportWebviewMessage(null));
+  it('accepts only known button messages and the handshake from the webview', () => {
+    assert.ok(isWebviewMessage({ type: 'action', action: 'apply' }));
+    assert.ok(isWebviewMessage({ type: 'ready' }));
+    assert.ok(isWebviewMessage({ type: 'rendered', ms: 3 }));
+    assert.ok(!isWebviewMessage({ type: 'rendered', ms: 'soon' }));
+    assert.ok(!isWebviewMessage({ type: 'action', action: 'rm -rf' }));
+    assert.ok(!isWebviewMessage(null));
   });
 });

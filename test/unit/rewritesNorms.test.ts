@@ -14,7 +14,7 @@ import { dtypeCode } from '../../src/engine/onnx/tensor';
 import type { FloatDType } from '../../src/engine/onnx/tensor';
 import { encodeModel } from '../../src/engine/onnx/io';
 import { canonicalize } from '../../src/engine/relevance/canonicalize';
-import type { RelevanceMode } from '../../src/engine/relevance/patterns';
+import type { RelevanceMode } from '../../src/engine/relevance/mode';
 import { Session, floatTensor, tensorNumbers } from '../../src/engine/runtime/session';
 import { CompiledModel, budget, cloneGraph, erf, finiteDifferences, relativeError, single } from './helpers';
 import type { Outputs, Seed } from './helpers';

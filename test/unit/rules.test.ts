@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { GraphBuilder, emptyGraph, valueInfo } from '../../src/engine/onnx/builder';
 import type { Graph } from '../../src/engine/onnx/graph';
-import type { RelevanceMode } from '../../src/engine/relevance/patterns';
+import type { RelevanceMode } from '../../src/engine/relevance/mode';
 import { CompiledModel, erf, single } from './helpers';
 import type { Outputs } from './helpers';
 

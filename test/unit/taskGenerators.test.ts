@@ -107,12 +107,15 @@ describe('task generators on stories260k', function () {
     assert.ok(mean(byGender('boy')) > 0 && mean(byGender('girl')) > 0, 'both genders right on average');
   });
 
-  it("ioi with the tokenizer uses single-token names only, and reports the model's IOI accuracy", async () => {
+  it('ioi with the tokenizer uses single-token names only, and stories260k is near chance on it (accuracy in [0.2, 0.8])', async () => {
     const task = ioiTask({ n: 60, seed: 0, tokenizer: tok });
     const names = new Set(task.samples.flatMap((s) => [s.target, s.foil!]));
     assert.doesNotThrow(() => tokenizeTask(task, tok));
     assert.ok(!names.has(' Mary') && names.size >= 2, 'multi-token names (" Mary" is 3 tokens here) are left out');
     const r = await evaluate(task);
     console.log(`      ioi names ${[...names].join(',')}: accuracy ${r.accuracy.toFixed(3)}, mean logit diff ${r.meanDiff.toFixed(2)}`);
+    assert.equal(r.accuracy, r.diffs.filter((d) => d > 0).length / r.diffs.length, 'accuracy = fraction of samples with target above foil');
+    // Why the circuit docs and tests use the pronoun task: this 260k-parameter model does not do IOI (it does the pronoun task at 1.0).
+    assert.ok(r.accuracy >= 0.2 && r.accuracy <= 0.8, `ioi accuracy ${r.accuracy} is not near chance`);
   });
 });

@@ -4,11 +4,12 @@
  * beforehand, otherwise these tests fail on the missing dist/worker.js.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { EngineClient, EngineError } from '../../src/worker/client';
 import type { ExitInfo } from '../../src/worker/client';
-import type { AttributeParams, Method, ProgressNotification } from '../../src/worker/protocol';
+import type { AttributeParams, CircuitParams, Method, ProgressNotification } from '../../src/worker/protocol';
 import { STORIES, SHARED, requireShared } from './sharedModel';
 
 const WORKER = resolve(__dirname, '..', '..', 'dist', 'worker.js');
@@ -16,6 +17,11 @@ const PROMPT = 'Once upon a time, there was a little girl named';
 
 function params(overrides: Partial<AttributeParams> = {}): AttributeParams {
   return { model: STORIES, rule: 'attnlrp', device: 'cpu', offline: true, request: { prompt: PROMPT, target: ' Lily' }, ...overrides };
+}
+
+/** A circuit request on `model` that fails while loading it (the task file is never reached). */
+function circuitParams(model: string): CircuitParams {
+  return { model, task: 'none.task.jsonl', method: 'lrp', granularity: 'heads', ranking: 'global', threshold: 0.9, out: tmpdir() };
 }
 
 function progressRecorder(): { messages: string[]; onProgress: (p: ProgressNotification['params']) => void } {
@@ -178,6 +184,33 @@ describe('engine worker process', function () {
     client.restart();
     const r = await client.request('attribute', params());
     assert.equal(r.target.text, ' Lily');
+  });
+
+  it('shutdown resolves once the engine process has exited, and again at once when called twice', async () => {
+    const { pid } = await client.request('ping', {});
+    const first = client.shutdown();
+    assert.equal(client.shutdown(), first, 'the same shutdown, not a second one');
+    await first;
+    assert.equal(isAlive(pid), false, `engine ${pid} still running after shutdown resolved`);
+    assert.equal((await rejection(client.request('ping', {}))).reason, 'internal');
+  });
+
+  it('an offline request does not make later requests offline', async () => {
+    const hubOnline = new EngineClient({
+      workerPath: WORKER,
+      env: { ...process.env, LRP_LENS_CACHE: mkdtempSync(join(tmpdir(), 'lrp-offline-')), LRP_LENS_OFFLINE: '', HF_HUB_OFFLINE: '' },
+    });
+    try {
+      const missing = 'lrp-lens-test/not-cached';
+      const offline = await rejection(hubOnline.request('circuit', { ...circuitParams(missing), offline: true }));
+      assert.match(offline.message, /downloads are disabled/);
+      const later = await rejection(hubOnline.request('circuit', circuitParams(missing)));
+      assert.equal(later.reason, 'model-not-found');
+      assert.doesNotMatch(later.message, /downloads are disabled/, 'the later request tried to download');
+      assert.match(later.message, /Could not download|HTTP \d+/);
+    } finally {
+      await hubOnline.shutdown();
+    }
   });
 
   it('rejects pending requests on dispose and refuses new ones', async () => {

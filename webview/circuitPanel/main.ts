@@ -10,6 +10,7 @@ import { curvesSvg, graphSvg, reportSvg } from '../../src/views/circuitPanel/svg
 import { DEFAULT_TOP_K, buildCircuitViewModel, formatNumber } from '../../src/views/circuitPanel/viewModel';
 import type { CircuitViewModel, GraphEdgeView, PinnedView } from '../../src/views/circuitPanel/viewModel';
 import { el, statusLine, svgBlock, svgToPng, vsCodeApi } from '../shared/dom';
+import { connect, postRendered } from '../shared/panel';
 
 const vscode = vsCodeApi<WebviewMessage, CircuitPanelState>();
 const app = document.getElementById('app') as HTMLElement;
@@ -177,10 +178,7 @@ function onMessage(m: HostMessage): void {
   shown = { record: m.record, title: m.title };
   saveState({ ...state, uri: m.uri });
   render();
-  requestAnimationFrame(() => post({ type: 'rendered', ms: performance.now() - t0 }));
+  postRendered(vscode, t0);
 }
 
-window.addEventListener('message', (e: MessageEvent) => {
-  if (isHostMessage(e.data)) onMessage(e.data);
-});
-post({ type: 'ready' });
+connect(vscode, isHostMessage, onMessage);

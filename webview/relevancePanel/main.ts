@@ -17,6 +17,7 @@ import type { Heatmap, PredictionView, RelevanceViewModel, TokenView } from '../
 import { drawsOnCanvas } from '../../src/views/relevancePanel/heatmapLayout';
 import { heatmapCanvas } from './heatmapCanvas';
 import { el, statusLine, svgBlock, svgToPng, vsCodeApi } from '../shared/dom';
+import { connect, postRendered } from '../shared/panel';
 
 const vscode = vsCodeApi<WebviewMessage, PanelState>();
 const app = document.getElementById('app') as HTMLElement;
@@ -187,7 +188,6 @@ function neuronsPanel(vm: RelevanceViewModel): HTMLElement {
   select.addEventListener('change', () => {
     const layer = Number(select.value);
     saveState({ ...state, layer });
-    post({ type: 'selectLayer', layer });
     render();
   });
   const caption = `Top ${vm.neurons.bars.length} of ${vm.neurons.count} MLP neurons by |relevance|`;
@@ -221,7 +221,7 @@ function onMessage(message: HostMessage): void {
         token: state.token !== undefined && state.token < message.result.tokens.length ? state.token : undefined,
       });
       render();
-      afterNextFrame(() => post({ type: 'rendered', ms: performance.now() - t0 }));
+      postRendered(vscode, t0);
       break;
     }
     case 'busy':
@@ -233,15 +233,7 @@ function onMessage(message: HostMessage): void {
   }
 }
 
-/** Runs once the frame that shows the current DOM has been drawn (a rAF, then a task after it). */
-function afterNextFrame(callback: () => void): void {
-  requestAnimationFrame(() => setTimeout(callback, 0));
-}
-
 // A theme change restyles the SVG (currentColor) but not a canvas: draw again in the new colours.
 new MutationObserver(() => shown && render()).observe(document.body, { attributes: true, attributeFilter: ['class'] });
 
-window.addEventListener('message', (event: MessageEvent) => {
-  if (isHostMessage(event.data)) onMessage(event.data);
-});
-post({ type: 'ready' });
+connect(vscode, isHostMessage, onMessage);

@@ -16,9 +16,9 @@ import { Session, tensorNumbers } from '../runtime/session';
 import type { Device } from '../runtime/session';
 import { causalLmFeeds, padBatch, seedFeeds } from '../runtime/feeds';
 import type { InputSpec } from '../onnx/graph';
-import { ABSORBED_KINDS, IO } from '../relevance/compiler';
+import { ABSORBED_KINDS, IO } from '../relevance/ioNames';
 import type { CompiledInfo } from '../relevance/compiler';
-import type { RelevanceMode } from '../relevance/patterns';
+import type { RelevanceMode } from '../relevance/mode';
 import type { AttributionResult, Prediction, TargetInfo } from './result';
 import { checkTokenId, resolveTargetToken, tokenOffsets } from './tokens';
 

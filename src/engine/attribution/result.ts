@@ -1,5 +1,5 @@
-/** The attribution result: a stable JSON shape (schema below, documented in the README). */
-import type { RelevanceMode } from '../relevance/patterns';
+/** The attribution result: a stable JSON shape (schema below, documented in docs/formats.md). */
+import type { RelevanceMode } from '../relevance/mode';
 
 export interface TokenInfo {
   id: number;

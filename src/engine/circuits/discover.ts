@@ -42,6 +42,8 @@ export interface DiscoverOptions {
   layers?: string;
   topK?: number;
   device?: Device;
+  /** Never download a hub model (else LRP_LENS_OFFLINE / HF_HUB_OFFLINE decide). */
+  offline?: boolean;
   /** Output folder for circuit.json, circuit.svg, mask.safetensors + mask.json. */
   out: string;
 }
@@ -95,6 +97,7 @@ export async function discoverCircuit(o: DiscoverOptions, p: DiscoverProgress = 
   const session = await PruningSession.open({
     model: o.model,
     device: o.device,
+    offline: o.offline,
     selection: parseWeightSelection(o.layers),
     signal: p.signal,
     onProgress: (stage, done, total) => report(stage, done, total),

@@ -2,7 +2,7 @@
  * One correction run as the CLI (`lrp-lens correct`) and the extension's worker (`correct`) both do it: score
  * components by R̄_general − R̄_undesired (or a baseline's difference), prune the lowest `count` for each count,
  * measure the behaviour metric and perplexity, save the chosen point as a mask with the curve in its manifest,
- * and return the `lrp-lens/correct@1` report (documented in the README).
+ * and return the `lrp-lens/correct@1` report (documented in docs/formats.md).
  */
 import { dirname, resolve } from 'node:path';
 import { mkdirSync } from 'node:fs';

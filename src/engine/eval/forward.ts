@@ -7,14 +7,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import * as ort from 'onnxruntime-node';
 import { readModel, writeModelReferencingSource } from '../onnx/io';
 import { GraphBuilder, valueInfo } from '../onnx/builder';
 import type { Graph, OnnxNode } from '../onnx/graph';
 import { inputSpecs } from '../onnx/graph';
 import { dtypeOf } from '../onnx/tensor';
-import { Session, int64Tensor } from '../runtime/session';
-import type { Device } from '../runtime/session';
+import { Session, hostTensor, int64Tensor } from '../runtime/session';
+import type { Device, HostTensor } from '../runtime/session';
 import { causalLmFeeds, padBatch } from '../runtime/feeds';
 import type { PaddingSide } from '../runtime/feeds';
 import { LrpLensError } from '../errors';
@@ -40,8 +39,8 @@ export interface ForwardOptions {
 
 export class ForwardModel {
   /** The dense weights, read once (external data included); masks are applied to copies of these. */
-  private readonly denseFeeds: Record<string, ort.Tensor>;
-  private weightFeeds: Record<string, ort.Tensor>;
+  private readonly denseFeeds: Record<string, HostTensor>;
+  private weightFeeds: Record<string, HostTensor>;
 
   private constructor(
     private readonly session: Session,
@@ -97,7 +96,7 @@ export class ForwardModel {
     this.weightFeeds = this.feedsFor(mask);
   }
 
-  private feedsFor(mask: Mask | undefined): Record<string, ort.Tensor> {
+  private feedsFor(mask: Mask | undefined): Record<string, HostTensor> {
     const feeds = { ...this.denseFeeds };
     for (const [name, m] of mask ?? []) {
       const dense = this.denseFeeds[name].data as Float32Array | Uint16Array;
@@ -108,15 +107,13 @@ export class ForwardModel {
   }
 
   /** A weight's stored bytes as a tensor of its stored type (copied when not aligned for a typed-array view). */
-  private tensorOf(name: string, w: PrunableWeight, stored: Uint8Array): ort.Tensor {
+  private tensorOf(name: string, w: PrunableWeight, stored: Uint8Array): HostTensor {
     const dtype = storedDtype(this.graph, name);
     const size = dtype === 'float32' ? 4 : 2;
     const bytes = stored.byteOffset % size === 0 ? stored : new Uint8Array(stored);
-    const data =
-      dtype === 'float32'
-        ? new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
-        : new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
-    return new ort.Tensor(dtype, data, w.dims);
+    return dtype === 'float32'
+      ? hostTensor(dtype, new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4), w.dims)
+      : hostTensor(dtype, new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2), w.dims);
   }
 
   /** Runs rows (token ids, any lengths) in one padded batch. */
@@ -156,7 +153,7 @@ export class ForwardModel {
 /** One batched run's outputs, indexed by row and unpadded position. */
 export class ForwardRun {
   constructor(
-    private readonly out: Record<string, ort.Tensor>,
+    private readonly out: Record<string, HostTensor>,
     private readonly rows: number[][],
     private readonly S: number,
     private readonly V: number,

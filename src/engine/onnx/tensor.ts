@@ -103,6 +103,17 @@ export function tensorFloats(t: onnx.ITensorProto): Float64Array {
   return Float64Array.from(tensorValues(t));
 }
 
+/**
+ * IEEE binary16 bits → value: (−1)^s · 2^(e−15) · (1 + m/1024); subnormal (e = 0): (−1)^s · 2^−24 · m;
+ * e = 31: ±∞ (m = 0) or NaN.
+ */
+export function float16ToFloat32(h: number): number {
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  const v = e === 0 ? m * 2 ** -24 : e === 31 ? (m ? NaN : Infinity) : (1 + m / 1024) * 2 ** (e - 15);
+  return h & 0x8000 ? -v : v;
+}
+
 export function makeTensor(name: string, dtype: DType, dims: number[], values: ArrayLike<number> | ArrayLike<bigint>): onnx.TensorProto {
   let raw: Uint8Array;
   switch (dtype) {

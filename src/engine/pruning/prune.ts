@@ -33,6 +33,8 @@ export interface PruningSetup {
   device?: Device;
   /** Reference sample length, for the memory estimate (default 128). */
   seqLen?: number;
+  /** Never download a hub model (else LRP_LENS_OFFLINE / HF_HUB_OFFLINE decide). */
+  offline?: boolean;
   signal?: AbortSignal;
   onProgress?: (stage: Stage, done: number, total: number) => void;
 }
@@ -52,7 +54,7 @@ export class PruningSession {
   ) {}
 
   static async open(setup: PruningSetup): Promise<PruningSession> {
-    const folder = await resolveModel(setup.model);
+    const folder = await resolveModel(setup.model, { offline: setup.offline });
     checkMemory(folder.config, { tokens: setup.seqLen ?? 128, batch: 4, statistics: true }, `Pruning ${folder.ref}`);
     const tokenizer = await loadTokenizer(folder);
     const graph = readModel(folder.onnxPath);

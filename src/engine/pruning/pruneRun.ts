@@ -1,7 +1,7 @@
 /**
  * One pruning run as the CLI (`lrp-lens prune`) and the extension's worker (`prune`) both do it: collect (or
  * load) a method's statistics, allocate a mask per sparsity, evaluate each against the dense model, write the
- * masks and return the `lrp-lens/prune@1` report (documented in the README).
+ * masks and return the `lrp-lens/prune@1` report (documented in docs/formats.md).
  */
 import { dirname, resolve } from 'node:path';
 import { mkdirSync } from 'node:fs';

@@ -16,7 +16,7 @@ import { Session } from '../runtime/session';
 import type { Device } from '../runtime/session';
 import { causalLmFeeds, padBatch, seedFeeds } from '../runtime/feeds';
 import type { WeightAggregation } from '../relevance/compiler';
-import type { RelevanceMode } from '../relevance/patterns';
+import type { RelevanceMode } from '../relevance/mode';
 import { ForwardModel } from '../eval/forward';
 import { throwIfCancelled } from '../eval/cancel';
 import type { Progress } from '../eval/cancel';

@@ -3,7 +3,7 @@
  * and as float32 numbers for scoring.
  */
 import type { Graph } from '../onnx/graph';
-import { dtypeOf } from '../onnx/tensor';
+import { dtypeOf, float16ToFloat32 } from '../onnx/tensor';
 import { isExternal, readExternalBytes } from '../onnx/externalData';
 import { LrpLensError } from '../errors';
 import type { WeightMask } from './types';
@@ -32,23 +32,13 @@ function aligned(bytes: Uint8Array, size: number): ArrayBuffer {
   return copy.buffer;
 }
 
-/** IEEE half → float. */
-export function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return s * f * 2 ** -24;
-  if (e === 31) return f ? NaN : s * Infinity;
-  return s * (1 + f / 1024) * 2 ** (e - 15);
-}
-
 /** A weight's values as float32, in storage order. */
 export function weightValues(graph: Graph, name: string): Float32Array {
   const bytes = storedBytes(graph, name);
   if (storedDtype(graph, name) === 'float32') return new Float32Array(aligned(bytes, 4));
   const half = new Uint16Array(aligned(bytes, 2));
   const out = new Float32Array(half.length);
-  for (let i = 0; i < half.length; i++) out[i] = halfToFloat(half[i]);
+  for (let i = 0; i < half.length; i++) out[i] = float16ToFloat32(half[i]);
   return out;
 }
 

@@ -3,92 +3,22 @@
  * element-wise activation subgraphs (erf-/tanh-GELU, SiLU), attention probabilities and values, the residual
  * stream and the MLP neurons.
  */
+import type { onnx } from 'onnx-proto';
 import type { Graph, OnnxNode } from '../onnx/graph';
 import { LrpLensError } from '../errors';
-import type { ShapeTable } from '../runtime/probe';
-
-export type RelevanceMode = 'attnlrp' | 'gradxinput' | 'cp-lrp';
-
-/** Ops whose outputs never carry relevance (integer/shape/boolean results). */
-export const NO_RELEVANCE_OPS = new Set([
-  'Shape',
-  'Size',
-  'Equal',
-  'Greater',
-  'Less',
-  'GreaterOrEqual',
-  'LessOrEqual',
-  'Not',
-  'And',
-  'Or',
-  'Xor',
-  'ArgMax',
-  'ArgMin',
-  'NonZero',
-  'IsNaN',
-  'IsInf',
-  'ConstantOfShape',
-  'Range',
-  'EyeLike',
-  'Constant',
-]);
-
-/** Element-wise ops: candidates inside activation subgraphs. */
-const ELEMENTWISE = new Set([
-  'Add',
-  'Sub',
-  'Mul',
-  'Div',
-  'Pow',
-  'Neg',
-  'Sqrt',
-  'Erf',
-  'Tanh',
-  'Sigmoid',
-  'Relu',
-  'Exp',
-  'Log',
-  'Abs',
-  'Reciprocal',
-  'Gelu',
-  'Softplus',
-  'Elu',
-  'LeakyRelu',
-  'Selu',
-  'Celu',
-  'HardSigmoid',
-  'HardSwish',
-  'Mish',
-  'ThresholdedRelu',
-  'Cast',
-  'Identity',
-]);
-
-/** Non-linear element-wise ops that anchor an activation subgraph (identity rule in AttnLRP). */
-export const ACTIVATION_ANCHORS = new Set([
-  'Erf',
-  'Tanh',
-  'Sigmoid',
-  'Relu',
-  'Gelu',
-  'Softplus',
-  'Elu',
-  'LeakyRelu',
-  'Selu',
-  'Celu',
-  'HardSigmoid',
-  'HardSwish',
-  'Mish',
-  'ThresholdedRelu',
-]);
+import type { ShapeTable } from '../onnx/shapes';
+import type { RelevanceMode } from './mode';
+import { carriesRelevance, regionRole } from './rules';
 
 export interface ActivationRegion {
   /** Tensor entering the activation. */
   input: string;
   /** Tensor leaving it. */
   output: string;
-  /** Node producing `output`; it carries the identity rule. */
+  /** Node producing `output`: in the AttnLRP modes it carries the anchor's rule for the whole region. */
   outputNode: OnnxNode;
+  /** The non-linearity the region grew from (its row in the rule table is the region's rule). */
+  anchor: OnnxNode;
   /** Every node of the subgraph (including outputNode). */
   nodes: Set<OnnxNode>;
 }
@@ -141,11 +71,29 @@ export function findNormStatistics(g: Graph): Map<string, string> {
   return stats;
 }
 
+/**
+ * Tensors a node reads: its inputs and, for control flow (If, Loop, Scan), every name its subgraphs read,
+ * since a subgraph reads outer tensors by name (the rule table then refuses the node with its reason).
+ */
+export function reads(n: OnnxNode): string[] {
+  const subgraphs = n.attributes.flatMap((a) => [...(a.g ? [a.g] : []), ...(a.graphs ?? [])]);
+  if (subgraphs.length === 0) return n.inputs;
+  const names = [...n.inputs];
+  const visit = (g: onnx.IGraphProto): void => {
+    for (const m of g.node ?? []) {
+      names.push(...(m.input ?? []));
+      for (const a of m.attribute ?? []) [...(a.g ? [a.g] : []), ...(a.graphs ?? [])].forEach(visit);
+    }
+  };
+  subgraphs.forEach(visit);
+  return names;
+}
+
 export function relevantTensors(g: Graph, sources: string[], cuts: Set<string>, shapes: ShapeTable): Set<string> {
   const relevant = new Set(sources);
   for (const n of g.nodes) {
-    if (NO_RELEVANCE_OPS.has(n.opType)) continue;
-    if (!n.inputs.some((i) => relevant.has(i))) continue;
+    if (!carriesRelevance(n)) continue;
+    if (!reads(n).some((i) => relevant.has(i))) continue;
     for (const o of n.outputs) {
       const dtype = shapes.get(o)?.dtype;
       if (o && !cuts.has(o) && (dtype === 'float32' || dtype === 'float64' || dtype === 'float16')) relevant.add(o);
@@ -192,7 +140,7 @@ export function analysePatterns(g: Graph, shapes: ShapeTable, mode: RelevanceMod
 
 function elementwiseProducer(g: Graph, t: string): OnnxNode | undefined {
   const p = g.producer(t);
-  return p && ELEMENTWISE.has(p.opType) && !p.domain ? p : undefined;
+  return p && regionRole(p) ? p : undefined;
 }
 
 /** Tensors reachable backwards from `start` through element-wise ops on relevant tensors. */
@@ -232,7 +180,7 @@ function findActivations(g: Graph, relevant: Set<string>, order: Map<OnnxNode, n
   const regions: ActivationRegion[] = [];
   const claimed = new Set<OnnxNode>();
   for (const anchor of g.nodes) {
-    if (!ACTIVATION_ANCHORS.has(anchor.opType) || claimed.has(anchor) || !relevant.has(anchor.outputs[0])) continue;
+    if (regionRole(anchor) !== 'anchor' || claimed.has(anchor) || !relevant.has(anchor.outputs[0])) continue;
     const region = growRegion(g, anchor, relevant, order);
     for (const n of region.nodes) claimed.add(n);
     regions.push(region);
@@ -246,12 +194,18 @@ function findActivations(g: Graph, relevant: Set<string>, order: Map<OnnxNode, n
  * activation is the single op.
  */
 function growRegion(g: Graph, anchor: OnnxNode, relevant: Set<string>, order: Map<OnnxNode, number>): ActivationRegion {
-  const single: ActivationRegion = { input: anchor.inputs[0], output: anchor.outputs[0], outputNode: anchor, nodes: new Set([anchor]) };
+  const single: ActivationRegion = {
+    input: anchor.inputs[0],
+    output: anchor.outputs[0],
+    outputNode: anchor,
+    anchor,
+    nodes: new Set([anchor]),
+  };
   const anchorAncestors = elementwiseAncestors(g, anchor.inputs[0], relevant);
   let current = anchor.outputs[0];
   for (let step = 0; step < 6; step++) {
     const consumers = g.consumers(current);
-    if (consumers.length !== 1 || !ELEMENTWISE.has(consumers[0].opType)) return single;
+    if (consumers.length !== 1 || !regionRole(consumers[0])) return single;
     const c = consumers[0];
     const others = c.inputs.filter((i) => i !== current && relevant.has(i));
     if (others.length === 0) {
@@ -273,7 +227,7 @@ function growRegion(g: Graph, anchor: OnnxNode, relevant: Set<string>, order: Ma
     }
     const nodes = nodesBetween(g, input, output, relevant);
     if (!nodes || !isClosed(g, nodes, outputNode)) return single;
-    return { input, output, outputNode, nodes };
+    return { input, output, outputNode, anchor, nodes };
   }
   return single;
 }

@@ -1,6 +1,8 @@
 /**
- * The relevance rule table: one row per ONNX op type. Each rule receives the modified gradient g of the
- * seed w.r.t. the node's outputs and emits, with ONNX nodes, the gradient w.r.t. each relevant input.
+ * The relevance rule table (OPS, at the end) is the one place that defines an op: one row per ONNX op type
+ * with its equation, its rule, its exact derivative (element-wise ops), whether it carries relevance and its
+ * role in activation regions. Each rule receives the modified gradient g of the seed w.r.t. the node's
+ * outputs and emits, with ONNX nodes, the gradient w.r.t. each relevant input.
  * Relevance of a tensor x is x ⊙ g_x (AttnLRP "efficient" form, Achtibat et al. 2024, ε → 0):
  *
  * - linear ops (MatMul/Gemm with a weight, Add, Sub, routing ops): plain gradient, which is the ε-rule
@@ -14,13 +16,12 @@
  * In `gradxinput` mode every rule is the exact derivative (tested against finite differences).
  */
 import type { OnnxNode } from '../onnx/graph';
-import { attrInt, attrInts } from '../onnx/graph';
-import { LrpLensError } from '../errors';
+import { attrFloat, attrInt, attrInts } from '../onnx/graph';
+import { unsupported } from '../errors';
 import type { GraphBuilder } from '../onnx/builder';
 import type { FloatDType } from '../onnx/tensor';
-import type { RelevanceMode } from './patterns';
-
-export type AbsorbedKind = 'bias' | 'constant' | 'softmax' | 'stabiliser';
+import type { RelevanceMode } from './mode';
+import type { AbsorbedKind } from './ioNames';
 
 export interface RuleContext {
   b: GraphBuilder;
@@ -117,7 +118,7 @@ const cast: Rule = (ctx, n, [g]) => ctx.addGrad(n.inputs[0], ctx.b.Cast(g!, ctx.
  * Identity rule for an element-wise non-linearity y = f(x): R_x = R_y, i.e. g_x = g_y·y/x, with x
  * stabilised away from zero (x ± ε); the relevance the stabiliser drops is reported as absorbed.
  */
-export function identityRule(ctx: RuleContext, x: string, y: string, g: string): void {
+function identityRule(ctx: RuleContext, x: string, y: string, g: string): void {
   const eps = ctx.scalar(1e-6);
   const stab = ctx.b.op('Where', [ctx.b.op('Less', [x, ctx.scalar(0)]), ctx.b.Sub(x, eps), ctx.b.Add(x, eps)]);
   const gx = ctx.b.Div(ctx.b.Mul(g, y), stab);
@@ -125,29 +126,15 @@ export function identityRule(ctx: RuleContext, x: string, y: string, g: string):
   ctx.absorb('stabiliser', ctx.b.Sub(ctx.b.Mul(y, g), ctx.b.Mul(x, gx)), y);
 }
 
-/** Exact derivatives of element-wise ops (gradxinput), as f'(x) built from x and y. */
-const DERIVATIVES: Record<string, (ctx: RuleContext, x: string, y: string, n: OnnxNode) => string> = {
-  Relu: (c, x) => c.b.Cast(c.b.op('Greater', [x, c.scalar(0)]), c.dtype),
-  Tanh: (c, _x, y) => c.b.Sub(c.scalar(1), c.b.Mul(y, y)),
-  Sigmoid: (c, _x, y) => c.b.Mul(y, c.b.Sub(c.scalar(1), y)),
-  Erf: (c, x) => c.b.Mul(c.scalar(2 / Math.sqrt(Math.PI)), c.b.op('Exp', [c.b.Neg(c.b.Mul(x, x))])),
-  Exp: (_c, _x, y) => y,
-  Log: (c, x) => c.b.op('Reciprocal', [x]),
-  Sqrt: (c, _x, y) => c.b.Div(c.scalar(0.5), y),
-  Reciprocal: (c, _x, y) => c.b.Neg(c.b.Mul(y, y)),
-  Abs: (c, x) => c.b.op('Sign', [x]),
-  Pow: (c, x, _y, n) => {
-    const e = c.constantValues(n.inputs[1]);
-    if (!e || e.length !== 1) throw unsupported(n, 'Pow with a non-constant exponent on a relevant tensor');
-    return c.b.Mul(c.scalar(e[0]), c.b.op('Pow', [x, c.scalar(e[0] - 1)]));
-  },
-};
+/** f′(x) of an element-wise op y = f(x), built from x and y (and the node's attributes). */
+export type Derivative = (ctx: RuleContext, x: string, y: string, n: OnnxNode) => string;
 
+/** Identity rule (AttnLRP) or the exact derivative (gradxinput) of an element-wise op of one relevant input. */
 const elementwise: Rule = (ctx, n, [g]) => {
   const x = n.inputs[0];
   const y = n.outputs[0];
   if (ctx.mode !== 'gradxinput') return identityRule(ctx, x, y, g!);
-  const d = DERIVATIVES[n.opType];
+  const d = rowOf(n.opType)?.derivative;
   if (!d) throw unsupported(n, `${n.opType} has no exact derivative in gradxinput mode`);
   ctx.addGrad(x, ctx.b.Mul(g!, d(ctx, x, y, n)));
 };
@@ -185,10 +172,8 @@ const matmul: Rule = (ctx, n, [g]) => {
 const softmax: Rule = (ctx, n, [g]) => {
   const x = n.inputs[0];
   const s = n.outputs[0];
-  let axis = attrInt(n, 'axis', ctx.opset >= 13 ? -1 : 1);
-  const r = ctx.rank(x);
-  if (axis < 0) axis += r;
-  if (ctx.opset < 13 && axis !== r - 1) throw unsupported(n, 'Softmax before opset 13 over more than the last axis');
+  let axis = attrInt(n, 'axis', -1);
+  if (axis < 0) axis += ctx.rank(x);
   const sg = ctx.b.Mul(s, g!);
   const gx = ctx.b.Mul(s, ctx.b.Sub(g!, ctx.b.ReduceSum(sg, [axis], true)));
   ctx.addGrad(x, gx);
@@ -314,7 +299,7 @@ const where: Rule = (ctx, n, [g]) => {
 const reduce: Rule = (ctx, n, [g]) => {
   const x = n.inputs[0];
   const r = ctx.rank(x);
-  const axesIn = ctx.opset >= (n.opType === 'ReduceSum' ? 13 : 18) ? n.inputs[1] : undefined;
+  const axesIn = n.opType === 'ReduceSum' || ctx.opset >= 18 ? n.inputs[1] : undefined;
   let axes = axesIn ? ctx.constantValues(axesIn) : attrInts(n, 'axes');
   if (axesIn && !axes) throw unsupported(n, `${n.opType} with computed axes on a relevant tensor`);
   if (!axes || axes.length === 0) axes = Array.from({ length: r }, (_, i) => i);
@@ -328,74 +313,173 @@ const reduce: Rule = (ctx, n, [g]) => {
   ctx.addGrad(x, gx);
 };
 
-export function unsupported(n: OnnxNode, what: string): LrpLensError {
-  return new LrpLensError(
-    'unsupported-op',
-    `Unsupported: ${what} (op ${n.domain ? `${n.domain}.` : ''}${n.opType}, node '${n.name}'). ` +
-      'Report the model so a rule can be added, or re-export it with standard ONNX ops.',
-  );
-}
-
 const refuse =
   (why: string): Rule =>
   (_ctx, n) => {
     throw unsupported(n, why);
   };
 
+/** 1 where `cond` holds, 0 elsewhere, in the graph's float type. */
+const indicator = (c: RuleContext, cond: string) => c.b.Cast(cond, c.dtype);
+const alpha = (n: OnnxNode, fallback: number) => attrFloat(n, 'alpha', fallback);
+
 /**
- * The table. Rows are ONNX op types; ops whose outputs never carry relevance (Shape, Equal, Range, ...)
- * are listed in patterns.ts NO_RELEVANCE_OPS and never reach it.
+ * One row per ONNX op type (default domain; other domains are rewritten by canonicalize.ts or refused).
+ * Canonicalisation runs first, so ops it always rewrites (Gemm, Gelu, LayerNormalization over negative axes,
+ * the com.microsoft fusions) have no row.
  */
-export const RULES: Record<string, Rule> = {
-  Abs: elementwise,
-  Add: add,
-  Cast: cast,
-  Concat: concat,
-  Div: div,
-  Dropout: same,
-  Elu: elementwise,
-  Erf: elementwise,
-  Exp: elementwise,
-  Expand: expand,
-  Flatten: reshapeBack,
-  Gather: gather,
-  Gelu: elementwise,
-  HardSigmoid: elementwise,
-  HardSwish: elementwise,
-  Identity: same,
-  If: refuse('control flow (If) other than a merged decoder on use_cache_branch'),
-  LayerNormalization: refuse('LayerNormalization over a positive axis'),
-  LeakyRelu: elementwise,
-  Log: elementwise,
-  Loop: refuse('control flow (Loop)'),
-  MatMul: matmul,
-  Mish: elementwise,
-  Mul: mul,
-  Neg: neg,
-  Pow: elementwise,
-  Reciprocal: elementwise,
-  ReduceMean: reduce,
-  ReduceSum: reduce,
-  Relu: elementwise,
-  Reshape: reshapeBack,
-  Scan: refuse('control flow (Scan)'),
-  Selu: elementwise,
-  Sigmoid: elementwise,
-  Slice: slice,
-  Softmax: softmax,
-  Softplus: elementwise,
-  Split: split,
-  Sqrt: elementwise,
-  Squeeze: reshapeBack,
-  Sub: add,
-  Tanh: elementwise,
-  Transpose: transpose,
-  Unsqueeze: reshapeBack,
-  Where: where,
+export interface OpRow {
+  /** The forward equation the rule differentiates. */
+  eq: string;
+  /** How the gradient flows back; 'none' where the outputs never carry relevance (integer, boolean, shape). */
+  rule: Rule | 'none';
+  /** Exact f′(x) of an element-wise op y = f(x), which `elementwise` uses in gradxinput. */
+  derivative?: Derivative;
+  /**
+   * Role in an activation region (patterns.ts): an 'anchor' (a non-linearity) starts one, 'inner' ops may join
+   * it (x·σ(x), x·(1 + erf(x/√2))/2). In the AttnLRP modes a region is one op from its input to its output,
+   * with its anchor's rule; in gradxinput each of its nodes takes its own row.
+   */
+  region?: 'anchor' | 'inner';
+  /** Opsets (13 or later, see MIN_OPSET) at which the op's definition changes in a way the rule reads; tested at each. */
+  opsets?: number[];
+}
+
+/** An element-wise activation: identity rule in AttnLRP, f′ in gradxinput; anchors an activation region. */
+const activation = (eq: string, derivative: Derivative): OpRow => ({ eq, rule: elementwise, derivative, region: 'anchor' });
+/** Another element-wise function of one relevant input: identity rule / f′; may sit inside a region. */
+const pointwise = (eq: string, derivative: Derivative): OpRow => ({ eq, rule: elementwise, derivative, region: 'inner' });
+const noRelevance = (eq: string): OpRow => ({ eq, rule: 'none' });
+
+/** The oldest default-domain opset the compiler accepts: its emitted graph uses opset-13 Squeeze/Unsqueeze/ReduceSum. */
+export const MIN_OPSET = 13;
+
+const SELU_ALPHA = 1.67326319217681884765625;
+const SELU_GAMMA = 1.05070102214813232421875;
+
+export const OPS: Readonly<Record<string, OpRow>> = {
+  // Linear in the relevant inputs: plain gradient (ε-rule); non-relevant operands are absorbed.
+  Add: { eq: 'y = a + b', rule: add, region: 'inner' },
+  Sub: { eq: 'y = a − b', rule: add, region: 'inner' },
+  Neg: { eq: 'y = −x', rule: neg, region: 'inner' },
+  MatMul: { eq: 'y = a·b (weight b: ε-rule; both relevant: uniform, ½ each)', rule: matmul },
+  ReduceSum: { eq: 'y = Σ_axes x', rule: reduce },
+  ReduceMean: { eq: 'y = Σ_axes x / n (axes an input from opset 18)', rule: reduce, opsets: [13, 18] },
+  // Products.
+  Mul: { eq: 'y = a ⊙ b (both relevant: uniform rule, ½ each)', rule: mul, region: 'inner' },
+  Div: { eq: 'y = a / b (a relevant b is a normaliser: constant in AttnLRP)', rule: div, region: 'inner' },
+  Softmax: { eq: 'y = exp(x) / Σ exp(x) along an axis', rule: softmax },
+  // Routing: the adjoint moves the gradient back unchanged.
+  Identity: { eq: 'y = x', rule: same, region: 'inner' },
+  Dropout: { eq: 'y = x (inference)', rule: same },
+  Cast: { eq: 'y = x in another type', rule: cast, region: 'inner' },
+  Reshape: { eq: 'y = x reshaped', rule: reshapeBack },
+  Flatten: { eq: 'y = x as 2-D', rule: reshapeBack },
+  Squeeze: { eq: 'y = x without unit axes', rule: reshapeBack },
+  Unsqueeze: { eq: 'y = x with unit axes', rule: reshapeBack },
+  Transpose: { eq: 'y = x permuted', rule: transpose },
+  Expand: { eq: 'y = x broadcast', rule: expand },
+  Concat: { eq: 'y = [a, b, …] along an axis', rule: concat },
+  Split: { eq: '[y₁, y₂, …] = x split along an axis', rule: split },
+  Slice: { eq: 'y = x[starts:ends] (steps of 1)', rule: slice },
+  Gather: { eq: 'y = x[i] along an axis (scalar constant i on a relevant x)', rule: gather },
+  Where: { eq: 'y = cond ? a : b', rule: where },
+  // Activations: identity rule R_x = R_y (AttnLRP Prop. 3.1); exact f′ in gradxinput.
+  Relu: activation('y = max(0, x)', (c, x) => indicator(c, c.b.op('Greater', [x, c.scalar(0)]))),
+  Tanh: activation('y = tanh x', (c, _x, y) => c.b.Sub(c.scalar(1), c.b.Mul(y, y))),
+  Sigmoid: activation('y = 1 / (1 + e^−x)', (c, _x, y) => c.b.Mul(y, c.b.Sub(c.scalar(1), y))),
+  Erf: activation('y = erf x', (c, x) => c.b.Mul(c.scalar(2 / Math.sqrt(Math.PI)), c.b.op('Exp', [c.b.Neg(c.b.Mul(x, x))]))),
+  Elu: activation('y = x > 0 ? x : α(e^x − 1)', (c, x, y, n) =>
+    c.b.op('Where', [c.b.op('Greater', [x, c.scalar(0)]), c.scalar(1), c.b.Add(y, c.scalar(alpha(n, 1)))]),
+  ),
+  Celu: activation('y = max(0, x) + min(0, α(e^(x/α) − 1))', (c, x, _y, n) =>
+    c.b.op('Where', [c.b.op('Greater', [x, c.scalar(0)]), c.scalar(1), c.b.op('Exp', [c.b.Div(x, c.scalar(alpha(n, 1)))])]),
+  ),
+  Selu: activation('y = γ·(x > 0 ? x : α(e^x − 1))', (c, x, _y, n) => {
+    const a = alpha(n, SELU_ALPHA);
+    const gamma = attrFloat(n, 'gamma', SELU_GAMMA);
+    return c.b.op('Where', [c.b.op('Greater', [x, c.scalar(0)]), c.scalar(gamma), c.b.Mul(c.scalar(gamma * a), c.b.op('Exp', [x]))]);
+  }),
+  LeakyRelu: activation('y = x ≥ 0 ? x : αx', (c, x, _y, n) =>
+    c.b.op('Where', [c.b.op('Less', [x, c.scalar(0)]), c.scalar(alpha(n, 0.01)), c.scalar(1)]),
+  ),
+  ThresholdedRelu: activation('y = x > α ? x : 0', (c, x, _y, n) => indicator(c, c.b.op('Greater', [x, c.scalar(alpha(n, 1))]))),
+  HardSigmoid: activation('y = max(0, min(1, αx + β))', (c, x, _y, n) => {
+    const a = alpha(n, 0.2);
+    const v = c.b.Add(c.b.Mul(x, c.scalar(a)), c.scalar(attrFloat(n, 'beta', 0.5)));
+    return c.b.Mul(indicator(c, c.b.op('And', [c.b.op('Greater', [v, c.scalar(0)]), c.b.op('Less', [v, c.scalar(1)])])), c.scalar(a));
+  }),
+  HardSwish: activation('y = x·max(0, min(1, x/6 + ½))', (c, x) => {
+    const v = c.b.Add(c.b.Mul(x, c.scalar(1 / 6)), c.scalar(0.5));
+    const inside = indicator(c, c.b.op('And', [c.b.op('Greater', [v, c.scalar(0)]), c.b.op('Less', [v, c.scalar(1)])]));
+    return c.b.Add(c.b.op('Clip', [v, c.scalar(0), c.scalar(1)]), c.b.Mul(c.b.Mul(x, inside), c.scalar(1 / 6)));
+  }),
+  Softplus: activation('y = ln(1 + e^x)', (c, x) => c.b.op('Sigmoid', [x])),
+  Mish: activation('y = x·tanh(softplus x)', (c, x) => {
+    const t = c.b.op('Tanh', [c.b.op('Softplus', [x])]);
+    return c.b.Add(t, c.b.Mul(c.b.Mul(x, c.b.op('Sigmoid', [x])), c.b.Sub(c.scalar(1), c.b.Mul(t, t))));
+  }),
+  // Other element-wise functions of one relevant input (inside GELU's and the norms' subgraphs).
+  Exp: pointwise('y = e^x', (_c, _x, y) => y),
+  Log: pointwise('y = ln x', (c, x) => c.b.op('Reciprocal', [x])),
+  Sqrt: pointwise('y = √x', (c, _x, y) => c.b.Div(c.scalar(0.5), y)),
+  Reciprocal: pointwise('y = 1/x', (c, _x, y) => c.b.Neg(c.b.Mul(y, y))),
+  Abs: pointwise('y = |x|', (c, x) => c.b.op('Sign', [x])),
+  Pow: pointwise('y = x^p (constant p)', (c, x, _y, n) => {
+    const e = c.constantValues(n.inputs[1]);
+    if (!e || e.length !== 1) throw unsupported(n, 'Pow with a non-constant exponent on a relevant tensor');
+    return c.b.Mul(c.scalar(e[0]), c.b.op('Pow', [x, c.scalar(e[0] - 1)]));
+  }),
+  // Left after canonicalisation only where no rewrite applies: refused with the reason.
+  If: { eq: 'control flow', rule: refuse('control flow (If) other than a merged decoder on use_cache_branch') },
+  Loop: { eq: 'control flow', rule: refuse('control flow (Loop)') },
+  Scan: { eq: 'control flow', rule: refuse('control flow (Scan)') },
+  LayerNormalization: { eq: '(x − mean)/σ·γ + β over axes ≥ axis', rule: refuse('LayerNormalization over a positive axis') },
+  // Integer, boolean and shape results: never relevant (their consumers treat them as constants).
+  Shape: noRelevance('y = shape of x'),
+  Size: noRelevance('y = element count of x'),
+  Equal: noRelevance('y = a = b'),
+  Greater: noRelevance('y = a > b'),
+  Less: noRelevance('y = a < b'),
+  GreaterOrEqual: noRelevance('y = a ≥ b'),
+  LessOrEqual: noRelevance('y = a ≤ b'),
+  Not: noRelevance('y = ¬a'),
+  And: noRelevance('y = a ∧ b'),
+  Or: noRelevance('y = a ∨ b'),
+  Xor: noRelevance('y = a ⊕ b'),
+  ArgMax: noRelevance('y = argmax x'),
+  ArgMin: noRelevance('y = argmin x'),
+  NonZero: noRelevance('y = indices of x ≠ 0'),
+  IsNaN: noRelevance('y = x is NaN'),
+  IsInf: noRelevance('y = x is ±∞'),
+  ConstantOfShape: noRelevance('y = a constant of a given shape'),
+  Range: noRelevance('y = start, start + delta, …'),
+  EyeLike: noRelevance('y = identity matrix shaped like x'),
+  Constant: noRelevance('y = a constant'),
 };
 
+function isDefaultDomain(n: OnnxNode): boolean {
+  return !n.domain || n.domain === 'ai.onnx';
+}
+
+/** The table's row for an op type (own keys only), or undefined. */
+export function rowOf(opType: string): OpRow | undefined {
+  return Object.hasOwn(OPS, opType) ? OPS[opType] : undefined;
+}
+
+/** Whether an op's outputs may carry relevance (every op not listed as integer/boolean/shape in the table). */
+export function carriesRelevance(n: OnnxNode): boolean {
+  return rowOf(n.opType)?.rule !== 'none';
+}
+
+/** The node's role in an activation region, if it may take part in one (default domain only). */
+export function regionRole(n: OnnxNode): OpRow['region'] {
+  return isDefaultDomain(n) ? rowOf(n.opType)?.region : undefined;
+}
+
+/** The relevance rule for a node on a relevant path; an op without one is an error naming it. */
 export function ruleFor(n: OnnxNode): Rule {
-  const rule = !n.domain || n.domain === 'ai.onnx' ? RULES[n.opType] : undefined;
-  if (!rule) throw unsupported(n, 'no relevance rule for this op');
+  const rule = isDefaultDomain(n) ? rowOf(n.opType)?.rule : undefined;
+  if (!rule || rule === 'none') throw unsupported(n, 'no relevance rule for this op');
   return rule;
 }

@@ -5,10 +5,9 @@
 import { LrpLensError } from '../errors';
 import type { DType } from '../onnx/tensor';
 import type { InputSpec } from '../onnx/graph';
-import { IO } from '../relevance/compiler';
-import { int64Tensor, floatTensor } from './session';
-import type { Feeds } from './session';
-import * as ort from 'onnxruntime-node';
+import { IO } from '../relevance/ioNames';
+import { floatTensor, hostTensor, int64Tensor } from './session';
+import type { Feeds, HostTensor } from './session';
 
 export { inputSpecs } from '../onnx/graph';
 export type { InputSpec } from '../onnx/graph';
@@ -54,7 +53,7 @@ export function causalLmFeeds(specs: InputSpec[], batch: TokenBatch): Feeds {
     else if (spec.name === 'attention_mask') feeds[spec.name] = typed(spec.dtype, batch.mask.flat(), [b, s]);
     else if (spec.name === 'position_ids') feeds[spec.name] = typed(spec.dtype, positionIds(batch.mask).flat(), [b, s]);
     else if (spec.name.startsWith('past_key_values') || spec.name.startsWith('past_')) feeds[spec.name] = emptyPast(spec, b, batchDim);
-    else if (spec.name === 'use_cache_branch') feeds[spec.name] = new ort.Tensor('bool', [false], [1]);
+    else if (spec.name === 'use_cache_branch') feeds[spec.name] = hostTensor('bool', Uint8Array.of(0), [1]);
     else if (!spec.name.startsWith('lrp_')) {
       throw new LrpLensError(
         'not-causal-lm',
@@ -68,23 +67,23 @@ export function causalLmFeeds(specs: InputSpec[], batch: TokenBatch): Feeds {
   return feeds;
 }
 
-function typed(dtype: DType, values: number[], dims: number[]): ort.Tensor {
+function typed(dtype: DType, values: number[], dims: number[]): HostTensor {
   if (dtype === 'int64') return int64Tensor(values, dims);
-  if (dtype === 'int32') return new ort.Tensor('int32', Int32Array.from(values), dims);
+  if (dtype === 'int32') return hostTensor('int32', Int32Array.from(values), dims);
   if (dtype === 'float32' || dtype === 'float64') return floatTensor(dtype, values, dims);
   throw new LrpLensError('unsupported-graph', `Unsupported input type ${dtype}.`);
 }
 
 /** Batch on axis 0, or on the axis named like input_ids' batch (onnxruntime GPT-2's past_i is [2, batch, ...]). */
-function emptyPast(spec: InputSpec, batch: number, batchDim: number | string | undefined): ort.Tensor {
+function emptyPast(spec: InputSpec, batch: number, batchDim: number | string | undefined): HostTensor {
   const dims = spec.dims.map((d, i) => {
     if (typeof d === 'number') return d;
     if (i === 0 || d === batchDim) return batch;
     return 0;
   });
-  if (spec.dtype === 'float32') return new ort.Tensor('float32', new Float32Array(0), dims);
-  if (spec.dtype === 'float64') return new ort.Tensor('float64', new Float64Array(0), dims);
-  if (spec.dtype === 'float16') return new ort.Tensor('float16', new Uint16Array(0), dims);
+  if (spec.dtype === 'float32') return hostTensor('float32', new Float32Array(0), dims);
+  if (spec.dtype === 'float64') return hostTensor('float64', new Float64Array(0), dims);
+  if (spec.dtype === 'float16') return hostTensor('float16', new Uint16Array(0), dims);
   throw new LrpLensError('unsupported-graph', `Unsupported past type ${spec.dtype} for ${spec.name}.`);
 }
 
@@ -96,7 +95,7 @@ export interface SeedValues {
   foilWeights?: number[];
 }
 
-/** Feeds for the relevance graph's seed inputs (see IO in relevance/compiler.ts); foils default to none. */
+/** Feeds for the relevance graph's seed inputs (see IO in relevance/ioNames.ts); foils default to none. */
 export function seedFeeds(dtype: 'float32' | 'float64', dims: [number, number], seed: SeedValues): Feeds {
   const zeros = seed.targetIds.map(() => 0);
   return {

@@ -145,7 +145,7 @@ export async function inspectModel(ref: string, opts: { offline?: boolean } = {}
   return report;
 }
 
-/** JSON Schema of ModelReport (documented in the README). */
+/** JSON Schema of ModelReport (documented in docs/formats.md). */
 export const INSPECT_SCHEMA = {
   $id: 'https://lrp-lens.dev/schema/inspect-1.json',
   type: 'object',

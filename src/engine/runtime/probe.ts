@@ -14,16 +14,7 @@ import { GraphBuilder, makeAttribute } from '../onnx/builder';
 import { embeddedTensor, isExternal } from '../onnx/externalData';
 import { Session } from './session';
 import { causalLmFeeds, inputSpecs, leftPad } from './feeds';
-
-export interface TensorShapeInfo {
-  dtype: DType;
-  /** Static size per axis, or null where it changed between the probes (batch or sequence). */
-  dims: (number | null)[];
-  /** Axis whose size was the batch size in both probes (0 for most activations), or -1. */
-  batchAxis: number;
-}
-
-export type ShapeTable = Map<string, TensorShapeInfo>;
+import type { ShapeTable } from '../onnx/shapes';
 
 const PROBE_PREFIX = 'lrp-probe/';
 

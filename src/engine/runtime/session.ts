@@ -104,6 +104,21 @@ function firstLine(err: unknown): string {
   return String((err as Error).message ?? err).split('\n')[0];
 }
 
+/** Element types a host tensor may hold, with their typed arrays. */
+export interface HostData {
+  float32: Float32Array;
+  float64: Float64Array;
+  float16: Uint16Array;
+  int32: Int32Array;
+  int64: BigInt64Array;
+  bool: Uint8Array;
+}
+
+/** A host tensor over `data` as it is (no copy). */
+export function hostTensor<T extends keyof HostData>(dtype: T, data: HostData[T], dims: readonly number[]): HostTensor {
+  return new ort.Tensor(dtype, data, dims);
+}
+
 export function int64Tensor(values: number[], dims: number[]): ort.Tensor {
   return new ort.Tensor(
     'int64',

@@ -3,19 +3,11 @@
  * styles only from the extension), no vscode import — the host passes cspSource and asWebviewUri strings.
  */
 import { webviewPage } from '../webviewPage';
+import type { PanelAssets } from '../webviewPage';
 
-export interface CircuitPanelHtmlOptions {
-  cspSource: string;
-  nonce?: string;
-  /** asWebviewUri(dist/webview/circuitPanel.js) */
-  scriptUri: string;
-  /** asWebviewUri(media/circuitPanel.css) */
-  styleUri: string;
-}
-
-export function circuitPanelHtml(options: CircuitPanelHtmlOptions): string {
+export function circuitPanelHtml(assets: PanelAssets): string {
   return webviewPage({
-    ...options,
+    ...assets,
     title: 'LRP Lens: circuit',
     body: '<main id="app" aria-live="polite"><p class="status">Loading the circuit…</p></main>',
   });

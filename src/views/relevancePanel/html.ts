@@ -5,30 +5,17 @@
 import type { AttributionResult } from '../../engine/attribution/result';
 import { escapeMarkup } from '../escape';
 import { standalonePage, webviewPage } from '../webviewPage';
+import type { PanelAssets } from '../webviewPage';
 export { newNonce, panelCsp } from '../webviewPage';
 import { heatmapSvg, legendSvg, neuronBarsSvg, tokenHeatmapSvg } from './svg';
 import { buildViewModel } from './viewModel';
 import type { ViewOptions } from './viewModel';
 
-export interface PanelHtmlOptions {
-  /** webview.cspSource */
-  cspSource: string;
-  /** Fresh per render; newNonce() when omitted. */
-  nonce?: string;
-  /** asWebviewUri(dist/webview/relevancePanel.js) */
-  scriptUri: string;
-  /** asWebviewUri(media/relevancePanel.css) */
-  styleUri: string;
-  /** Only if the elements are loaded as a separate script rather than bundled into scriptUri. */
-  elementsUri?: string;
-}
-
-export function panelHtml(options: PanelHtmlOptions): string {
+export function panelHtml(assets: PanelAssets): string {
   return webviewPage({
-    ...options,
+    ...assets,
     title: 'LRP Lens: relevance',
     body: '<main id="app" aria-live="polite"><p class="status">Waiting for an attribution…</p></main>',
-    moduleUris: options.elementsUri ? [options.elementsUri] : [],
   });
 }
 

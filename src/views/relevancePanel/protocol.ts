@@ -3,6 +3,8 @@
  * (src/ and the webview/ bundle), so a renamed field breaks the build on both sides.
  */
 import type { AttributionResult } from '../../engine/attribution/result';
+import { hasType, isHandshakeMessage } from '../panelProtocol';
+import type { HandshakeMessage } from '../panelProtocol';
 
 export type HostMessage =
   /** `uri`: the prompt file explained, persisted so a reloaded window can recompute this panel. */
@@ -13,16 +15,13 @@ export type HostMessage =
 export type ExportFormat = 'json' | 'html' | 'png';
 
 export type WebviewMessage =
-  | { type: 'ready' }
+  | HandshakeMessage
   /** A prediction was clicked: explain this token instead. */
   | { type: 'retarget'; tokenId: number }
   /** Contrast the target against this token (null: no foil). */
   | { type: 'foil'; tokenId: number | null }
   /** PNG is drawn in the webview (SVG onto a canvas) and arrives as a data: URL; JSON and HTML are written by the host. */
-  | { type: 'export'; format: ExportFormat; dataUrl?: string }
-  | { type: 'selectLayer'; layer: number }
-  /** A 'show' was drawn: milliseconds from its arrival to the frame after the DOM update. */
-  | { type: 'rendered'; ms: number };
+  | { type: 'export'; format: ExportFormat; dataUrl?: string };
 
 /**
  * What the webview persists with setState: navigation only. Results are not persisted because they go stale;
@@ -36,11 +35,6 @@ export interface PanelState {
 }
 
 const HOST_TYPES = new Set<HostMessage['type']>(['show', 'busy', 'error']);
-const WEBVIEW_TYPES = new Set<WebviewMessage['type']>(['ready', 'retarget', 'foil', 'export', 'selectLayer', 'rendered']);
-
-function hasType(value: unknown): value is { type: string } {
-  return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
-}
 
 export function isHostMessage(value: unknown): value is HostMessage {
   return hasType(value) && HOST_TYPES.has(value.type as HostMessage['type']);
@@ -48,7 +42,8 @@ export function isHostMessage(value: unknown): value is HostMessage {
 
 /** Webview input is untrusted: checks the fields each message type carries, not just the tag. */
 export function isWebviewMessage(value: unknown): value is WebviewMessage {
-  if (!hasType(value) || !WEBVIEW_TYPES.has(value.type as WebviewMessage['type'])) return false;
+  if (isHandshakeMessage(value)) return true;
+  if (!hasType(value)) return false;
   const m = value as Record<string, unknown>;
   switch (m.type) {
     case 'retarget':
@@ -59,11 +54,7 @@ export function isWebviewMessage(value: unknown): value is WebviewMessage {
       return (
         (m.format === 'json' || m.format === 'html' || m.format === 'png') && (m.dataUrl === undefined || typeof m.dataUrl === 'string')
       );
-    case 'selectLayer':
-      return Number.isInteger(m.layer);
-    case 'rendered':
-      return typeof m.ms === 'number' && Number.isFinite(m.ms);
     default:
-      return true;
+      return false;
   }
 }

@@ -12,7 +12,7 @@ import type { Graph, OnnxNode } from '../../onnx/graph';
 import { attrFloat, attrInt, attrInts } from '../../onnx/graph';
 import type { GraphBuilder } from '../../onnx/builder';
 import type { FloatDType } from '../../onnx/tensor';
-import { unsupported } from '../rules';
+import { unsupported } from '../../errors';
 import type { Rewrite, RewriteTable } from './rewrite';
 import { replaceWith } from './rewrite';
 

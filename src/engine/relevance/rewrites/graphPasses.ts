@@ -4,15 +4,13 @@
  * quantisation (./quantized.ts).
  */
 import { onnx } from 'onnx-proto';
-import type { Graph, OnnxNode } from '../../onnx/graph';
+import type { OnnxNode } from '../../onnx/graph';
 import { attr } from '../../onnx/graph';
-import { makeRawTensor, tensorDims } from '../../onnx/tensor';
+import { float16ToFloat32, makeRawTensor, tensorDims } from '../../onnx/tensor';
 import { isExternal } from '../../onnx/externalData';
 import { LrpLensError } from '../../errors';
 import { countEmbedded, dequantizeDynamicMatMuls, tensorBytes } from './quantized';
-
-/** A pass rewrites the graph in place and returns a label for `inspect` when it changed something. */
-export type GraphPass = (g: Graph) => string | undefined;
+import type { GraphPass } from './rewrite';
 
 const D = onnx.TensorProto.DataType;
 const USE_CACHE_BRANCH = 'use_cache_branch';
@@ -103,17 +101,6 @@ export const halfToFloat32: GraphPass = (g) => {
 };
 
 let halfTable: Float32Array | undefined;
-
-/**
- * IEEE binary16 bits → value: (−1)^s · 2^(e−15) · (1 + m/1024); subnormal (e = 0): (−1)^s · 2^−24 · m;
- * e = 31: ±∞ (m = 0) or NaN.
- */
-export function float16ToFloat32(h: number): number {
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  const v = e === 0 ? m * 2 ** -24 : e === 31 ? (m ? NaN : Infinity) : (1 + m / 1024) * 2 ** (e - 15);
-  return h & 0x8000 ? -v : v;
-}
 
 /** A half-precision tensor (embedded, in int32_data, or external) as float32; bfloat16 is float32's top half. */
 function floatTensor(t: onnx.ITensorProto, dir: string | undefined): onnx.TensorProto {

@@ -26,9 +26,8 @@ import { attr, attrInt } from '../../onnx/graph';
 import { makeRawTensor, tensorDims } from '../../onnx/tensor';
 import { isExternal, readExternalBytes } from '../../onnx/externalData';
 import { LrpLensError } from '../../errors';
-import type { Rewrite, RewriteTable } from './rewrite';
+import type { GraphPass, Rewrite, RewriteTable } from './rewrite';
 import { replaceWith } from './rewrite';
-import type { GraphPass } from './graphPasses';
 
 const D = onnx.TensorProto.DataType;
 

@@ -1,5 +1,5 @@
 /**
- * What every canonicalisation rewrite shares: the signature, and helpers to emit replacement nodes with the
+ * What every canonicalisation rewrite shares: the signatures (per-op rewrite, whole-graph pass), and helpers to emit replacement nodes with the
  * builder while keeping the replaced node's output names.
  */
 import { onnx } from 'onnx-proto';
@@ -11,6 +11,9 @@ import { GraphBuilder } from '../../onnx/builder';
  * undefined to leave it (the rule table then accepts or refuses it).
  */
 export type Rewrite = (node: OnnxNode, g: Graph) => OnnxNode[] | undefined;
+
+/** A whole-graph pass: rewrites the graph in place and returns a label for `inspect` when it changed something. */
+export type GraphPass = (g: Graph) => string | undefined;
 
 /** A table of rewrites keyed by op type, for one domain. */
 export type RewriteTable = Record<string, Rewrite>;

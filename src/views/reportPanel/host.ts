@@ -1,21 +1,21 @@
 /**
  * The pruning and correction panels' host: one webview panel per report, opened after a run or from a report
- * file. The page is the report rendered by reportPanels/html.ts; its buttons come back as actions: apply
+ * file. The page is the report rendered by reportPanel/html.ts; its buttons come back as actions: apply
  * (Apply Mask), save (keep the files, reveal them), discard (delete the mask and report files), export.
  */
 import * as vscode from 'vscode';
-import { panelAssets, panelWebviewOptions } from './webviewAssets';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { Disposable } from '../dispose';
-import { maskPaths } from '../engine/pruning/maskFile';
-import { reportPanelHtml, standaloneReportHtml } from './reportPanels/html';
-import { isReportWebviewMessage } from './reportPanels/protocol';
-import type { PanelAction } from './reportPanels/protocol';
-import { correctionViewModel, pruningViewModel } from './reportPanels/viewModel';
-import type { CompareReport, ReportViewModel } from './reportPanels/viewModel';
-import type { PruneReport } from '../engine/pruning/pruneRun';
-import type { CorrectReport } from '../engine/correction/correctionRun';
+import { maskPaths } from '../../engine/pruning/maskFile';
+import type { PruneReport } from '../../engine/pruning/pruneRun';
+import type { CorrectReport } from '../../engine/correction/correctionRun';
+import { PanelHost } from '../panelHost';
+import type { OwnMessage, PanelEntry, PanelServices } from '../panelHost';
+import { reportPanelHtml, standaloneReportHtml } from './html';
+import { isWebviewMessage } from './protocol';
+import type { HostMessage, PanelAction, WebviewMessage } from './protocol';
+import { correctionViewModel, pruningViewModel } from './viewModel';
+import type { CompareReport, ReportViewModel } from './viewModel';
 
 export const REPORT_VIEW_TYPE = 'lrpLens.report';
 
@@ -26,19 +26,21 @@ export interface ShownReport {
   compare?: CompareReport;
 }
 
-export interface ReportPanelActions {
-  applyMask(mask: string): Thenable<unknown>;
-  outputFolder(): string | undefined;
+interface Entry extends PanelEntry<HostMessage> {
+  shown: ShownReport;
+  vm: ReportViewModel;
 }
 
-export class ReportPanels extends Disposable {
-  private readonly panels = new Map<string, vscode.WebviewPanel>();
+export interface ReportPanelActions {
+  applyMask(mask: string): Thenable<unknown>;
+}
 
+export class ReportPanels extends PanelHost<Entry, HostMessage, WebviewMessage> {
   constructor(
-    private readonly extensionUri: vscode.Uri,
+    services: PanelServices,
     private readonly actions: ReportPanelActions,
   ) {
-    super();
+    super(services, { viewType: REPORT_VIEW_TYPE, bundle: 'reportPanel', isWebviewMessage });
   }
 
   /** Opens (or replaces) the panel for a report; returns the view model shown. */
@@ -48,28 +50,21 @@ export class ReportPanels extends Disposable {
         ? pruningViewModel(shown.report, { compare: shown.compare })
         : correctionViewModel(shown.report);
     const key = shown.reportPath ?? vm.mask;
-    this.panels.get(key)?.dispose();
-    const panel = vscode.window.createWebviewPanel(
-      REPORT_VIEW_TYPE,
-      vm.title,
-      { viewColumn: vscode.ViewColumn.Beside, preserveFocus: false },
-      panelWebviewOptions(this.extensionUri),
-    );
-    const webview = panel.webview;
-    webview.html = reportPanelHtml(vm, panelAssets(webview, this.extensionUri, 'reportPanel'));
-    const sub = webview.onDidReceiveMessage((m: unknown) => {
-      if (isReportWebviewMessage(m)) void this.onAction(panel, shown, vm, m.action);
-    });
-    panel.onDidDispose(() => {
-      sub.dispose();
-      if (this.panels.get(key) === panel) this.panels.delete(key);
-    });
-    this.panels.set(key, panel);
+    this.entries.get(key)?.panel.dispose();
+    const panel = this.createPanel(vm.title, false);
+    this.adopt({ key, panel, ready: false, queued: [], shown, vm }, (assets) => reportPanelHtml(vm, assets));
     return vm;
   }
 
-  /** Runs a panel button's action; exported so tests and scripts can drive a panel like a user. */
-  async onAction(panel: vscode.WebviewPanel, shown: ShownReport, vm: ReportViewModel, action: PanelAction): Promise<string | undefined> {
+  protected label(entry: Entry): string {
+    return entry.vm.title;
+  }
+
+  protected onMessage(entry: Entry, m: OwnMessage<WebviewMessage>): Promise<string | undefined> {
+    return this.onAction(entry, m.action);
+  }
+
+  private async onAction({ panel, shown, vm }: Entry, action: PanelAction): Promise<string | undefined> {
     switch (action) {
       case 'apply':
         await this.actions.applyMask(vm.mask);
@@ -90,27 +85,18 @@ export class ReportPanels extends Disposable {
   }
 
   private export(shown: ShownReport, vm: ReportViewModel, format: 'json' | 'html'): string | undefined {
-    const folder = this.actions.outputFolder();
-    if (!folder) {
-      void vscode.window.showErrorMessage('LRP Lens: open a workspace folder to export (files go to lrpLens.outputFolder).');
-      return undefined;
-    }
+    const folder = this.exportFolder();
+    if (!folder) return undefined;
     mkdirSync(folder, { recursive: true });
     const file = join(folder, `${basename(vm.mask).replace(/\.safetensors$/, '')}.${vm.kind}.${format}`);
     writeFileSync(file, format === 'json' ? JSON.stringify(shown.report, null, 2) + '\n' : standaloneReportHtml(vm));
-    void vscode.window.showInformationMessage(`LRP Lens: exported ${basename(file)}`);
+    this.announceExport(file);
     return file;
-  }
-
-  override dispose(): void {
-    for (const p of this.panels.values()) p.dispose();
-    this.panels.clear();
-    super.dispose();
   }
 }
 
 /** Deletes the masks a run wrote (safetensors + manifest, every point) and its report. */
-export function discardFiles(shown: ShownReport, mask: string): void {
+function discardFiles(shown: ShownReport, mask: string): void {
   const masks = shown.report.schema === 'lrp-lens/prune@1' ? shown.report.points.map((p) => p.mask) : [mask];
   for (const m of masks) {
     const paths = maskPaths(m);

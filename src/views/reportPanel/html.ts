@@ -5,21 +5,12 @@
  */
 import { escapeMarkup } from '../escape';
 import { standalonePage, webviewPage } from '../webviewPage';
+import type { PanelAssets } from '../webviewPage';
 import type { DiffPart } from '../wordDiff';
-import { barsSvg, formatNumber, lineChartSvg } from './charts';
+import { barsSvg, formatNumber, lineChartSvg } from './svg';
 import type { ComponentGroup, CorrectionViewModel, GenerationPair, PruningViewModel, ReportViewModel } from './viewModel';
+import { PANEL_ACTIONS } from './protocol';
 import type { PanelAction } from './protocol';
-
-export interface ReportShellOptions {
-  cspSource: string;
-  nonce?: string;
-  /** asWebviewUri(dist/webview/reportPanel.js) */
-  scriptUri: string;
-  /** asWebviewUri(media/reportPanel.css) */
-  styleUri: string;
-  /** Buttons to show (a report opened from a file has no apply/discard of a fresh run). */
-  actions?: PanelAction[];
-}
 
 const esc = escapeMarkup;
 
@@ -104,9 +95,9 @@ function toolbar(actions: readonly PanelAction[]): string {
   return `<div class="toolbar">${buttons}<span id="status" class="note" role="status"></span></div>`;
 }
 
-export function reportPanelHtml(vm: ReportViewModel, options: ReportShellOptions): string {
-  const actions = options.actions ?? ['apply', 'save', 'discard', 'exportJson', 'exportHtml'];
-  return webviewPage({ ...options, title: vm.title, body: `${toolbar(actions)}\n<main id="app">${reportBody(vm)}</main>` });
+/** The report rendered into the page; `actions`: the buttons to show (a report opened from a file may omit apply/discard). */
+export function reportPanelHtml(vm: ReportViewModel, assets: PanelAssets, actions: readonly PanelAction[] = PANEL_ACTIONS): string {
+  return webviewPage({ ...assets, title: vm.title, body: `${toolbar(actions)}\n<main id="app">${reportBody(vm)}</main>` });
 }
 
 const STANDALONE_CSS = `

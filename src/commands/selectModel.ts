@@ -1,4 +1,4 @@
-/** Small commands: Select Model…, Clear Heatmap, Restart Engine, Show Log. */
+/** "LRP Lens: Select Model…": a model folder or a hub id into lrpLens.model, then what `lrp-lens inspect` says of it. */
 import * as vscode from 'vscode';
 import type { Container } from '../container';
 import { readSettings } from '../settings';
@@ -56,8 +56,10 @@ async function afterHubPick(c: Container, outcome: HubModelOutcome): Promise<Hub
 /** The facts `lrp-lens inspect` prints, for the model just selected: whether it can be attributed, and why not. */
 async function showModelFacts(c: Container, model: string): Promise<void> {
   try {
-    const r = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'LRP Lens: inspecting model' }, () =>
-      c.client.request('inspect', { model, dtype: readSettings().dtype }),
+    const r = await c.withEngineProgress(
+      'inspect',
+      { model, dtype: readSettings().dtype },
+      { title: 'LRP Lens: inspecting model', location: 'window' },
     );
     const facts =
       `${r.family ?? '?'}, ${r.layers ?? '?'} layers, ${r.heads ?? '?'} heads (${r.kvHeads ?? '?'} KV), hidden ${r.hiddenSize ?? '?'}, ` +
@@ -74,22 +76,6 @@ async function showModelFacts(c: Container, model: string): Promise<void> {
         .showWarningMessage(`LRP Lens: this model cannot be attributed: ${r.attribution.reason}`, 'Show Log')
         .then((pick) => pick && c.log.show());
   } catch (err) {
-    void vscode.window.showErrorMessage(`LRP Lens: ${(err as Error).message}`);
+    c.fail(err, { what: 'inspecting the model' });
   }
-}
-
-export function registerClearHeatmap(c: Container): vscode.Disposable {
-  return vscode.commands.registerCommand('lrpLens.clearHeatmap', () => c.heatmap.clear());
-}
-
-export function registerRestartEngine(c: Container): vscode.Disposable {
-  return vscode.commands.registerCommand('lrpLens.restartEngine', async () => {
-    await c.client.restart();
-    c.log.info('engine restarted');
-    void vscode.window.showInformationMessage('LRP Lens: engine restarted.');
-  });
-}
-
-export function registerShowLog(c: Container): vscode.Disposable {
-  return vscode.commands.registerCommand('lrpLens.showLog', () => c.log.show());
 }

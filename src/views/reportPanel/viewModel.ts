@@ -8,7 +8,7 @@ import type { PruneReport } from '../../engine/pruning/pruneRun';
 import type { CorrectReport, ExampleSet } from '../../engine/correction/correctionRun';
 import { diffSides, sameFraction, wordDiff } from '../wordDiff';
 import type { DiffPart } from '../wordDiff';
-import type { Bar, LineChart } from './charts';
+import type { Bar, LineChart } from './svg';
 
 /** `lrp-lens compare --json` (the curve table). */
 export interface CompareReport {
