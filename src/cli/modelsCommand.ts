@@ -1,7 +1,8 @@
 /** `lrp-lens models ID`: the precision variants a hub repo has, with sizes and how the engine supports each. */
 import type { Command } from 'commander';
 import { hubVariants } from '../engine/hub/hubModel';
-import { chooseVariant, formatBytes, noOnnx } from '../engine/hub/variants';
+import { chooseVariant, noOnnx } from '../engine/hub/variants';
+import { formatBytes } from '../engine/formatBytes';
 import { markdownTable, writeJson } from './common';
 
 const SUPPORT_TEXT = {

@@ -2,7 +2,7 @@
  * Progress of long runs on stderr: a bar with rate and ETA redrawn in place when stderr is a terminal, one line
  * per stage otherwise (logs, CI), nothing with --quiet. stdout, where `--json -` writes, is never touched.
  */
-import { formatBytes } from '../engine/hub/variants';
+import { formatBytes } from '../engine/formatBytes';
 import type { ProgressEvent, ProgressListener } from '../engine/progress';
 
 const STAGE_TEXT: Record<string, string> = {

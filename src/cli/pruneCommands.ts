@@ -67,7 +67,7 @@ interface CompareOptions extends CommonOptions {
 async function compare(o: CompareOptions): Promise<void> {
   if (!o.eval) throw new LrpLensError('bad-argument', 'compare needs evaluation text: pass --eval FILE.');
   const specs = o.methods.split(',').map((m) => methodSpec(m));
-  const session = await openPruningSession(o);
+  const session = await openPruningSession(o, { onProgress: progressDisplay().stage });
   try {
     const evaluation = evalWindowsOf(session, o)!;
     const dense = (await session.perplexity(evaluation.samples)).perplexity;
@@ -116,7 +116,12 @@ async function compare(o: CompareOptions): Promise<void> {
 async function evaluate(o: { model: string; mask?: string; text: string; seqLen: number; device: Device; json?: string }): Promise<void> {
   const loaded = o.mask ? await loadMaskForModel(o.model, o.mask) : undefined;
   const weights = loaded ? [...loaded.mask.keys()] : [];
-  const session = await PruningSession.open({ model: o.model, device: o.device, selection: { names: weights } });
+  const session = await PruningSession.open({
+    model: o.model,
+    device: o.device,
+    selection: { names: weights },
+    onProgress: progressDisplay().stage,
+  });
   try {
     const text = session.samples(o.text, { seqLen: o.seqLen }, 'evaluation');
     const result = await session.perplexity(text.samples, loaded?.mask);

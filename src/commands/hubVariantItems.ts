@@ -1,6 +1,7 @@
 /** The Select Model… list of a hub repo's variants: size, how the engine attributes it, cached or not (no vscode). */
 import type { HubVariantList } from '../engine/hub/hubModel';
-import { chooseVariant, formatBytes } from '../engine/hub/variants';
+import { chooseVariant } from '../engine/hub/variants';
+import { formatBytes } from '../engine/formatBytes';
 import type { Dtype } from '../engine/hub/variants';
 
 export interface VariantItem {

@@ -30,7 +30,7 @@ import type {
 import type { CorrectRunOptions } from '../engine/correction/correctionRun';
 import { hubVariants } from '../engine/hub/hubModel';
 import { setHubDefaults } from '../engine/hub/hubDefaults';
-import { formatBytes } from '../engine/hub/variants';
+import { formatBytes } from '../engine/formatBytes';
 import type { Dtype } from '../engine/hub/variants';
 import type { ProgressListener } from '../engine/progress';
 import { resolveModel } from '../engine/runtime/model';

@@ -5,6 +5,7 @@
  */
 import { posix } from 'node:path';
 import { LrpLensError } from '../errors';
+import { formatBytes } from '../formatBytes';
 
 export const DTYPES = ['fp32', 'fp16', 'q8', 'int8', 'uint8', 'q4', 'q4f16', 'bnb4'] as const;
 export type Dtype = (typeof DTYPES)[number];
@@ -123,18 +124,6 @@ export function noOnnx(repo: string): LrpLensError {
     `${repo} has no ONNX model (no onnx/model*.onnx): it looks like a PyTorch-only repo. Export it with Optimum ` +
       `(optimum-cli export onnx --model ${repo} --task text-generation out/) and pass the folder, or pick an onnx-community/… model.`,
   );
-}
-
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KB', 'MB', 'GB', 'TB'];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
 }
 
 /** The variant a local folder or snapshot holds at `onnxPath` (relative path inside it). */

@@ -5,7 +5,7 @@
  */
 import { freemem } from 'node:os';
 import { LrpLensError } from '../errors';
-import { formatBytes } from '../hub/variants';
+import { formatBytes } from '../formatBytes';
 import type { ModelConfig } from '../runtime/model';
 import { dimsFromConfig, estimateMemory } from './memoryEstimate';
 import type { MemoryEstimate, RunShape } from './memoryEstimate';
