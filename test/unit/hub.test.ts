@@ -192,6 +192,8 @@ describe('Hugging Face hub downloads (against a local mock hub)', function () {
 
   it('a gated repo names the token settings; HF_TOKEN or the token file opens it', async () => {
     await rejects(fetchHubModel(GATED_REPO), 'access-denied', /gated/, /HF_TOKEN/, /Set Hugging Face Token/, /huggingface-cli login/);
+    process.env.HF_TOKEN = 'not-a-token';
+    await rejects(fetchHubModel(GATED_REPO), 'access-denied', /token from HF_TOKEN is not a Hugging Face token/);
     process.env.HF_TOKEN = 'hf_wrong';
     await rejects(fetchHubModel(GATED_REPO), 'access-denied', /token from HF_TOKEN was refused/);
     process.env.HF_TOKEN = hub.token;

@@ -168,7 +168,7 @@ function notCached(env: HubEnvironment, repo: string, revision: string, why: 'of
     : `${repo}@${revision} is not in the hub cache`;
   const fix =
     why === 'offline'
-      ? 'downloads are off (--offline / HF_HUB_OFFLINE / LRP_LENS_OFFLINE). Run once online without --offline, or pass a local model folder.'
+      ? 'downloads are disabled (--offline / HF_HUB_OFFLINE / LRP_LENS_OFFLINE). Run once online without --offline, or pass a local model folder.'
       : `${env.endpoint} cannot be reached. Check the network (or HF_ENDPOINT), or pass a local model folder.`;
   return new LrpLensError('model-not-found', `${what} (${env.cacheDir}) and ${fix}`);
 }
@@ -286,6 +286,12 @@ class HubClient {
         );
       return new LrpLensError('runtime-failure', `${endpoint} answered HTTP ${err.statusCode} for ${this.repo}: ${err.message}`, err);
     }
+    if (err instanceof TypeError && /access token/i.test(err.message))
+      return new LrpLensError(
+        'access-denied',
+        `The token from ${tokenSource} is not a Hugging Face token (${err.message}). Use a token from ${endpoint}/settings/tokens.`,
+        err,
+      );
     if (
       err instanceof TypeError &&
       /fetch failed|network|ECONN|ENOTFOUND|socket/i.test(`${err.message} ${(err.cause as Error)?.message ?? ''}`)
