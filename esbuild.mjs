@@ -1,4 +1,5 @@
-// Bundles the extension host, the engine worker, the CLI and the webview front-ends.
+// Bundles the extension host, the engine worker, the CLI, the webview front-ends and (not for --production) the
+// benchmarks (bench/main.ts → dist/bench.js, beside the CLI it runs).
 import * as esbuild from 'esbuild';
 import { existsSync } from 'node:fs';
 
@@ -12,6 +13,7 @@ const nodeEntries = [
   { in: 'src/cli/main.ts', out: 'cli' },
   { in: 'src/extension.ts', out: 'extension' },
   { in: 'src/worker/main.ts', out: 'worker' },
+  ...(production ? [] : [{ in: 'bench/main.ts', out: 'bench' }]),
 ].filter((e) => existsSync(e.in));
 
 const builds = [

@@ -1,4 +1,5 @@
 import tseslint from 'typescript-eslint';
+import { importX, createNodeResolver } from 'eslint-plugin-import-x';
 
 // The layers (see CONTRIBUTING): onnx → relevance → runtime → the engine's features → worker/CLI → extension.
 // Each rule below lists every restriction for its files: a later config object replaces a rule, it does not merge.
@@ -18,13 +19,20 @@ const aboveOnnx = {
 const restrict = (paths, patterns) => ({ 'no-restricted-imports': ['error', { paths, patterns }] });
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'bench/**', '.vscode-test/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'bench/results/**', '.vscode-test/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
       'no-restricted-imports': 'off',
     },
+  },
+  {
+    // Layers point one way: no module imports itself back through others (type-only imports included).
+    files: ['src/**/*.ts'],
+    plugins: { 'import-x': importX },
+    settings: { 'import-x/extensions': ['.ts'], 'import-x/resolver-next': [createNodeResolver({ extensions: ['.ts'] })] },
+    rules: { 'import-x/no-cycle': 'error' },
   },
   { files: ['src/**/*.ts'], ignores: ['src/engine/**'], rules: restrict([], [onnxruntime]) },
   { files: ['src/engine/**/*.ts'], ignores: ['src/engine/runtime/session.ts'], rules: restrict([vscode], [onnxruntime]) },

@@ -1,7 +1,5 @@
 /** Argument parsing and output helpers shared by the CLI's commands. */
 import { InvalidArgumentError } from 'commander';
-import { spawnSync } from 'node:child_process';
-import { LrpLensError } from '../engine/errors';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DEFAULT_MODEL } from '../engine/runtime/model';
@@ -31,16 +29,9 @@ export function writeJson(path: string, data: unknown): void {
   }
 }
 
-/** A table in Markdown pipe syntax, columns padded to their widest cell (the CLI's and benchmarks' output). */
+/** A table in Markdown pipe syntax, columns padded to their widest cell (the CLI's and the benchmarks' output). */
 export function markdownTable(head: string[], body: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells: string[]) => '| ' + cells.map((c, i) => c.padEnd(widths[i])).join(' | ') + ' |';
   return [line(head), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...body.map(line)].join('\n');
-}
-
-/** Runs this CLI in a child process (its own peak RSS) and parses the JSON it prints on stdout. */
-export function runCliChild<T>(args: string[], failure: string): T {
-  const res = spawnSync(process.execPath, [process.argv[1], ...args], { encoding: 'utf8', maxBuffer: 1 << 20 });
-  if (res.status !== 0) throw new LrpLensError('runtime-failure', `${failure}: ${res.stderr.trim()}`);
-  return JSON.parse(res.stdout) as T;
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/** `lrp-lens`: attribute, compile and benchmark from the command line (the engine, in-process). */
+/** `lrp-lens`: attribute, compile, inspect, prune, discover circuits and correct from the command line (the engine, in-process). */
 import { Command, Option } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
@@ -14,7 +14,6 @@ import type { Device } from '../engine/runtime/session';
 import { renderSummary } from './heatmap';
 import { inspectModel } from '../engine/runtime/inspect';
 import type { ModelReport } from '../engine/runtime/inspect';
-import { registerBench } from './bench';
 import { registerPruning } from './pruneCommands';
 import { registerCircuits } from './circuitCommands';
 import { registerCorrection } from './correctCommands';
@@ -180,7 +179,6 @@ export function buildProgram(): Command {
     });
 
   registerModels(program);
-  registerBench(program);
   registerPruning(program);
   registerCircuits(program);
   registerCorrection(program);

@@ -9,7 +9,7 @@ import { DEFAULT_AGGREGATION } from '../engine/pruning/scores';
 import { loadMaskForModel } from '../engine/pruning/maskFile';
 import { exportPrunedModel } from '../engine/pruning/export';
 import { loadStatistics, mergeStored, saveStatistics } from '../engine/pruning/statisticsFile';
-import type { Allocation } from '../engine/pruning/types';
+import type { Allocation } from '../engine/weights/types';
 import { evalWindowsOf, isPruneReport, methodSpec, openPruningSession, referenceOf, runPrune } from '../engine/pruning/pruneRun';
 import type { PruneCommonOptions, PruneReport, PruneRunOptions } from '../engine/pruning/pruneRun';
 import { defaultModel, markdownTable, writeJson } from './common';

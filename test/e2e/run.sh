@@ -5,14 +5,17 @@
 #   run.sh host   extension-host tests (test/vscode, mocha inside the extension host, via code-server's
 #                 extensionTestsPath payload); results read from a JSON file
 #   run.sh ui     the browser end-to-end test (vscode.e2e.mjs): commands, panel, heatmap, errors, Cancel,
-#                 crash recovery; refreshes media/screenshots
+#                 crash recovery; its screenshots go to test/e2e/screenshots (ignored by git)
+#   run.sh screenshots  ui, writing the README's screenshots (media/screenshots) instead (`npm run screenshots`)
 #   run.sh bench  command → panel timings with a warm engine, and the panel's render time for a large result
+#                 (bench/vscodePanel.mjs; results in bench/results)
 #   run.sh render only the large panel render of `bench` (plain Chromium, no code-server)
 #   run.sh        host, then ui
-# env: LRP_LENS_SHARED (default ../shared: the tests need models/stories260k), LRP_LENS_E2E_DIR, SHOT_DIR
+# env: LRP_LENS_SHARED (default ../shared: the tests need models/stories260k), LRP_LENS_E2E_DIR, SHOT_DIR, BENCH_OUT
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 EXT=$(cd "$HERE/../.." && pwd)
+BENCH=$EXT/bench
 MODES=${*:-host ui}
 T=${LRP_LENS_E2E_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lrp-lens/e2e}
 SHARED=${LRP_LENS_SHARED:-$EXT/../shared}
@@ -98,6 +101,7 @@ lily_workspace() {
   printf 'Once upon a time, there was a little girl named\n' > "$1/lily.prompt"
 }
 
+# run_ui SHOT_DIR: the browser end-to-end test, writing the panel and heatmap screenshots to SHOT_DIR.
 run_ui() {
   local ws=$S/ui-ws
   lily_workspace "$ws"
@@ -105,7 +109,7 @@ run_ui() {
   start_code_server ui "$ws" yes
   local rc=0
   mkdir -p "$T/artifacts"
-  CS_URL="http://127.0.0.1:$PORT/?folder=$ws" SHOT_DIR="${SHOT_DIR:-$EXT/media/screenshots}" UD="$S/ui/ud" WS="$ws" \
+  CS_URL="http://127.0.0.1:$PORT/?folder=$ws" SHOT_DIR="$1" UD="$S/ui/ud" WS="$ws" \
     ARTIFACTS="$T/artifacts" MODEL="$MODEL" SLOW_MODEL="$slow" node "$HERE/vscode.e2e.mjs" || rc=$?
   stop_code_server
   [ $rc = 0 ] || show_logs ui
@@ -116,11 +120,11 @@ run_bench() {
   local ws=$S/bench-ws
   lily_workspace "$ws"
   local page=$S/render-page
-  "$EXT/node_modules/.bin/tsx" "$HERE/renderBenchPage.ts" "$page" "$EXT"
+  "$EXT/node_modules/.bin/tsx" "$BENCH/panelRenderPage.ts" "$page" "$EXT"
   start_code_server bench "$ws" yes
   local rc=0
   CS_URL="http://127.0.0.1:$PORT/?folder=$ws" UD="$S/bench/ud" WS="$ws" RENDER_PAGE="$page/index.html" \
-    OUT="${BENCH_OUT:-$EXT/bench/vscode.json}" node "$HERE/vscode.bench.mjs" || rc=$?
+    OUT="${BENCH_OUT:-$BENCH/results/vscode.json}" node "$BENCH/vscodePanel.mjs" || rc=$?
   stop_code_server
   [ $rc = 0 ] || show_logs bench
   return $rc
@@ -128,18 +132,19 @@ run_bench() {
 
 run_render() {
   local page=$S/render-page
-  "$EXT/node_modules/.bin/tsx" "$HERE/renderBenchPage.ts" "$page" "$EXT"
-  mkdir -p "$EXT/bench"; BENCH_ONLY=render RENDER_PAGE="$page/index.html" OUT="${BENCH_OUT:-$EXT/bench/render.json}" node "$HERE/vscode.bench.mjs"
+  "$EXT/node_modules/.bin/tsx" "$BENCH/panelRenderPage.ts" "$page" "$EXT"
+  BENCH_ONLY=render RENDER_PAGE="$page/index.html" OUT="${BENCH_OUT:-$BENCH/results/render.json}" node "$BENCH/vscodePanel.mjs"
 }
 
 for mode in $MODES; do
   START=$(date +%s)
   case $mode in
     host) run_host ;;
-    ui) run_ui ;;
+    ui) run_ui "${SHOT_DIR:-$HERE/screenshots}" ;;
+    screenshots) run_ui "$EXT/media/screenshots" ;;
     bench) run_bench ;;
     render) run_render ;;
-    *) echo "unknown mode '$mode' (host, ui, bench, render)" >&2; exit 2 ;;
+    *) echo "unknown mode '$mode' (host, ui, screenshots, bench, render)" >&2; exit 2 ;;
   esac
   echo "=== $mode: $(( $(date +%s) - START )) s ==="
 done

@@ -5,7 +5,7 @@
  */
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildLlamaLike } from '../../src/engine/onnx/synthetic';
+import { buildLlamaLike } from '../fixtures/torchExports';
 import { writeModel } from '../../src/engine/onnx/io';
 
 const [out, tokenizerDir] = process.argv.slice(2);

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeModel, readModel, writeModelWithExternalData } from '../../src/engine/onnx/io';
-import { toHalf } from '../../src/engine/onnx/syntheticVariants';
+import { toHalf } from '../fixtures/exportVariants';
 import type { MockFile, MockRepo } from './mockHub';
 
 export const REPO = 'lrp-test/stories260k';

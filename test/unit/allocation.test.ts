@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { achievedSparsity, allocateMask, allocateMasks, prepareAllocation } from '../../src/engine/pruning/allocation';
 import type { AllocationOptions } from '../../src/engine/pruning/allocation';
 import { LrpLensError } from '../../src/engine/errors';
-import { elementIndex, inputUnits, outputUnits } from '../../src/engine/pruning/types';
-import type { Mask, PrunableWeight, Scores } from '../../src/engine/pruning/types';
+import { elementIndex, inputUnits, outputUnits } from '../../src/engine/weights/types';
+import type { Mask, PrunableWeight, Scores } from '../../src/engine/weights/types';
 
 function weight(name: string, dims: [number, number], outAxis: 0 | 1, layer: number | null = 0): PrunableWeight {
   return { name, dims, outAxis, layer, kind: 'other' };

@@ -12,7 +12,7 @@ import {
 } from '../../src/engine/correction/behaviour';
 import { LrpLensError } from '../../src/engine/errors';
 import { loadTokenizer, resolveModel } from '../../src/engine/runtime/model';
-import { STORIES, requireShared } from './sharedModel';
+import { STORIES, requireShared } from '../support/sharedFolder';
 
 const isErr = (reason: 'bad-argument' | 'runtime-failure', re: RegExp) => (e: unknown) => LrpLensError.is(e, reason) && re.test(e.message);
 const node = (script: string) => `${JSON.stringify(process.execPath)} -e ${JSON.stringify(script)}`;

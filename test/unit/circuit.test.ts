@@ -12,8 +12,8 @@ import { splitTask, tokenizeTask } from '../../src/engine/tasks/taskFile';
 import type { TokenizedSample } from '../../src/engine/tasks/taskFile';
 import { circuitCurve, evaluateTask } from '../../src/engine/circuits/search';
 import { splitDocuments, tokenStream, windows } from '../../src/engine/eval/textData';
-import { cliRunner } from './cliRunner';
-import { STORIES, TINYSTORIES, requireShared } from './sharedModel';
+import { cliRunner } from '../support/bundledCli';
+import { STORIES, TINYSTORIES, requireShared } from '../support/sharedFolder';
 
 const work = mkdtempSync(join(tmpdir(), 'lrp-circuit-'));
 const cli = cliRunner(work);

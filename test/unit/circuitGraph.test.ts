@@ -5,8 +5,8 @@ import type { CircuitGraph, CircuitGraphInput } from '../../src/engine/circuits/
 import { circuitGraphToJson, circuitGraphToSvg, layoutCircuitGraph } from '../../src/engine/circuits/circuitLayout';
 import { LrpLensError } from '../../src/engine/errors';
 import { mulberry32 } from '../../src/engine/random';
-import { elementIndex } from '../../src/engine/pruning/types';
-import type { LinearKind, Mask, PrunableWeight, Scores } from '../../src/engine/pruning/types';
+import { elementIndex } from '../../src/engine/weights/types';
+import type { LinearKind, Mask, PrunableWeight, Scores } from '../../src/engine/weights/types';
 
 /** A two-block Llama-shaped set: d = 4, two query heads of size 2 sharing one k/v head, 3 MLP neurons, vocab 6. */
 function llamaWeights(): PrunableWeight[] {

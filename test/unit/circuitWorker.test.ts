@@ -12,8 +12,8 @@ import type { CircuitRecord } from '../../src/engine/circuits/discover';
 import { generateTask } from '../../src/engine/tasks/generators';
 import { writeTaskFile } from '../../src/engine/tasks/taskFile';
 import { loadTokenizer, resolveModel } from '../../src/engine/runtime/model';
-import { MASK_FORMAT } from '../../src/engine/pruning/maskFile';
-import { STORIES, requireShared } from './sharedModel';
+import { MASK_FORMAT } from '../../src/engine/pruning/maskBits';
+import { STORIES, requireShared } from '../support/sharedFolder';
 
 const WORKER = resolve(__dirname, '..', '..', 'dist', 'worker.js');
 const work = mkdtempSync(join(tmpdir(), 'lrp-circuit-worker-'));

@@ -8,8 +8,8 @@ import { ATTRIBUTION_SCHEMA } from '../../src/engine/attribution/result';
 import type { AttributionResult } from '../../src/engine/attribution/result';
 import { readModel, writeModel } from '../../src/engine/onnx/io';
 import { Session } from '../../src/engine/runtime/session';
-import { CLI, cliRunner } from './cliRunner';
-import { STORIES, requireShared } from './sharedModel';
+import { CLI, cliRunner } from '../support/bundledCli';
+import { STORIES, requireShared } from '../support/sharedFolder';
 
 const work = mkdtempSync(join(tmpdir(), 'lrp-cli-'));
 const cli = cliRunner(work);

@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import type { Graph } from '../../src/engine/onnx/graph';
-import type { SyntheticConfig } from '../../src/engine/onnx/synthetic';
-import { buildGpt2Like, buildLlamaLike, buildOptLike } from '../../src/engine/onnx/synthetic';
+import type { SyntheticConfig } from '../fixtures/torchExports';
+import { buildGpt2Like, buildLlamaLike, buildOptLike } from '../fixtures/torchExports';
 import { LrpLensError } from '../../src/engine/errors';
 import { compileGraph } from '../../src/engine/runtime/compile';
 import { leftPad } from '../../src/engine/runtime/feeds';
@@ -22,8 +22,8 @@ import {
   relativeError,
   rows,
   single,
-} from './helpers';
-import type { Seed } from './helpers';
+} from '../support/relevanceHarness';
+import type { Seed } from '../support/relevanceHarness';
 
 const BASE: Omit<SyntheticConfig, 'dtype'> = { layers: 2, hidden: 16, heads: 4, ffn: 32, vocab: 40, maxPositions: 32, seed: 7 };
 

@@ -25,9 +25,9 @@ import {
 import type { CorrectionMethod, ReferenceSamples, UndesiredPrompt } from '../../src/engine/correction/correct';
 import { measureBehaviour } from '../../src/engine/correction/sweep';
 import type { BehaviourProbe } from '../../src/engine/correction/sweep';
-import type { PrunableWeight } from '../../src/engine/pruning/types';
-import { cliRunner } from './cliRunner';
-import { STORIES, TINYSTORIES, requireShared } from './sharedModel';
+import type { PrunableWeight } from '../../src/engine/weights/types';
+import { cliRunner } from '../support/bundledCli';
+import { STORIES, TINYSTORIES, requireShared } from '../support/sharedFolder';
 
 const work = mkdtempSync(join(tmpdir(), 'lrp-correct-'));
 const cli = cliRunner(work);

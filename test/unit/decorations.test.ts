@@ -1,7 +1,7 @@
 /** Editor decorations: signed relevance buckets, their colours and hover text. */
 import assert from 'node:assert/strict';
 import { LEVELS, bucketOf, decorationBuckets, tokenDecorations } from '../../src/views/decorations';
-import { fixtureResult } from './panelFixtures';
+import { fixtureResult } from '../fixtures/attributionResults';
 
 describe('relevance decorations', () => {
   it('puts max in the top bucket, 0 in the neutral bucket and negatives in negative buckets', () => {

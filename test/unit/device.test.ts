@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { AttributionEngine } from '../../src/engine/attribution/attribute';
 import { chooseDevice, cudaStatus } from '../../src/engine/runtime/device';
 import { LrpLensError } from '../../src/engine/errors';
-import { STORIES, requireShared } from './sharedModel';
+import { STORIES, requireShared } from '../support/sharedFolder';
 
 const PROMPT = 'Once upon a time, there was a little girl named';
 

@@ -14,9 +14,9 @@ import { causalLmFeeds, inputSpecs, leftPad } from '../../src/engine/runtime/fee
 import { loadTokenizer, resolveModel } from '../../src/engine/runtime/model';
 import type { TokenizerLike } from '../../src/engine/runtime/model';
 import { findLinearWeights, selectWeights } from '../../src/engine/pruning/prunable';
-import { weightValues } from '../../src/engine/pruning/weightValues';
-import type { Mask, PrunableWeight } from '../../src/engine/pruning/types';
-import { STORIES, TINYSTORIES, requireShared } from './sharedModel';
+import { weightValues } from '../../src/engine/weights/weightValues';
+import type { Mask, PrunableWeight } from '../../src/engine/weights/types';
+import { STORIES, TINYSTORIES, requireShared } from '../support/sharedFolder';
 
 const ONNX = join(STORIES, 'onnx', 'model.onnx');
 

@@ -8,14 +8,14 @@ import { LrpLensError } from '../../src/engine/errors';
 import { isExternal, readExternalBytes } from '../../src/engine/onnx/externalData';
 import type { Graph } from '../../src/engine/onnx/graph';
 import { readModel, writeModel, writeModelWithExternalData } from '../../src/engine/onnx/io';
-import { buildLlamaLike } from '../../src/engine/onnx/synthetic';
-import { toHalf } from '../../src/engine/onnx/syntheticVariants';
+import { buildLlamaLike } from '../fixtures/torchExports';
+import { toHalf } from '../fixtures/exportVariants';
 import { tensorDims } from '../../src/engine/onnx/tensor';
 import { applyMaskToGraph, exportPrunedModel } from '../../src/engine/pruning/export';
-import type { Mask } from '../../src/engine/pruning/types';
-import { forward, single } from './helpers';
-import type { Values } from './helpers';
-import { STORIES, requireShared } from './sharedModel';
+import type { Mask } from '../../src/engine/weights/types';
+import { forward, single } from '../support/relevanceHarness';
+import type { Values } from '../support/relevanceHarness';
+import { STORIES, requireShared } from '../support/sharedFolder';
 
 const PROMPT = 'Once upon a time, there was a little girl named';
 

@@ -4,12 +4,12 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { buildGpt2Like } from '../../src/engine/onnx/synthetic';
+import { buildGpt2Like } from '../fixtures/torchExports';
 import { AttributionEngine } from '../../src/engine/attribution/attribute';
 import { readModel, writeModelWithExternalData } from '../../src/engine/onnx/io';
 import { isExternal } from '../../src/engine/onnx/externalData';
 import { compileModelFile } from '../../src/engine/runtime/compile';
-import { STORIES, requireShared } from './sharedModel';
+import { STORIES, requireShared } from '../support/sharedFolder';
 
 const PROMPT = 'Once upon a time, there was a little girl named';
 

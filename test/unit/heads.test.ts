@@ -1,7 +1,7 @@
 /** Attention heads as circuit components: scores per head and masks that silence whole heads. */
 import assert from 'node:assert/strict';
 import { headAllocator, headDisplayMask, headMask, headSizeFromConfig, headsOf } from '../../src/engine/circuits/heads';
-import type { PrunableWeight, Scores } from '../../src/engine/pruning/types';
+import type { PrunableWeight, Scores } from '../../src/engine/weights/types';
 
 // Two layers' o-projections stored [in = 2 heads × 3, out = 4] (MatMul layout), and a q weight to ignore.
 const o0: PrunableWeight = { name: 'o0', dims: [6, 4], outAxis: 1, layer: 0, kind: 'o' };

@@ -23,8 +23,8 @@ import { resolveModel } from '../../src/engine/runtime/model';
 import { startMockHub } from '../support/mockHub';
 import type { MockHub } from '../support/mockHub';
 import { EXTERNAL_REPO, GATED_REPO, PYTORCH_REPO, REPO, stories260kRepos } from '../support/hubRepos';
-import { STORIES, requireShared } from './sharedModel';
-import { CLI } from './cliRunner';
+import { STORIES, requireShared } from '../support/sharedFolder';
+import { CLI } from '../support/bundledCli';
 import { ProgressDisplay } from '../../src/cli/progressDisplay';
 import { variantItems } from '../../src/commands/hubVariantItems';
 

@@ -6,20 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LrpLensError } from '../../src/engine/errors';
 import { writeModel, writeModelWithExternalData } from '../../src/engine/onnx/io';
-import { buildLlamaLike } from '../../src/engine/onnx/synthetic';
-import type { SyntheticConfig } from '../../src/engine/onnx/synthetic';
+import { buildLlamaLike } from '../fixtures/torchExports';
+import type { SyntheticConfig } from '../fixtures/torchExports';
 import { tensorDims } from '../../src/engine/onnx/tensor';
-import {
-  decodeMaskSafetensors,
-  encodeMaskSafetensors,
-  loadMask,
-  modelIdentity,
-  packBits,
-  saveMask,
-  unpackBits,
-} from '../../src/engine/pruning/maskFile';
-import type { MaskDescription } from '../../src/engine/pruning/maskFile';
-import type { Mask } from '../../src/engine/pruning/types';
+import { decodeMaskSafetensors, encodeMaskSafetensors, packBits, unpackBits } from '../../src/engine/pruning/maskBits';
+import { loadMask, modelIdentity, saveMask } from '../../src/engine/pruning/maskFile';
+import type { MaskDescription } from '../../src/engine/pruning/maskManifest';
+import type { Mask } from '../../src/engine/weights/types';
 
 const CFG: SyntheticConfig = { layers: 2, hidden: 16, heads: 4, ffn: 32, vocab: 40, maxPositions: 32, dtype: 'float32', seed: 3 };
 

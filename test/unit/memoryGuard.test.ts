@@ -6,8 +6,8 @@ import { AttributionEngine } from '../../src/engine/attribution/attribute';
 import { LrpLensError } from '../../src/engine/errors';
 import { dimsFromConfig, estimateMemory, parameterCounts } from '../../src/engine/memory/memoryEstimate';
 import { checkMemory, parseMemorySize, setMemoryGuard } from '../../src/engine/memory/memoryGuard';
-import { cliRunner } from './cliRunner';
-import { STORIES, requireShared } from './sharedModel';
+import { cliRunner } from '../support/bundledCli';
+import { STORIES, requireShared } from '../support/sharedFolder';
 
 const LLAMA_1B = {
   model_type: 'llama',

@@ -5,12 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AttributionEngine } from '../../src/engine/attribution/attribute';
 import type { Graph } from '../../src/engine/onnx/graph';
-import { buildGenaiLlama } from '../../src/engine/onnx/syntheticFused';
-import { buildLlamaLike } from '../../src/engine/onnx/synthetic';
-import type { SyntheticConfig } from '../../src/engine/onnx/synthetic';
+import { buildGenaiLlama } from '../fixtures/ortFusedExports';
+import { buildLlamaLike } from '../fixtures/torchExports';
+import type { SyntheticConfig } from '../fixtures/torchExports';
 import { padBatch } from '../../src/engine/runtime/feeds';
-import { STORIES, requireShared } from './sharedModel';
-import { modelFolder } from './helpers';
+import { STORIES, requireShared } from '../support/sharedFolder';
+import { modelFolder } from '../support/relevanceHarness';
 
 const CFG: SyntheticConfig = {
   layers: 2,

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { newNonce, panelHtml, standaloneHtml } from '../../src/views/relevancePanel/html';
 import { isHostMessage, isWebviewMessage } from '../../src/views/relevancePanel/protocol';
-import { HOSTILE_TEXTS, fixtureResult } from './panelFixtures';
+import { HOSTILE_TEXTS, fixtureResult } from '../fixtures/attributionResults';
 
 const URIS = {
   cspSource: 'https://file+.vscode-resource.vscode-cdn.net',

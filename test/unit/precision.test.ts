@@ -1,5 +1,5 @@
 /**
- * Precision variants of the synthetic models (src/engine/onnx/syntheticVariants.ts): fp16/bf16 models
+ * Precision variants of the synthetic models (test/fixtures/exportVariants.ts): fp16/bf16 models
  * attributed in fp32, Optimum merged decoders, quantised weights dequantised at compile time, and the
  * refusals, each checked against onnxruntime running the variant itself.
  */
@@ -14,8 +14,8 @@ import { encodeModel, readModel, writeModel, writeModelWithExternalData } from '
 import { AttributionEngine } from '../../src/engine/attribution/attribute';
 import { isExternal } from '../../src/engine/onnx/externalData';
 import { float16ToFloat32, makeRawTensor, makeTensor, tensorFloats } from '../../src/engine/onnx/tensor';
-import { buildGpt2Like, buildLlamaLike } from '../../src/engine/onnx/synthetic';
-import type { SyntheticConfig } from '../../src/engine/onnx/synthetic';
+import { buildGpt2Like, buildLlamaLike } from '../fixtures/torchExports';
+import type { SyntheticConfig } from '../fixtures/torchExports';
 import {
   float32ToFloat16,
   mergedDecoder,
@@ -24,8 +24,8 @@ import {
   quantizeMatMulNBits,
   roundedToHalf,
   toHalf,
-} from '../../src/engine/onnx/syntheticVariants';
-import type { HalfType, NBitsOptions } from '../../src/engine/onnx/syntheticVariants';
+} from '../fixtures/exportVariants';
+import type { HalfType, NBitsOptions } from '../fixtures/exportVariants';
 import { canonicalize } from '../../src/engine/relevance/canonicalize';
 import { halfToFloat32 } from '../../src/engine/relevance/rewrites/graphPasses';
 import { countEmbedded } from '../../src/engine/relevance/rewrites/quantized';
@@ -33,9 +33,9 @@ import { LrpLensError } from '../../src/engine/errors';
 import { causalLmFeeds, inputSpecs, leftPad } from '../../src/engine/runtime/feeds';
 import { compileModelFile } from '../../src/engine/runtime/compile';
 import { Session, tensorNumbers } from '../../src/engine/runtime/session';
-import { CompiledModel, budget, cloneGraph, forward, lastTokenSeed, relativeError, single } from './helpers';
-import type { Outputs, Values } from './helpers';
-import { STORIES, requireShared } from './sharedModel';
+import { CompiledModel, budget, cloneGraph, forward, lastTokenSeed, relativeError, single } from '../support/relevanceHarness';
+import type { Outputs, Values } from '../support/relevanceHarness';
+import { STORIES, requireShared } from '../support/sharedFolder';
 
 const CFG: SyntheticConfig = {
   layers: 2,

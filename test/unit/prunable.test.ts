@@ -1,11 +1,11 @@
 /** Which weights are prunable and how they are classified, on the synthetic exports and stories260k. */
 import assert from 'node:assert/strict';
-import { buildGpt2Like, buildLlamaLike, buildOptLike } from '../../src/engine/onnx/synthetic';
-import type { SyntheticConfig } from '../../src/engine/onnx/synthetic';
+import { buildGpt2Like, buildLlamaLike, buildOptLike } from '../fixtures/torchExports';
+import type { SyntheticConfig } from '../fixtures/torchExports';
 import { readModel } from '../../src/engine/onnx/io';
 import { findLinearWeights, parseWeightSelection, selectWeights } from '../../src/engine/pruning/prunable';
 import { LrpLensError } from '../../src/engine/errors';
-import { STORIES, requireShared } from './sharedModel';
+import { STORIES, requireShared } from '../support/sharedFolder';
 import { join } from 'node:path';
 
 const CFG: SyntheticConfig = { layers: 2, hidden: 8, heads: 2, ffn: 16, vocab: 20, maxPositions: 32, dtype: 'float32', seed: 1 };

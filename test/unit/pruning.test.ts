@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { PruningSession, sweep } from '../../src/engine/pruning/prune';
 import type { ScoreMethod } from '../../src/engine/pruning/scores';
 import { splitDocuments, tokenStream, windows } from '../../src/engine/eval/textData';
-import { cliRunner } from './cliRunner';
-import { STORIES, TINYSTORIES, requireShared } from './sharedModel';
+import { cliRunner } from '../support/bundledCli';
+import { STORIES, TINYSTORIES, requireShared } from '../support/sharedFolder';
 
 const work = mkdtempSync(join(tmpdir(), 'lrp-prune-'));
 const cli = cliRunner(work);

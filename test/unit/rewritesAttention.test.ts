@@ -1,7 +1,7 @@
 /**
  * The com.microsoft attention rewrites (rewrites/attention.ts): each contrib op as onnxruntime runs it equals
  * its canonical standard-op graph; gradient × input through the rewritten ops equals finite differences; and
- * whole fused-style models (syntheticFused.ts) attribute exactly like the same weights exported in plain style.
+ * whole fused-style models (test/fixtures/ortFusedExports.ts) attribute exactly like the same weights exported in plain style.
  */
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
@@ -14,14 +14,24 @@ import type { DType } from '../../src/engine/onnx/tensor';
 import { canonicalize, rewriteFor } from '../../src/engine/relevance/canonicalize';
 import { LrpLensError } from '../../src/engine/errors';
 import { Session } from '../../src/engine/runtime/session';
-import type { SyntheticConfig } from '../../src/engine/onnx/synthetic';
-import { buildGpt2Like, buildLlamaLike } from '../../src/engine/onnx/synthetic';
-import { buildGenaiLlama, buildOrtGpt2 } from '../../src/engine/onnx/syntheticFused';
-import type { FusedOptions } from '../../src/engine/onnx/syntheticFused';
+import type { SyntheticConfig } from '../fixtures/torchExports';
+import { buildGpt2Like, buildLlamaLike } from '../fixtures/torchExports';
+import { buildGenaiLlama, buildOrtGpt2 } from '../fixtures/ortFusedExports';
+import type { FusedOptions } from '../fixtures/ortFusedExports';
 import { leftPad } from '../../src/engine/runtime/feeds';
 import type { TokenBatch } from '../../src/engine/runtime/feeds';
-import type { Values } from './helpers';
-import { CompiledModel, cloneGraph, finiteDifferences, forward, lastTokenSeed, maxAbs, relativeError, rows, single } from './helpers';
+import type { Values } from '../support/relevanceHarness';
+import {
+  CompiledModel,
+  cloneGraph,
+  finiteDifferences,
+  forward,
+  lastTokenSeed,
+  maxAbs,
+  relativeError,
+  rows,
+  single,
+} from '../support/relevanceHarness';
 
 // ---------------------------------------------------------------------------------------------------------
 // (a) one contrib op: onnxruntime vs the canonical graph

@@ -16,8 +16,8 @@ import { encodeModel } from '../../src/engine/onnx/io';
 import { canonicalize } from '../../src/engine/relevance/canonicalize';
 import type { RelevanceMode } from '../../src/engine/relevance/mode';
 import { Session, floatTensor, tensorNumbers } from '../../src/engine/runtime/session';
-import { CompiledModel, budget, cloneGraph, erf, finiteDifferences, relativeError, single } from './helpers';
-import type { Outputs, Seed } from './helpers';
+import { CompiledModel, budget, cloneGraph, erf, finiteDifferences, relativeError, single } from '../support/relevanceHarness';
+import type { Outputs, Seed } from '../support/relevanceHarness';
 
 const MS = 'com.microsoft';
 const VOCAB = 8; // the shape probe feeds ids up to 7

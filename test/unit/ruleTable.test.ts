@@ -13,8 +13,8 @@ import { makeTensor } from '../../src/engine/onnx/tensor';
 import type { FloatDType } from '../../src/engine/onnx/tensor';
 import { LrpLensError } from '../../src/engine/errors';
 import { OPS, rowOf } from '../../src/engine/relevance/rules';
-import { CompiledModel, budget, finiteDifferences, maxAbs, relativeError, single } from './helpers';
-import type { Seed } from './helpers';
+import { CompiledModel, budget, finiteDifferences, maxAbs, relativeError, single } from '../support/relevanceHarness';
+import type { Seed } from '../support/relevanceHarness';
 
 const VOCAB = 8; // the shape probe feeds ids up to 7
 const H = 4;

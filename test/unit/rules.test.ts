@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { GraphBuilder, emptyGraph, valueInfo } from '../../src/engine/onnx/builder';
 import type { Graph } from '../../src/engine/onnx/graph';
 import type { RelevanceMode } from '../../src/engine/relevance/mode';
-import { CompiledModel, erf, single } from './helpers';
-import type { Outputs } from './helpers';
+import { CompiledModel, erf, single } from '../support/relevanceHarness';
+import type { Outputs } from '../support/relevanceHarness';
 
 const EPS = 1e-6;
 const VOCAB = 8; // the shape probe feeds ids up to 7

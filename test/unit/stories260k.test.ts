@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AttributionEngine } from '../../src/engine/attribution/attribute';
 import { LrpLensError } from '../../src/engine/errors';
-import { STORIES, requireShared } from './sharedModel';
+import { STORIES, requireShared } from '../support/sharedFolder';
 
 const PROMPT = 'Once upon a time, there was a little girl named';
 

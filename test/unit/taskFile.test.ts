@@ -16,7 +16,7 @@ import {
   tokenizeTask,
   writeTaskFile,
 } from '../../src/engine/tasks/taskFile';
-import { STORIES, requireShared } from './sharedModel';
+import { STORIES, requireShared } from '../support/sharedFolder';
 
 const isBad = (re: RegExp) => (e: unknown) => LrpLensError.is(e, 'bad-argument') && re.test(e.message);
 const HEADER = '{"task": {"name": "pronoun", "metric": "logit_diff", "kind": "pronoun"}}';

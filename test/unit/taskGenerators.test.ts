@@ -9,8 +9,8 @@ import { generateTask, ioiTask, PRONOUN_TEMPLATES, pronounTask } from '../../src
 import { finalRows, taskMetric } from '../../src/engine/tasks/metrics';
 import { formatTaskFile, parseTaskFile, tokenizeTask } from '../../src/engine/tasks/taskFile';
 import type { TaskFile, TokenizedSample } from '../../src/engine/tasks/taskFile';
-import { forward } from './helpers';
-import { STORIES, requireShared } from './sharedModel';
+import { forward } from '../support/relevanceHarness';
+import { STORIES, requireShared } from '../support/sharedFolder';
 
 const isBad = (re: RegExp) => (e: unknown) => LrpLensError.is(e, 'bad-argument') && re.test(e.message);
 

@@ -20,8 +20,8 @@ import {
   moveCell,
 } from '../../src/views/relevancePanel/heatmapLayout';
 import { buildViewModel, lazy, neuronBars, ranksByMagnitude } from '../../src/views/relevancePanel/viewModel';
-import { HOSTILE_TEXTS, fixtureResult } from './panelFixtures';
-import { STORIES, requireShared } from './sharedModel';
+import { HOSTILE_TEXTS, fixtureResult } from '../fixtures/attributionResults';
+import { STORIES, requireShared } from '../support/sharedFolder';
 
 describe('diverging colour scale', () => {
   it('maps zero (and NaN) to the neutral colour and ±1 to the two hues', () => {
@@ -98,7 +98,7 @@ describe('relevance view model', () => {
     assert.match(reportSvg(buildViewModel(result)), /logit &quot; Lily&quot; − logit &quot; Tom&quot; at position 2/);
   });
 
-  it('renders 1,000 tokens × 30 layers × 32 heads quickly, within bounded dimensions', () => {
+  it('renders 1,000 tokens × 30 layers × 32 heads within bounded dimensions (its time is measured by `run.sh render` in npm run bench)', () => {
     const result = fixtureResult({ texts: Array.from({ length: 1000 }, (_, i) => ` tok${i}`), layers: 30, heads: 32, neurons: 4096 });
     const render = () => {
       const t0 = performance.now();
@@ -124,8 +124,6 @@ describe('relevance view model', () => {
     const { vm, svgs } = cold;
     assert.equal(vm.layerTokens.cells.length, 30 * 1000);
     assert.equal(vm.heads.cells.length, 30 * 32);
-    const coldTotal = cold.times.reduce((a, b) => a + b);
-    assert.ok(coldTotal < 1000, `render took ${coldTotal} ms`);
     const width = Number(/width="([\d.]+)"/.exec(svgs[1])![1]);
     assert.ok(width <= 1200, `layer × token heatmap ${width} px wide`);
     assert.ok(svgs.every((s) => s.startsWith('<svg')));

@@ -1,8 +1,8 @@
 /** Σ_t |R_W,t| computed in the graph (|W| ⊙ |X|ᵀ|G|) against the signed sum it must bound. */
 import assert from 'node:assert/strict';
-import { buildLlamaLike } from '../../src/engine/onnx/synthetic';
-import type { SyntheticConfig } from '../../src/engine/onnx/synthetic';
-import { CompiledModel, lastTokenSeed, single } from './helpers';
+import { buildLlamaLike } from '../fixtures/torchExports';
+import type { SyntheticConfig } from '../fixtures/torchExports';
+import { CompiledModel, lastTokenSeed, single } from '../support/relevanceHarness';
 
 const CFG: SyntheticConfig = {
   layers: 2,

@@ -1,9 +1,9 @@
 /** Weight relevance (what pruning ranks) and the cp-lrp rule set, on synthetic models. */
 import assert from 'node:assert/strict';
-import { buildGpt2Like, buildLlamaLike } from '../../src/engine/onnx/synthetic';
-import type { SyntheticConfig } from '../../src/engine/onnx/synthetic';
-import { CompiledModel, lastTokenSeed, single } from './helpers';
-import type { Outputs } from './helpers';
+import { buildGpt2Like, buildLlamaLike } from '../fixtures/torchExports';
+import type { SyntheticConfig } from '../fixtures/torchExports';
+import { CompiledModel, lastTokenSeed, single } from '../support/relevanceHarness';
+import type { Outputs } from '../support/relevanceHarness';
 
 const CFG: SyntheticConfig = {
   layers: 2,

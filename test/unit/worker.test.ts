@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { EngineClient, EngineError } from '../../src/worker/client';
 import type { ExitInfo } from '../../src/worker/client';
 import type { AttributeParams, CircuitParams, Method, ProgressNotification } from '../../src/worker/protocol';
-import { STORIES, SHARED, requireShared } from './sharedModel';
+import { STORIES, SHARED, requireShared } from '../support/sharedFolder';
 
 const WORKER = resolve(__dirname, '..', '..', 'dist', 'worker.js');
 const PROMPT = 'Once upon a time, there was a little girl named';

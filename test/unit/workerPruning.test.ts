@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { EngineClient, EngineError } from '../../src/worker/client';
 import type { ProgressNotification, PruneParams } from '../../src/worker/protocol';
 import { loadMask } from '../../src/engine/pruning/maskFile';
-import { STORIES, TINYSTORIES, requireShared } from './sharedModel';
+import { STORIES, TINYSTORIES, requireShared } from '../support/sharedFolder';
 
 const WORKER = resolve(__dirname, '..', '..', 'dist', 'worker.js');
 const GIRLS = [

@@ -24,8 +24,8 @@
  * weights); a weight without scores, or of kind `other`, has no place in the graph and is left out.
  */
 import { LrpLensError } from '../errors';
-import type { LinearKind, Mask, PrunableWeight, Scores } from '../pruning/types';
-import { inputUnits, outputUnits } from '../pruning/types';
+import type { LinearKind, Mask, PrunableWeight, Scores } from '../weights/types';
+import { inputUnits, outputUnits } from '../weights/types';
 
 export type Granularity = 'weights' | 'neurons' | 'heads';
 export type Site = 'embed' | 'attn' | 'resid_mid' | 'mlp' | 'resid' | 'logits';

@@ -13,7 +13,7 @@ import { checkMethod } from '../pruning/scores';
 import type { ScoreMethod } from '../pruning/scores';
 import { parseWeightSelection } from '../pruning/prunable';
 import { saveMask } from '../pruning/maskFile';
-import type { Mask } from '../pruning/types';
+import type { Mask } from '../weights/types';
 import { readTaskFile, splitTask, tokenizeTask } from '../tasks/taskFile';
 import type { TaskMetric, TokenizedSample } from '../tasks/taskFile';
 import { allocationFor, circuitCurve, evaluateTask } from './search';

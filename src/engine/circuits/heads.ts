@@ -4,8 +4,8 @@
  * the summed score of that slice — the relevance that flows through the head.
  */
 import { LrpLensError } from '../errors';
-import type { Mask, PrunableWeight, Scores } from '../pruning/types';
-import { inputUnits, outputUnits, elementIndex } from '../pruning/types';
+import type { Mask, PrunableWeight, Scores } from '../weights/types';
+import { inputUnits, outputUnits, elementIndex } from '../weights/types';
 
 export interface HeadRef {
   weight: PrunableWeight;

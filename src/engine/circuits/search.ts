@@ -8,7 +8,7 @@ import type { PruningSession } from '../pruning/prune';
 import { prepareAllocation, achievedSparsity } from '../pruning/allocation';
 import type { AllocationOptions } from '../pruning/allocation';
 import type { ScoreMethod, PositionSeed } from '../pruning/scores';
-import type { Mask, Scores } from '../pruning/types';
+import type { Mask, Scores } from '../weights/types';
 import { taskMetric } from '../tasks/metrics';
 import type { TaskMetric } from '../tasks/taskFile';
 import type { TokenizedSample } from '../tasks/taskFile';

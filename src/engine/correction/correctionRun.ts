@@ -10,7 +10,7 @@ import type { Device } from '../runtime/session';
 import { headSizeFromConfig } from '../circuits/heads';
 import { PruningSession } from '../pruning/prune';
 import type { Stage } from '../pruning/prune';
-import type { Mask } from '../pruning/types';
+import type { Mask } from '../weights/types';
 import { parseWeightSelection } from '../pruning/prunable';
 import { saveMask } from '../pruning/maskFile';
 import { higherIsBetter, parseBehaviourMetric } from './behaviour';

@@ -7,7 +7,7 @@
  */
 import { LrpLensError } from '../errors';
 import type { PruningSession } from '../pruning/prune';
-import type { Mask } from '../pruning/types';
+import type { Mask } from '../weights/types';
 import { greedyContinuations } from '../eval/generate';
 import { higherIsBetter, meanUniquenessRatio, runScorer, wordFirstTokenIds, wordProbability } from './behaviour';
 import type { BehaviourMetricSpec } from './behaviour';

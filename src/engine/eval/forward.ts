@@ -17,8 +17,8 @@ import type { Device, HostTensor } from '../runtime/session';
 import { causalLmFeeds, padBatch } from '../runtime/feeds';
 import type { PaddingSide } from '../runtime/feeds';
 import { LrpLensError } from '../errors';
-import type { Mask, PrunableWeight } from '../pruning/types';
-import { maskedBytes, storedBytes, storedDtype } from '../pruning/weightValues';
+import type { Mask, PrunableWeight } from '../weights/types';
+import { maskedBytes, storedBytes, storedDtype } from '../weights/weightValues';
 
 export const FORWARD_IO = {
   labels: 'lrp_labels',

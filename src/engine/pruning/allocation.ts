@@ -11,8 +11,8 @@
  * `mask(sparsity)` for each sparsity of a sweep is a single pass over the elements.
  */
 import { LrpLensError } from '../errors';
-import { inputUnits, outputUnits } from './types';
-import type { Allocation, Mask, PrunableWeight, Scores } from './types';
+import { inputUnits, outputUnits } from '../weights/types';
+import type { Allocation, Mask, PrunableWeight, Scores } from '../weights/types';
 
 export interface AllocationOptions {
   allocation: Allocation;

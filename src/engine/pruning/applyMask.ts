@@ -2,8 +2,7 @@
  * "Apply Mask": later attributions run on the pruned model. The pruned model is exported once per mask into the
  * cache, `<cacheDir>/pruned/<sha256 of the mask's safetensors>`, and reused while the mask file is unchanged.
  */
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { cacheDir } from '../runtime/compile';
 import { exportPrunedModel } from './export';
@@ -28,7 +27,8 @@ export interface PrunedModel {
 export async function prunedModelFor(model: string, maskPath: string, opts: { offline?: boolean } = {}): Promise<PrunedModel> {
   const loaded = await loadMaskForModel(model, maskPath, opts);
   const { folder } = loaded;
-  const sha256 = createHash('sha256').update(readFileSync(loaded.paths.safetensors)).digest('hex');
+  // loadMask checked the file against this hash.
+  const sha256 = loaded.manifest.tensors.sha256.replace(/^sha256:/, '');
   const dir = join(cacheDir(), 'pruned', sha256);
   const cached = existsSync(join(dir, 'onnx', 'model.onnx'));
   if (!cached) await exportPrunedModel(folder.dir, loaded.mask, dir, { overwrite: true });

@@ -26,7 +26,7 @@ import type { Graph } from '../onnx/graph';
 import { readModel, writeModel } from '../onnx/io';
 import { dtypeOf, tensorDims } from '../onnx/tensor';
 import { resolveModel } from '../runtime/model';
-import type { Mask, WeightMask } from './types';
+import type { Mask, WeightMask } from '../weights/types';
 
 export interface ExportOptions {
   /** Replace `outDir` if it exists (default: refuse). */

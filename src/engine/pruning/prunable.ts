@@ -7,7 +7,7 @@ import type { Graph, OnnxNode } from '../onnx/graph';
 import { attrInt } from '../onnx/graph';
 import { dtypeOf, tensorDims } from '../onnx/tensor';
 import { LrpLensError } from '../errors';
-import type { LinearKind, PrunableWeight } from './types';
+import type { LinearKind, PrunableWeight } from '../weights/types';
 
 const KIND_BY_TOKEN: Record<string, LinearKind> = {
   q: 'q',

@@ -20,9 +20,9 @@ import type { WeightSelection } from './prunable';
 import { collectStatistics, scoresFromStatistics } from './scores';
 import type { CollectOptions, LrpAggregation, ScoreMethod, ScoreStatistics } from './scores';
 import { achievedSparsity, prepareAllocation } from './allocation';
-import type { Allocation, Mask, PrunableWeight, Scores } from './types';
-import { weightValues } from './weightValues';
-import { modelContentHash } from './maskFile';
+import type { Allocation, Mask, PrunableWeight, Scores } from '../weights/types';
+import { weightValues } from '../weights/weightValues';
+import { modelContentHash } from '../onnx/contentHash';
 import { checkMemory } from '../memory/memoryGuard';
 
 export type Stage = 'load' | 'collect' | 'evaluate' | 'generate';

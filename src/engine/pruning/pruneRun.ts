@@ -14,7 +14,7 @@ import { checkAggregation, checkMethod, DEFAULT_AGGREGATION } from './scores';
 import type { LrpAggregation, ScoreMethod, ScoreStatistics } from './scores';
 import { saveMask } from './maskFile';
 import { loadStatistics, saveStatistics, shardOf } from './statisticsFile';
-import type { Allocation } from './types';
+import type { Allocation } from '../weights/types';
 import { readTextFile } from '../eval/textData';
 
 export interface MethodSpec {

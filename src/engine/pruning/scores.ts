@@ -22,8 +22,8 @@ import { throwIfCancelled } from '../eval/cancel';
 import type { Progress } from '../eval/cancel';
 import { LrpLensError } from '../errors';
 import { mulberry32 } from '../random';
-import type { PrunableWeight, Scores } from './types';
-import { inputUnits } from './types';
+import type { PrunableWeight, Scores } from '../weights/types';
+import { inputUnits } from '../weights/types';
 
 export const SCORE_METHODS = ['lrp', 'wanda', 'magnitude', 'gradient', 'random', 'activation'] as const;
 export type ScoreMethod = (typeof SCORE_METHODS)[number];

@@ -13,7 +13,7 @@ import type { LrpAggregation, ScoreMethod, ScoreStatistics } from './scores';
 export const STATISTICS_FORMAT = 'lrp-lens-statistics';
 
 export interface StatisticsProvenance {
-  /** Content hash of the model (maskFile.modelContentHash). */
+  /** Content hash of the model (onnx/contentHash.ts). */
   model: string;
   /** sha256 of the reference file. */
   reference: string;

@@ -4,7 +4,7 @@
 //     the webview's render (webview side, reported by the panel) and the rest (command dispatch, message transfer);
 //  2. the panel's render of a large result (1,000 tokens × 30 layers × 32 heads) in plain Chromium, from the
 //     'show' message to the frame after the DOM update. Target ≤ 200 ms.
-// env: CS_URL, UD (code-server user-data-dir: logs), RENDER_PAGE (renderBenchPage.ts output), OUT (JSON),
+// env: CS_URL, UD (code-server user-data-dir: logs), RENDER_PAGE (panelRenderPage.ts output), OUT (JSON),
 //      BENCH_ONLY=render (only part 2: no code-server needed; `run.sh render`)
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';

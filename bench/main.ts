@@ -1,36 +1,30 @@
+#!/usr/bin/env node
 /**
- * `lrp-lens bench`: plain forward vs attribution, side by side in one run. Each measurement runs in its own
- * child process (same session options) so peak RSS belongs to that measurement alone.
+ * The engine's benchmarks (`npm run bench`, bundled to dist/bench.js): plain forward vs attribution, side by side in
+ * one run, then the pruning benchmarks (bench/pruning.ts). Each measurement runs in its own child process (this
+ * script again, same session options) so peak RSS belongs to that measurement alone.
  */
-import type { Command } from 'commander';
-import { Option } from 'commander';
+import { Command, Option } from 'commander';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { LrpLensError } from '../engine/errors';
-import { compileGraph } from '../engine/runtime/compile';
-import { readModel, writeModel, writeModelReferencingSource, writeModelWithExternalData } from '../engine/onnx/io';
-import { resolveModel } from '../engine/runtime/model';
-import { Session } from '../engine/runtime/session';
-import { causalLmFeeds, inputSpecs, seedFeeds } from '../engine/runtime/feeds';
-import type { Graph } from '../engine/onnx/graph';
-import { peakRssMB } from './peakRss';
-import { dimsFromConfig, estimateMemory } from '../engine/memory/memoryEstimate';
-import type { ModelDims } from '../engine/memory/memoryEstimate';
-import {
-  benchCircuit,
-  benchCollection,
-  benchQuality,
-  circuitTable,
-  collectionTable,
-  qualityTable,
-  registerBenchCollect,
-} from './benchPruning';
-import { markdownTable, runCliChild } from './common';
-import type { CircuitBenchRow, CollectionRow, QualityBench } from './benchPruning';
-import { loadTokenizer } from '../engine/runtime/model';
-import { splitDocuments, tokenStream, windows } from '../engine/eval/textData';
+import { LrpLensError } from '../src/engine/errors';
+import { compileGraph } from '../src/engine/runtime/compile';
+import { readModel, writeModel, writeModelReferencingSource, writeModelWithExternalData } from '../src/engine/onnx/io';
+import { resolveModel } from '../src/engine/runtime/model';
+import { Session } from '../src/engine/runtime/session';
+import { causalLmFeeds, inputSpecs, seedFeeds } from '../src/engine/runtime/feeds';
+import type { Graph } from '../src/engine/onnx/graph';
+import { peakRssMB } from '../src/cli/peakRss';
+import { benchCircuit, benchCollection, benchQuality, circuitTable, collectionTable, qualityTable, registerBenchCollect } from './pruning';
+import { markdownTable } from '../src/cli/common';
+import { runBenchChild } from './child';
+import type { CircuitBenchRow, CollectionRow, QualityBench } from './pruning';
+import { loadTokenizer } from '../src/engine/runtime/model';
+import { splitDocuments, tokenStream, windows } from '../src/engine/eval/textData';
+import { dimsFromConfig, estimateMemory } from '../src/engine/memory/memoryEstimate';
+import type { ModelDims } from '../src/engine/memory/memoryEstimate';
 import { readFileSync } from 'node:fs';
 
 interface BenchRow {
@@ -56,8 +50,8 @@ interface RunStats {
 /** Child-process entry: load one model, run it `reps` times at the given length, report median and peak RSS. */
 async function benchRun(o: { onnx: string; kind: 'forward' | 'attribution'; seq: number; reps: number }): Promise<void> {
   const session = await Session.create(o.onnx);
-  const { Graph: G } = await import('../engine/onnx/graph');
-  const { decodeModel } = await import('../engine/onnx/io');
+  const { Graph: G } = await import('../src/engine/onnx/graph');
+  const { decodeModel } = await import('../src/engine/onnx/io');
   const { readFileSync } = await import('node:fs');
   const graph: Graph = new G(decodeModel(readFileSync(o.onnx)));
   const specs = inputSpecs(graph.inputs);
@@ -81,8 +75,8 @@ async function benchRun(o: { onnx: string; kind: 'forward' | 'attribution'; seq:
 }
 
 function measure(onnx: string, kind: 'forward' | 'attribution', seq: number, reps: number): RunStats {
-  return runCliChild<RunStats>(
-    ['bench-run', '--onnx', onnx, '--kind', kind, '--seq', String(seq), '--reps', String(reps)],
+  return runBenchChild<RunStats>(
+    ['run', '--onnx', onnx, '--kind', kind, '--seq', String(seq), '--reps', String(reps)],
     `Benchmark run failed (${kind}, seq ${seq})`,
   );
 }
@@ -139,14 +133,14 @@ interface LargeCompileRow {
  */
 function benchLargeCompile(work: string): LargeCompileRow {
   const dir = join(work, 'llama-1b');
-  const built = spawnSync(process.execPath, ['--max-old-space-size=8192', process.argv[1], 'bench-build-large', '--out', dir], {
+  const built = spawnSync(process.execPath, ['--max-old-space-size=8192', process.argv[1], 'build-large', '--out', dir], {
     encoding: 'utf8',
     maxBuffer: 1 << 20,
   });
   if (built.status !== 0) throw new LrpLensError('runtime-failure', `Building the 1B model failed: ${built.stderr.trim()}`);
   const params = Number(built.stdout.trim());
   const t0 = performance.now();
-  const res = spawnSync(process.execPath, [process.argv[1], 'compile', '--model', dir, '--out', join(dir, 'out', 'relevance.onnx')], {
+  const res = spawnSync(process.execPath, [productCli(), 'compile', '--model', dir, '--out', join(dir, 'out', 'relevance.onnx')], {
     encoding: 'utf8',
   });
   const compileMs = performance.now() - t0;
@@ -157,7 +151,7 @@ function benchLargeCompile(work: string): LargeCompileRow {
 
 /** Child-process entry: build the large model one layer at a time into model.onnx + model.onnx_data. */
 async function buildLarge(o: { out: string }): Promise<void> {
-  const { buildLlamaLike } = await import('../engine/onnx/synthetic');
+  const { buildLlamaLike } = await import('../test/fixtures/torchExports');
   const cfg = {
     layers: 22,
     hidden: 2048,
@@ -212,10 +206,20 @@ function table(rows: BenchRow[]): string {
   return markdownTable(head, body);
 }
 
-export function registerBench(program: Command): void {
+/** The bundled product CLI beside this script (dist/cli.js): the large model is compiled as users compile it. */
+function productCli(): string {
+  const cli = join(__dirname, 'cli.js');
+  if (!existsSync(cli)) throw new LrpLensError('runtime-failure', `${cli} is missing: run \`npm run build\` first.`);
+  return cli;
+}
+
+function buildBenchProgram(): Command {
+  const program = new Command('lrp-lens-bench').description('LRP Lens benchmarks: tables on stdout, JSON with --json').exitOverride();
   program
-    .command('bench')
-    .description('plain forward vs attribution: time, peak RSS, compile time, and their ratios')
+    .command('all', { isDefault: true })
+    .description(
+      'plain forward vs attribution (time, peak RSS, compile time, their ratios), pruning statistics, circuit search, pruning quality, a ~1B-parameter compile',
+    )
     .option('--model <folder|hub-id...>', 'models to measure (default: ../shared stories260k when present)')
     .option('--synthetic', 'also build and measure a ~124M-parameter GPT-2-shaped model', true)
     .option('--no-synthetic', 'skip the synthetic 124M model')
@@ -254,7 +258,7 @@ export function registerBench(program: Command): void {
             if (o.pruning && name === 'stories260k' && existsSync(text)) quality = await benchQuality(m.dir, text);
           }
           if (o.synthetic) {
-            const { buildGpt2Like, gpt2Small124M } = await import('../engine/onnx/synthetic');
+            const { buildGpt2Like, gpt2Small124M } = await import('../test/fixtures/torchExports');
             const cfg = gpt2Small124M();
             const graph = buildGpt2Like(cfg);
             const path = join(work, 'gpt2-124m.onnx');
@@ -304,15 +308,16 @@ export function registerBench(program: Command): void {
     );
 
   registerBenchCollect(program);
-  program.command('bench-build-large', { hidden: true }).requiredOption('--out <dir>').action(buildLarge);
+  program.command('build-large', { hidden: true }).requiredOption('--out <dir>').action(buildLarge);
 
   program
-    .command('bench-run', { hidden: true })
+    .command('run', { hidden: true })
     .requiredOption('--onnx <file>')
     .addOption(new Option('--kind <kind>').choices(['forward', 'attribution']).makeOptionMandatory())
     .requiredOption('--seq <n>', 'sequence length', Number)
     .option('--reps <n>', 'timed runs', Number, 3)
     .action(benchRun);
+  return program;
 }
 
 /** Reference samples for collection benchmarks: the shared TinyStories sample in 128-token windows. */
@@ -332,4 +337,22 @@ function randomSamples(n: number, len: number, work: string): [string, number[][
   const file = join(work, `random-${n}x${len}.json`);
   writeFileSync(file, JSON.stringify(samples));
   return [file, samples];
+}
+
+async function main(argv: string[]): Promise<number> {
+  try {
+    await buildBenchProgram().parseAsync(argv);
+    return 0;
+  } catch (err) {
+    const e = err as { code?: string; exitCode?: number; message?: string };
+    if (e.code?.startsWith('commander.')) return e.exitCode ?? 2;
+    console.error(`error: ${e.message ?? String(err)}`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv).then((code) => {
+    process.exitCode = code;
+  });
 }

@@ -1,5 +1,5 @@
 /**
- * The shared vocabulary of pruning, circuits and correction: which weights can be pruned, scores over them,
+ * The shared vocabulary of pruning, circuits, correction and masked evaluation: which weights can be pruned, scores over them,
  * and masks. Element order everywhere is the ONNX initializer's row-major order.
  */
 

@@ -1,16 +1,17 @@
 /**
- * `lrp-lens bench` (pruning part): weight-relevance collection vs Wanda's statistics on the same samples, each in
+ * `npm run bench` (pruning part): weight-relevance collection vs Wanda's statistics on the same samples, each in
  * its own child process so time and peak RSS belong to that collection alone.
  */
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { readFileSync } from 'node:fs';
-import { readModel } from '../engine/onnx/io';
-import { compileModelFile } from '../engine/runtime/compile';
-import { findLinearWeights, selectWeights } from '../engine/pruning/prunable';
-import { collectStatistics, DEFAULT_AGGREGATION } from '../engine/pruning/scores';
-import { peakRssMB } from './peakRss';
-import { markdownTable, runCliChild } from './common';
+import { readModel } from '../src/engine/onnx/io';
+import { compileModelFile } from '../src/engine/runtime/compile';
+import { findLinearWeights, selectWeights } from '../src/engine/pruning/prunable';
+import { collectStatistics, DEFAULT_AGGREGATION } from '../src/engine/pruning/scores';
+import { peakRssMB } from '../src/cli/peakRss';
+import { markdownTable } from '../src/cli/common';
+import { runBenchChild } from './child';
 
 export interface CollectionRow {
   model: string;
@@ -43,8 +44,8 @@ async function benchCollect(o: { onnx: string; method: 'lrp' | 'wanda'; samples:
 }
 
 function measureCollect(onnx: string, method: 'lrp' | 'wanda', samplesFile: string): CollectStats {
-  return runCliChild<CollectStats>(
-    ['bench-collect', '--onnx', onnx, '--method', method, '--samples', samplesFile],
+  return runBenchChild<CollectStats>(
+    ['collect', '--onnx', onnx, '--method', method, '--samples', samplesFile],
     `Collection benchmark failed (${method})`,
   );
 }
@@ -84,7 +85,7 @@ export function collectionTable(rows: CollectionRow[]): string {
 
 export function registerBenchCollect(program: Command): void {
   program
-    .command('bench-collect', { hidden: true })
+    .command('collect', { hidden: true })
     .requiredOption('--onnx <file>')
     .addOption(new Option('--method <m>').choices(['lrp', 'wanda']).makeOptionMandatory())
     .requiredOption('--samples <file>', 'JSON array of token-id arrays')
@@ -102,10 +103,10 @@ export interface CircuitBenchRow {
 
 /** Circuit search on the generated pronoun task: collection once, then one masked evaluation per sparsity. */
 export async function benchCircuit(model: string): Promise<CircuitBenchRow> {
-  const { PruningSession } = await import('../engine/pruning/prune');
-  const { generateTask } = await import('../engine/tasks/generators');
-  const { splitTask, tokenizeTask } = await import('../engine/tasks/taskFile');
-  const { circuitCurve, evaluateTask } = await import('../engine/circuits/search');
+  const { PruningSession } = await import('../src/engine/pruning/prune');
+  const { generateTask } = await import('../src/engine/tasks/generators');
+  const { splitTask, tokenizeTask } = await import('../src/engine/tasks/taskFile');
+  const { circuitCurve, evaluateTask } = await import('../src/engine/circuits/search');
   const session = await PruningSession.open({ model });
   try {
     const t0 = performance.now();
@@ -164,9 +165,9 @@ export interface QualityBench {
  * evaluation = the last 3, 128-token windows, row-wise; LRP with each aggregation.
  */
 export async function benchQuality(model: string, textFile: string): Promise<QualityBench> {
-  const { PruningSession, sweep } = await import('../engine/pruning/prune');
-  const { splitDocuments, tokenStream, windows } = await import('../engine/eval/textData');
-  const { LRP_AGGREGATIONS } = await import('../engine/pruning/scores');
+  const { PruningSession, sweep } = await import('../src/engine/pruning/prune');
+  const { splitDocuments, tokenStream, windows } = await import('../src/engine/eval/textData');
+  const { LRP_AGGREGATIONS } = await import('../src/engine/pruning/scores');
   const session = await PruningSession.open({ model });
   try {
     const docs = splitDocuments(readFileSync(textFile, 'utf8'));

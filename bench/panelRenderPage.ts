@@ -1,18 +1,18 @@
 /**
  * The relevance panel's front-end as a plain page, for timing its render in Chromium without VS Code: the
  * panel's own HTML (same CSP, same bundle and stylesheet) and a result of 1,000 tokens × 30 layers × 32 heads.
- * usage: tsx test/e2e/renderBenchPage.ts OUT_DIR EXTENSION_DIR  → OUT_DIR/{index.html, result.json, …}
+ * usage: tsx bench/panelRenderPage.ts OUT_DIR EXTENSION_DIR  → OUT_DIR/{index.html, result.json, …}
  */
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { panelHtml } from '../../src/views/relevancePanel/html';
-import { fixtureResult } from '../unit/panelFixtures';
+import { panelHtml } from '../src/views/relevancePanel/html';
+import { fixtureResult } from '../test/fixtures/attributionResults';
 
 export const RENDER_SHAPE = { tokens: 1000, layers: 30, heads: 32, neurons: 8192 };
 
 const [out, ext] = process.argv.slice(2);
-if (!out || !ext) throw new Error('usage: renderBenchPage.ts OUT_DIR EXTENSION_DIR');
+if (!out || !ext) throw new Error('usage: panelRenderPage.ts OUT_DIR EXTENSION_DIR');
 mkdirSync(out, { recursive: true });
 copyFileSync(join(ext, 'dist', 'webview', 'relevancePanel.js'), join(out, 'relevancePanel.js'));
 copyFileSync(join(ext, 'media', 'relevancePanel.css'), join(out, 'relevancePanel.css'));
