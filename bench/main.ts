@@ -20,6 +20,7 @@ import { peakRssMB } from '../src/cli/peakRss';
 import { benchCircuit, benchCollection, benchQuality, circuitTable, collectionTable, qualityTable, registerBenchCollect } from './pruning';
 import { markdownTable } from '../src/cli/common';
 import { runBenchChild } from './child';
+import { benchCircuitGeneralisation, generalisationTable } from './circuitGeneralisation';
 import type { CircuitBenchRow, CollectionRow, QualityBench } from './pruning';
 import { loadTokenizer } from '../src/engine/runtime/model';
 import { splitDocuments, tokenStream, windows } from '../src/engine/eval/textData';
@@ -243,6 +244,7 @@ function buildBenchProgram(): Command {
         const collection: CollectionRow[] = [];
         const circuits: CircuitBenchRow[] = [];
         let quality: QualityBench | undefined;
+        let generalisation: Awaited<ReturnType<typeof benchCircuitGeneralisation>> | undefined;
         let large: LargeCompileRow | undefined;
         try {
           const shared = resolve(__dirname, '..', '..', 'shared', 'models', 'stories260k');
@@ -254,6 +256,7 @@ function buildBenchProgram(): Command {
             console.log(table(rows));
             if (o.pruning) collection.push(benchCollection(name, m.onnxPath, ...(await referenceSamples(m, work))));
             if (o.pruning && name === 'stories260k') circuits.push(await benchCircuit(m.dir));
+            if (o.pruning && name === 'stories260k') generalisation = await benchCircuitGeneralisation(m.dir);
             const text = resolve(__dirname, '..', '..', 'shared', 'data', 'tinystories-sample.txt');
             if (o.pruning && name === 'stories260k' && existsSync(text)) quality = await benchQuality(m.dir, text);
           }
@@ -286,6 +289,10 @@ function buildBenchProgram(): Command {
           console.log(
             `\ncircuit search (LRP, neurons, global; masks fed to one session, nothing recompiled per sparsity):\n${circuitTable(circuits)}`,
           );
+        if (generalisation)
+          console.log(
+            `\ncircuit generalisation, stories260k pronoun task (found on some templates, chosen on held-out templates at ≥ 80% kept; mean ± sd over 5 seeds):\n${generalisationTable(generalisation.rows)}`,
+          );
         if (large) {
           console.log(
             `\ncompile of a ${(large.params / 1e9).toFixed(2)}B-parameter Llama-shaped model with external data (${(large.weightsBytes / 2 ** 30).toFixed(2)} GiB): ` +
@@ -297,7 +304,16 @@ function buildBenchProgram(): Command {
           writeFileSync(
             o.json,
             JSON.stringify(
-              { date: new Date().toISOString(), node: process.version, rows, collection, circuits, quality, largeCompile: large },
+              {
+                date: new Date().toISOString(),
+                node: process.version,
+                rows,
+                collection,
+                circuits,
+                generalisation,
+                quality,
+                largeCompile: large,
+              },
               null,
               2,
             ) + '\n',

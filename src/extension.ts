@@ -24,7 +24,12 @@ import { registerOpenReport } from './commands/openReport';
 
 let container: Container | undefined;
 
+/** Set by the bundle's first line (esbuild.mjs): activation time counts loading this module's code too. */
+declare const LRP_LENS_LOAD_START: number | undefined;
+
 export function activate(context: vscode.ExtensionContext): void {
+  const called = performance.now();
+  const started = typeof LRP_LENS_LOAD_START === 'number' ? LRP_LENS_LOAD_START : called;
   const c = (container = new Container(context));
   context.subscriptions.push(
     c,
@@ -51,6 +56,10 @@ export function activate(context: vscode.ExtensionContext): void {
   );
   void Promise.resolve(context.secrets.get(TOKEN_SECRET)).then((token) => (c.hubToken = token));
   void c.restoreAppliedMask();
+  const [total, loading] = [performance.now() - started, called - started].map((ms) => ms.toFixed(1));
+  c.log.info(
+    `LRP Lens ${context.extension.packageJSON.version} activated in ${total} ms (code loading ${loading} ms) from ${context.extensionPath}`,
+  );
 }
 
 /** Disposes everything once and resolves when the engine process has exited. */

@@ -11,6 +11,7 @@ import { runCorrection } from '../engine/correction/correctionRun';
 import type { CorrectReport } from '../engine/correction/correctionRun';
 import { defaultModel, markdownTable, writeJson } from './common';
 import { progressDisplay } from './progressDisplay';
+import { checkOutputPaths, jsonOutput, maskOutputs } from '../engine/outputPaths';
 
 interface CorrectOptions {
   model: string;
@@ -46,6 +47,15 @@ function countArg(v: string): number {
 }
 
 async function correct(o: CorrectOptions): Promise<void> {
+  checkOutputPaths(
+    [...maskOutputs('--out', o.out), ...jsonOutput(o.json)],
+    [
+      { flag: '--undesired', path: o.undesired },
+      { flag: '--general', path: o.general },
+      o.heldOut ? { flag: '--held-out', path: o.heldOut } : undefined,
+      o.eval ? { flag: '--eval', path: o.eval } : undefined,
+    ],
+  );
   const report = await runCorrection(o, { onProgress: progressDisplay().stage });
   if (o.json) writeJson(o.json, report);
   if (o.json !== '-') printCurve(report);

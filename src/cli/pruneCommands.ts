@@ -1,7 +1,9 @@
 /** `lrp-lens prune | eval | compare | export`: attribution-guided pruning from the command line. */
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
-import { basename } from 'node:path';
+import { basename, isAbsolute, relative, resolve } from 'node:path';
+import { checkOutputPaths, jsonOutput, maskOutputs, maskPair } from '../engine/outputPaths';
+import type { NamedPath } from '../engine/outputPaths';
 import { LrpLensError } from '../engine/errors';
 import type { Device } from '../engine/runtime/session';
 import { PruningSession, sweep } from '../engine/pruning/prune';
@@ -10,7 +12,15 @@ import { loadMaskForModel } from '../engine/pruning/maskFile';
 import { exportPrunedModel } from '../engine/pruning/export';
 import { loadStatistics, mergeStored, saveStatistics } from '../engine/pruning/statisticsFile';
 import type { Allocation } from '../engine/weights/types';
-import { evalWindowsOf, isPruneReport, methodSpec, openPruningSession, referenceOf, runPrune } from '../engine/pruning/pruneRun';
+import {
+  evalWindowsOf,
+  isPruneReport,
+  maskPathFor,
+  methodSpec,
+  openPruningSession,
+  referenceOf,
+  runPrune,
+} from '../engine/pruning/pruneRun';
 import type { PruneCommonOptions, PruneReport, PruneRunOptions } from '../engine/pruning/pruneRun';
 import { defaultModel, markdownTable, writeJson } from './common';
 import { progressDisplay } from './progressDisplay';
@@ -34,7 +44,27 @@ interface PruneOptions extends PruneRunOptions {
   json?: string;
 }
 
+/** Every file prune writes (masks, report, statistics) against each other and its inputs. */
+function checkPruneOutputs(o: PruneOptions): void {
+  const sparsities = o.sparsity ?? [];
+  const masks = o.out
+    ? sparsities.flatMap((s) =>
+        maskOutputs(sparsities.length > 1 ? `--out at sparsity ${s}` : '--out', maskPathFor(o.out!, s, sparsities.length > 1)),
+      )
+    : [];
+  checkOutputPaths(
+    [...masks, ...jsonOutput(o.json), ...(o.statsOut ? [{ flag: '--stats-out', path: o.statsOut }] : [])],
+    [
+      o.reference ? { flag: '--reference', path: o.reference } : undefined,
+      o.eval ? { flag: '--eval', path: o.eval } : undefined,
+      o.prompts ? { flag: '--prompts', path: o.prompts } : undefined,
+      o.stats ? { flag: '--stats', path: o.stats } : undefined,
+    ],
+  );
+}
+
 async function prune(o: PruneOptions): Promise<void> {
+  checkPruneOutputs(o);
   const result = await runPrune(o, { onProgress: progressDisplay().stage });
   if (!isPruneReport(result)) {
     const s = result.statistics;
@@ -66,6 +96,10 @@ interface CompareOptions extends CommonOptions {
 
 async function compare(o: CompareOptions): Promise<void> {
   if (!o.eval) throw new LrpLensError('bad-argument', 'compare needs evaluation text: pass --eval FILE.');
+  checkOutputPaths(jsonOutput(o.json), [
+    { flag: '--eval', path: o.eval },
+    o.reference ? { flag: '--reference', path: o.reference } : undefined,
+  ]);
   const specs = o.methods.split(',').map((m) => methodSpec(m));
   const session = await openPruningSession(o, { onProgress: progressDisplay().stage });
   try {
@@ -114,6 +148,7 @@ async function compare(o: CompareOptions): Promise<void> {
 }
 
 async function evaluate(o: { model: string; mask?: string; text: string; seqLen: number; device: Device; json?: string }): Promise<void> {
+  checkOutputPaths(jsonOutput(o.json), [{ flag: '--text', path: o.text }, ...maskInputs(o.mask)]);
   const loaded = o.mask ? await loadMaskForModel(o.model, o.mask) : undefined;
   const weights = loaded ? [...loaded.mask.keys()] : [];
   const session = await PruningSession.open({
@@ -144,6 +179,12 @@ async function evaluate(o: { model: string; mask?: string; text: string; seqLen:
 }
 
 async function exportModel(o: { model: string; mask: string; out: string; json?: string; overwrite?: boolean }): Promise<void> {
+  checkOutputPaths(jsonOutput(o.json), maskInputs(o.mask));
+  if (o.json && o.json !== '-' && isInside(o.json, o.out))
+    throw new LrpLensError(
+      'bad-argument',
+      `--json ${resolve(o.json)} lies inside the --out folder ${resolve(o.out)}, which the export writes (and --overwrite replaces); write the report elsewhere.`,
+    );
   const loaded = await loadMaskForModel(o.model, o.mask);
   const { folder } = loaded;
   const report = await exportPrunedModel(folder.dir, loaded.mask, o.out, { overwrite: o.overwrite });
@@ -155,6 +196,20 @@ async function exportModel(o: { model: string; mask: string; out: string; json?:
         `${mb(report.bitmaskFolderBytes)} if pruned weights were stored as bitmask + values, ${mb(report.csrFolderBytes)} as CSR`,
     );
   }
+}
+
+function maskInputs(mask: string | undefined): NamedPath[] {
+  if (!mask) return [];
+  const pair = maskPair(mask);
+  return [
+    { flag: '--mask', path: pair.safetensors },
+    { flag: '--mask', path: pair.manifest },
+  ];
+}
+
+function isInside(path: string, dir: string): boolean {
+  const rel = relative(resolve(dir), resolve(path));
+  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
 }
 
 function addCommon(c: Command): Command {
@@ -193,6 +248,10 @@ export function registerPruning(program: Command): void {
     .requiredOption('--stats <files...>', 'statistics files of one run')
     .requiredOption('--out <file>', 'the merged statistics file')
     .action((o: { stats: string[]; out: string }) => {
+      checkOutputPaths(
+        [{ flag: '--out', path: o.out }],
+        o.stats.map((path) => ({ flag: '--stats', path })),
+      );
       const merged = mergeStored(o.stats.map(loadStatistics));
       saveStatistics(o.out, merged);
       console.log(

@@ -7,6 +7,9 @@
 #   run.sh ui     the browser end-to-end test (vscode.e2e.mjs): commands, panel, heatmap, errors, Cancel,
 #                 crash recovery; its screenshots go to test/e2e/screenshots (ignored by git)
 #   run.sh screenshots  ui, writing the README's screenshots (media/screenshots) instead (`npm run screenshots`)
+#   run.sh installed  the extension as a user gets it: this machine's VSIX (npm run package) installed with
+#                 code-server --install-extension into a fresh extensions folder; activation, Compute Relevance,
+#                 the panel, the editor heatmap and Restart Engine against that installed copy
 #   run.sh bench  command → panel timings with a warm engine, and the panel's render time for a large result
 #                 (bench/vscodePanel.mjs; results in bench/results)
 #   run.sh render only the large panel render of `bench` (plain Chromium, no code-server)
@@ -116,6 +119,30 @@ run_ui() {
   return $rc
 }
 
+# This machine's VSIX, as `npm run package` names it.
+vsix_path() {
+  node -e "const p = require('$EXT/package.json'); console.log('$EXT/dist/vsix/' + p.name + '-' + p.version + '-' + process.platform + '-' + process.arch + '.vsix')"
+}
+
+run_installed() {
+  local vsix; vsix=$(vsix_path)
+  [ -f "$vsix" ] || { echo "package first: npm run package (no $vsix)" >&2; return 1; }
+  local d=$S/installed ws=$S/installed-ws
+  lily_workspace "$ws"
+  mkdir -p "$d"/{ud,exts,xdgc,xdgd,xdgcache,tmp}
+  XDG_CONFIG_HOME=$d/xdgc XDG_DATA_HOME=$d/xdgd XDG_CACHE_HOME=$d/xdgcache TMPDIR=$d/tmp \
+    "$T/node_modules/.bin/code-server" --user-data-dir "$d/ud" --extensions-dir "$d/exts" \
+    --install-extension "$vsix" > "$d/install.log" 2>&1 || { cat "$d/install.log"; return 1; }
+  start_code_server installed "$ws" no
+  local rc=0
+  mkdir -p "$T/artifacts/installed"
+  CS_URL="http://127.0.0.1:$PORT/?folder=$ws" SHOT_DIR="$T/artifacts/installed" UD="$d/ud" WS="$ws" \
+    ARTIFACTS="$T/artifacts/installed" MODEL="$MODEL" INSTALLED_EXTS="$d/exts" node "$HERE/vscode.e2e.mjs" || rc=$?
+  stop_code_server
+  [ $rc = 0 ] || { cat "$d/install.log"; show_logs installed; }
+  return $rc
+}
+
 run_bench() {
   local ws=$S/bench-ws
   lily_workspace "$ws"
@@ -123,7 +150,7 @@ run_bench() {
   "$EXT/node_modules/.bin/tsx" "$BENCH/panelRenderPage.ts" "$page" "$EXT"
   start_code_server bench "$ws" yes
   local rc=0
-  CS_URL="http://127.0.0.1:$PORT/?folder=$ws" UD="$S/bench/ud" WS="$ws" RENDER_PAGE="$page/index.html" \
+  CS_URL="http://127.0.0.1:$PORT/?folder=$ws" UD="$S/bench/ud" WS="$ws" RENDER_PAGE="$page/index.html" VSIX="$(vsix_path)" \
     OUT="${BENCH_OUT:-$BENCH/results/vscode.json}" node "$BENCH/vscodePanel.mjs" || rc=$?
   stop_code_server
   [ $rc = 0 ] || show_logs bench
@@ -142,9 +169,10 @@ for mode in $MODES; do
     host) run_host ;;
     ui) run_ui "${SHOT_DIR:-$HERE/screenshots}" ;;
     screenshots) run_ui "$EXT/media/screenshots" ;;
+    installed) run_installed ;;
     bench) run_bench ;;
     render) run_render ;;
-    *) echo "unknown mode '$mode' (host, ui, screenshots, bench, render)" >&2; exit 2 ;;
+    *) echo "unknown mode '$mode' (host, ui, screenshots, installed, bench, render)" >&2; exit 2 ;;
   esac
   echo "=== $mode: $(( $(date +%s) - START )) s ==="
 done

@@ -10,6 +10,9 @@ const shotDir = process.env.SHOT_DIR || os.tmpdir();
 const UD = process.env.UD;
 /** Debug screenshots and copies of exports (the README screenshots go to SHOT_DIR). */
 const ART = process.env.ARTIFACTS || os.tmpdir();
+/** Set for the extension installed from its VSIX into this folder (run.sh installed): the run ends after Restart Engine. */
+const INSTALLED_EXTS = process.env.INSTALLED_EXTS;
+const INSTALLED_RUN_DONE = Symbol('the installed run ends after Restart Engine');
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-chromium-'));
 const t0 = Date.now();
 const secs = () => ((Date.now() - t0) / 1000).toFixed(1);
@@ -434,6 +437,19 @@ try {
     activated,
     activated ? JSON.stringify((await status.textContent()).trim()) : 'no "LRP" status item',
   );
+  // Activation as the extension logs it, counted from its bundle's first line; the engine starts on first use.
+  // The time is reported here and in the bench (run.sh bench); the target (≤ 100 ms) is not a timed assertion.
+  await waitLogCount(/activated in [\d.]+ ms/g, 1, 10000);
+  const activation = /LRP Lens \S+ activated in ([\d.]+) ms \(.*?\) from (.+)/.exec(logText());
+  check(
+    'activation logged, engine not started',
+    Number.isFinite(Number(activation?.[1])) && enginePids().length === 0,
+    `${activation?.[0]}; ${enginePids().length} engine processes`,
+  );
+  if (INSTALLED_EXTS) {
+    const from = activation?.[2].trim() ?? '';
+    check('the extension runs from its installed copy', from.startsWith(INSTALLED_EXTS) && !fs.lstatSync(from).isSymbolicLink(), from);
+  }
 
   // --- Compute Relevance
   await page.locator('.part.editor .monaco-editor .view-lines').first().click();
@@ -570,6 +586,11 @@ try {
     });
   log('decorations:', deco.length, JSON.stringify(deco.slice(0, 4)));
   check('editor heatmap decorations painted', deco.length >= 5, `${deco.length} coloured decoration boxes`);
+  if (INSTALLED_EXTS) {
+    const pid = enginePids().at(-1);
+    const cmdline = pid && alive(pid) ? fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ') : '';
+    check('the engine process runs the installed worker', cmdline.includes(path.join(INSTALLED_EXTS, '')), `${pid}: ${cmdline}`);
+  }
   const statusText = (await status.textContent().catch(() => ''))?.trim() ?? '';
   check('status bar "LRP stories260k · cpu · N ms"', /LRP stories260k · cpu · \d+ ms/.test(statusText), JSON.stringify(statusText));
   await page.screenshot({ path: path.join(shotDir, 'panel.png') });
@@ -614,6 +635,10 @@ try {
     () => false,
   );
   check('Restart Engine notification', rOk, JSON.stringify(await notifications()));
+  if (INSTALLED_EXTS) {
+    ok = results.every(([, r]) => r);
+    throw INSTALLED_RUN_DONE;
+  }
 
   // --- Explorer context menu "Attribute with LRP" (after restart: a fresh engine process)
   const exploreRow = page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'lily.prompt' }).first();
@@ -789,8 +814,10 @@ try {
   await badInputChecks((c) => c.explorer);
   ok = results.every(([, r]) => r);
 } catch (e) {
-  log('ERROR', e.stack || e.message);
-  await page.screenshot({ path: path.join(ART, 'e2e-error.png') }).catch(() => {});
+  if (e !== INSTALLED_RUN_DONE) {
+    log('ERROR', e.stack || e.message);
+    await page.screenshot({ path: path.join(ART, 'e2e-error.png') }).catch(() => {});
+  }
 } finally {
   fs.writeFileSync(path.join(ART, 'console.json'), JSON.stringify(consoleMsgs, null, 1));
   const bad = consoleMsgs.filter(([t, , txt]) => t === 'error' || t === 'pageerror' || /CSPV|Refused|Content Security/i.test(txt));

@@ -100,9 +100,12 @@ export class CompiledModel {
   }
 }
 
-/** Logits of the plain forward pass. */
-export async function forward(graph: Graph, batch: TokenBatch): Promise<Values> {
-  const session = await Session.create(encodeModel(graph));
+/**
+ * Logits of the plain forward pass. `exact`: without onnxruntime's graph optimisations, whose fused kernels
+ * (e.g. its RMSNorm fusion of Gemma's (1 + w) norm) round below float64 precision.
+ */
+export async function forward(graph: Graph, batch: TokenBatch, exact = false): Promise<Values> {
+  const session = await Session.create(encodeModel(graph), exact ? { optimization: 'disabled' } : {});
   try {
     const out = await session.run(causalLmFeeds(inputSpecs(graph.inputs), batch), ['logits']);
     return values(out.logits);
@@ -144,13 +147,13 @@ export function scaleEmbeddingRow(graph: Graph, id: number, factor: number): Gra
  * Gradient × input of the seed w.r.t. each token's embedding by central differences: perturbing the
  * embedding row of the token at position p by (1 ± h) gives d/dh f = e_p · ∂f/∂e_p. Tokens must be distinct.
  */
-export async function finiteDifferences(graph: Graph, ids: number[], seed: Seed, h = 1e-4): Promise<number[]> {
+export async function finiteDifferences(graph: Graph, ids: number[], seed: Seed, h = 1e-4, exact = false): Promise<number[]> {
   if (new Set(ids).size !== ids.length) throw new RangeError('finite differences by embedding row need distinct token ids');
   const batch = single(ids);
   const out: number[] = [];
   for (const id of ids) {
-    const up = seedValue(await forward(scaleEmbeddingRow(graph, id, 1 + h), batch), seed)[0];
-    const down = seedValue(await forward(scaleEmbeddingRow(graph, id, 1 - h), batch), seed)[0];
+    const up = seedValue(await forward(scaleEmbeddingRow(graph, id, 1 + h), batch, exact), seed)[0];
+    const down = seedValue(await forward(scaleEmbeddingRow(graph, id, 1 - h), batch, exact), seed)[0];
     out.push((up - down) / (2 * h));
   }
   return out;

@@ -1,6 +1,7 @@
 /**
- * Circuit discovery on stories260k's gendered-pronoun task (generated, held-out split): a task-specific circuit
- * that keeps ≥ 90% of the dense logit difference, LRP against Wanda, and the `circuit` CLI's files.
+ * Circuit discovery on stories260k's gendered-pronoun task, split by template and name: circuits found on some
+ * templates are measured on held-out templates and on hand-written prompts of other templates and names
+ * (test/fixtures/pronoun-other-templates.task.jsonl, a task file without a header), and the `circuit` CLI's files.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -8,65 +9,68 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PruningSession } from '../../src/engine/pruning/prune';
 import { generateTask } from '../../src/engine/tasks/generators';
-import { splitTask, tokenizeTask } from '../../src/engine/tasks/taskFile';
-import type { TokenizedSample } from '../../src/engine/tasks/taskFile';
-import { circuitCurve, evaluateTask } from '../../src/engine/circuits/search';
-import { splitDocuments, tokenStream, windows } from '../../src/engine/eval/textData';
+import { readTaskFile, tokenizeTask, writeTaskFile } from '../../src/engine/tasks/taskFile';
+import { evaluateAccuracy } from '../../src/engine/circuits/search';
+import { discoverCircuit } from '../../src/engine/circuits/discover';
 import { cliRunner } from '../support/bundledCli';
 import { STORIES, TINYSTORIES, requireShared } from '../support/sharedFolder';
 
 const work = mkdtempSync(join(tmpdir(), 'lrp-circuit-'));
 const cli = cliRunner(work);
 
-describe('circuit discovery on stories260k (pronoun task)', function () {
+const OTHER_TEMPLATES = join(__dirname, '..', 'fixtures', 'pronoun-other-templates.task.jsonl');
+
+describe('circuit discovery on stories260k (pronoun task, split by template)', function () {
   let session: PruningSession;
-  let train: TokenizedSample[];
-  let heldOut: TokenizedSample[];
-  let general: number[][];
-  let dense: number;
+  let taskFile: string;
 
   before(async function () {
     requireShared(this);
     session = await PruningSession.open({ model: STORIES });
-    const task = generateTask('pronoun', { n: 120, seed: 1, tokenizer: session.tokenizer });
-    ({ train, heldOut } = splitTask(tokenizeTask(task, session.tokenizer), { seed: 1 }));
-    general = windows(tokenStream(splitDocuments(readFileSync(TINYSTORIES, 'utf8')), session.tokenizer), 128);
-    dense = (await evaluateTask(session, heldOut, 'logit_diff')).mean;
+    taskFile = join(work, 'pronoun.task.jsonl');
+    writeTaskFile(taskFile, generateTask('pronoun', { n: 120, seed: 1, tokenizer: session.tokenizer }));
   });
 
   after(async () => {
     await session?.close();
   });
 
-  it('finds a neuron circuit keeping ≥ 90% of the held-out logit difference that wrecks general text, sparser with LRP than with Wanda', async () => {
-    const opts = { metric: 'logit_diff' as const, granularity: 'neurons' as const, ranking: 'global' as const, threshold: 0.9 };
-    const lrp = await circuitCurve(session, 'lrp', train, heldOut, dense, opts);
-    const wanda = await circuitCurve(session, 'wanda', train, heldOut, dense, opts);
-    assert.ok(lrp.chosen, 'LRP finds a circuit');
-    const mask = lrp.masks.get(lrp.chosen.sparsity)!;
-    const denseMetric = dense;
-    const circuitMetric = (await evaluateTask(session, heldOut, 'logit_diff', mask)).mean;
-    const densePpl = (await session.perplexity(general)).perplexity;
-    const circuitPpl = (await session.perplexity(general, mask)).perplexity;
-    const wandaSparsity = wanda.chosen?.achieved ?? 0;
-    console.log(
-      `      dense logit diff ${denseMetric.toFixed(3)}; LRP circuit: ${(lrp.chosen.achieved * 100).toFixed(1)}% of block weights pruned, logit diff ${circuitMetric.toFixed(3)} (${(lrp.chosen.retained * 100).toFixed(1)}%)`,
-    );
-    console.log(
-      `      general perplexity ${densePpl.toFixed(2)} → ${circuitPpl.toExponential(2)}; Wanda circuit: ${wanda.chosen ? `${(wandaSparsity * 100).toFixed(1)}%` : 'none at ≥ 90%'}`,
-    );
-    assert.ok(circuitMetric >= 0.9 * denseMetric);
-    assert.ok(lrp.chosen.achieved > 0.5, `a sparse circuit: ${lrp.chosen.achieved}`);
-    assert.ok(
-      circuitPpl / densePpl > 10 * (denseMetric / circuitMetric),
-      'task-specific: general perplexity degrades far more than the task metric',
-    );
-    assert.ok(lrp.chosen.achieved >= wandaSparsity, `LRP ${lrp.chosen.achieved} vs Wanda ${wandaSparsity}`);
+  it('the hand-written prompts of other templates and names are a task stories260k does (accuracy well above chance)', async () => {
+    const samples = tokenizeTask(readTaskFile(OTHER_TEMPLATES, session.tokenizer), session.tokenizer);
+    const acc = await evaluateAccuracy(session, samples);
+    assert.ok(!acc.atChance && acc.value >= 0.8, `accuracy ${acc.value}`);
+    assert.ok(new Set(samples.map((s) => s.prompt.split(' ')[0])).size > 1);
   });
 
-  it('CLI: task make + circuit write the task, circuit.json with curves and graph, circuit.svg and a loadable mask', () => {
-    const taskFile = join(work, 'pronoun.task.jsonl');
-    const make = cli('task', 'make', '--kind', 'pronoun', '--n', '120', '--seed', '1', '--model', STORIES, '--out', taskFile);
+  it('a neuron circuit found on some templates keeps ≥ 80% of the logit difference on held-out templates (≥ 70% on other prompts)', async () => {
+    const record = await discoverCircuit({
+      model: STORIES,
+      task: taskFile,
+      method: 'lrp',
+      granularity: 'neurons',
+      ranking: 'global',
+      threshold: 0.8,
+      seed: 1,
+      resamples: 10,
+      heldOutTask: OTHER_TEMPLATES,
+      out: join(work, 'neurons'),
+    });
+    const f = record.faithfulness!;
+    console.log(
+      `      neurons: ${(record.circuit.sparsity * 100).toFixed(1)}% pruned; kept in-template ${pct(f.inTemplate!.retained)}, out-of-template ${pct(f.outOfTemplate!.retained)}, other prompts ${pct(f.heldOutTask!.retained)}; stability ${pct(record.stability!.consistent)} consistent`,
+    );
+    assert.equal(record.task.split?.by, 'template');
+    assert.equal(record.samples.length, f.outOfTemplate!.samples, 'the samples listed are the held-out templates');
+    assert.ok(record.circuit.sparsity > 0);
+    assert.ok(f.inTemplate!.retained >= 0.8 && f.outOfTemplate!.retained >= 0.8, JSON.stringify(f));
+    // Chosen on the held-out templates; prompts never used to find or choose it keep less (printed above).
+    assert.ok(f.heldOutTask!.retained >= 0.7, JSON.stringify(f.heldOutTask));
+    assert.ok(record.stability!.resamples === 10 && record.stability!.kept > 0 && record.stability!.meanFrequency > 0.5);
+  });
+
+  it('CLI: task make + circuit (weights) report in- and out-of-template faithfulness side by side, and a loadable mask', () => {
+    const made = join(work, 'made.task.jsonl');
+    const make = cli('task', 'make', '--kind', 'pronoun', '--n', '120', '--seed', '1', '--model', STORIES, '--out', made);
     assert.equal(make.code, 0, make.err);
     const out = join(work, 'circuit');
     const r = cli(
@@ -74,30 +78,46 @@ describe('circuit discovery on stories260k (pronoun task)', function () {
       '--model',
       STORIES,
       '--task',
-      taskFile,
+      made,
       '--granularity',
-      'neurons',
-      '--compare',
-      'wanda',
+      'weights',
+      '--threshold',
+      '0.8',
+      '--seed',
+      '1',
+      '--resamples',
+      '10',
+      '--held-out-task',
+      OTHER_TEMPLATES,
       '--general',
       TINYSTORIES,
       '--out',
       out,
     );
     assert.equal(r.code, 0, r.err);
+    console.log(r.out.replace(/^/gm, '      '));
+    assert.match(r.out, /\| method \| circuit sparsity \| in-template kept \| out-of-template kept \|/);
     const record = JSON.parse(readFileSync(join(out, 'circuit.json'), 'utf8'));
     assert.equal(record.schema, 'lrp-lens/circuit@1');
-    assert.deepEqual(
-      record.curves.map((c: { method: string }) => c.method),
-      ['lrp', 'wanda'],
-    );
-    assert.ok(record.circuit.retained >= 0.9);
+    const f = record.faithfulness;
+    assert.ok(f.inTemplate.retained >= 0.8 && f.outOfTemplate.retained >= 0.8, JSON.stringify(f));
+    assert.ok(f.heldOutTask.retained >= 0.8 && f.heldOutTask.samples === 60, JSON.stringify(f.heldOutTask));
+    assert.ok(record.curves[0].points.every((p: { inTemplateRetained?: number }) => typeof p.inTemplateRetained === 'number'));
     assert.ok(record.graph.nodes.length > 0 && record.graph.edges.length <= 50);
     assert.match(readFileSync(join(out, 'circuit.svg'), 'utf8'), /^<svg/);
-    const ev = cli('task', 'eval', '--model', STORIES, '--task', taskFile, '--mask', join(out, 'mask.json'), '--json', '-');
+    const ev = cli('task', 'eval', '--model', STORIES, '--task', OTHER_TEMPLATES, '--mask', join(out, 'mask.json'), '--json', '-');
     assert.equal(ev.code, 0, ev.err);
-    assert.ok(JSON.parse(ev.out).mean > 0, 'the circuit still does the task on the whole file');
+    const evaluated = JSON.parse(ev.out);
+    assert.ok(evaluated.mean > 0 && evaluated.accuracy.kind === 'target-above-foil', 'the circuit still does the task on other prompts');
     assert.ok(existsSync(join(out, 'mask.safetensors')));
+  });
+
+  it('CLI: a circuit whose --json would overwrite its own mask manifest is refused before anything runs', () => {
+    const out = join(work, 'clash');
+    const r = cli('circuit', '--model', STORIES, '--task', taskFile, '--out', out, '--json', join(out, 'mask.json'));
+    assert.equal(r.code, 2, r.err);
+    assert.match(r.err, /--json and --out \(mask manifest\) would both write .*mask\.json/);
+    assert.ok(!existsSync(out), 'nothing written');
   });
 
   it('CLI: a task file with a bad line is reported with its line number', () => {
@@ -108,3 +128,5 @@ describe('circuit discovery on stories260k (pronoun task)', function () {
     assert.match(r.err, /bad\.task\.jsonl:3: not valid JSON/);
   });
 });
+
+const pct = (v: number) => `${(v * 100).toFixed(1)}%`;

@@ -52,6 +52,25 @@ function record(): CircuitRecord {
 }
 
 describe('circuit panel', () => {
+  it('summary: in-template and out-of-template faithfulness side by side, other prompts and stability where recorded', () => {
+    const labels = (r: CircuitRecord) => buildCircuitViewModel(r).summary.map((x) => x.label);
+    assert.ok(!labels(record()).includes('in-template'), 'a record from before the split shows neither');
+    const r: CircuitRecord = {
+      ...record(),
+      faithfulness: {
+        inTemplate: { samples: 40, dense: 3.5, circuit: 3.1, retained: 0.886 },
+        outOfTemplate: { samples: 60, dense: 3.6, circuit: 3.3, retained: 0.917 },
+        heldOutTask: { path: 'other.task.jsonl', samples: 60, dense: 1.9, circuit: 1.6, retained: 0.842 },
+      },
+      stability: { resamples: 20, groups: 14, groupedBy: 'template', kept: 9, consistent: 0.962, meanFrequency: 0.985 },
+    };
+    const rows = Object.fromEntries(buildCircuitViewModel(r).summary.map((x) => [x.label, x.value]));
+    assert.equal(rows['in-template'], '88.6% kept (40 prompts)');
+    assert.equal(rows['out-of-template'], '91.7% kept (60 prompts)');
+    assert.match(rows['other prompts'], /^84\.2% kept \(60 prompts\) — other\.task\.jsonl$/);
+    assert.match(rows.stability, /^96\.2% of kept heads chosen in ≥ 90% of 20 resamples$/);
+  });
+
   it('curves: one line per method, the threshold level, the chosen point only where one was found', () => {
     const vm = buildCircuitViewModel(record());
     assert.deepEqual(

@@ -58,7 +58,7 @@ describe('worker: circuit (stories260k, pronoun task, heads)', function () {
     assert.deepEqual(onDisk, JSON.parse(JSON.stringify(record)));
     assert.equal(record.schema, 'lrp-lens/circuit@1');
     assert.equal(record.granularity, 'heads');
-    assert.equal(record.task.train + record.task.heldOut, 120);
+    assert.equal(record.task.train + record.task.heldOut + (record.task.split?.inTemplate ?? 0), 120);
     assert.deepEqual(
       record.curves.map((c) => c.method),
       ['lrp', 'wanda'],
@@ -81,7 +81,7 @@ describe('worker: circuit (stories260k, pronoun task, heads)', function () {
       assert.ok(stages.has(s as never), `stage ${s} reported (got ${[...stages].join(', ')})`);
     const sweep = progress.filter((p) => p.stage === 'sweep');
     assert.equal(sweep.at(-1)!.done, sweep.at(-1)!.total, 'the sweep reaches its total');
-    assert.equal(sweep.at(-1)!.total, 38, '(15 sparsities + 4 bisection steps) × 2 methods');
+    assert.equal(sweep.at(-1)!.total, 42, '(17 sparsities + 4 bisection steps) × 2 methods');
     console.log(
       `      LRP heads circuit: ${(record.circuit.sparsity * 100).toFixed(1)}% of heads pruned, ${(record.circuit.retained * 100).toFixed(1)}% kept; Wanda: ${record.curves[1].chosen ? `${(record.curves[1].chosen.achieved * 100).toFixed(1)}%` : 'none'}; ${progress.length} progress messages`,
     );

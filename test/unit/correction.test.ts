@@ -133,6 +133,25 @@ describe('targeted correction on stories260k', function () {
     assert.ok(lrp.rise < 0.1, `perplexity rose ${pct(lrp.rise)}`);
   });
 
+  it('(c) untargeted word-rate:Lily on three "girl named" prompts halves p(" Lily") on other ones, perplexity < +10%', async () => {
+    const probe: BehaviourProbe = { spec: { kind: 'word-rate' }, prompts: HELD_OUT_GIRLS.map((prompt) => ({ prompt })), words: ['Lily'] };
+    const dense = (await measureBehaviour(session, probe, undefined)).value;
+    const undesired = GIRLS.slice(0, 3).map((prompt) => ({ prompt }));
+    const U = await undesiredSamples(session, undesired, 50, { spec: { kind: 'word-rate', words: ['Lily'] }, words: ['Lily'] });
+    for (const [i, seeds] of U.seeds!.entries())
+      for (const s of [seeds].flat())
+        assert.equal(session.tokenizer.decode([U.samples[i][s.position + 1]]), 'Lily', 'seeded where Lily is produced');
+    const ranked = rankComponents(await differentialScores(session, 'lrp', general, U), session.weights, 'neurons');
+    const mask = correctionMask(ranked, session.weights, COUNT, 'neurons');
+    const after = (await measureBehaviour(session, probe, mask)).value;
+    const rise = (await session.perplexity(evaluation, mask)).perplexity / densePerplexity - 1;
+    console.log(
+      `      untargeted Lily, ${COUNT} gate/up neurons, ${U.positions} seeded positions: p(" Lily") ${dense.toFixed(3)} → ${after.toFixed(3)}, perplexity ${pct(rise)}`,
+    );
+    assert.ok(after <= dense / 2, `p(Lily) ${dense} → ${after}`);
+    assert.ok(rise < 0.1, `perplexity rose ${pct(rise)}`);
+  });
+
   it('seeds the undesired set at its continuation tokens only', async () => {
     const U = await undesiredSamples(session, [{ prompt: GIRLS[0], continuation: ' Lily' }, { prompt: OPENINGS[0] }], 7);
     const promptLength = session.tokenizer.encode(GIRLS[0]).length;
@@ -244,6 +263,41 @@ describe('targeted correction on stories260k', function () {
       assert.equal(manifest.metrics.curve.length, 2);
       assert.equal(manifest.extra.count, report.chosen.count);
       assert.equal(manifest.method, 'correct:lrp');
+    });
+
+    it('refuses a --json report that would overwrite the mask manifest, before loading anything', () => {
+      const u = join(work, 'u.txt');
+      writeFileSync(u, GIRLS.slice(0, 3).join('\n'));
+      const r = cli(
+        'correct',
+        '--model',
+        STORIES,
+        '--undesired',
+        u,
+        '--general',
+        TINYSTORIES,
+        '--out',
+        join(work, 'fix.safetensors'),
+        '--json',
+        join(work, 'fix.json'),
+      );
+      assert.equal(r.code, 2, r.err);
+      assert.match(r.err, /--json and --out \(mask manifest\) would both write .*fix\.json/);
+      const input = cli(
+        'correct',
+        '--model',
+        STORIES,
+        '--undesired',
+        u,
+        '--general',
+        TINYSTORIES,
+        '--out',
+        join(work, 'fix2'),
+        '--json',
+        u,
+      );
+      assert.equal(input.code, 2, input.err);
+      assert.match(input.err, /--json would write .*u\.txt, which is the --undesired input/);
     });
 
     it('exits non-zero with one clear line for a foreign set and for a count too large', () => {

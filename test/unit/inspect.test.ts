@@ -41,6 +41,19 @@ describe('lrp-lens inspect', function () {
     assert.match(report.exportStyle, /standard ONNX ops/);
   });
 
+  it("counts stories260k's parameters as Hugging Face does: the tied head once, norm weights in, inv_freq out", async () => {
+    const report = await inspectModel(STORIES);
+    // embedding 512·64 + 11 RMSNorm weights of 64 + 5 blocks of (q 64·64, k 64·32, v 64·32, o 64·64, 3 MLP 64·172).
+    assert.equal(report.parameters, 512 * 64 + 11 * 64 + 5 * (2 * 64 * 64 + 2 * 64 * 32 + 3 * 64 * 172));
+  });
+
+  it('counts a synthetic GPT-2 (tied head as Transpose, positions, biases, LayerNorms) exactly', async () => {
+    const report = await inspectModel(modelFolder(work, 'gpt2-count', buildGpt2Like(CFG), { model_type: 'gpt2' }, STORIES));
+    const [h, f, v, p] = [CFG.hidden, CFG.ffn, CFG.vocab, CFG.maxPositions];
+    const block = 2 * 2 * h + (h * 3 * h + 3 * h) + (h * h + h) + (h * f + f) + (f * h + h);
+    assert.equal(report.parameters, v * h + p * h + CFG.layers * block + 2 * h);
+  });
+
   const styles: [string, () => Graph, object, (r: ModelReport) => void][] = [
     [
       'GPT-2 (Gemm, LayerNormalization)',

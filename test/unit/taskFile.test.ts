@@ -12,6 +12,7 @@ import {
   parseTaskFile,
   readTaskFile,
   singleTokenId,
+  splitByTemplate,
   splitTask,
   tokenizeTask,
   writeTaskFile,
@@ -59,15 +60,37 @@ describe('task files', () => {
     );
     assert.throws(() => parseTaskFile(`${HEADER}\n{"prompt": "hi", "target": " he", "foil": " he"}`), isBad(/:2: "foil" equals "target"/));
     assert.throws(() => parseTaskFile(`${HEADER}\n[1, 2]`), isBad(/:2: expected a JSON object/));
-    assert.throws(() => parseTaskFile(`${BOY}\n${GIRL}`), isBad(/:1: the first line must be the task header/));
+    assert.throws(
+      () => parseTaskFile(`{"task": {"name": "x", "metric": "prob"}, "prompt": "a"}\n${BOY}`),
+      isBad(/:1: the first line must be the task header/),
+    );
     assert.throws(
       () => parseTaskFile(`{"task": {"name": "x", "metric": "f1"}}\n${BOY}`),
       isBad(/:1: "metric" must be one of logit_diff, accuracy, prob \(got "f1"\)/),
     );
     assert.throws(() => parseTaskFile(`{"task": {"metric": "prob"}}\n${BOY}`), isBad(/:1: the header needs a non-empty "name"/));
     assert.throws(() => parseTaskFile(`${HEADER}\n${BOY}\n${HEADER}`), isBad(/:3: a second task header/));
-    assert.throws(() => parseTaskFile('\n \n', 'e.task.jsonl'), isBad(/^e\.task\.jsonl is empty; write a header line/));
+    assert.throws(
+      () => parseTaskFile('\n \n', 'e.task.jsonl'),
+      isBad(/^e\.task\.jsonl is empty; write one \{"prompt", "target", "foil"\} object per line/),
+    );
     assert.throws(() => parseTaskFile(`${HEADER}\n`, 'h.task.jsonl'), isBad(/^h\.task\.jsonl has a header but no samples/));
+  });
+
+  it('accepts a file without a header: the metric from its lines, the name from the file', () => {
+    const noFoil = '{"prompt": "Once upon a time", "target": ","}';
+    const withFoils = parseTaskFile(`${BOY}\n\n${GIRL}\n`, 'dir/jake.prompts.jsonl');
+    assert.deepEqual(withFoils.header, { name: 'jake', metric: 'logit_diff' });
+    assert.deepEqual(
+      withFoils.samples.map((s) => s.line),
+      [1, 3],
+    );
+    assert.deepEqual(parseTaskFile(`${noFoil}\n${noFoil}`, 'x/story.task.jsonl').header, { name: 'story', metric: 'prob' });
+    assert.throws(
+      () => parseTaskFile(`${BOY}\n${noFoil}`, 'mixed.jsonl'),
+      isBad(/^mixed\.jsonl:2: this sample has no "foil" but line 1 has one.*write a header line/),
+    );
+    assert.throws(() => parseTaskFile(`${BOY}\n{"prompt": "x",`, 'b.jsonl'), isBad(/^b\.jsonl:2: not valid JSON/));
   });
 
   it('requires a foil for logit_diff and accuracy, not for prob', () => {
@@ -108,6 +131,39 @@ describe('task files', () => {
     assert.equal(splitTask(samples.slice(0, 2), { heldOut: 0.01 }).heldOut.length, 1, 'both parts non-empty');
     assert.throws(() => splitTask(samples.slice(0, 1)), isBad(/at least 2 samples/));
     assert.throws(() => splitTask(samples, { heldOut: 1 }), isBad(/strictly between 0 and 1/));
+  });
+
+  it('splits by template and name: held-out templates are never seen by discovery, in-template samples have unseen names', () => {
+    const names = { ' he': ['Tom', 'Ben', 'Sam', 'Max'], ' she': ['Lily', 'Sue', 'Amy', 'Mia'] };
+    const samples = [];
+    for (let template = 0; template < 10; template++)
+      for (const [target, list] of Object.entries(names))
+        for (const name of list)
+          samples.push({ prompt: `${template} ${name}`, target, line: samples.length + 1, meta: { template, name } });
+    const a = splitByTemplate(samples, { seed: 3, heldOut: 0.3 });
+    assert.deepEqual(splitByTemplate(samples, { seed: 3, heldOut: 0.3 }), a, 'seeded');
+    assert.equal(a.by, 'template');
+    assert.equal(a.heldOutTemplates.length, 3);
+    assert.deepEqual(new Set(a.outOfTemplate.map((s) => String(s.meta.template))), new Set(a.heldOutTemplates));
+    const trainTemplates = new Set(a.train.map((s) => String(s.meta.template)));
+    assert.ok(
+      a.heldOutTemplates.every((t) => !trainTemplates.has(t)),
+      'no held-out template in discovery',
+    );
+    assert.deepEqual(a.heldOutNames.length, 2, 'one name of each gender (30% of 4, rounded)');
+    assert.ok(
+      a.train.every((s) => !a.heldOutNames.includes(s.meta.name)),
+      'no held-out name in discovery',
+    );
+    assert.ok(a.inTemplate.every((s) => a.heldOutNames.includes(s.meta.name) && trainTemplates.has(String(s.meta.template))));
+    assert.equal(a.train.length + a.inTemplate.length + a.outOfTemplate.length, samples.length);
+    const plain = splitByTemplate(
+      samples.map(({ meta: _meta, ...s }) => s),
+      { seed: 3 },
+    );
+    assert.equal(plain.by, 'sample', 'no templates: split by sample');
+    assert.equal(plain.outOfTemplate.length, 0);
+    assert.equal(plain.inTemplate.length, 24);
   });
 });
 

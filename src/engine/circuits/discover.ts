@@ -1,7 +1,9 @@
 /**
  * Circuit discovery as one call, shared by `lrp-lens circuit` and the extension's engine process: load the model,
- * split the task, sweep each method's faithfulness curve, pick the circuit, build its graph, and write
- * `circuit.json` (schema `lrp-lens/circuit@1`), `circuit.svg` and `mask.safetensors + mask.json` into `out`.
+ * split the task by template and name (discovery never sees the held-out templates), sweep each method's
+ * faithfulness curve, pick the circuit on the held-out templates, measure it in- and out-of-template (and on a
+ * task file the user brings), build its graph, and write `circuit.json` (schema `lrp-lens/circuit@1`),
+ * `circuit.svg` and `mask.safetensors + mask.json` into `out`.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -14,13 +16,16 @@ import type { ScoreMethod } from '../pruning/scores';
 import { parseWeightSelection } from '../pruning/prunable';
 import { saveMask } from '../pruning/maskFile';
 import type { Mask } from '../weights/types';
-import { readTaskFile, splitTask, tokenizeTask } from '../tasks/taskFile';
+import { readTaskFile, splitByTemplate, tokenizeTask } from '../tasks/taskFile';
 import type { TaskMetric, TokenizedSample } from '../tasks/taskFile';
-import { allocationFor, circuitCurve, evaluateTask } from './search';
+import { allocationFor, circuitCurve, componentAllocator, evaluateTask } from './search';
 import type { Granularity, MethodCurve, Ranking } from './search';
 import { buildCircuitGraph } from './circuitGraph';
 import { headDisplayMask, headSizeFromConfig } from './heads';
 import { circuitGraphToJson, circuitGraphToSvg } from './circuitLayout';
+import { stabilityOf } from './stability';
+import type { ConsensusScores, StabilityReport } from './stability';
+import { checkOutputPaths, circuitOutputs } from '../outputPaths';
 
 export const CIRCUIT_SCHEMA = 'lrp-lens/circuit@1';
 
@@ -46,6 +51,12 @@ export interface DiscoverOptions {
   offline?: boolean;
   /** Output folder for circuit.json, circuit.svg, mask.safetensors + mask.json. */
   out: string;
+  /** Another task file the circuit is measured on (never used to find or choose it). */
+  heldOutTask?: string;
+  /** Bootstrap resamples of the training templates for the consensus ranking (default 20; 0: the plain mean). */
+  resamples?: number;
+  /** Also written: the record as JSON (checked against the output folder's files). */
+  json?: string;
 }
 
 export type DiscoverStage = Stage | 'sweep' | 'write';
@@ -66,9 +77,28 @@ export interface CircuitSample {
   circuit: number;
 }
 
+/** The task metric on one set of prompts: dense, with the circuit, and their ratio. */
+export interface Faithfulness {
+  samples: number;
+  dense: number;
+  circuit: number;
+  retained: number;
+}
+
 export interface CircuitRecord {
   schema: typeof CIRCUIT_SCHEMA;
-  task: { path: string; name: string; metric: TaskMetric; train: number; heldOut: number };
+  /**
+   * `train`: samples discovery scored on; `heldOut`: the selection set the circuit is chosen on (held-out templates,
+   * or a share of samples where the task has no templates); `split` says which.
+   */
+  task: {
+    path: string;
+    name: string;
+    metric: TaskMetric;
+    train: number;
+    heldOut: number;
+    split?: { by: 'template' | 'sample'; heldOutTemplates: string[]; heldOutNames: string[]; inTemplate: number };
+  };
   model: string;
   method: ScoreMethod;
   granularity: Granularity;
@@ -77,6 +107,17 @@ export interface CircuitRecord {
   dense: { metric: number; perplexity: number | null };
   circuit: { sparsity: number; targetSparsity: number; metric: number; retained: number; perplexity: number | null };
   control: { text: string; densePerplexity?: number; circuitPerplexity?: number } | null;
+  /**
+   * Side by side: discovery's templates with unseen names (`inTemplate`), the held-out templates the circuit was
+   * chosen on (`outOfTemplate`, null for a task without templates), and a task file never used (`heldOutTask`).
+   */
+  faithfulness?: {
+    inTemplate: Faithfulness | null;
+    outOfTemplate: Faithfulness | null;
+    heldOutTask: (Faithfulness & { path: string }) | null;
+  };
+  /** How often the circuit's components are chosen over bootstrap resamples of the training templates. */
+  stability?: StabilityReport;
   curves: MethodCurve[];
   /** The held-out samples in file order, each with its dense and circuit metric. */
   samples: CircuitSample[];
@@ -92,6 +133,11 @@ export function parseMethods(method: string, compare: readonly string[] = []): S
 
 export async function discoverCircuit(o: DiscoverOptions, p: DiscoverProgress = {}): Promise<CircuitRecord> {
   const methods = parseMethods(o.method, o.compare);
+  checkOutputPaths(circuitOutputs(o.out, o.json), [
+    { flag: '--task', path: o.task },
+    o.heldOutTask ? { flag: '--held-out-task', path: o.heldOutTask } : undefined,
+    o.general ? { flag: '--general', path: o.general } : undefined,
+  ]);
   const report = p.onProgress ?? (() => undefined);
   report('load', 0, 1, o.model);
   const session = await PruningSession.open({
@@ -115,9 +161,19 @@ type Report = NonNullable<DiscoverProgress['onProgress']>;
 async function runDiscovery(session: PruningSession, methods: ScoreMethod[], o: DiscoverOptions, report: Report): Promise<CircuitRecord> {
   const task = readTaskFile(o.task, session.tokenizer);
   const metric = o.metric ?? task.header.metric;
-  const { train, heldOut } = splitTask(tokenizeTask(task, session.tokenizer, o.task), { seed: o.seed ?? 0, heldOut: o.heldOut ?? 0.3 });
+  const split = splitByTemplate(tokenizeTask(task, session.tokenizer, o.task), { seed: o.seed ?? 0, heldOut: o.heldOut ?? 0.3 });
+  const { train } = split;
+  // The circuit is chosen on the held-out templates; without templates, on held-out samples.
+  const byTemplate = split.by === 'template';
+  const heldOut = byTemplate ? split.outOfTemplate : split.inTemplate;
+  const inTemplate = byTemplate && split.inTemplate.length > 0 ? split.inTemplate : undefined;
+  const external = o.heldOutTask
+    ? tokenizeTask(readTaskFile(o.heldOutTask, session.tokenizer), session.tokenizer, o.heldOutTask)
+    : undefined;
   const denseEval = await evaluateTask(session, heldOut, metric);
   const dense = denseEval.mean;
+  const denseIn = inTemplate ? (await evaluateTask(session, inTemplate, metric)).mean : undefined;
+  const denseExternal = external ? (await evaluateTask(session, external, metric)).mean : undefined;
   const general = o.general ? session.samples(o.general, { seqLen: 128 }, 'general') : undefined;
   const densePerplexity = general ? (await session.perplexity(general.samples)).perplexity : undefined;
   const curves = await sweep(
@@ -126,21 +182,47 @@ async function runDiscovery(session: PruningSession, methods: ScoreMethod[], o: 
     train,
     heldOut,
     dense,
-    { metric, granularity: o.granularity, ranking: o.ranking, threshold: o.threshold },
+    {
+      metric,
+      granularity: o.granularity,
+      ranking: o.ranking,
+      threshold: o.threshold,
+      inTemplate: inTemplate && { samples: inTemplate, dense: denseIn! },
+      resamples: o.resamples,
+      seed: o.seed,
+    },
     report,
   );
   const main = curves[0];
   if (!main.chosen) {
     throw new LrpLensError(
       'bad-argument',
-      `No sparsity keeps ${o.threshold} × the dense ${metric} with ${main.method}; lower the threshold, add samples, or try another granularity (heads is the most robust).`,
+      `No sparsity keeps ${o.threshold} × the dense ${metric} on the held-out ${byTemplate ? 'templates and names' : 'samples'} with ${main.method}; lower the threshold, add samples or templates, or try another granularity (heads is the most robust).`,
     );
   }
   const mask = main.masks.get(main.chosen.sparsity)!;
   const circuitEval = await evaluateTask(session, heldOut, metric, mask);
+  const faithfulness = {
+    inTemplate: inTemplate ? await faithfulnessOf(session, inTemplate, metric, denseIn!, mask) : null,
+    outOfTemplate: byTemplate ? { samples: heldOut.length, dense, circuit: circuitEval.mean, retained: circuitEval.mean / dense } : null,
+    heldOutTask: external ? { path: o.heldOutTask!, ...(await faithfulnessOf(session, external, metric, denseExternal!, mask)) } : null,
+  };
+  if (!byTemplate)
+    faithfulness.inTemplate = { samples: heldOut.length, dense, circuit: circuitEval.mean, retained: circuitEval.mean / dense };
   const circuitPerplexity = general ? (await session.perplexity(general.samples, mask)).perplexity : undefined;
   report('write', 0, 1);
   const headSize = o.granularity === 'heads' ? headSizeFromConfig(session.folder.config) : undefined;
+  const stability = stabilityOf(
+    main.consensus,
+    mask,
+    (scores) =>
+      componentAllocator(session, scores, { metric, granularity: o.granularity, ranking: o.ranking, threshold: o.threshold }).mask(
+        main.chosen!.sparsity,
+      ),
+    session.weights,
+    o.granularity,
+    headSize ?? 0,
+  );
   const shown = headSize ? headDisplayMask(mask, session.weights, headSize) : mask;
   const graph = buildCircuitGraph({
     weights: session.weights,
@@ -152,7 +234,19 @@ async function runDiscovery(session: PruningSession, methods: ScoreMethod[], o: 
   });
   const record: CircuitRecord = {
     schema: CIRCUIT_SCHEMA,
-    task: { path: o.task, name: task.header.name, metric, train: train.length, heldOut: heldOut.length },
+    task: {
+      path: o.task,
+      name: task.header.name,
+      metric,
+      train: train.length,
+      heldOut: heldOut.length,
+      split: {
+        by: split.by,
+        heldOutTemplates: split.heldOutTemplates,
+        heldOutNames: split.heldOutNames,
+        inTemplate: inTemplate?.length ?? 0,
+      },
+    },
     model: session.folder.ref,
     method: main.method,
     granularity: o.granularity,
@@ -167,6 +261,8 @@ async function runDiscovery(session: PruningSession, methods: ScoreMethod[], o: 
       perplexity: circuitPerplexity ?? null,
     },
     control: general ? { text: general.source, densePerplexity, circuitPerplexity } : null,
+    faithfulness,
+    stability,
     curves: curves.map(stripMasks),
     samples: heldOut.map((s, i) => sampleOf(s, denseEval.perSample[i], circuitEval.perSample[i])),
     graph: JSON.parse(circuitGraphToJson(graph)) as Record<string, unknown>,
@@ -184,6 +280,17 @@ async function runDiscovery(session: PruningSession, methods: ScoreMethod[], o: 
   return record;
 }
 
+async function faithfulnessOf(
+  session: PruningSession,
+  samples: TokenizedSample[],
+  metric: TaskMetric,
+  dense: number,
+  mask: Mask,
+): Promise<Faithfulness> {
+  const circuit = (await evaluateTask(session, samples, metric, mask)).mean;
+  return { samples: samples.length, dense, circuit, retained: circuit / dense };
+}
+
 async function sweep(
   session: PruningSession,
   methods: ScoreMethod[],
@@ -192,7 +299,9 @@ async function sweep(
   dense: number,
   opts: Parameters<typeof circuitCurve>[5],
   report: Report,
-): Promise<(MethodCurve & { masks: Map<number, Mask>; scores: Parameters<typeof buildCircuitGraph>[0]['scores'] })[]> {
+): Promise<
+  (MethodCurve & { masks: Map<number, Mask>; scores: Parameters<typeof buildCircuitGraph>[0]['scores']; consensus: ConsensusScores })[]
+> {
   const curves = [];
   for (const [i, m] of methods.entries()) {
     const onPoint = (done: number, total: number) => report('sweep', i * total + done, methods.length * total, m);

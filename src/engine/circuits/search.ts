@@ -1,24 +1,29 @@
 /**
  * Circuit discovery: score components with the task's training samples as reference (relevance seeded at
- * target − foil at the prompt's end), sweep sparsity, and evaluate the task metric on held-out samples with
- * each mask (fed to one forward session — nothing is recompiled per sparsity). The circuit is the sparsest
- * mask whose metric stays at or above `threshold` × the dense model's.
+ * target − foil at the prompt's end; the consensus rank over bootstrap resamples of the samples' templates, see
+ * stability.ts), sweep sparsity, and evaluate the task metric with each mask (fed to one forward session —
+ * nothing is recompiled per sparsity) on the selection set (held-out templates) and, where given, on the
+ * in-template set (discovery's templates with names discovery did not see). The circuit is the sparsest mask
+ * whose metric stays at or above `threshold` × the dense model's on both.
  */
 import type { PruningSession } from '../pruning/prune';
 import { prepareAllocation, achievedSparsity } from '../pruning/allocation';
 import type { AllocationOptions } from '../pruning/allocation';
 import type { ScoreMethod, PositionSeed } from '../pruning/scores';
 import type { Mask, Scores } from '../weights/types';
-import { taskMetric } from '../tasks/metrics';
+import { taskAccuracy, taskMetric } from '../tasks/metrics';
+import type { TaskAccuracy } from '../tasks/metrics';
 import type { TaskMetric } from '../tasks/taskFile';
 import type { TokenizedSample } from '../tasks/taskFile';
 import { LrpLensError } from '../errors';
 import { headAllocator, headSizeFromConfig, headsOf } from './heads';
+import { consensusScores } from './stability';
+import type { ConsensusScores } from './stability';
 
 export type Granularity = 'weights' | 'neurons' | 'heads';
 export type Ranking = 'global' | 'row';
 
-export const DEFAULT_SPARSITIES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99];
+export const DEFAULT_SPARSITIES = [0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99];
 
 export interface CircuitSearchOptions {
   metric: TaskMetric;
@@ -30,6 +35,11 @@ export interface CircuitSearchOptions {
   refine?: number;
   /** Called after each sparsity is evaluated. */
   onPoint?: (done: number, total: number) => void;
+  /** A second set the circuit must also keep the threshold on (discovery's templates, unseen names). */
+  inTemplate?: { samples: TokenizedSample[]; dense: number };
+  /** Bootstrap resamples of the training groups for the consensus ranking (default 20; 0: the plain mean). */
+  resamples?: number;
+  seed?: number;
 }
 
 export interface CurvePoint {
@@ -39,6 +49,8 @@ export interface CurvePoint {
   metric: number;
   /** metric ÷ dense metric. */
   retained: number;
+  /** The in-template set's metric ÷ its dense metric, where there is one. */
+  inTemplateRetained?: number;
 }
 
 export interface MethodCurve {
@@ -60,7 +72,7 @@ interface ComponentAllocator {
   achieved(mask: Mask): number;
 }
 
-function componentAllocator(session: PruningSession, scores: Scores, opts: CircuitSearchOptions): ComponentAllocator {
+export function componentAllocator(session: PruningSession, scores: Scores, opts: CircuitSearchOptions): ComponentAllocator {
   if (opts.granularity === 'heads') {
     const size = headSizeFromConfig(session.folder.config);
     return headAllocator(headsOf(session.weights, scores, size), size, opts.ranking);
@@ -69,13 +81,23 @@ function componentAllocator(session: PruningSession, scores: Scores, opts: Circu
   return { mask: (s) => allocator.mask(s), achieved: (m) => achievedSparsity(m, session.weights).overall };
 }
 
-/** The task metric of the model (dense or masked) on tokenized samples, from final-position logits. */
-export async function evaluateTask(session: PruningSession, samples: TokenizedSample[], metric: TaskMetric, mask?: Mask) {
+/** Final-position logits of the model (dense or masked) on tokenized samples, 32 prompts a batch. */
+async function finalLogits(session: PruningSession, samples: TokenizedSample[], mask?: Mask): Promise<Float32Array[]> {
   session.forward.setMask(mask);
   const rows: Float32Array[] = [];
   for (let i = 0; i < samples.length; i += 32)
     rows.push(...(await session.forward.lastLogits(samples.slice(i, i + 32).map((s) => s.promptIds))));
-  return taskMetric(metric, rows, samples);
+  return rows;
+}
+
+/** The task metric of the model (dense or masked) on tokenized samples, from final-position logits. */
+export async function evaluateTask(session: PruningSession, samples: TokenizedSample[], metric: TaskMetric, mask?: Mask) {
+  return taskMetric(metric, await finalLogits(session, samples, mask), samples);
+}
+
+/** The model's accuracy on the task (dense or masked), against chance. */
+export async function evaluateAccuracy(session: PruningSession, samples: TokenizedSample[], mask?: Mask): Promise<TaskAccuracy> {
+  return taskAccuracy(await finalLogits(session, samples, mask), samples);
 }
 
 /** Relevance seeded at the task's own quantity: target (− foil) logit at the prompt's last token. */
@@ -98,6 +120,11 @@ export async function taskScores(
   return { scores: session.scores(stats), collectMs: performance.now() - t0 };
 }
 
+/** Whether a point keeps the threshold on the selection set and on the in-template set (where measured). */
+export function passes(p: CurvePoint, threshold: number): boolean {
+  return p.retained >= threshold && (p.inTemplateRetained === undefined || p.inTemplateRetained >= threshold);
+}
+
 /** One method's faithfulness curve over the sparsities, and its chosen circuit. */
 export async function circuitCurve(
   session: PruningSession,
@@ -106,15 +133,25 @@ export async function circuitCurve(
   heldOut: TokenizedSample[],
   dense: number,
   opts: CircuitSearchOptions,
-): Promise<MethodCurve & { masks: Map<number, Mask>; scores: Scores }> {
+): Promise<MethodCurve & { masks: Map<number, Mask>; scores: Scores; consensus: ConsensusScores }> {
   if (!(opts.threshold > 0 && opts.threshold <= 1))
     throw new LrpLensError('bad-argument', `The threshold is a fraction of the dense metric in (0, 1] (got ${opts.threshold}).`);
-  if (!(dense > 0))
-    throw new LrpLensError(
-      'bad-argument',
-      `The dense model does not do the task (mean ${opts.metric} ${dense.toFixed(4)} ≤ 0 on held-out samples), so there is no circuit to find. Check the task's targets and foils.`,
-    );
-  const { scores, collectMs } = await taskScores(session, method, train, opts.metric);
+  for (const [set, value] of [
+    ['held-out', dense],
+    ['in-template', opts.inTemplate?.dense ?? 1],
+  ] as const)
+    if (!(value > 0))
+      throw new LrpLensError(
+        'bad-argument',
+        `The dense model does not do the task (mean ${opts.metric} ${value.toFixed(4)} ≤ 0 on the ${set} samples), so there is no circuit to find. Check the task's targets and foils, and \`lrp-lens task eval\`'s accuracy.`,
+      );
+  const t0 = performance.now();
+  const consensus = await consensusScores(session, method, train, opts.metric, opts.granularity, {
+    resamples: opts.resamples,
+    seed: opts.seed,
+  });
+  const collectMs = performance.now() - t0;
+  const scores = consensus.scores;
   const allocator = componentAllocator(session, scores, opts);
   const points: CurvePoint[] = [];
   const masks = new Map<number, Mask>();
@@ -124,7 +161,9 @@ export async function circuitCurve(
     session.throwIfCancelled();
     const mask = allocator.mask(sparsity);
     const metric = (await evaluateTask(session, heldOut, opts.metric, mask)).mean;
-    const point = { sparsity, achieved: allocator.achieved(mask), metric, retained: metric / dense };
+    const inTemplate = opts.inTemplate ? (await evaluateTask(session, opts.inTemplate.samples, opts.metric, mask)).mean : undefined;
+    const point: CurvePoint = { sparsity, achieved: allocator.achieved(mask), metric, retained: metric / dense };
+    if (inTemplate !== undefined) point.inTemplateRetained = inTemplate / opts.inTemplate!.dense;
     points.push(point);
     masks.set(sparsity, mask);
     opts.onPoint?.(points.length, sparsities.length + steps);
@@ -135,9 +174,9 @@ export async function circuitCurve(
   // Refinement is skipped without a passing point below the last grid one: progress still ends at its total.
   if (points.length < sparsities.length + steps) opts.onPoint?.(sparsities.length + steps, sparsities.length + steps);
   points.sort((a, b) => a.sparsity - b.sparsity);
-  const passing = points.filter((p) => p.retained >= opts.threshold);
+  const passing = points.filter((p) => passes(p, opts.threshold));
   const chosen = passing.length ? passing.reduce((a, b) => (b.achieved > a.achieved ? b : a)) : undefined;
-  return { method, points, chosen, collectMs, masks, scores };
+  return { method, points, chosen, collectMs, masks, scores, consensus };
 }
 
 /**
@@ -151,13 +190,13 @@ async function refineChosen(
   threshold: number,
   evaluate: (s: number) => Promise<CurvePoint>,
 ): Promise<void> {
-  const passing = points.filter((p) => p.retained >= threshold);
+  const passing = points.filter((p) => passes(p, threshold));
   if (passing.length === 0) return;
   let lo = passing.reduce((a, b) => (b.sparsity > a.sparsity ? b : a)).sparsity;
   let hi = grid.find((s) => s > lo);
   for (let k = 0; hi !== undefined && k < steps; k++) {
     const mid = (lo + hi) / 2;
-    if ((await evaluate(mid)).retained >= threshold) lo = mid;
+    if (passes(await evaluate(mid), threshold)) lo = mid;
     else hi = mid;
   }
 }

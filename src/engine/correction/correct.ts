@@ -5,7 +5,8 @@
  *
  * - Undesired set: prompts, each with its undesired continuation (a prompts file's `target`) or, where none is
  *   given, the model's own greedy continuation. A sample is prompt + continuation; relevance is seeded at the
- *   logit of every continuation token (the positions that produce the behaviour).
+ *   logit of every token of a given continuation, and of a greedy one only where the behaviour happens (the
+ *   listed words, the repeating n-grams, the continuations a scorer rates worst; see focus.ts).
  * - General set: text windows, relevance seeded at every next token (the pruning default).
  * - Each side is a mean: its relevance sums ÷ its seeded positions (Wanda: Σx² ÷ tokens, so ‖X‖₂ becomes an RMS).
  * - Granularity: `neurons` — whole output units of a linear layer (rows in the paper's sense: an MLP up/gate/fc1
@@ -23,6 +24,9 @@ import type { Mask, PrunableWeight, Scores } from '../weights/types';
 import { greedyContinuations } from '../eval/generate';
 import { readTextFile } from '../eval/textData';
 import { isPromptsJsonl, parsePromptsJsonl } from '../attribution/promptFile';
+import { runScorer } from './behaviour';
+import type { BehaviourMetricSpec } from './behaviour';
+import { REPEAT_NGRAM, repeatedNgramPositions, wordTokenPositions, worstHalf } from './focus';
 
 export const CORRECTION_METHODS = ['lrp', 'wanda', 'gradient'] as const;
 export type CorrectionMethod = (typeof CORRECTION_METHODS)[number];
@@ -108,8 +112,26 @@ export function checkTokenizerFit(samples: number[][], unknown: Set<number>, wha
   }
 }
 
-/** Samples of the undesired set: prompt + continuation (given or greedy), seeded at every continuation token. */
-export async function undesiredSamples(session: PruningSession, prompts: UndesiredPrompt[], steps = 50): Promise<ReferenceSamples> {
+/**
+ * What an untargeted undesired set is seeded at: the behaviour metric (and word-rate's words). Without it every
+ * token of a generated continuation is seeded.
+ */
+export interface UndesiredFocus {
+  spec: BehaviourMetricSpec;
+  words?: string[];
+}
+
+/**
+ * Samples of the undesired set: prompt + continuation (given or greedy). A given continuation is seeded at every
+ * one of its tokens; a greedy one where the behaviour happens (focus.ts), or at every token without a focus.
+ * Prompts whose continuation never shows the behaviour are left out.
+ */
+export async function undesiredSamples(
+  session: PruningSession,
+  prompts: UndesiredPrompt[],
+  steps = 50,
+  focus?: UndesiredFocus,
+): Promise<ReferenceSamples> {
   if (prompts.length === 0) throw new LrpLensError('bad-argument', 'The undesired set is empty; give at least one prompt.');
   const tok = session.tokenizer;
   const promptIds = prompts.map((p) => tok.encode(p.prompt));
@@ -124,7 +146,49 @@ export async function undesiredSamples(session: PruningSession, prompts: Undesir
     p.continuation === undefined ? [...promptIds[i], ...generated[open.indexOf(i)]] : tok.encode(p.prompt + p.continuation),
   );
   const seeds = full.map((ids, i) => continuationSeeds(ids, promptIds[i], prompts[i]));
-  return { samples: full, seeds, positions: seeds.reduce((n, s) => n + s.length, 0), tokens: full.reduce((n, s) => n + s.length, 0) };
+  if (focus && open.length > 0) await focusSeeds(session, full, promptIds, open, seeds, focus);
+  const kept = full.map((_, i) => i).filter((i) => seeds[i].length > 0);
+  if (kept.length === 0) throw new LrpLensError('bad-argument', unfocusedMessage(focus!, steps));
+  const samples = kept.map((i) => full[i]);
+  const kSeeds = kept.map((i) => seeds[i]);
+  return {
+    samples,
+    seeds: kSeeds,
+    positions: kSeeds.reduce((n, s) => n + s.length, 0),
+    tokens: samples.reduce((n, s) => n + s.length, 0),
+  };
+}
+
+/** Narrows the seeds of generated continuations (indices `open`) to where the behaviour happens. */
+async function focusSeeds(
+  session: PruningSession,
+  full: number[][],
+  promptIds: number[][],
+  open: number[],
+  seeds: PositionSeed[][],
+  focus: UndesiredFocus,
+): Promise<void> {
+  const tok = session.tokenizer;
+  const seedAt = (ids: number[], ts: number[]) => ts.filter((t) => t >= 1).map((t) => ({ position: t - 1, target: ids[t] }));
+  if (focus.spec.kind === 'word-rate') {
+    const words = focus.words ?? [];
+    for (const i of open) seeds[i] = seedAt(full[i], wordTokenPositions(tok, full[i], promptIds[i].length, words));
+  } else if (focus.spec.kind === 'repetition') {
+    for (const i of open) seeds[i] = seedAt(full[i], repeatedNgramPositions(full[i], promptIds[i].length));
+  } else {
+    const command = focus.spec.command;
+    const scores: number[] = [];
+    for (const i of open)
+      scores.push(await runScorer(command, tok.decode(full[i].slice(promptIds[i].length), { skip_special_tokens: true })));
+    const worst = new Set(worstHalf(scores).map((k) => open[k]));
+    for (const i of open) if (!worst.has(i)) seeds[i] = [];
+  }
+}
+
+function unfocusedMessage(focus: UndesiredFocus, steps: number): string {
+  if (focus.spec.kind === 'word-rate')
+    return `None of the words ${(focus.words ?? []).join(', ')} occurs in the ${steps}-token greedy continuations of the undesired prompts, so there is nothing to seed; give prompts that lead to them, raise --steps, or give the undesired continuation as "target".`;
+  return `No greedy continuation of the undesired prompts repeats an earlier ${REPEAT_NGRAM}-gram within ${steps} tokens, so there is no repetition to seed; give prompts that loop, or raise --steps.`;
 }
 
 function continuationSeeds(full: number[], prompt: number[], p: UndesiredPrompt): PositionSeed[] {

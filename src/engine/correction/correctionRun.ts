@@ -179,7 +179,7 @@ async function correctWith(session: PruningSession, o: CorrectRunOptions, r: Res
   const { method, granularity, spec, counts, available, headSize } = r;
   const maxRise = o.maxPerplexityRise ?? 0.1;
   const inputs = readInputs(session, o, spec);
-  const U = await undesiredSamples(session, inputs.undesired, o.steps ?? 50);
+  const U = await undesiredSamples(session, inputs.undesired, o.steps ?? 50, { spec, words: inputs.probe.words });
   const ranked = rankComponents(
     await differentialScores(session, method, generalSamples(inputs.general.samples), U),
     session.weights,

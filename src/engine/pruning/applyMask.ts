@@ -4,7 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { cacheDir } from '../runtime/compile';
+import { cacheDir } from '../runtime/cacheDir';
 import { exportPrunedModel } from './export';
 import { loadMaskForModel } from './maskFile';
 import { achievedSparsity } from './allocation';

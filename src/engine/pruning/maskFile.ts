@@ -4,7 +4,7 @@
  * so a mask made for other weights, or a pair whose halves disagree, is refused on load.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { LrpLensError } from '../errors';
 import { modelContentHash, sha256 } from '../onnx/contentHash';
 import { readModel } from '../onnx/io';
@@ -18,6 +18,11 @@ import type { Mask } from '../weights/types';
 import { decodeMaskSafetensors, encodeMaskSafetensors } from './maskBits';
 import { buildManifest, parseManifest } from './maskManifest';
 import type { MaskDescription, MaskManifest } from './maskManifest';
+import { maskPaths } from './maskPaths';
+import type { MaskPaths } from './maskPaths';
+
+export { maskPaths } from './maskPaths';
+export type { MaskPaths } from './maskPaths';
 
 /** A model a mask is checked against. */
 export interface ModelIdentity {
@@ -32,20 +37,9 @@ export interface LoadedMask {
   paths: MaskPaths;
 }
 
-export interface MaskPaths {
-  safetensors: string;
-  manifest: string;
-}
-
 export interface SaveOptions {
   /** Writes bytes to an open file (tests inject a failure here); default: writeSync until all is written. */
   writeBytes?: WriteBytes;
-}
-
-/** `dir/name`, `dir/name.safetensors` or `dir/name.json` → both files of the pair. */
-export function maskPaths(path: string): MaskPaths {
-  const base = resolve(path).replace(/\.(safetensors|json)$/, '');
-  return { safetensors: `${base}.safetensors`, manifest: `${base}.json` };
 }
 
 /**

@@ -17,7 +17,7 @@ import type { TokenSamples } from '../eval/textData';
 import { throwIfCancelled } from '../eval/cancel';
 import { findLinearWeights, selectWeights } from './prunable';
 import type { WeightSelection } from './prunable';
-import { collectStatistics, scoresFromStatistics } from './scores';
+import { collectGroupedStatistics, collectStatistics, scoresFromStatistics } from './scores';
 import type { CollectOptions, LrpAggregation, ScoreMethod, ScoreStatistics } from './scores';
 import { achievedSparsity, prepareAllocation } from './allocation';
 import type { Allocation, Mask, PrunableWeight, Scores } from '../weights/types';
@@ -85,6 +85,22 @@ export class PruningSession {
   ): Promise<ScoreStatistics> {
     return collectStatistics(this.folder.onnxPath, this.weights, method, samples, {
       ...opts,
+      device: this.setup.device,
+      signal: this.setup.signal,
+      onProgress: (d, t) => this.setup.onProgress?.('collect', d, t),
+    });
+  }
+
+  /** Statistics per group of samples (`groups`: one index per sample), collected in one pass. */
+  async groupedStatistics(
+    method: ScoreMethod,
+    samples: number[][],
+    groups: number[],
+    opts: { aggregation?: LrpAggregation; seeds?: CollectOptions['seeds'] } = {},
+  ): Promise<ScoreStatistics[]> {
+    return collectGroupedStatistics(this.folder.onnxPath, this.weights, method, samples, {
+      ...opts,
+      groups,
       device: this.setup.device,
       signal: this.setup.signal,
       onProgress: (d, t) => this.setup.onProgress?.('collect', d, t),

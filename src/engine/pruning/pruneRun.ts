@@ -123,7 +123,7 @@ export function evalWindowsOf(session: PruningSession, o: PruneCommonOptions) {
   return o.eval ? session.samples(o.eval, { seqLen: o.evalSeqLen ?? 128 }, 'evaluation') : undefined;
 }
 
-function maskPathFor(out: string, sparsity: number, many: boolean): string {
+export function maskPathFor(out: string, sparsity: number, many: boolean): string {
   const base = resolve(out).replace(/\.(safetensors|json)$/, '');
   return many ? `${base}-s${Math.round(sparsity * 100)}` : base;
 }

@@ -64,6 +64,11 @@ export interface CollectOptions extends Progress {
   device?: Device;
   /** Use the relevance-graph cache (default true). */
   cache?: boolean;
+  /**
+   * A group per sample (0 … groups − 1): `collectGroupedStatistics` keeps one sum per group (batches never mix
+   * groups), so resamples of the groups can be scored without collecting again.
+   */
+  groups?: number[];
 }
 
 export function checkMethod(method: string): ScoreMethod {
@@ -86,15 +91,46 @@ export async function collectStatistics(
   samples: number[][],
   opts: CollectOptions = {},
 ): Promise<ScoreStatistics> {
-  const tokens = samples.reduce((n, s) => n + s.length, 0);
-  const base = { method, samples: samples.length, tokens };
-  if (method === 'magnitude' || method === 'random') return { ...base, samples: 0, tokens: 0, sums: new Map() };
+  const [stats] = await collectGroupedStatistics(onnxPath, weights, method, samples, { ...opts, groups: undefined });
+  return stats;
+}
+
+/**
+ * Statistics per group of samples (`opts.groups`, one index per sample; absent: one group), in one session. Each
+ * group's statistics are what `collectStatistics` would give on that group's samples alone.
+ */
+export async function collectGroupedStatistics(
+  onnxPath: string,
+  weights: PrunableWeight[],
+  method: ScoreMethod,
+  samples: number[][],
+  opts: CollectOptions = {},
+): Promise<ScoreStatistics[]> {
+  const groupOf = opts.groups ?? samples.map(() => 0);
+  if (groupOf.length !== samples.length)
+    throw new LrpLensError('bad-argument', `Got ${groupOf.length} group indices for ${samples.length} samples; give one per sample.`);
+  const count = samples.length === 0 ? 1 : Math.max(...groupOf) + 1;
+  const members = Array.from({ length: count }, (_, g) => samples.map((_, i) => i).filter((i) => groupOf[i] === g));
+  const base = (g: number) => ({
+    method,
+    samples: members[g].length,
+    tokens: members[g].reduce((n, i) => n + samples[i].length, 0),
+  });
+  if (method === 'magnitude' || method === 'random') return members.map(() => ({ method, samples: 0, tokens: 0, sums: new Map() }));
   if (samples.length === 0) throw new LrpLensError('bad-argument', 'The reference set is empty; give at least one sample.');
-  if (method === 'wanda' || method === 'activation')
-    return { ...base, sums: await collectActivationNorms(onnxPath, weights, samples, opts) };
+  const sums = members.map(() => new Map<string, Float32Array>());
+  if (method === 'wanda' || method === 'activation') {
+    await collectActivationNorms(onnxPath, weights, samples, members, sums, opts);
+    return sums.map((s, g) => ({ ...base(g), sums: s }));
+  }
   const aggregation = method === 'lrp' ? (opts.aggregation ?? DEFAULT_AGGREGATION) : 'abs-total';
-  const sums = await collectWeightRelevance(onnxPath, weights, samples, method === 'lrp' ? 'attnlrp' : 'gradxinput', aggregation, opts);
-  return { ...base, aggregation: method === 'lrp' ? aggregation : undefined, sums };
+  await collectWeightRelevance(onnxPath, weights, samples, members, sums, method === 'lrp' ? 'attnlrp' : 'gradxinput', aggregation, opts);
+  return sums.map((s, g) => ({ ...base(g), aggregation: method === 'lrp' ? aggregation : undefined, sums: s }));
+}
+
+/** Batches of sample indices that never mix groups. */
+function groupBatches(members: number[][], size: number): { group: number; indices: number[] }[] {
+  return members.flatMap((m, group) => batches(m, size).map((indices) => ({ group, indices })));
 }
 
 function batches<T>(xs: T[], size: number): T[][] {
@@ -114,10 +150,12 @@ async function collectWeightRelevance(
   onnxPath: string,
   weights: PrunableWeight[],
   samples: number[][],
+  members: number[][],
+  sums: Map<string, Float32Array>[],
   mode: RelevanceMode,
   aggregation: LrpAggregation,
   opts: CollectOptions,
-): Promise<Map<string, Float32Array>> {
+): Promise<void> {
   const inGraph: WeightAggregation = aggregation === 'abs-tokens' ? 'absolute' : 'signed';
   const compiled = await compileModelFile(
     onnxPath,
@@ -126,20 +164,24 @@ async function collectWeightRelevance(
   );
   const session = await Session.create(compiled.path, { device: opts.device });
   const perSample = aggregation === 'abs-samples';
-  const size = perSample ? 1 : (opts.batchSize ?? 4);
-  const groups = batches(samples, size);
-  const sums = new Map<string, Float32Array>();
+  const groups = groupBatches(members, perSample ? 1 : (opts.batchSize ?? 4));
   try {
-    for (const [k, group] of groups.entries()) {
+    for (const [k, { group, indices }] of groups.entries()) {
       throwIfCancelled(opts.signal);
-      const out = await session.run(relevanceFeeds(compiled.info, group, opts.seeds?.slice(k * size, (k + 1) * size)));
-      for (const w of weights) addInto(sums, w.name, out[compiled.info.weightOutputs[w.name]].data as Float32Array, perSample);
+      const seeds = opts.seeds ? indices.map((i) => opts.seeds![i]) : undefined;
+      const out = await session.run(
+        relevanceFeeds(
+          compiled.info,
+          indices.map((i) => samples[i]),
+          seeds,
+        ),
+      );
+      for (const w of weights) addInto(sums[group], w.name, out[compiled.info.weightOutputs[w.name]].data as Float32Array, perSample);
       opts.onProgress?.(k + 1, groups.length);
     }
   } finally {
     await session.release();
   }
-  return sums;
 }
 
 /** Feeds seeding the logit of the actual next token at every position of each sample, or the given seeds. */
@@ -178,22 +220,22 @@ async function collectActivationNorms(
   onnxPath: string,
   weights: PrunableWeight[],
   samples: number[][],
+  members: number[][],
+  sums: Map<string, Float32Array>[],
   opts: CollectOptions,
-): Promise<Map<string, Float32Array>> {
+): Promise<void> {
   const model = await ForwardModel.load(onnxPath, { statistics: weights, device: opts.device });
-  const groups = batches(samples, opts.batchSize ?? 4);
-  const sums = new Map<string, Float32Array>();
+  const groups = groupBatches(members, opts.batchSize ?? 4);
   try {
-    for (const [k, group] of groups.entries()) {
+    for (const [k, { group, indices }] of groups.entries()) {
       throwIfCancelled(opts.signal);
-      const run = await model.run(group);
-      for (const w of weights) addInto(sums, w.name, run.sumSquares(w.name), false);
+      const run = await model.run(indices.map((i) => samples[i]));
+      for (const w of weights) addInto(sums[group], w.name, run.sumSquares(w.name), false);
       opts.onProgress?.(k + 1, groups.length);
     }
   } finally {
     await model.release();
   }
-  return sums;
 }
 
 /** Sums statistics of shards of one reference set (same method, aggregation and weights). */

@@ -154,9 +154,14 @@ export class Backward implements RuleContext {
   }
 
   absorb(kind: AbsorbedKind, product: string, like: string, negate = false): void {
-    const list = this.absorbedParts.get(kind) ?? [];
     const total = this.perBatch(product, like);
-    list.push(negate ? this.b.Neg(total) : total);
+    this.absorbTotal(kind, negate ? this.b.Neg(total) : total);
+  }
+
+  /** Records an already reduced [batch] total as absorbed relevance. */
+  absorbTotal(kind: AbsorbedKind, perBatch: string): void {
+    const list = this.absorbedParts.get(kind) ?? [];
+    list.push(perBatch);
     this.absorbedParts.set(kind, list);
   }
 

@@ -104,7 +104,8 @@ export function compileRelevance(
         b.Mul(IO.targetWeights, b.op('Gather', [head.bias, targets])),
         b.Mul(IO.foilWeights, b.op('Gather', [head.bias, IO.foilIds])),
       );
-      ctx.absorb('bias', biasShare, IO.targetWeights);
+      // [batch, seq] over the seed's own inputs, which have no probed shape: reduce it here.
+      ctx.absorbTotal('bias', b.ReduceSum(biasShare, [1], false));
     }
   } else {
     const vocabRange = b.constant(

@@ -221,7 +221,9 @@ function growRegion(g: Graph, anchor: OnnxNode, relevant: Set<string>, order: Ma
     for (;;) {
       const next = g.consumers(output);
       if (next.length !== 1 || (next[0].opType !== 'Mul' && next[0].opType !== 'Div')) break;
-      if (next[0].inputs.some((i) => i !== output && relevant.has(i)) || next[0].inputs[0] !== output) break;
+      // A constant scaling on either side (torch writes Mul(0.5, ·) for tanh-GELU); a divisor only below.
+      if (next[0].inputs.some((i) => i !== output && relevant.has(i))) break;
+      if (next[0].opType === 'Div' && next[0].inputs[0] !== output) break;
       output = next[0].outputs[0];
       outputNode = next[0];
     }

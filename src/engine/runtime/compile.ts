@@ -5,17 +5,18 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, openSync, readSync, closeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { Graph } from '../onnx/graph';
 import { readModel, writeModelReferencingSource } from '../onnx/io';
 import { canonicalize } from '../relevance/canonicalize';
 import { compileRelevance } from '../relevance/compiler';
 import type { CompileOptions, CompiledInfo } from '../relevance/compiler';
 import { probeShapes } from './probe';
+import { cacheDir } from './cacheDir';
 import { writeFileAtomic } from '../writeAtomic';
 
 /** Bumped whenever the emitted graph changes, so stale cache entries are never reused. */
-export const COMPILER_VERSION = 3;
+export const COMPILER_VERSION = 4;
 
 export interface CompiledModel {
   /** The relevance graph on disk (its weights are links to the model's own files). */
@@ -32,10 +33,6 @@ export async function compileGraph(graph: Graph, options: CompileOptions = {}): 
   const compiled = compileRelevance(canonical.graph, shapes, canonical.weightOrigins, options);
   if (canonical.rewrites['com.microsoft.GroupQueryAttention']) compiled.info.padding = 'right';
   return compiled;
-}
-
-export function cacheDir(): string {
-  return process.env.LRP_LENS_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'lrp-lens');
 }
 
 /** Size + mtime + hash of the first and last MiB: cheap for multi-GB files, and changes when they do. */

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { LrpLensError } from '../errors';
 import { readModel } from '../onnx/io';
 import type { Graph } from '../onnx/graph';
-import { dtypeOf, num, tensorSize } from '../onnx/tensor';
+import { dtypeOf, num } from '../onnx/tensor';
 import { externalFiles, isExternal } from '../onnx/externalData';
 import { canonicalize } from '../relevance/canonicalize';
 import { compileRelevance } from '../relevance/compiler';
@@ -15,6 +15,7 @@ import { probeShapes } from './probe';
 import { resolveModel, maxPositions } from './model';
 import type { ModelConfig } from './model';
 import { cudaStatus } from './device';
+import { countParameters } from './parameters';
 
 export interface ModelReport {
   schema: 'lrp-lens/inspect@1';
@@ -111,7 +112,7 @@ export async function inspectModel(ref: string, opts: { offline?: boolean } = {}
     intermediateSize: numOrNull(c.intermediate_size, c.n_inner, c.ffn_dim),
     vocabSize: numOrNull(c.vocab_size),
     maxPositions: maxPositions(c) ?? null,
-    parameters: [...graph.initializers.values()].reduce((a, t) => a + (tensorSize(t) >= 1024 ? tensorSize(t) : 0), 0),
+    parameters: countParameters(graph, c.tie_word_embeddings as boolean | undefined),
     opset: graph.opset,
     irVersion: num(graph.model.irVersion),
     producer: `${graph.model.producerName ?? ''} ${graph.model.producerVersion ?? ''}`.trim(),

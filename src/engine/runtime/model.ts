@@ -11,6 +11,7 @@ import type { HubOptions, HubSource } from '../hub/hubModel';
 import { hubDefaults } from '../hub/hubDefaults';
 import { isOfflineEnv } from '../hub/hubEnvironment';
 import { looksLikeHubId } from '../hub/hubRef';
+import { onnxRuntime } from './session';
 
 export const DEFAULT_MODEL = 'onnx-community/SmolLM2-135M-ONNX';
 
@@ -114,6 +115,7 @@ function checkCausal(config: ModelConfig, dir: string): void {
 
 /** The tokenizer through transformers.js, never touching the network for a local folder. */
 export async function loadTokenizer(model: ModelFolder): Promise<TokenizerLike> {
+  onnxRuntime(); // transformers.js loads onnxruntime-node when imported: a missing binary gets its clear error first
   const t = await import('@huggingface/transformers');
   t.env.allowRemoteModels = false;
   t.env.localModelPath = '';

@@ -2,14 +2,33 @@
  * The only module that imports onnxruntime-node. Sessions, feeds and fetches go through here so the
  * execution provider can change without touching callers.
  */
-import * as ort from 'onnxruntime-node';
+import type * as Ort from 'onnxruntime-node';
 import { LrpLensError } from '../errors';
 import { CUDA_INSTALL_HINT, chooseDevice } from './device';
 import type { Device } from './device';
+import { runtimeMissingMessage } from './nativeRuntime';
+
+let loaded: typeof Ort | undefined;
+
+/**
+ * onnxruntime-node, loaded on first use: the extension host imports this module without loading the native
+ * library (activation stays fast), and a package without this machine's binary becomes a clear error.
+ */
+export function onnxRuntime(): typeof Ort {
+  if (!loaded) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      loaded = require('onnxruntime-node') as typeof Ort;
+    } catch (err) {
+      throw new LrpLensError('runtime-failure', runtimeMissingMessage(firstLine(err)), err);
+    }
+  }
+  return loaded;
+}
 
 export type { Device } from './device';
-export type HostTensor = ort.Tensor;
-export type Feeds = Record<string, ort.Tensor>;
+export type HostTensor = Ort.Tensor;
+export type Feeds = Record<string, Ort.Tensor>;
 
 export interface SessionOptions {
   device?: Device;
@@ -23,7 +42,7 @@ export interface SessionOptions {
   arena?: boolean;
 }
 
-function sessionOptions(opts: SessionOptions, device: Device): ort.InferenceSession.SessionOptions {
+function sessionOptions(opts: SessionOptions, device: Device): Ort.InferenceSession.SessionOptions {
   return {
     executionProviders: device === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
     graphOptimizationLevel: opts.optimization ?? 'all',
@@ -39,7 +58,7 @@ function sessionOptions(opts: SessionOptions, device: Device): ort.InferenceSess
 
 export class Session {
   private constructor(
-    private readonly inner: ort.InferenceSession,
+    private readonly inner: Ort.InferenceSession,
     /** The provider the session runs on (after any fallback). */
     readonly device: Device,
     /** Why the requested device was not used, if it was not. */
@@ -83,7 +102,7 @@ export class Session {
     return this.inner.outputNames;
   }
 
-  async run(feeds: Feeds, fetches?: string[]): Promise<Record<string, ort.Tensor>> {
+  async run(feeds: Feeds, fetches?: string[]): Promise<Record<string, Ort.Tensor>> {
     try {
       return await this.inner.run(feeds, fetches ?? [...this.inner.outputNames]);
     } catch (err) {
@@ -96,7 +115,8 @@ export class Session {
   }
 }
 
-function load(model: string | Uint8Array, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
+function load(model: string | Uint8Array, options: Ort.InferenceSession.SessionOptions): Promise<Ort.InferenceSession> {
+  const ort = onnxRuntime();
   return typeof model === 'string' ? ort.InferenceSession.create(model, options) : ort.InferenceSession.create(model, options);
 }
 
@@ -116,25 +136,25 @@ export interface HostData {
 
 /** A host tensor over `data` as it is (no copy). */
 export function hostTensor<T extends keyof HostData>(dtype: T, data: HostData[T], dims: readonly number[]): HostTensor {
-  return new ort.Tensor(dtype, data, dims);
+  return new (onnxRuntime().Tensor)(dtype, data, dims);
 }
 
-export function int64Tensor(values: number[], dims: number[]): ort.Tensor {
-  return new ort.Tensor(
+export function int64Tensor(values: number[], dims: number[]): Ort.Tensor {
+  return new (onnxRuntime().Tensor)(
     'int64',
     BigInt64Array.from(values, (v) => BigInt(v)),
     dims,
   );
 }
 
-export function floatTensor(dtype: 'float32' | 'float64', values: ArrayLike<number>, dims: number[]): ort.Tensor {
+export function floatTensor(dtype: 'float32' | 'float64', values: ArrayLike<number>, dims: number[]): Ort.Tensor {
   return dtype === 'float32'
-    ? new ort.Tensor('float32', Float32Array.from(values), dims)
-    : new ort.Tensor('float64', Float64Array.from(values), dims);
+    ? hostTensor('float32', Float32Array.from(values), dims)
+    : hostTensor('float64', Float64Array.from(values), dims);
 }
 
 /** Any tensor's values as plain numbers. */
-export function tensorNumbers(t: ort.Tensor): number[] {
+export function tensorNumbers(t: Ort.Tensor): number[] {
   const d = t.data as ArrayLike<number | bigint>;
   return Array.from(d, (x) => Number(x));
 }

@@ -28,14 +28,50 @@ export interface GenerateOptions {
   tokenizer?: TokenizerLike;
 }
 
-/** Names TinyStories uses. */
-export const BOY_NAMES = ['Tom', 'Tim', 'Ben', 'Sam', 'Max', 'Jack', 'Timmy', 'Bob', 'Joe', 'Billy'];
-export const GIRL_NAMES = ['Lily', 'Sue', 'Amy', 'Anna', 'Mia', 'Lucy', 'Sara', 'Jane', 'Kate', 'Emma'];
+/** Names TinyStories uses; discovery holds some out (see splitByTemplate), so there are many. */
+export const BOY_NAMES = [
+  'Tom',
+  'Tim',
+  'Ben',
+  'Sam',
+  'Max',
+  'Jack',
+  'Timmy',
+  'Bob',
+  'Joe',
+  'Billy',
+  'Paul',
+  'Ted',
+  'Ron',
+  'Luke',
+  'Adam',
+  'Nick',
+];
+export const GIRL_NAMES = [
+  'Lily',
+  'Sue',
+  'Amy',
+  'Anna',
+  'Mia',
+  'Lucy',
+  'Sara',
+  'Jane',
+  'Kate',
+  'Emma',
+  'Mary',
+  'Ann',
+  'Sally',
+  'Jen',
+  'Lisa',
+  'Meg',
+];
 
 /**
- * Pronoun templates: {name} and {noun} ("boy" / "girl"). Each ends where the subject pronoun comes next.
- * Chosen so stories260k gets them right (see test/unit/taskGenerators.test.ts); a template that names the child
- * without "boy"/"girl" ("{name} went to the park with mom. Then") left it at chance for boys: it says " she".
+ * Pronoun templates: {name}, {noun} ("boy" / "girl") and {pos} ("his" / "her"). Each ends where the subject
+ * pronoun comes next. Many and varied, so a circuit can be found on some and measured on others. Chosen so
+ * stories260k gets each right for both genders (see test/unit/taskGenerators.test.ts): it reads gender from
+ * "boy"/"girl" and from the name; a template that names the child without either ("{name} went to the park.
+ * Then") leaves it at chance for boys — it says " she".
  */
 export const PRONOUN_TEMPLATES = [
   'Once upon a time, there was a little {noun} named {name}. One day,',
@@ -44,6 +80,20 @@ export const PRONOUN_TEMPLATES = [
   'Once upon a time, there was a {noun} called {name}. One morning,',
   'One day, a little {noun} named {name} saw a big tree. Then',
   '{name} was a happy little {noun}. When',
+  'A little {noun} named {name} had a red ball. Then',
+  'Once upon a time, there was a {noun}. The {noun} was named {name}. One day,',
+  '{name} loved {pos} dog very much. Every day,',
+  'The little {noun} {name} was very happy. That night,',
+  'Once there was a kind {noun} called {name}. Every morning,',
+  '{name} was a brave {noun}. One day,',
+  'In a small house lived a {noun} named {name}. Every night,',
+  'A {noun} named {name} found a shiny rock. Then',
+  '{name} was a little {noun} who loved to draw. One day,',
+  'Once upon a time, a {noun} named {name} lived near the sea. Every day,',
+  'The {noun}, {name}, wanted to fly a kite. So',
+  'There once was a curious {noun} named {name}. One day,',
+  '{name} was a good {noun}. After dinner,',
+  'The {noun} named {name} went to the park. At the park,',
 ];
 
 /** IOI templates: {a} and {b} introduce the two people, {s} repeats the subject, {place} and {object}. */
@@ -54,7 +104,7 @@ export const IOI_TEMPLATES = [
   'While {a} and {b} were playing at the {place}, {s} threw the {object} to',
   'One day, {a} and {b} went to the {place}. {s} wanted to give the {object} to',
 ];
-export const IOI_NAMES = [...BOY_NAMES, ...GIRL_NAMES, 'Mary', 'John'];
+export const IOI_NAMES = [...new Set([...BOY_NAMES, ...GIRL_NAMES, 'Mary', 'John'])];
 export const IOI_PLACES = ['park', 'store', 'school', 'beach', 'zoo', 'garden', 'lake', 'farm'];
 export const IOI_OBJECTS = ['ball', 'toy', 'drink', 'book', 'flower', 'cookie', 'hat', 'kite'];
 
@@ -66,11 +116,12 @@ export function generateTask(kind: TaskKind, opts: GenerateOptions): TaskFile {
 
 export function pronounTask(opts: GenerateOptions): TaskFile {
   const rand = mulberry32(opts.seed ?? 0);
-  const samples = distinctSamples(opts.n, PRONOUN_TEMPLATES.length * (BOY_NAMES.length + GIRL_NAMES.length), 'pronoun', (i) => {
+  const space = PRONOUN_TEMPLATES.length * (BOY_NAMES.length + GIRL_NAMES.length);
+  const samples = distinctSamples(opts.n, space, 'pronoun', (i) => {
     const girl = i % 2 === 1;
     const name = pick(rand, girl ? GIRL_NAMES : BOY_NAMES);
     const template = randomInt(rand, PRONOUN_TEMPLATES.length);
-    const prompt = fill(PRONOUN_TEMPLATES[template], { name, noun: girl ? 'girl' : 'boy' });
+    const prompt = fill(PRONOUN_TEMPLATES[template], { name, noun: girl ? 'girl' : 'boy', pos: girl ? 'her' : 'his' });
     return { prompt, target: girl ? ' she' : ' he', foil: girl ? ' he' : ' she', meta: { gender: girl ? 'girl' : 'boy', name, template } };
   });
   const task: TaskFile = {

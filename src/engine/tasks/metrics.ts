@@ -82,3 +82,42 @@ function checkId(row: Float32Array, id: number): number {
     throw new LrpLensError('unknown-token', `Token id ${id} is outside the vocabulary (0..${row.length - 1}).`);
   return id;
 }
+
+/** How often the model gets a task right, against what guessing would give. */
+export interface TaskAccuracy {
+  /** With foils: target's logit above the foil's; without: target is the top-1 prediction. */
+  kind: 'target-above-foil' | 'target-top-1';
+  value: number;
+  /** Guessing: ½ between target and foil, 1 / vocabulary for the top-1. */
+  chance: number;
+  samples: number;
+  /** The accuracy is within two binomial standard errors of chance: the model does not do the task. */
+  atChance: boolean;
+}
+
+export function taskAccuracy(rows: readonly Float32Array[], samples: readonly MetricTokens[]): TaskAccuracy {
+  if (rows.length === 0 || rows.length !== samples.length)
+    throw new LrpLensError(
+      'bad-argument',
+      `Got ${rows.length} logit rows for ${samples.length} samples; pass one final-position row per sample.`,
+    );
+  const foils = samples.every((s) => s.foilId !== undefined);
+  const right = rows.filter((row, i) =>
+    foils ? targetAboveFoil(row, samples[i].targetId, samples[i].foilId!) === 1 : argmaxOf(row) === checkId(row, samples[i].targetId),
+  ).length;
+  const chance = foils ? 0.5 : 1 / rows[0].length;
+  const value = right / rows.length;
+  return {
+    kind: foils ? 'target-above-foil' : 'target-top-1',
+    value,
+    chance,
+    samples: rows.length,
+    atChance: value < chance + 2 * Math.sqrt((chance * (1 - chance)) / rows.length),
+  };
+}
+
+function argmaxOf(row: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
+  return best;
+}

@@ -1,6 +1,6 @@
 /**
- * Task files (`*.task.jsonl`): the reference set of circuit discovery. Line 1 is the header, every further
- * non-blank line one sample:
+ * Task files (`*.task.jsonl`, or a `*.prompts.jsonl` of the same lines): the reference set of circuit discovery.
+ * Line 1 may be a header; every further non-blank line is one sample:
  *
  *   {"task": {"name": "pronoun", "metric": "logit_diff", "kind": "pronoun", "description": "…"}}
  *   {"prompt": "Once upon a time, there was a little boy named Tom. One day,", "target": " he", "foil": " she"}
@@ -12,6 +12,10 @@
  * should predict, leading space included), `foil` (the competing token; required by `logit_diff` and
  * `accuracy`), `meta` (free-form JSON, e.g. the template or gender). Target and foil must each be one token
  * of the model's tokenizer after the prompt. Errors name the file and line, compiler-style (`f.task.jsonl:7:`).
+ *
+ * Without a header the file's lines decide the metric (every sample has a foil: `logit_diff`; none: `prob`) and
+ * the file's name the task's (`pronoun` for `pronoun.task.jsonl`); a header is needed only for another metric.
+ * `meta.template` and `meta.name` let discovery split by template and name (`splitByTemplate`).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { LrpLensError } from '../errors';
@@ -67,18 +71,43 @@ export function parseTaskFile(text: string, name = 'task.jsonl', tokenizer?: Tok
   const lines = text.split(/\r?\n/);
   const first = lines.findIndex((l) => l.trim() !== '');
   if (first < 0)
-    throw bad(`${name} is empty; write a header line {"task": {"name": …, "metric": "logit_diff"}} and then one sample per line.`);
-  const header = parseHeader(parseLine(lines[first], name, first + 1), name, first + 1);
-  const samples: TaskSample[] = [];
-  for (let i = first + 1; i < lines.length; i++) {
-    if (lines[i].trim() === '') continue;
-    samples.push(parseSample(parseLine(lines[i], name, i + 1), header.metric, `${name}:${i + 1}`, i + 1));
+    throw bad(
+      `${name} is empty; write one {"prompt", "target", "foil"} object per line (optionally after a header line {"task": {"name": …, "metric": …}}).`,
+    );
+  const firstLine = parseLine(lines[first], name, first + 1);
+  const explicit = 'task' in firstLine ? parseHeader(firstLine, name, first + 1) : undefined;
+  const objects: { o: Record<string, unknown>; line: number }[] = [];
+  for (let i = explicit ? first + 1 : first; i < lines.length; i++) {
+    if (lines[i].trim() !== '') objects.push({ o: parseLine(lines[i], name, i + 1), line: i + 1 });
   }
-  if (samples.length === 0)
+  if (objects.length === 0)
     throw bad(`${name} has a header but no samples; write one {"prompt", "target", "foil"} object per line after it.`);
+  const header = explicit ?? implicitHeader(objects, name);
+  const samples = objects.map(({ o, line }) => parseSample(o, header.metric, `${name}:${line}`, line));
   const task = { header, samples };
   if (tokenizer) tokenizeTask(task, tokenizer, name);
   return task;
+}
+
+/**
+ * The header a file without one implies: the metric from its lines (every sample has a foil: `logit_diff`; none
+ * has: `prob`), the name from the file name.
+ */
+function implicitHeader(objects: { o: Record<string, unknown>; line: number }[], name: string): TaskHeader {
+  const withFoil = objects.filter(({ o }) => o.foil !== undefined);
+  if (withFoil.length > 0 && withFoil.length < objects.length) {
+    const [a, b] = [withFoil[0], objects.find(({ o }) => o.foil === undefined)!];
+    throw bad(
+      `${name}:${b.line}: this sample has no "foil" but line ${a.line} has one, and a file without a header takes its metric from the lines (all with a foil: logit_diff; none: prob). Give every sample a foil, none, or write a header line {"task": {"name": …, "metric": …}}.`,
+    );
+  }
+  return { name: taskNameOf(name), metric: withFoil.length > 0 ? 'logit_diff' : 'prob' };
+}
+
+/** `pronoun` from `…/pronoun.task.jsonl` or `pronoun.prompts.jsonl`. */
+export function taskNameOf(path: string): string {
+  const base = path.split(/[\\/]/).pop() ?? path;
+  return base.replace(/(\.(task|prompts))?\.jsonl$/i, '') || base;
 }
 
 export function readTaskFile(path: string, tokenizer?: TokenizerLike): TaskFile {
@@ -262,6 +291,83 @@ export function splitTask<T extends { target: string }>(
   // Systematic sampling over the group-sorted order: exactly h picks, each group in proportion.
   const held = new Set(order.filter((_, i) => Math.floor(((i + 1) * h) / n) > Math.floor((i * h) / n)));
   return { train: samples.filter((_, i) => !held.has(i)), heldOut: samples.filter((_, i) => held.has(i)) };
+}
+
+/**
+ * Discovery, in-template and out-of-template parts of a task. `outOfTemplate` holds every sample of the templates
+ * held out (never seen by discovery); `inTemplate` the samples of discovery's templates that discovery did not
+ * use (those with a held-out name, or, without names, a stratified share). A task without `meta.template` on at
+ * least two templates is split by sample: `outOfTemplate` is empty and `by` says so.
+ */
+export interface TemplateSplit<T> {
+  by: 'template' | 'sample';
+  train: T[];
+  inTemplate: T[];
+  outOfTemplate: T[];
+  heldOutTemplates: string[];
+  heldOutNames: string[];
+}
+
+type MetaSample = { target: string; meta?: Record<string, unknown> };
+
+const metaKey = (s: MetaSample, key: string): string | undefined => {
+  const v = s.meta?.[key];
+  return typeof v === 'string' || typeof v === 'number' ? String(v) : undefined;
+};
+
+/**
+ * A seeded split by template (`meta.template`) and by name (`meta.name`): `heldOut` of the templates go to
+ * `outOfTemplate`; of the rest, samples whose name is among `heldOut` of each target's names go to `inTemplate`.
+ * With no usable names, `inTemplate` is a stratified `heldOut` share of the discovery templates' samples.
+ */
+export function splitByTemplate<T extends MetaSample>(
+  samples: readonly T[],
+  opts: { seed?: number; heldOut?: number } = {},
+): TemplateSplit<T> {
+  const fraction = opts.heldOut ?? 0.3;
+  const seed = opts.seed ?? 0;
+  const templates = [...new Set(samples.map((s) => metaKey(s, 'template')))];
+  if (templates.length < 2 || templates.includes(undefined)) {
+    const { train, heldOut } = splitTask(samples, { seed, heldOut: fraction });
+    return { by: 'sample', train, inTemplate: heldOut, outOfTemplate: [], heldOutTemplates: [], heldOutNames: [] };
+  }
+  splitTask(samples, { seed, heldOut: fraction }); // the same checks on the fraction and the sample count
+  const rand = mulberry32(seed);
+  const held = new Set(heldShare(shuffled(rand, templates as string[]), fraction));
+  const outOfTemplate = samples.filter((s) => held.has(metaKey(s, 'template')!));
+  const rest = samples.filter((s) => !held.has(metaKey(s, 'template')!));
+  const heldNames = new Set(heldOutNames(rest, fraction, rand));
+  const named = heldNames.size > 0 && rest.some((s) => !heldNames.has(metaKey(s, 'name')!));
+  const parts = named
+    ? { train: rest.filter((s) => !heldNames.has(metaKey(s, 'name')!)), heldOut: rest.filter((s) => heldNames.has(metaKey(s, 'name')!)) }
+    : splitTask(rest, { seed, heldOut: fraction });
+  if (parts.train.length === 0 || outOfTemplate.length === 0)
+    throw bad(
+      `Splitting by template left no samples to ${parts.train.length === 0 ? 'discover on' : 'hold out'}; generate or write more samples per template.`,
+    );
+  return {
+    by: 'template',
+    train: parts.train,
+    inTemplate: parts.heldOut,
+    outOfTemplate,
+    heldOutTemplates: [...held].sort((a, b) => a.localeCompare(b, undefined, { numeric: true })),
+    heldOutNames: named ? [...heldNames].sort() : [],
+  };
+}
+
+/** The first `fraction` of `xs` (at least one, and at least one left over). */
+function heldShare<T>(xs: T[], fraction: number): T[] {
+  return xs.slice(0, Math.min(xs.length - 1, Math.max(1, Math.round(xs.length * fraction))));
+}
+
+/** A share of each target's names (so both genders of a pronoun task lose names); none where a sample has no name. */
+function heldOutNames(samples: readonly MetaSample[], fraction: number, rand: () => number): string[] {
+  if (samples.some((s) => metaKey(s, 'name') === undefined)) return [];
+  const targets = [...new Set(samples.map((s) => s.target))];
+  return targets.flatMap((t) => {
+    const names = [...new Set(samples.filter((s) => s.target === t).map((s) => metaKey(s, 'name')!))].sort();
+    return names.length < 2 ? [] : heldShare(shuffled(rand, names), fraction);
+  });
 }
 
 function bad(message: string): LrpLensError {

@@ -112,9 +112,28 @@ function summaryRows(r: CircuitRecord): { label: string; value: string }[] {
       value: `${formatNumber(r.circuit.metric)} vs dense ${formatNumber(r.dense.metric)} (${percent(r.circuit.retained)} kept; threshold ${percent(r.threshold)})`,
     },
     { label: 'samples', value: `${r.task.train} train, ${r.task.heldOut} held out` },
+    ...faithfulnessRows(r),
   ];
   if (r.dense.perplexity !== null && r.circuit.perplexity !== null)
     rows.push({ label: 'control perplexity', value: `${formatNumber(r.dense.perplexity)} → ${formatNumber(r.circuit.perplexity)}` });
+  return rows;
+}
+
+/** In-template and out-of-template faithfulness side by side (records from before the split have neither). */
+function faithfulnessRows(r: CircuitRecord): { label: string; value: string }[] {
+  const f = r.faithfulness;
+  if (!f) return [];
+  const cell = (x: { retained: number; samples: number } | null) => (x ? `${percent(x.retained)} kept (${x.samples} prompts)` : '–');
+  const rows = [
+    { label: 'in-template', value: cell(f.inTemplate) },
+    { label: 'out-of-template', value: cell(f.outOfTemplate) },
+  ];
+  if (f.heldOutTask) rows.push({ label: 'other prompts', value: `${cell(f.heldOutTask)} — ${f.heldOutTask.path}` });
+  if (r.stability?.resamples)
+    rows.push({
+      label: 'stability',
+      value: `${percent(r.stability.consistent)} of kept ${r.granularity} chosen in ≥ 90% of ${r.stability.resamples} resamples`,
+    });
   return rows;
 }
 

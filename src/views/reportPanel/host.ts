@@ -6,7 +6,7 @@
 import * as vscode from 'vscode';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { maskPaths } from '../../engine/pruning/maskFile';
+import { maskPaths } from '../../engine/pruning/maskPaths';
 import type { PruneReport } from '../../engine/pruning/pruneRun';
 import type { CorrectReport } from '../../engine/correction/correctionRun';
 import { PanelHost } from '../panelHost';
