@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { RelevanceMode } from './engine/relevance/mode';
 import type { Device } from './engine/runtime/device';
-import { DEFAULT_MODEL } from './engine/runtime/model';
+import { DEFAULT_MODEL } from './engine/runtime/defaultModel';
 import { isDtype } from './engine/hub/variants';
 import type { Dtype } from './engine/hub/variants';
 

@@ -13,7 +13,7 @@ import { isOfflineEnv } from '../hub/hubEnvironment';
 import { looksLikeHubId } from '../hub/hubRef';
 import { onnxRuntime } from './session';
 
-export const DEFAULT_MODEL = 'onnx-community/SmolLM2-135M-ONNX';
+export { DEFAULT_MODEL } from './defaultModel';
 
 export interface ModelConfig {
   model_type?: string;
