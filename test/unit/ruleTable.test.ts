@@ -34,12 +34,13 @@ interface Case {
   opset?: number;
 }
 
+const E = Array.from({ length: VOCAB }, (_, v) => Array.from({ length: H }, (_, i) => 1.3 * Math.sin(1.1 * v + 2 * i + 0.4)));
+const W = Array.from({ length: H }, (_, i) => Array.from({ length: VOCAB }, (_, v) => Math.cos(0.7 * i + 1.9 * v) + 0.1));
+
 function tinyLm(body: Body, dt: FloatDType, opset: number): Graph {
   const g = emptyGraph(opset, 'tiny');
   const b = new GraphBuilder(g, '/tiny');
   g.inputs.push(valueInfo('input_ids', 'int64', ['batch', 'sequence']));
-  const E = Array.from({ length: VOCAB }, (_, v) => Array.from({ length: H }, (_, i) => 1.3 * Math.sin(1.1 * v + 2 * i + 0.4)));
-  const W = Array.from({ length: H }, (_, i) => Array.from({ length: VOCAB }, (_, v) => Math.cos(0.7 * i + 1.9 * v) + 0.1));
   b.initializer('embed', dt, [VOCAB, H], E.flat());
   b.initializer('head', dt, [H, VOCAB], W.flat());
   const x = b.op('Gather', ['embed', 'input_ids'], { axis: 0 });
@@ -235,10 +236,19 @@ const CASES: Record<string, Case> = {
   Constant: { body: (b, x, dt) => b.Add(x, b.op('Constant', [], { value: makeTensor('k', dt, [H], [0.1, 0.2, -0.3, 0.4]) })) },
 };
 
-/** x[..., 1:3] twice: the Slice adjoint pads the gradient back with zeros. */
+/**
+ * Slices with steps 1, 2 and −1, on one axis and on two: x[..., 1:3] twice + [x[..., ::2], x[..., 3::−2]]
+ * + x[:, ::−1, 1:3] twice. The adjoint pads (step 1) or scatters (other steps) the gradient back.
+ */
 function sliced(b: GraphBuilder, x: string): string {
   const part = b.op('Slice', [x, b.ints([1]), b.ints([-1]), b.ints([2])]);
-  return b.op('Concat', [part, part], { axis: 2 });
+  const strided = b.op('Concat', [slice(b, x, [0], [H], 2, 2), slice(b, x, [3], [-H - 1], 2, -2)], { axis: 2 });
+  const reversed = b.op('Slice', [x, b.ints([-1, 1]), b.ints([-1000, 3]), b.ints([1, 2]), b.ints([-1, 1])]);
+  return b.Add(b.Add(b.op('Concat', [part, part], { axis: 2 }), strided), b.op('Concat', [reversed, reversed], { axis: 2 }));
+}
+
+function slice(b: GraphBuilder, x: string, starts: number[], ends: number[], axis: number, step = 1): string {
+  return b.op('Slice', [x, b.ints(starts), b.ints(ends), b.ints([axis]), b.ints([step])]);
 }
 
 async function compiled(graph: Graph, mode: 'attnlrp' | 'gradxinput') {
@@ -290,6 +300,21 @@ describe('rule table: every row', () => {
       });
     }
   }
+
+  it('a strided Slice routes the gradient back to the slots it read (hand-computed, both modes)', async () => {
+    // y = [x₃, x₁, x₁, x₃] (x[..., 3::−2] then x[..., 1::2]), so R_t = w_t·(x₃(W₀ + W₃) + x₁(W₁ + W₂)) at the target.
+    const g = tinyLm(
+      (b, x) => b.op('Concat', [slice(b, x, [3], [-H - 1], 2, -2), slice(b, x, [1], [H], 2, 2)], { axis: 2 }),
+      'float64',
+      17,
+    );
+    const w = (j: number) => W[j][TARGET];
+    const expected = IDS.map((id, t) => SEED.weights[0][t] * (E[id][3] * (w(0) + w(3)) + E[id][1] * (w(1) + w(2))));
+    for (const mode of ['gradxinput', 'attnlrp'] as const) {
+      const out = await compiled(g, mode);
+      assert.ok(relativeError(out.lrp_tokens.data, expected) < 1e-12, `${mode}: ${out.lrp_tokens.data} vs ${expected}`);
+    }
+  });
 
   it('a graph below opset 13 is refused with the fix', async () => {
     await assert.rejects(

@@ -233,29 +233,66 @@ function zeroTensor(ctx: RuleContext) {
   return ctx.b.graph.initializers.get(name)!;
 }
 
-/** Slice adjoint: pad the gradient back with zeros (steps of 1 only). */
+/**
+ * Slice adjoint: the gradient goes back to the positions it was read from, zeros elsewhere. Axes with step 1
+ * pad it back; a strided axis (x[s:e:k], k ≠ 1, e.g. x[..., ::2] of interleaved rotary) scatters it to the
+ * indices Range(s, e, k).
+ */
 const slice: Rule = (ctx, n, [g]) => {
   const x = n.inputs[0];
   const r = ctx.rank(x);
   const [, starts, ends, axesIn, stepsIn] = n.inputs;
-  const steps = stepsIn ? ctx.constantValues(stepsIn) : undefined;
-  if (stepsIn && (!steps || steps.some((s) => s !== 1))) throw unsupported(n, 'Slice with steps other than 1 on a relevant tensor');
   const axes = axesIn ? ctx.constantValues(axesIn) : undefined;
   if (axesIn && !axes) throw unsupported(n, 'Slice with computed axes on a relevant tensor');
   const axisList = (axes ?? Array.from({ length: r }, (_, i) => i)).map((a) => (a < 0 ? a + r : a));
+  const steps = stepsIn ? ctx.constantValues(stepsIn) : axisList.map(() => 1);
+  if (!steps) throw unsupported(n, 'Slice with computed steps on a relevant tensor');
   const zero = ctx.b.ints([0]);
   const begins: string[] = Array(r).fill(zero);
   const endsPad: string[] = Array(r).fill(zero);
+  let gx = g!;
   axisList.forEach((axis, k) => {
     const dim = sizeAlong(ctx, x, axis);
+    if (steps[k] !== 1) {
+      gx = scatterAlong(ctx, gx, r, axis, dim, stridedIndices(ctx, starts, ends, k, steps[k], dim));
+      return;
+    }
     const s = clampIndex(ctx, ctx.b.op('Gather', [starts, ctx.b.ints([k])]), dim);
     const e = clampIndex(ctx, ctx.b.op('Gather', [ends, ctx.b.ints([k])]), dim);
     begins[axis] = s;
     endsPad[axis] = ctx.b.Sub(dim, ctx.b.op('Max', [e, s]));
   });
-  const pads = ctx.b.op('Concat', [...begins, ...endsPad], { axis: 0 });
-  ctx.addGrad(x, ctx.b.op('Pad', [g!, pads]));
+  if (steps.every((s) => s !== 1)) return ctx.addGrad(x, gx);
+  ctx.addGrad(x, ctx.b.op('Pad', [gx, ctx.b.op('Concat', [...begins, ...endsPad], { axis: 0 })]));
 };
+
+/**
+ * The indices x[s:e:k] reads along axis number k of the Slice, clamped as Slice clamps them: into [0, dim] for
+ * k > 0; for k < 0 the start into [0, dim − 1] and the end into [−1, dim − 1].
+ */
+function stridedIndices(ctx: RuleContext, starts: string, ends: string, k: number, step: number, dim: string): string {
+  const { b } = ctx;
+  const scalar = (t: string) => b.op('Squeeze', [t]);
+  const start = b.op('Gather', [starts, b.ints([k])]);
+  const end = b.op('Gather', [ends, b.ints([k])]);
+  if (step > 0) return b.op('Range', [scalar(clampIndex(ctx, start, dim)), scalar(clampIndex(ctx, end, dim)), scalar(b.ints([step]))]);
+  const last = b.Sub(dim, b.ints([1]));
+  const wrap = (i: string) => b.op('Where', [b.op('Less', [i, b.ints([0])]), b.Add(i, dim), i]);
+  const s = b.op('Min', [b.op('Max', [wrap(start), b.ints([0])]), last]);
+  const e = b.op('Min', [b.op('Max', [wrap(end), b.ints([-1])]), last]);
+  return b.op('Range', [scalar(s), scalar(e), scalar(b.ints([step]))]);
+}
+
+/** g (rank r) scattered along `axis` into zeros of size `dim` there: g's slot j goes to index idx[j]. */
+function scatterAlong(ctx: RuleContext, g: string, r: number, axis: number, dim: string, idx: string): string {
+  const { b } = ctx;
+  const shape = b.Shape(g);
+  const before = b.op('Slice', [shape, b.ints([0]), b.ints([axis])]);
+  const after = b.op('Slice', [shape, b.ints([axis + 1]), b.ints([r])]);
+  const zeros = b.op('ConstantOfShape', [b.op('Concat', [before, dim, after], { axis: 0 })], { value: zeroTensor(ctx) });
+  const column = b.Reshape(idx, b.ints(Array.from({ length: r }, (_, i) => (i === axis ? -1 : 1))));
+  return b.op('ScatterElements', [zeros, b.op('Expand', [column, shape]), g], { axis });
+}
 
 /** Python-style index normalisation used by Slice: negative from the end, clamped to [0, dim]. */
 function clampIndex(ctx: RuleContext, i: string, dim: string): string {
@@ -381,7 +418,7 @@ export const OPS: Readonly<Record<string, OpRow>> = {
   Expand: { eq: 'y = x broadcast', rule: expand },
   Concat: { eq: 'y = [a, b, …] along an axis', rule: concat },
   Split: { eq: '[y₁, y₂, …] = x split along an axis', rule: split },
-  Slice: { eq: 'y = x[starts:ends] (steps of 1)', rule: slice },
+  Slice: { eq: 'y = x[starts:ends:steps] (constant steps and axes)', rule: slice },
   Gather: { eq: 'y = x[i] along an axis (scalar constant i on a relevant x)', rule: gather },
   Where: { eq: 'y = cond ? a : b', rule: where },
   // Activations: identity rule R_x = R_y (AttnLRP Prop. 3.1); exact f′ in gradxinput.
