@@ -82,7 +82,7 @@ function bundles(outdir, { cli = true, tests = !production } = {}) {
   if (tests && existsSync('test/vscode/index.ts')) {
     builds.push({
       ...node,
-      entryPoints: ['test/vscode/index.ts', 'test/vscode/runTest.ts', 'test/vscode/extension.test.ts'],
+      entryPoints: ['test/vscode/index.ts', 'test/vscode/runTest.ts', 'test/vscode/extension.test.ts', 'test/vscode/hubModel.test.ts'],
       outdir: join(outdir, 'test', 'vscode'),
       external: [...external, '@vscode/test-electron', 'mocha/lib/mocha.cjs'],
       alias: { mocha: 'mocha/lib/mocha.cjs' },

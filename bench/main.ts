@@ -26,6 +26,8 @@ import { benchCircuitGeneralisation, generalisationTable } from './circuitGenera
 import type { CircuitBenchRow, CollectionRow, QualityBench } from './pruning';
 import { loadTokenizer } from '../src/engine/runtime/model';
 import { splitDocuments, tokenStream, windows } from '../src/engine/eval/textData';
+import { dimsFromConfig, estimateMemory } from '../src/engine/memory/memoryEstimate';
+import type { ModelDims } from '../src/engine/memory/memoryEstimate';
 import { readFileSync } from 'node:fs';
 
 interface BenchRow {
@@ -39,6 +41,8 @@ interface BenchRow {
   forwardRssMB: number;
   attributionRssMB: number;
   rssRatio: number;
+  /** The memory guard's estimate of the attribution run's peak (MB), beside the measured one. */
+  estimateMB: number | null;
 }
 
 interface RunStats {
@@ -93,6 +97,7 @@ async function benchModel(
   seqLens: number[],
   reps: number,
   work: string,
+  dims?: ModelDims,
 ): Promise<BenchRow[]> {
   const params = paramCount(graph);
   const t0 = performance.now();
@@ -113,6 +118,7 @@ async function benchModel(
       forwardRssMB: f.maxRssMB,
       attributionRssMB: a.maxRssMB,
       rssRatio: a.maxRssMB / f.maxRssMB,
+      estimateMB: dims ? estimateMemory(dims, { tokens: seqLen, batch: 1 }).bytes / 2 ** 20 : null,
     };
   });
 }
@@ -172,7 +178,20 @@ async function buildLarge(o: { out: string }): Promise<void> {
 }
 
 function table(rows: BenchRow[]): string {
-  const head = ['model', 'params', 'seq', 'compile s', 'forward ms', 'attrib ms', 'time ×', 'fwd RSS MB', 'attr RSS MB', 'RSS ×'];
+  const head = [
+    'model',
+    'params',
+    'seq',
+    'compile s',
+    'forward ms',
+    'attrib ms',
+    'time ×',
+    'fwd RSS MB',
+    'attr RSS MB',
+    'RSS ×',
+    'estimate MB',
+    'est ÷ meas',
+  ];
   const body = rows.map((r) => [
     r.model,
     `${(r.params / 1e6).toFixed(2)}M`,
@@ -184,6 +203,8 @@ function table(rows: BenchRow[]): string {
     r.forwardRssMB.toFixed(0),
     r.attributionRssMB.toFixed(0),
     r.rssRatio.toFixed(2),
+    r.estimateMB === null ? '-' : r.estimateMB.toFixed(0),
+    r.estimateMB === null ? '-' : (r.estimateMB / r.attributionRssMB).toFixed(2),
   ]);
   return markdownTable(head, body);
 }
@@ -242,7 +263,7 @@ function buildBenchProgram(): Command {
           for (const ref of models) {
             const m = await resolveModel(ref);
             const name = m.ref.split('/').pop() ?? m.ref;
-            rows.push(...(await benchModel(name, readModel(m.onnxPath), m.onnxPath, o.seqLen, o.reps, work)));
+            rows.push(...(await benchModel(name, readModel(m.onnxPath), m.onnxPath, o.seqLen, o.reps, work, dimsFromConfig(m.config))));
             console.log(table(rows));
             if (o.pruning) collection.push(benchCollection(name, m.onnxPath, ...(await referenceSamples(m, work))));
             if (o.pruning && name === 'stories260k') circuits.push(await benchCircuit(m.dir));
@@ -252,10 +273,12 @@ function buildBenchProgram(): Command {
           }
           if (o.synthetic) {
             const { buildGpt2Like, gpt2Small124M } = await import('../test/fixtures/torchExports');
-            const graph = buildGpt2Like(gpt2Small124M());
+            const cfg = gpt2Small124M();
+            const graph = buildGpt2Like(cfg);
             const path = join(work, 'gpt2-124m.onnx');
             writeModel(graph, path);
-            rows.push(...(await benchModel('gpt2-shaped-124M', graph, path, o.seqLen, o.reps, work)));
+            const dims = { ...cfg, kvHeads: cfg.heads, gated: false, tied: cfg.tiedEmbeddings !== false };
+            rows.push(...(await benchModel('gpt2-shaped-124M', graph, path, o.seqLen, o.reps, work, dims)));
             if (o.pruning) collection.push(benchCollection('gpt2-shaped-124M', path, ...randomSamples(8, 128, work)));
           }
           if (o.large) large = benchLargeCompile(work);

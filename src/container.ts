@@ -83,11 +83,14 @@ export class Container extends Disposable {
   readonly circuitPanels: CircuitPanels;
   readonly reports: ReportPanels;
   private applied?: PrunedModel;
+  /** The Hugging Face token from SecretStorage (Set Hugging Face Token…), given to the engine as HF_TOKEN. */
+  hubToken?: string;
 
   constructor(readonly context: vscode.ExtensionContext) {
     super();
     this.client = new EngineClient({
       workerPath: join(context.extensionPath, 'dist', 'worker.js'),
+      env: () => (this.hubToken ? { ...process.env, HF_TOKEN: this.hubToken } : process.env),
       log: (line) => this.log.info(line),
     });
     this.register({ dispose: () => this.client.dispose() });
@@ -171,6 +174,7 @@ export class Container extends Disposable {
           model: settings.model,
           rule: settings.rule,
           device: settings.device,
+          dtype: settings.dtype,
           maxTokens: settings.maxTokens,
           request: target.request,
           mask: this.applied?.mask,

@@ -16,6 +16,7 @@ import { registerApplyCircuitMask } from './commands/applyCircuitMask';
 import { registerDeleteCircuit } from './commands/deleteCircuit';
 import { registerRevealCircuit } from './commands/revealCircuit';
 import { registerPruneModel } from './commands/pruneModel';
+import { registerSetHubToken, TOKEN_SECRET } from './commands/selectHubModel';
 import { registerCorrectBehaviour } from './commands/correctBehaviour';
 import { registerApplyMask } from './commands/applyMask';
 import { registerClearMask } from './commands/clearMask';
@@ -51,7 +52,9 @@ export function activate(context: vscode.ExtensionContext): void {
     registerApplyMask(c),
     registerClearMask(c),
     registerOpenReport(c),
+    registerSetHubToken(c),
   );
+  void Promise.resolve(context.secrets.get(TOKEN_SECRET)).then((token) => (c.hubToken = token));
   void c.restoreAppliedMask();
   const [total, loading] = [performance.now() - started, called - started].map((ms) => ms.toFixed(1));
   c.log.info(

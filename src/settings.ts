@@ -4,7 +4,9 @@ import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { RelevanceMode } from './engine/relevance/mode';
 import type { Device } from './engine/runtime/device';
-import { DEFAULT_MODEL } from './engine/runtime/model';
+import { DEFAULT_MODEL } from './engine/runtime/defaultModel';
+import { isDtype } from './engine/hub/variants';
+import type { Dtype } from './engine/hub/variants';
 
 export interface Settings {
   model: string;
@@ -12,6 +14,8 @@ export interface Settings {
   rule: RelevanceMode;
   maxTokens: number;
   outputFolder: string;
+  /** Hub models: the precision variant; undefined ('auto'): the smallest the engine attributes exactly. */
+  dtype?: Dtype;
 }
 
 export function readSettings(): Settings {
@@ -22,7 +26,12 @@ export function readSettings(): Settings {
     rule: c.get<RelevanceMode>('rule', 'attnlrp'),
     maxTokens: c.get<number>('maxTokens', 512),
     outputFolder: c.get<string>('outputFolder', 'lrp'),
+    dtype: dtypeSetting(c.get<string>('dtype', 'auto')),
   };
+}
+
+function dtypeSetting(v: string): Dtype | undefined {
+  return isDtype(v) ? v : undefined;
 }
 
 /** A relative path that exists in the first workspace folder is that folder; otherwise the value (a hub id). */

@@ -16,6 +16,7 @@ import type { TaskAccuracy } from '../engine/tasks/metrics';
 import { checkOutputPaths, jsonOutput, maskPair } from '../engine/outputPaths';
 import { discoverCircuit } from '../engine/circuits/discover';
 import { defaultModel, markdownTable, writeJson } from './common';
+import { progressDisplay } from './progressDisplay';
 
 const METRICS: TaskMetric[] = ['logit_diff', 'accuracy', 'prob'];
 
@@ -105,7 +106,7 @@ interface CircuitOptions {
 }
 
 async function circuit(o: CircuitOptions): Promise<void> {
-  const record = await discoverCircuit({ ...o, compare: o.compare ? o.compare.split(',') : [] });
+  const record = await discoverCircuit({ ...o, compare: o.compare ? o.compare.split(',') : [] }, { onProgress: progressDisplay().stage });
   if (o.json) writeJson(o.json, record);
   if (o.json !== '-') printCircuit(record, resolve(o.out));
 }

@@ -10,6 +10,7 @@ import type { Device } from '../engine/runtime/session';
 import { runCorrection } from '../engine/correction/correctionRun';
 import type { CorrectReport } from '../engine/correction/correctionRun';
 import { defaultModel, markdownTable, writeJson } from './common';
+import { progressDisplay } from './progressDisplay';
 import { checkOutputPaths, jsonOutput, maskOutputs } from '../engine/outputPaths';
 
 interface CorrectOptions {
@@ -55,7 +56,7 @@ async function correct(o: CorrectOptions): Promise<void> {
       o.eval ? { flag: '--eval', path: o.eval } : undefined,
     ],
   );
-  const report = await runCorrection(o);
+  const report = await runCorrection(o, { onProgress: progressDisplay().stage });
   if (o.json) writeJson(o.json, report);
   if (o.json !== '-') printCurve(report);
 }

@@ -21,6 +21,8 @@ import { registerCircuits } from './circuitCommands';
 import { registerCorrection } from './correctCommands';
 import { defaultModel, idsArg, intArg, writeJson } from './common';
 import { peakRssMB } from './peakRss';
+import { registerModels } from './modelsCommand';
+import { addRunOptions } from './runOptions';
 
 const RULES: RelevanceMode[] = ['attnlrp', 'gradxinput', 'cp-lrp'];
 
@@ -136,6 +138,7 @@ export function buildProgram(): Command {
     .description('Layer-wise Relevance Propagation (AttnLRP) for ONNX language models')
     .showHelpAfterError()
     .exitOverride();
+  addRunOptions(program);
 
   addAttributeOptions(program.command('attribute').description('attribute a prompt: token heatmap, layers, heads, neurons')).action(
     attribute,
@@ -192,6 +195,7 @@ export function buildProgram(): Command {
       if (o.json === undefined || (typeof o.json === 'string' && o.json !== '-')) console.log(renderReport(report));
     });
 
+  registerModels(program);
   registerPruning(program);
   registerCircuits(program);
   registerCorrection(program);

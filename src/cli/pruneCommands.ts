@@ -23,6 +23,7 @@ import {
 } from '../engine/pruning/pruneRun';
 import type { PruneCommonOptions, PruneReport, PruneRunOptions } from '../engine/pruning/pruneRun';
 import { defaultModel, markdownTable, writeJson } from './common';
+import { progressDisplay } from './progressDisplay';
 
 function sparsityList(v: string): number[] {
   const list = v.split(',').map((s) => Number(s.trim()));
@@ -64,7 +65,7 @@ function checkPruneOutputs(o: PruneOptions): void {
 
 async function prune(o: PruneOptions): Promise<void> {
   checkPruneOutputs(o);
-  const result = await runPrune(o);
+  const result = await runPrune(o, { onProgress: progressDisplay().stage });
   if (!isPruneReport(result)) {
     const s = result.statistics;
     console.log(
@@ -100,7 +101,7 @@ async function compare(o: CompareOptions): Promise<void> {
     o.reference ? { flag: '--reference', path: o.reference } : undefined,
   ]);
   const specs = o.methods.split(',').map((m) => methodSpec(m));
-  const session = await openPruningSession(o);
+  const session = await openPruningSession(o, { onProgress: progressDisplay().stage });
   try {
     const evaluation = evalWindowsOf(session, o)!;
     const dense = (await session.perplexity(evaluation.samples)).perplexity;
@@ -150,7 +151,12 @@ async function evaluate(o: { model: string; mask?: string; text: string; seqLen:
   checkOutputPaths(jsonOutput(o.json), [{ flag: '--text', path: o.text }, ...maskInputs(o.mask)]);
   const loaded = o.mask ? await loadMaskForModel(o.model, o.mask) : undefined;
   const weights = loaded ? [...loaded.mask.keys()] : [];
-  const session = await PruningSession.open({ model: o.model, device: o.device, selection: { names: weights } });
+  const session = await PruningSession.open({
+    model: o.model,
+    device: o.device,
+    selection: { names: weights },
+    onProgress: progressDisplay().stage,
+  });
   try {
     const text = session.samples(o.text, { seqLen: o.seqLen }, 'evaluation');
     const result = await session.perplexity(text.samples, loaded?.mask);

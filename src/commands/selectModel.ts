@@ -2,15 +2,19 @@
 import * as vscode from 'vscode';
 import type { Container } from '../container';
 import { readSettings } from '../settings';
+import type { Dtype } from '../engine/hub/variants';
+import { selectHubModel } from './selectHubModel';
+import type { HubModelOutcome } from './selectHubModel';
 
 export function registerSelectModel(c: Container): vscode.Disposable {
-  return vscode.commands.registerCommand('lrpLens.selectModel', async () => {
+  return vscode.commands.registerCommand('lrpLens.selectModel', async (args?: { hubId?: string; dtype?: Dtype }) => {
     if (!vscode.workspace.isTrusted) {
       void vscode.window.showErrorMessage(
         'LRP Lens: this workspace is not trusted, so its model path cannot be set. Trust the workspace first.',
       );
       return;
     }
+    if (args?.hubId) return afterHubPick(c, await selectHubModel(c, args.hubId, { dtype: args.dtype }));
     const pick = await vscode.window.showQuickPick(
       [
         { label: '$(folder) Choose a model folder…', id: 'folder' },
@@ -30,8 +34,9 @@ export function registerSelectModel(c: Container): vscode.Disposable {
       model = await vscode.window.showInputBox({
         title: 'Hub id of a model in the transformers.js layout',
         placeHolder: 'onnx-community/SmolLM2-135M-ONNX',
-        validateInput: (v) => (/^[\w.-]+\/[\w.-]+$/.test(v) ? undefined : 'Expected owner/name'),
+        validateInput: (v) => (/^[\w.-]+\/[\w.-]+(@[\w./-]+)?$/.test(v) ? undefined : 'Expected owner/name (optionally @revision)'),
       });
+      return model ? afterHubPick(c, await selectHubModel(c, model)) : undefined;
     }
     if (!model) return;
     const target = vscode.workspace.workspaceFolders ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
@@ -42,10 +47,20 @@ export function registerSelectModel(c: Container): vscode.Disposable {
   });
 }
 
+async function afterHubPick(c: Container, outcome: HubModelOutcome): Promise<HubModelOutcome> {
+  c.status.update(readSettings());
+  if (outcome && !('error' in outcome)) await showModelFacts(c, outcome.model);
+  return outcome;
+}
+
 /** The facts `lrp-lens inspect` prints, for the model just selected: whether it can be attributed, and why not. */
 async function showModelFacts(c: Container, model: string): Promise<void> {
   try {
-    const r = await c.withEngineProgress('inspect', { model }, { title: 'LRP Lens: inspecting model', location: 'window' });
+    const r = await c.withEngineProgress(
+      'inspect',
+      { model, dtype: readSettings().dtype },
+      { title: 'LRP Lens: inspecting model', location: 'window' },
+    );
     const facts =
       `${r.family ?? '?'}, ${r.layers ?? '?'} layers, ${r.heads ?? '?'} heads (${r.kvHeads ?? '?'} KV), hidden ${r.hiddenSize ?? '?'}, ` +
       `${(r.parameters / 1e6).toFixed(1)}M parameters, ${Object.keys(r.precision).join('/') || '?'}; ${r.exportStyle}` +

@@ -13,6 +13,10 @@ export type LrpErrorReason =
   | 'unknown-token'
   | 'bad-argument'
   | 'runtime-failure'
+  | 'access-denied'
+  | 'network-failure'
+  | 'disk-full'
+  | 'insufficient-memory'
   | 'cancelled';
 
 export class LrpLensError extends Error {

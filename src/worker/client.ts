@@ -20,7 +20,8 @@ export class EngineError extends Error {
 export interface EngineClientOptions {
   /** dist/worker.js */
   workerPath: string;
-  env?: NodeJS.ProcessEnv;
+  /** The engine's environment, read at each start (a function: e.g. with a token stored since). */
+  env?: NodeJS.ProcessEnv | (() => NodeJS.ProcessEnv);
   /** Receives the engine's log notifications and its stderr. */
   log?: (message: string) => void;
 }
@@ -127,7 +128,7 @@ export class EngineClient {
     const child = fork(this.options.workerPath, [], {
       execArgv: [],
       serialization: 'json',
-      env: this.options.env ?? process.env,
+      env: typeof this.options.env === 'function' ? this.options.env() : (this.options.env ?? process.env),
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
     child.on('message', (m: WorkerToHost) => this.onMessage(m));

@@ -28,6 +28,12 @@ import type {
   WorkerToHost,
 } from './protocol';
 import type { CorrectRunOptions } from '../engine/correction/correctionRun';
+import { hubVariants } from '../engine/hub/hubModel';
+import { setHubDefaults } from '../engine/hub/hubDefaults';
+import { formatBytes } from '../engine/formatBytes';
+import type { Dtype } from '../engine/hub/variants';
+import type { ProgressListener } from '../engine/progress';
+import { resolveModel } from '../engine/runtime/model';
 
 type Progress = (message: string, fraction?: number, step?: { stage: string; done: number; total: number }) => void;
 
@@ -50,7 +56,7 @@ class WarmEngine {
   private key?: string;
 
   async get(settings: EngineSettings, progress: Progress): Promise<AttributionEngine> {
-    const key = JSON.stringify([settings.model, settings.rule, settings.device]);
+    const key = JSON.stringify([settings.model, settings.rule, settings.device, settings.dtype]);
     if (this.engine && this.key === key) {
       progress('compiling relevance graph (cached: warm engine)', 0.4);
       return this.engine;
@@ -164,6 +170,31 @@ async function applyMask(params: ApplyMaskParams, progress: Progress) {
   return pruned;
 }
 
+/** Download progress → a progress notification ("downloading org/name/onnx/model.onnx: 12 MB of 540 MB, 8 MB/s"). */
+function downloadProgress(progress: Progress): ProgressListener {
+  let start = 0;
+  let from = 0;
+  let file = '';
+  let last = 0;
+  return (e) => {
+    const now = Date.now();
+    if (e.detail !== file) [file, start, from] = [e.detail ?? '', now, e.done];
+    if (now - last < 200 && e.done < e.total) return;
+    last = now;
+    const rate = (e.done - from) / Math.max(0.001, (now - start) / 1000);
+    const eta = rate > 0 && e.done < e.total ? `, ${Math.ceil((e.total - e.done) / rate)} s left` : '';
+    progress(
+      `downloading ${file}: ${formatBytes(e.done)} of ${formatBytes(e.total)} (${formatBytes(rate)}/s${eta})`,
+      e.total > 0 ? e.done / e.total : undefined,
+      {
+        stage: e.stage,
+        done: e.done,
+        total: e.total,
+      },
+    );
+  };
+}
+
 type Handler<M extends Method> = (params: Methods[M]['params'], progress: Progress) => Promise<Methods[M]['result']>;
 
 const handlers: { [M in Method]: Handler<M> } = {
@@ -175,10 +206,16 @@ const handlers: { [M in Method]: Handler<M> } = {
   prune,
   correct,
   applyMask,
+  modelVariants: (params) => hubVariants(params.model, { offline: params.offline }),
+  fetchModel: async (params) => {
+    const m = await resolveModel(params.model, { offline: params.offline, dtype: params.dtype });
+    return { ref: m.ref, onnx: m.onnxPath, dtype: m.hub?.dtype ?? null };
+  },
 };
 
 async function handle(req: RequestMessage): Promise<void> {
   const progress: Progress = (message, fraction, step) => send({ method: 'progress', params: { id: req.id, message, fraction, ...step } });
+  setHubDefaults({ dtype: (req.params as { dtype?: Dtype } | undefined)?.dtype, onProgress: downloadProgress(progress) });
   try {
     if (!Object.hasOwn(handlers, req.method)) throw new LrpLensError('bad-argument', `Unknown method '${String(req.method)}'.`);
     const handler = handlers[req.method] as Handler<Method>;

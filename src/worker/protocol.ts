@@ -14,6 +14,8 @@ import type { TaskKind } from '../engine/tasks/generators';
 import type { PruneReport, PruneRunOptions } from '../engine/pruning/pruneRun';
 import type { CorrectReport, CorrectRunOptions } from '../engine/correction/correctionRun';
 import type { PrunedModel } from '../engine/pruning/applyMask';
+import type { Dtype } from '../engine/hub/variants';
+import type { HubVariantList } from '../engine/hub/hubModel';
 
 export interface EngineSettings {
   /** Model folder or hub id. */
@@ -21,6 +23,8 @@ export interface EngineSettings {
   rule: RelevanceMode;
   device: Device;
   offline?: boolean;
+  /** Hub models: the precision variant (lrpLens.dtype; absent: the smallest the engine attributes exactly). */
+  dtype?: Dtype;
 }
 
 export interface AttributeParams extends EngineSettings {
@@ -46,7 +50,7 @@ export interface ApplyMaskParams {
 
 export interface Methods {
   attribute: { params: AttributeParams; result: AttributionResult };
-  inspect: { params: { model: string; offline?: boolean }; result: ModelReport };
+  inspect: { params: { model: string; offline?: boolean; dtype?: Dtype }; result: ModelReport };
   ping: { params: Record<string, never>; result: { pid: number } };
   /** Circuit discovery (the CLI's `circuit` options); writes into `out` and returns circuit.json's record. */
   circuit: { params: CircuitParams; result: CircuitRecord };
@@ -55,6 +59,10 @@ export interface Methods {
   prune: { params: PruneParams; result: PruneReport };
   correct: { params: CorrectRunOptions; result: CorrectReport };
   applyMask: { params: ApplyMaskParams; result: PrunedModel };
+  /** The variants of a hub model with sizes and support; nothing is downloaded. */
+  modelVariants: { params: { model: string; offline?: boolean }; result: HubVariantList };
+  /** Downloads a hub model (one variant) into the hub cache, with progress; a cancel keeps the partial file. */
+  fetchModel: { params: { model: string; dtype?: Dtype; offline?: boolean }; result: { ref: string; onnx: string; dtype: Dtype | null } };
 }
 
 export interface MakeTaskParams {

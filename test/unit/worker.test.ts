@@ -205,9 +205,9 @@ describe('engine worker process', function () {
       const offline = await rejection(hubOnline.request('circuit', { ...circuitParams(missing), offline: true }));
       assert.match(offline.message, /downloads are disabled/);
       const later = await rejection(hubOnline.request('circuit', circuitParams(missing)));
-      assert.equal(later.reason, 'model-not-found');
+      assert.ok(['model-not-found', 'network-failure'].includes(later.reason), later.reason);
       assert.doesNotMatch(later.message, /downloads are disabled/, 'the later request tried to download');
-      assert.match(later.message, /Could not download|HTTP \d+/);
+      assert.match(later.message, /Could not reach|There is no model|HTTP \d+/);
     } finally {
       await hubOnline.shutdown();
     }

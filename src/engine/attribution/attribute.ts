@@ -14,6 +14,8 @@ import { tensorNumbers } from '../runtime/session';
 import type { Device, HostTensor } from '../runtime/session';
 import { RelevanceRunners } from '../runtime/runners';
 import type { ExecutionChoice, ExecutionDecision } from '../runtime/execution';
+import type { Dtype } from '../hub/variants';
+import { checkMemory } from '../memory/memoryGuard';
 import { causalLmFeeds, padBatch, seedFeeds } from '../runtime/feeds';
 import type { InputSpec } from '../onnx/graph';
 import { ABSORBED_KINDS, IO } from '../relevance/ioNames';
@@ -28,6 +30,8 @@ export interface EngineOptions {
   /** Fail rather than fall back to the CPU when `device` is unavailable. */
   strictDevice?: boolean;
   offline?: boolean;
+  /** Hub models: the precision variant (default: the smallest the engine attributes exactly). */
+  dtype?: Dtype;
   /** Reuse / write the compiled graph cache (default true). */
   cache?: boolean;
   /** Monolithic graph, block-wise (recomputing one block at a time), or chosen by a memory estimate (default). */
@@ -77,7 +81,8 @@ export class AttributionEngine {
 
   static async load(ref: string, opts: EngineOptions = {}): Promise<AttributionEngine> {
     const t0 = performance.now();
-    const model = await resolveModel(ref, { offline: opts.offline });
+    const model = await resolveModel(ref, { offline: opts.offline, dtype: opts.dtype });
+    checkMemory(model.config, { tokens: 1, batch: 1 }, `Loading ${model.ref}`);
     const tokenizer = await loadTokenizer(model);
     const rule = opts.rule ?? 'attnlrp';
     const compiled = await compileModelFile(model.onnxPath, { mode: rule }, opts.cache ?? true);

@@ -3,7 +3,7 @@
  * graph sits in a folder beside links to the same data files, so nothing gigabyte-sized is copied or held in
  * one protobuf buffer.
  */
-import { closeSync, copyFileSync, existsSync, linkSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, linkSync, mkdirSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, normalize } from 'node:path';
 import { onnx } from 'onnx-proto';
 import { LrpLensError } from '../errors';
@@ -72,7 +72,8 @@ export function linkDataFile(fromDir: string, toDir: string, location: string): 
 /** A hard link (onnxruntime refuses symbolic links that leave the model folder), or a copy across file systems. */
 export function linkOrCopy(src: string, dst: string): void {
   try {
-    linkSync(src, dst);
+    // A hub snapshot holds symbolic links into blobs/: link the file itself, not the relative link.
+    linkSync(realpathSync(src), dst);
   } catch {
     copyFileSync(src, dst);
   }

@@ -23,6 +23,7 @@ import { achievedSparsity, prepareAllocation } from './allocation';
 import type { Allocation, Mask, PrunableWeight, Scores } from '../weights/types';
 import { weightValues } from '../weights/weightValues';
 import { modelContentHash } from '../onnx/contentHash';
+import { checkMemory } from '../memory/memoryGuard';
 
 export type Stage = 'load' | 'collect' | 'evaluate' | 'generate';
 
@@ -30,6 +31,8 @@ export interface PruningSetup {
   model: string;
   selection?: WeightSelection;
   device?: Device;
+  /** Reference sample length, for the memory estimate (default 128). */
+  seqLen?: number;
   /** Never download a hub model (else LRP_LENS_OFFLINE / HF_HUB_OFFLINE decide). */
   offline?: boolean;
   signal?: AbortSignal;
@@ -52,6 +55,7 @@ export class PruningSession {
 
   static async open(setup: PruningSetup): Promise<PruningSession> {
     const folder = await resolveModel(setup.model, { offline: setup.offline });
+    checkMemory(folder.config, { tokens: setup.seqLen ?? 128, batch: 4, statistics: true }, `Pruning ${folder.ref}`);
     const tokenizer = await loadTokenizer(folder);
     const graph = readModel(folder.onnxPath);
     const weights = selectWeights(findLinearWeights(graph), setup.selection);

@@ -102,6 +102,7 @@ export async function openPruningSession(o: PruneCommonOptions, hooks: RunHooks 
   return PruningSession.open({
     model: o.model,
     device: o.device,
+    seqLen: o.seqLen,
     selection: parseWeightSelection(o.layers, o.lmHead),
     signal: hooks.signal,
     onProgress: hooks.onProgress,

@@ -4,8 +4,8 @@
  * (memory of one block plus the residual stream, for one more forward pass). Chosen by a memory estimate
  * against a limit; `estimateMemory` is the one place the bound lives, so a finer estimate can replace it.
  */
-import { totalmem } from 'node:os';
 import { LrpLensError } from '../errors';
+import { availableMemory, memoryGuardForced } from '../memory/memoryGuard';
 
 export type Execution = 'monolithic' | 'blockwise';
 export type ExecutionChoice = Execution | 'auto';
@@ -55,10 +55,9 @@ export function estimateMemory(m: ModelShape, batch: number, seq: number): Memor
   };
 }
 
-/** The memory a run may use: LRP_LENS_MEMORY_LIMIT_MB, else 60 % of this machine's memory. */
+/** The memory a run may use: the memory guard's (--memory-limit / LRP_LENS_MEMORY_LIMIT, the cgroup, what is available). */
 export function memoryLimitBytes(): number {
-  const env = Number(process.env.LRP_LENS_MEMORY_LIMIT_MB);
-  return Number.isFinite(env) && env > 0 ? env * 2 ** 20 : 0.6 * totalmem();
+  return availableMemory().bytes;
 }
 
 const gb = (b: number) => `${(b / 2 ** 30).toFixed(1)} GB`;
@@ -96,12 +95,17 @@ export function chooseExecution(
       'blockwise',
       `the monolithic graph's estimate ${gb(estimate.monolithicBytes)} at ${at} exceeds the limit of ${gb(limitBytes)}; block-wise needs ${gb(estimate.blockwiseBytes)}`,
     );
+  if (memoryGuardForced())
+    return decide(
+      blockwiseAvailable === true ? 'blockwise' : 'monolithic',
+      `run past the estimate (--force): ${gb(blockwiseAvailable === true ? estimate.blockwiseBytes : estimate.monolithicBytes)} at ${at}, limit ${gb(limitBytes)}`,
+    );
   const best = blockwiseAvailable === true ? estimate.blockwiseBytes : estimate.monolithicBytes;
   const maxSeq = longestFitting(shape, batch, limitBytes, blockwiseAvailable === true ? 'blockwiseBytes' : 'monolithicBytes');
   throw new LrpLensError(
     'out-of-memory',
     `Attributing ${at} needs about ${gb(best)} (${blockwiseAvailable === true ? 'block-wise' : `monolithic; block-wise is not possible: ${blockwiseAvailable}`}), more than the limit of ${gb(limitBytes)}. ` +
-      `Shorten the input to at most ${maxSeq} tokens${batch > 1 ? ' or attribute fewer rows at once' : ''}, or raise LRP_LENS_MEMORY_LIMIT_MB on a machine with more memory.`,
+      `Shorten the input to at most ${maxSeq} tokens${batch > 1 ? ' or attribute fewer rows at once' : ''}, run on a machine with more memory, or pass --force to run anyway.`,
   );
 }
 

@@ -3,13 +3,17 @@
  * path or a Hugging Face hub id (downloaded once into the cache unless offline). Tokenizer and config load
  * through @huggingface/transformers.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { LrpLensError } from '../errors';
-import { cacheDir } from './cacheDir';
+import { fetchHubModel } from '../hub/hubModel';
+import type { HubOptions, HubSource } from '../hub/hubModel';
+import { hubDefaults } from '../hub/hubDefaults';
+import { isOfflineEnv } from '../hub/hubEnvironment';
+import { looksLikeHubId } from '../hub/hubRef';
 import { onnxRuntime } from './session';
 
-export const DEFAULT_MODEL = 'onnx-community/SmolLM2-135M-ONNX';
+export { DEFAULT_MODEL } from './defaultModel';
 
 export interface ModelConfig {
   model_type?: string;
@@ -26,11 +30,13 @@ export interface ModelConfig {
 }
 
 export interface ModelFolder {
-  /** What the user gave: a path or hub id. */
+  /** A path, or for a hub model `org/name@<commit>` (the resolved commit, so reports and manifests pin it). */
   ref: string;
   dir: string;
   onnxPath: string;
   config: ModelConfig;
+  /** Where a hub model came from (repo, revision, commit, variant). */
+  hub?: HubSource;
 }
 
 export interface TokenizerLike {
@@ -39,20 +45,30 @@ export interface TokenizerLike {
 }
 
 const ONNX_CANDIDATES = ['onnx/model.onnx', 'model.onnx', 'onnx/decoder_model.onnx'];
-const HUB_FILES = ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json', 'onnx/model.onnx'];
-const OPTIONAL_HUB_FILES = new Set(['generation_config.json']);
 
 export function isOffline(explicit?: boolean): boolean {
-  return explicit ?? ['1', 'true', 'yes'].includes((process.env.LRP_LENS_OFFLINE ?? process.env.HF_HUB_OFFLINE ?? '').toLowerCase());
+  return explicit ?? isOfflineEnv();
 }
 
-function looksLikeHubId(ref: string): boolean {
-  return /^[\w.-]+\/[\w.-]+$/.test(ref) && !existsSync(ref);
+/**
+ * Resolves a folder or hub id (`org/name[@revision]`, downloaded into the hub cache unless offline) to a local
+ * model folder, validating the layout. Hub options default to those the caller set with setHubDefaults.
+ */
+export async function resolveModel(ref: string, opts: HubOptions = {}): Promise<ModelFolder> {
+  if (looksLikeHubId(ref)) {
+    const d = hubDefaults();
+    const hub = await fetchHubModel(ref, {
+      dtype: opts.dtype ?? d.dtype,
+      onProgress: opts.onProgress ?? d.onProgress,
+      signal: opts.signal ?? d.signal,
+      offline: isOffline(opts.offline),
+    });
+    return { ...validateFolder(`${hub.hub.repo}@${hub.hub.commit}`, hub.dir, hub.onnxPath), hub: hub.hub };
+  }
+  return validateFolder(ref, resolve(ref));
 }
 
-/** Resolves a folder or hub id to a local model folder, validating the layout. */
-export async function resolveModel(ref: string, opts: { offline?: boolean } = {}): Promise<ModelFolder> {
-  const dir = looksLikeHubId(ref) ? await fromHub(ref, isOffline(opts.offline)) : resolve(ref);
+function validateFolder(ref: string, dir: string, onnxPath?: string): ModelFolder {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     throw new LrpLensError(
       'model-not-found',
@@ -74,7 +90,7 @@ export async function resolveModel(ref: string, opts: { offline?: boolean } = {}
       'model-not-found',
       `${dir} has no tokenizer.json; the tokenizer is needed to attribute text. Copy the model's tokenizer.json (and tokenizer_config.json) into the folder, or choose a complete model folder.`,
     );
-  const onnx = ONNX_CANDIDATES.map((c) => join(dir, c)).find((p) => existsSync(p));
+  const onnx = onnxPath ?? ONNX_CANDIDATES.map((c) => join(dir, c)).find((p) => existsSync(p));
   if (!onnx)
     throw new LrpLensError(
       'model-not-found',
@@ -95,46 +111,6 @@ function checkCausal(config: ModelConfig, dir: string): void {
       `${dir} holds a ${arch || config.model_type} model, not a causal language model (architectures should end in ForCausalLM or LMHeadModel).`,
     );
   }
-}
-
-async function fromHub(id: string, offline: boolean): Promise<string> {
-  const dir = join(cacheDir(), 'hub', ...id.split('/'));
-  const missing = HUB_FILES.filter((f) => !existsSync(join(dir, f)) && !OPTIONAL_HUB_FILES.has(f));
-  if (missing.length === 0) return dir;
-  if (offline) {
-    throw new LrpLensError(
-      'model-not-found',
-      `Model ${id} is not in the cache (${dir}) and downloads are disabled (--offline / LRP_LENS_OFFLINE). Run once online or pass a local folder.`,
-    );
-  }
-  const { env } = await import('@huggingface/transformers');
-  const host = (env.remoteHost ?? 'https://huggingface.co/').replace(/\/?$/, '/');
-  for (const file of HUB_FILES) {
-    const target = join(dir, file);
-    if (existsSync(target)) continue;
-    const url = `${host}${id}/resolve/main/${file}`;
-    let res: Response;
-    try {
-      res = await fetch(url);
-    } catch (err) {
-      throw new LrpLensError(
-        'model-not-found',
-        `Could not download ${url} (${(err as Error).message}). Check the network or pass a local model folder.`,
-        err,
-      );
-    }
-    if (!res.ok) {
-      if (OPTIONAL_HUB_FILES.has(file)) continue;
-      throw new LrpLensError(
-        'model-not-found',
-        `Downloading ${url} failed with HTTP ${res.status}. Is '${id}' a hub id with an onnx/model.onnx file?`,
-      );
-    }
-    mkdirSync(join(target, '..'), { recursive: true });
-    writeFileSync(`${target}.part`, Buffer.from(await res.arrayBuffer()));
-    renameSync(`${target}.part`, target);
-  }
-  return dir;
 }
 
 /** The tokenizer through transformers.js, never touching the network for a local folder. */
