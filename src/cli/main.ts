@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** `lrp-lens`: attribute, compile, inspect, prune, discover circuits and correct from the command line (the engine, in-process). */
+import { progressDisplay } from './progressDisplay';
 import { Command, Option } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
@@ -63,7 +64,7 @@ async function attribute(o: AttributeOptions): Promise<void> {
       continuation: o.continuation,
     };
     const result = await engine.attribute(req);
-    if (result.execution) console.error(`execution: ${result.execution.kind} (${result.execution.reason})`);
+    if (result.execution) progressDisplay().note(`execution: ${result.execution.kind} (${result.execution.reason})`);
     if (o.json) writeJson(o.json, result);
     if (o.json !== '-') console.log(renderSummary(result, o.color && !!process.stdout.isTTY && !process.env.NO_COLOR));
   } finally {

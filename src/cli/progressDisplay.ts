@@ -66,6 +66,13 @@ export class ProgressDisplay {
     }
   }
 
+  /** One line of run information on stderr (which execution ran, and why); silent with --quiet. */
+  note(text: string): void {
+    if (this.quiet) return;
+    this.finish();
+    this.out.write(`${text}\n`);
+  }
+
   /** Ends a stage left open (an error, or a stage that never reported its last step). */
   finish(): void {
     if (this.running && this.out.isTTY) this.out.write('\n');
