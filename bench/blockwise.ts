@@ -30,7 +30,7 @@ export const QWEN_SHAPED = {
 
 type Subject = 'forward' | 'blockwise' | 'monolithic';
 
-interface ChildResult {
+export interface ChildResult {
   runMs: number;
   loadMs: number;
   peakRssMB: number;
@@ -86,29 +86,40 @@ async function benchChild(o: { onnx: string; subject: Subject; seq: number }): P
   process.stdout.write(JSON.stringify(result));
 }
 
-/** Resident memory of a process, MB (0 once it is gone). */
-function rssMB(pid: number): number {
+/** Resident memory of a process and its peak so far (VmRSS, VmHWM), MB (0 once it is gone). */
+function memoryMB(pid: number): { rss: number; peak: number } {
   try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : 0;
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024;
+    return { rss: kb('VmRSS'), peak: kb('VmHWM') };
   } catch {
-    return 0;
+    return { rss: 0, peak: 0 };
   }
 }
 
-type Watched = { stdout: string } | { killedAtMB: number } | { error: string };
+/** A finished child: its output, wall time and the highest VmHWM sampled (every 50 ms; its last instants unseen). */
+export type Watched =
+  { stdout: string; stderr: string; wallMs: number; sampledPeakMB: number } | { killedAtMB: number } | { error: string };
 
-/** Runs this CLI with `args` in a child process; SIGKILL past `limitMB` of resident memory. */
-export function underWatchdog(args: string[], limitMB: number): Promise<Watched> {
+/**
+ * Runs `script` (default: this benchmark script) with `args` in a child process; SIGKILL past `limitMB` of
+ * resident memory.
+ */
+export function underWatchdog(args: string[], limitMB: number, script = process.argv[1]): Promise<Watched> {
   return new Promise((done) => {
-    const child = spawn(process.execPath, ['--max-old-space-size=8192', process.argv[1], ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const t0 = performance.now();
+    const child = spawn(process.execPath, ['--max-old-space-size=8192', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     let killed = false;
+    let sampledPeakMB = 0;
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const timer = setInterval(() => {
-      if (child.pid && rssMB(child.pid) > limitMB) {
+      if (!child.pid) return;
+      const m = memoryMB(child.pid);
+      sampledPeakMB = Math.max(sampledPeakMB, m.peak);
+      if (m.rss > limitMB) {
         killed = true;
         child.kill('SIGKILL');
       }
@@ -117,7 +128,7 @@ export function underWatchdog(args: string[], limitMB: number): Promise<Watched>
       clearInterval(timer);
       if (killed) done({ killedAtMB: limitMB });
       else if (code !== 0) done({ error: err.trim().split('\n').slice(-3).join(' ') || `exit ${code}` });
-      else done({ stdout: out });
+      else done({ stdout: out, stderr: err, wallMs: performance.now() - t0, sampledPeakMB });
     });
   });
 }

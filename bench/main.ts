@@ -23,6 +23,7 @@ import { runBenchChild } from './child';
 import { benchBlockwise, blockwiseTable, registerBenchBlockwise } from './blockwise';
 import type { BlockwiseBenchRow } from './blockwise';
 import { benchCircuitGeneralisation, generalisationTable } from './circuitGeneralisation';
+import { benchLargeAttribution, largeAttributionTable, type LargeAttributionRow } from './largeAttribution';
 import type { CircuitBenchRow, CollectionRow, QualityBench } from './pruning';
 import { loadTokenizer } from '../src/engine/runtime/model';
 import { splitDocuments, tokenStream, windows } from '../src/engine/eval/textData';
@@ -171,7 +172,18 @@ async function buildLarge(o: { out: string }): Promise<void> {
   writeModelWithExternalData(graph, join(o.out, 'onnx', 'model.onnx'), 'model.onnx_data');
   writeFileSync(
     join(o.out, 'config.json'),
-    JSON.stringify({ model_type: 'llama', architectures: ['LlamaForCausalLM'], num_hidden_layers: 22, hidden_size: 2048 }),
+    JSON.stringify({
+      model_type: 'llama',
+      architectures: ['LlamaForCausalLM'],
+      num_hidden_layers: cfg.layers,
+      hidden_size: cfg.hidden,
+      num_attention_heads: cfg.heads,
+      num_key_value_heads: cfg.kvHeads,
+      intermediate_size: cfg.ffn,
+      vocab_size: cfg.vocab,
+      max_position_embeddings: cfg.maxPositions,
+      tie_word_embeddings: false,
+    }),
   );
   writeFileSync(join(o.out, 'tokenizer.json'), '{}');
   process.stdout.write(String(paramCount(graph)));
@@ -229,7 +241,7 @@ function buildBenchProgram(): Command {
     .option('--seq-len <list>', 'sequence lengths', (v: string) => v.split(',').map(Number), [128, 512])
     .option('--reps <n>', 'timed runs per measurement (median reported)', Number, 3)
     .option('--json <out>', 'write the results as JSON')
-    .option('--no-large', 'skip the compile of a ~1B-parameter model with external data')
+    .option('--no-large', 'skip the ~1B-parameter model with external data (compile, attribution)')
     .option('--no-pruning', 'skip the pruning benchmarks (collection cost)')
     .option(
       '--blockwise <list>',
@@ -256,6 +268,7 @@ function buildBenchProgram(): Command {
         let quality: QualityBench | undefined;
         let generalisation: Awaited<ReturnType<typeof benchCircuitGeneralisation>> | undefined;
         let large: LargeCompileRow | undefined;
+        let largeAttribution: LargeAttributionRow[] | undefined;
         let blockwise: BlockwiseBenchRow[] | undefined;
         try {
           const shared = resolve(__dirname, '..', '..', 'shared', 'models', 'stories260k');
@@ -281,7 +294,15 @@ function buildBenchProgram(): Command {
             rows.push(...(await benchModel('gpt2-shaped-124M', graph, path, o.seqLen, o.reps, work, dims)));
             if (o.pruning) collection.push(benchCollection('gpt2-shaped-124M', path, ...randomSamples(8, 128, work)));
           }
-          if (o.large) large = benchLargeCompile(work);
+          if (o.large) {
+            large = benchLargeCompile(work);
+            largeAttribution = await benchLargeAttribution({
+              dir: join(work, 'llama-1b'),
+              cli: productCli(),
+              seqLen: o.seqLen,
+              limitMb: 16384,
+            });
+          }
           if (o.blockwise)
             blockwise = await benchBlockwise({ seqLen: o.blockwise, monolithic: [512], limitMb: 16384, dir: join(work, 'qwen-shaped') });
         } finally {
@@ -312,6 +333,10 @@ function buildBenchProgram(): Command {
               `${(large.compileMs / 1000).toFixed(2)} s, peak RSS ${large.peakRssMB.toFixed(0)} MB (targets < 10 s, < 1024 MB)`,
           );
         }
+        if (largeAttribution)
+          console.log(
+            `\nattribution on the same ~1.1B model (lrp-lens attribute, no cache: compile included) vs a plain onnxruntime forward, whole process, one run each, killed past 16 GB:\n${largeAttributionTable(largeAttribution)}`,
+          );
         if (blockwise)
           console.log(
             `\nblock-wise attribution, Qwen2-0.5B-shaped (387M, external data), whole process, one run, killed past 16 GB:\n${blockwiseTable(blockwise)}`,
@@ -330,6 +355,7 @@ function buildBenchProgram(): Command {
                 generalisation,
                 quality,
                 largeCompile: large,
+                largeAttribution,
                 blockwise,
               },
               null,
