@@ -6,7 +6,7 @@
  */
 import { Command, Option } from 'commander';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync, existsSync, statSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync, mkdirSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { LrpLensError } from '../src/engine/errors';
@@ -185,8 +185,18 @@ async function buildLarge(o: { out: string }): Promise<void> {
       tie_word_embeddings: false,
     }),
   );
-  writeFileSync(join(o.out, 'tokenizer.json'), '{}');
+  copyLlamaTokenizer(o.out);
   process.stdout.write(String(paramCount(graph)));
+}
+
+/** `lrp-lens attribute` loads a tokenizer even for --ids: the shared Llama-2 one (vocab 32000) fits the large model. */
+function copyLlamaTokenizer(out: string): void {
+  const from = resolve(__dirname, '..', '..', 'shared', 'models', 'llama2-tokenizer');
+  if (!existsSync(from)) {
+    writeFileSync(join(out, 'tokenizer.json'), '{}'); // enough for compile; attribution reports its failure
+    return;
+  }
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(from, f), join(out, f));
 }
 
 function table(rows: BenchRow[]): string {
