@@ -35,8 +35,9 @@ const noSharp = {
   },
 };
 
-/** When the extension module started loading: activate() logs its activation time from here. */
+/** When the extension module started and finished loading: activate() logs its code-loading time from these. */
 const loadClock = { js: 'var LRP_LENS_LOAD_START = typeof performance === "object" ? performance.now() : undefined;' };
+const loadedClock = { js: 'var LRP_LENS_LOAD_END = typeof performance === "object" ? performance.now() : undefined;' };
 
 function bundles(outdir, { cli = true, tests = !production } = {}) {
   const nodeEntries = [
@@ -58,7 +59,7 @@ function bundles(outdir, { cli = true, tests = !production } = {}) {
   };
   const builds = [
     { ...node, entryPoints: nodeEntries.filter((e) => e.out !== 'extension'), outdir },
-    { ...node, entryPoints: nodeEntries.filter((e) => e.out === 'extension'), outdir, banner: loadClock },
+    { ...node, entryPoints: nodeEntries.filter((e) => e.out === 'extension'), outdir, banner: loadClock, footer: loadedClock },
     {
       // The webview runs in a browser sandbox: one IIFE with @vscode-elements/elements bundled in.
       entryPoints: {
