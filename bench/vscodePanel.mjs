@@ -10,6 +10,7 @@ import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { CHROMIUM, CHROMIUM_ARGS, chromiumEnv } from '../test/e2e/chromium.mjs';
 
 const REPS = 7;
 const RENDER_TARGET_MS = 200;
@@ -27,21 +28,11 @@ const logText = () =>
     .join('');
 
 const ctx = await chromium.launchPersistentContext(profile, {
-  executablePath: '/usr/bin/chromium',
+  executablePath: CHROMIUM,
   headless: true,
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--allow-file-access-from-files',
-  ],
+  args: [...CHROMIUM_ARGS, '--allow-file-access-from-files'],
   viewport: { width: 1600, height: 1000 },
-  env: { ...process.env, XDG_CONFIG_HOME: path.join(profile, 'xdg-config'), XDG_CACHE_HOME: path.join(profile, 'xdg-cache') },
+  env: chromiumEnv(profile),
 });
 const page = ctx.pages()[0] || (await ctx.newPage());
 const input = page.locator('.quick-input-widget input.input');

@@ -6,6 +6,7 @@ import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { CHROMIUM, CHROMIUM_ARGS, chromiumEnv } from './chromium.mjs';
 
 const { CS_PORT, EXT, WS, RESULTS } = process.env;
 const TIMEOUT_MS = 300_000;
@@ -19,18 +20,9 @@ const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-chromium-'));
 const t0 = Date.now();
 
 const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-  env: { ...process.env, XDG_CONFIG_HOME: path.join(profile, 'xdg-config'), XDG_CACHE_HOME: path.join(profile, 'xdg-cache') },
+  executablePath: CHROMIUM,
+  args: CHROMIUM_ARGS,
+  env: chromiumEnv(profile),
 });
 let results;
 try {

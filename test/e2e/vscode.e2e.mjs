@@ -4,6 +4,7 @@ import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { CHROMIUM, CHROMIUM_ARGS, chromiumEnv } from './chromium.mjs';
 
 const url = process.env.CS_URL || 'http://127.0.0.1:18080/';
 const shotDir = process.env.SHOT_DIR || os.tmpdir();
@@ -25,20 +26,11 @@ const check = (name, ok, detail = '') => {
 const consoleMsgs = [];
 
 const ctx = await chromium.launchPersistentContext(profile, {
-  executablePath: '/usr/bin/chromium',
+  executablePath: CHROMIUM,
   headless: true,
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
+  args: CHROMIUM_ARGS,
   viewport: { width: 1600, height: 1000 },
-  env: { ...process.env, XDG_CONFIG_HOME: path.join(profile, 'xdg-config'), XDG_CACHE_HOME: path.join(profile, 'xdg-cache') },
+  env: chromiumEnv(profile),
 });
 // In every frame (incl. webview iframes): report CSP violations to the console so page.on('console') sees them.
 await ctx.addInitScript(() => {
