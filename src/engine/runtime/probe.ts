@@ -12,6 +12,7 @@ import type { DType } from '../onnx/tensor';
 import { dtypeOf, tensorSize } from '../onnx/tensor';
 import { GraphBuilder, makeAttribute } from '../onnx/builder';
 import { embeddedTensor, isExternal } from '../onnx/externalData';
+import { isDeferred } from '../onnx/deferred';
 import { Session } from './session';
 import { causalLmFeeds, inputSpecs, leftPad } from './feeds';
 import type { ShapeTable } from '../onnx/shapes';
@@ -120,7 +121,8 @@ function withoutWeightBytes(g: Graph, staticShapes: ShapeTable): Graph {
       g.initializers.set(name, embeddedTensor(t, g.source!.dir));
       continue;
     }
-    if ((tensorSize(t) < 4096 && !isExternal(t)) || !float) continue;
+    // External and deferred weights stay unread (their bytes are a file read or a conversion away).
+    if ((tensorSize(t) < 4096 && !isExternal(t) && !isDeferred(t)) || !float) continue;
     const dims = (t.dims ?? []).map(Number);
     const dtype = dtypeOf(t.dataType ?? 0);
     const consumers = g.consumers(name);

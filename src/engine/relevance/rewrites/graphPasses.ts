@@ -8,6 +8,7 @@ import type { OnnxNode } from '../../onnx/graph';
 import { attr } from '../../onnx/graph';
 import { float16ToFloat32, makeRawTensor, tensorDims } from '../../onnx/tensor';
 import { isExternal } from '../../onnx/externalData';
+import { derivedTensor, isDeferred } from '../../onnx/deferred';
 import { LrpLensError } from '../../errors';
 import { countEmbedded, dequantizeDynamicMatMuls, tensorBytes } from './quantized';
 import type { GraphPass } from './rewrite';
@@ -74,14 +75,19 @@ export const inlineMergedDecoder: GraphPass = (g) => {
  * Converted weights are new float32 arrays, so they are embedded in the relevance graph even where the file
  * kept them as external data (read once with readExternalBytes): twice the fp16 size, and countEmbedded
  * refuses models whose fp32 weights would pass protobuf's 2 GiB (their fp32 export with model.onnx_data works).
+ * Block-wise execution defers them instead (../../onnx/deferred.ts): converted per block when a segment runs.
  */
 export const halfToFloat32: GraphPass = (g) => {
   let changed = false;
   const dir = g.source?.dir;
   for (const [name, t] of g.initializers) {
     if (!isHalf(t.dataType)) continue;
-    const f = floatTensor(t, dir);
-    countEmbedded(g, f.rawData.length);
+    const f = derivedTensor(g, name, tensorDims(t), () => floatValues(t, dir));
+    if (!isDeferred(f))
+      countEmbedded(
+        g,
+        tensorDims(t).reduce((a, b) => a * b, 4),
+      );
     g.initializers.set(name, f);
     changed = true;
   }
@@ -104,6 +110,11 @@ let halfTable: Float32Array | undefined;
 
 /** A half-precision tensor (embedded, in int32_data, or external) as float32; bfloat16 is float32's top half. */
 function floatTensor(t: onnx.ITensorProto, dir: string | undefined): onnx.TensorProto {
+  const out = floatValues(t, dir);
+  return makeRawTensor(t.name ?? '', 'float32', tensorDims(t), new Uint8Array(out.buffer));
+}
+
+function floatValues(t: onnx.ITensorProto, dir: string | undefined): Float32Array {
   const raw = t.rawData?.length || isExternal(t) ? tensorBytes(t, dir) : undefined;
   const bits = raw ? new Uint16Array(raw.buffer, raw.byteOffset, raw.byteLength / 2) : Uint16Array.from(t.int32Data ?? []);
   const out = new Float32Array(bits.length);
@@ -114,7 +125,7 @@ function floatTensor(t: onnx.ITensorProto, dir: string | undefined): onnx.Tensor
     halfTable ??= Float32Array.from({ length: 65536 }, (_, h) => float16ToFloat32(h));
     for (let i = 0; i < bits.length; i++) out[i] = halfTable[bits[i]];
   }
-  return makeRawTensor(t.name ?? '', 'float32', tensorDims(t), new Uint8Array(out.buffer));
+  return out;
 }
 
 function isHalf(code: number | null | undefined): boolean {
