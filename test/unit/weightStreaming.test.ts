@@ -17,7 +17,7 @@ import { tensorNumbers } from '../../src/engine/runtime/session';
 import { streamWeights } from '../../src/engine/runtime/weightStreaming';
 import { buildGpt2Like, buildLlamaLike } from '../fixtures/torchExports';
 import type { SyntheticConfig } from '../fixtures/torchExports';
-import { toHalf } from '../fixtures/exportVariants';
+import { quantizeDequantizeLinear, quantizeDynamic, quantizeMatMulNBits, toHalf } from '../fixtures/exportVariants';
 import { CompiledModel } from '../support/relevanceHarness';
 import type { Outputs } from '../support/relevanceHarness';
 
@@ -38,6 +38,9 @@ const SEED = {
 const MODELS: { name: string; graph: () => Graph; tied: boolean }[] = [
   { name: 'fp16 Llama (GQA, untied head)', graph: () => toHalf(buildLlamaLike({ ...CFG, kvHeads: 2 })), tied: false },
   { name: 'fp32 GPT-2 (tied embedding)', graph: () => buildGpt2Like(CFG), tied: true },
+  { name: 'q4 Llama (MatMulNBits)', graph: () => quantizeMatMulNBits(buildLlamaLike(CFG)).quantized, tied: false },
+  { name: 'q8 Llama (quantize_dynamic)', graph: () => quantizeDynamic(buildLlamaLike(CFG)).quantized, tied: false },
+  { name: 'int8 QDQ Llama (per channel)', graph: () => quantizeDequantizeLinear(buildLlamaLike(CFG), true).quantized, tied: false },
 ];
 
 async function run(model: BlockwiseModel, streamWeights: boolean): Promise<{ out: Outputs; runner: BlockwiseRunner }> {

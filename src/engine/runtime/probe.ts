@@ -116,6 +116,11 @@ function withoutWeightBytes(g: Graph, staticShapes: ShapeTable): Graph {
   let filled = 0;
   for (const [name, t] of [...g.initializers]) {
     const float = FLOAT.includes(t.dataType ?? 0);
+    if (g.consumers(name).length === 0 && !g.isGraphOutput(name)) {
+      // Unread (the packed source of a dequantised weight): not worth reading.
+      g.initializers.delete(name);
+      continue;
+    }
     if (isExternal(t) && !float) {
       // Small integer constants stored externally: the probe model is built from bytes, so embed them.
       g.initializers.set(name, embeddedTensor(t, g.source!.dir));

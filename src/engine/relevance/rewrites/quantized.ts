@@ -64,7 +64,10 @@ export function tensorBytes(t: onnx.ITensorProto, dir: string | undefined): Uint
 interface Constant {
   dataType: number;
   dims: number[];
-  /** undefined for element types read nowhere here (int4, fp8, ...). */
+  size: number;
+  /** An element type read here (int8, uint8, int32, float, double); int4, fp8, ... are not. */
+  typed: boolean;
+  /** Read on first use (checks need the type and shape only); undefined for element types read nowhere here. */
   values?: ArrayLike<number>;
 }
 
@@ -102,14 +105,23 @@ function later(g: Graph, names: (string | undefined)[], make: (...c: (Constant |
 function constantFrom(t: onnx.ITensorProto, dir: string | undefined): Constant {
   const dataType = t.dataType ?? 0;
   const typed = TYPED[dataType];
-  const raw = typed && (t.rawData?.length || isExternal(t)) ? tensorBytes(t, dir) : undefined;
-  const field = dataType === D.FLOAT ? t.floatData : dataType === D.DOUBLE ? t.doubleData : t.int32Data;
-  const values = !typed
-    ? undefined
-    : raw
-      ? new typed[0](raw.buffer as ArrayBuffer, raw.byteOffset, raw.byteLength / typed[1])
-      : (field ?? []);
-  return { dataType, dims: tensorDims(t), values };
+  const read = (): ArrayLike<number> | undefined => {
+    if (!typed) return undefined;
+    const raw = t.rawData?.length || isExternal(t) ? tensorBytes(t, dir) : undefined;
+    const field = dataType === D.FLOAT ? t.floatData : dataType === D.DOUBLE ? t.doubleData : t.int32Data;
+    return raw ? new typed[0](raw.buffer as ArrayBuffer, raw.byteOffset, raw.byteLength / typed[1]) : (field ?? []);
+  };
+  let values: ArrayLike<number> | undefined;
+  const dims = tensorDims(t);
+  return {
+    dataType,
+    dims,
+    size: dims.reduce((a, b) => a * b, 1),
+    typed: !!typed,
+    get values() {
+      return (values ??= read());
+    },
+  };
 }
 
 /** Element type names, including those newer than onnx-proto's enum. */
@@ -189,7 +201,7 @@ function dequantizedWeight(g: Graph, node: OnnxNode, w: string, scale: string, z
   const q = constantOf(g, w);
   const s = constantOf(g, scale);
   const zp = constantOf(g, zeroPoint);
-  if (!q?.values || !s?.values || (zeroPoint && !zp?.values)) throw refusal(node, 'quantised weights computed at run time');
+  if (!q?.typed || !s?.typed || (zeroPoint && !zp?.typed)) throw refusal(node, 'quantised weights computed at run time');
   if (!INTEGER.has(q.dataType)) throw refusal(node, `${typeName(q.dataType)} weights`);
   return setFloat(
     g,
@@ -205,12 +217,12 @@ const DequantizeLinear: Rewrite = (node, g) => {
   const s = constantOf(g, scale);
   const zp = constantOf(g, zeroPoint);
   const q = constantOf(g, x);
-  if (!s?.values || (zeroPoint && !zp?.values)) throw refusal(node, 'scale or zero point computed at run time');
+  if (!s?.typed || (zeroPoint && !zp?.typed)) throw refusal(node, 'scale or zero point computed at run time');
   if (!q) {
     // quantize_dynamic's embeddings: Gather on the int8 table, then DequantizeLinear of the rows.
     const gather = g.producer(x);
     const table = gather?.opType === 'Gather' && !gather.domain ? constantOf(g, gather.inputs[0]) : undefined;
-    if (!gather || !table?.values || !INTEGER.has(table.dataType) || s.values.length !== 1 || g.consumers(x).length !== 1) {
+    if (!gather || !table?.typed || !INTEGER.has(table.dataType) || s.size !== 1 || g.consumers(x).length !== 1) {
       throw refusal(node, 'DequantizeLinear of activations (static QDQ quantisation)');
     }
     const name = `${gather.inputs[0]}.dequantized`;
@@ -226,7 +238,7 @@ const DequantizeLinear: Rewrite = (node, g) => {
     g.invalidate();
     return [];
   }
-  if (!q.values || !INTEGER.has(q.dataType)) throw refusal(node, `DequantizeLinear of ${typeName(q.dataType)} data`);
+  if (!q.typed || !INTEGER.has(q.dataType)) throw refusal(node, `DequantizeLinear of ${typeName(q.dataType)} data`);
   const [axis, blockSize] = [attrInt(node, 'axis', 1), attrInt(node, 'block_size', 0)];
   setFloat(
     g,
@@ -284,9 +296,9 @@ const MatMulNBits: Rewrite = (node, g) => {
     const q = constantOf(g, b);
     const s = constantOf(g, scales);
     const zp = constantOf(g, zeroPoints);
-    if (!q?.values || !s?.values || (zeroPoints && !zp?.values)) throw refusal(node, 'quantised weights computed at run time');
+    if (!q?.typed || !s?.typed || (zeroPoints && !zp?.typed)) throw refusal(node, 'quantised weights computed at run time');
     const blocks = Math.ceil(K / blockSize);
-    if (q.values.length !== (N * blocks * blockSize * bits) / 8 || s.values.length !== N * blocks) {
+    if (q.size !== (N * blocks * blockSize * bits) / 8 || s.size !== N * blocks) {
       throw new LrpLensError(
         'model-corrupt',
         `MatMulNBits node '${node.name}': B or scales do not match K=${K}, N=${N}, block_size=${blockSize}.`,
