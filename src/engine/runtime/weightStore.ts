@@ -18,6 +18,8 @@ export class WeightStore {
   private maxHeld = 0;
   /** How many times each weight was read or made (more than once: it was dropped and read again). */
   readonly loads = new Map<string, number>();
+  /** Time spent reading and converting weights, ms. */
+  readMs = 0;
 
   constructor(
     private readonly tensors: Map<string, onnx.ITensorProto>,
@@ -55,7 +57,9 @@ export class WeightStore {
     if (hit) return hit;
     const t = this.tensors.get(name);
     if (!t) throw new LrpLensError('unsupported-graph', `Block-wise execution needs weight '${name}', which the model does not hold.`);
+    const t0 = performance.now();
     const data = values(t, this.dir);
+    this.readMs += performance.now() - t0;
     // A view of the weight's bytes, not a copy.
     const value = data instanceof Float32Array ? hostTensor('float32', data, tensorDims(t)) : hostTensor('float64', data, tensorDims(t));
     this.cache.set(name, value);
