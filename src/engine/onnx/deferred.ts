@@ -12,7 +12,10 @@ import { makeRawTensor } from './tensor';
 /** Below this many elements a derived weight is made at once (scalars and small vectors the rules read). */
 export const DEFER_MIN_ELEMENTS = 1024;
 
-const recipes = new WeakMap<onnx.ITensorProto, () => Float32Array>();
+/** A recipe fills `out` when given (a reused buffer of the tensor's size) and returns the values. */
+export type Recipe = (out?: Float32Array) => Float32Array;
+
+const recipes = new WeakMap<onnx.ITensorProto, Recipe>();
 const deferring = new WeakSet<object>();
 
 /** Canonicalisation of `graph` defers derived weights (block-wise execution asks for it). */
@@ -25,7 +28,7 @@ export function defersWeights(graph: object): boolean {
 }
 
 /** A float32 tensor of `dims` whose values `make` computes when they are needed (each call a new array). */
-export function deferredTensor(name: string, dims: number[], make: () => Float32Array): onnx.TensorProto {
+export function deferredTensor(name: string, dims: number[], make: Recipe): onnx.TensorProto {
   const t = onnx.TensorProto.create({ name, dataType: onnx.TensorProto.DataType.FLOAT, dims });
   recipes.set(t, make);
   return t;
@@ -35,11 +38,11 @@ export function isDeferred(t: onnx.ITensorProto): boolean {
   return recipes.has(t);
 }
 
-/** The values of a deferred tensor, made now. */
-export function deferredValues(t: onnx.ITensorProto): Float32Array {
+/** The values of a deferred tensor, made now (into `out` when the recipe can). */
+export function deferredValues(t: onnx.ITensorProto, out?: Float32Array): Float32Array {
   const make = recipes.get(t);
   if (!make) throw new Error(`Tensor ${t.name} is not deferred.`);
-  return make();
+  return make(out);
 }
 
 /** `t` with its bytes: a deferred tensor made into an embedded one, any other tensor as it is. */
@@ -50,7 +53,7 @@ export function materialized(t: onnx.ITensorProto): onnx.ITensorProto {
 }
 
 /** `values` now, or deferred when the graph defers weights and the tensor is large. */
-export function derivedTensor(graph: object, name: string, dims: number[], make: () => Float32Array): onnx.ITensorProto {
+export function derivedTensor(graph: object, name: string, dims: number[], make: Recipe): onnx.ITensorProto {
   const size = dims.reduce((a, b) => a * b, 1);
   if (defersWeights(graph) && size >= DEFER_MIN_ELEMENTS) return deferredTensor(name, dims, make);
   const v = make();
