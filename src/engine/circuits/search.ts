@@ -29,7 +29,11 @@ import type { ConsensusScores } from './stability';
 export type Granularity = 'weights' | 'neurons' | 'heads';
 export type Ranking = 'global' | 'row';
 
-export const DEFAULT_SPARSITIES = [
+/** The sweep over heads (a few dozen components: finer steps give the same masks). */
+export const DEFAULT_SPARSITIES = [0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99];
+
+/** The sweep over weights and neurons: dense above 85%, where faithfulness rises and falls between neighbours. */
+export const DENSE_SPARSITIES = [
   0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.88, 0.9, 0.92, 0.93, 0.94, 0.95, 0.96, 0.965, 0.97, 0.975, 0.98, 0.985, 0.99,
 ];
 
@@ -176,7 +180,7 @@ export async function circuitCurve(
   const allocator = componentAllocator(session, scores, opts);
   const points: CurvePoint[] = [];
   const masks = new Map<number, Mask>();
-  const sparsities = opts.sparsities ?? DEFAULT_SPARSITIES;
+  const sparsities = opts.sparsities ?? (opts.granularity === 'heads' ? DEFAULT_SPARSITIES : DENSE_SPARSITIES);
   const steps = opts.refine ?? 4;
   const evaluate = async (sparsity: number): Promise<CurvePoint> => {
     session.throwIfCancelled();
