@@ -71,8 +71,9 @@ describe('circuit discovery on stories260k (pronoun task, split by template)', f
   });
 
   it("a weight circuit found on the generator's whole sample space keeps ≥ 80% on held-out templates at ≥ 90% sparsity", async () => {
+    // Seed 2: the 17-point grid with dead weights counted as kept found no circuit above 30% here (nor on seed 4).
     const full = join(work, 'pronoun-640.task.jsonl');
-    writeTaskFile(full, generateTask('pronoun', { n: 640, seed: 1, tokenizer: session.tokenizer }));
+    writeTaskFile(full, generateTask('pronoun', { n: 640, seed: 2, tokenizer: session.tokenizer }));
     const record = await discoverCircuit({
       model: STORIES,
       task: full,
@@ -80,7 +81,7 @@ describe('circuit discovery on stories260k (pronoun task, split by template)', f
       granularity: 'weights',
       ranking: 'global',
       threshold: 0.8,
-      seed: 1,
+      seed: 2,
       resamples: 10,
       heldOutTask: OTHER_TEMPLATES,
       out: join(work, 'weights-640'),
@@ -91,7 +92,7 @@ describe('circuit discovery on stories260k (pronoun task, split by template)', f
     );
     assert.ok(record.circuit.sparsity >= 0.9, `sparsity ${record.circuit.sparsity}`);
     assert.ok(f.inTemplate!.retained >= 0.8 && f.outOfTemplate!.retained >= 0.8, JSON.stringify(f));
-    assert.ok(f.heldOutTask!.retained >= 0.7, JSON.stringify(f.heldOutTask));
+    assert.ok(f.heldOutTask!.retained >= 0.75, JSON.stringify(f.heldOutTask)); // 84% measured (2026-12-03)
   });
 
   it('pruning the weights a mask leaves dead changes no logit and raises the sparsity; sparser masks stay nested', async () => {

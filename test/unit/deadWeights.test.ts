@@ -90,6 +90,9 @@ describe('dead weights', () => {
     assert.equal(kept(mask, up), 12);
     assert.equal(kept(out, up), 12, 'up has a bias: its unit still outputs the bias');
     assert.equal(kept(pruneDeadWeights(mask, weights, 2), up), 8);
+    const expert = { ...gate, name: 'gate2' };
+    const twoGates = new Map([...mask, ['gate2', { dims: [4, 3], keep: new Uint8Array(12).fill(1) }]]);
+    assert.equal(kept(pruneDeadWeights(twoGates, [...weights, expert], 2), up), 12, 'two gates in one block: not paired up');
   });
 
   it('finds the biased projections of a graph (Qwen2: q, k and v have a bias; o and the MLP none)', () => {

@@ -49,7 +49,9 @@ export function pruneDeadWeights(mask: Mask, weights: PrunableWeight[], headSize
   const layers = [...new Set(weights.map((w) => w.layer))].filter((l): l is number => l !== null);
   for (const layer of layers) {
     const slot = (kind: PrunableWeight['kind']): Slot | undefined => {
-      const w = weights.find((x) => x.layer === layer && x.kind === kind);
+      const matches = weights.filter((x) => x.layer === layer && x.kind === kind);
+      // Several of one kind in a block (experts of a mixture) cannot be paired up: leave the block alone.
+      const w = matches.length === 1 ? matches[0] : undefined;
       const m = w && !biased.has(w.name) ? out.get(w.name) : undefined;
       return w && m ? { w, keep: m.keep } : undefined;
     };
