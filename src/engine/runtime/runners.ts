@@ -9,6 +9,7 @@ import { readModel } from '../onnx/io';
 import type { CompileOptions } from '../relevance/compiler';
 import type { CompiledModel } from './compile';
 import { BlockwiseRunner, compileBlockwise } from './blockwise';
+import type { OutputSink } from './blockwise';
 import { chooseExecution, memoryLimitBytes } from './execution';
 import type { Execution, ExecutionChoice, ExecutionDecision, ModelShape } from './execution';
 import type { ModelFolder } from './model';
@@ -16,7 +17,8 @@ import { Session } from './session';
 import type { Device, Feeds, HostTensor } from './session';
 
 export interface RelevanceRunner {
-  run(feeds: Feeds): Promise<Record<string, HostTensor>>;
+  /** The outputs by name; those a sink takes go to it (as their block finishes, block-wise) instead. */
+  run(feeds: Feeds, sink?: OutputSink): Promise<Record<string, HostTensor>>;
   release(): Promise<void>;
   readonly device: Device;
   readonly warnings: string[];
@@ -27,6 +29,12 @@ export interface RunnersOptions {
   strictDevice?: boolean;
   execution?: ExecutionChoice;
   memoryLimitBytes?: number;
+  /**
+   * The largest batch the caller will run (rows, tokens), when known: the execution `auto` picks for it starts
+   * at once, instead of the monolithic graph (whose session would hold a second copy of the weights while the
+   * block-wise one compiles).
+   */
+  expect?: { batch: number; seq: number };
 }
 
 export class RelevanceRunners {
@@ -42,7 +50,7 @@ export class RelevanceRunners {
     private readonly opts: RunnersOptions,
   ) {}
 
-  /** The monolithic session starts at once unless block-wise execution is forced (short prompts need no more). */
+  /** The monolithic session starts at once unless block-wise execution is forced or expected (short prompts need no more). */
   static async create(
     model: Pick<ModelFolder, 'onnxPath'> & Partial<Pick<ModelFolder, 'config'>>,
     compiled: CompiledModel,
@@ -50,8 +58,10 @@ export class RelevanceRunners {
     opts: RunnersOptions = {},
   ): Promise<RelevanceRunners> {
     const r = new RelevanceRunners(model.onnxPath, compiled, compileOptions, modelShape(model, compiled), opts);
-    // A forced block-wise execution on a model that cannot be split is refused here, naming why.
-    if (!(await r.runner(opts.execution === 'blockwise' ? 'blockwise' : 'monolithic'))) r.decide(1, 1);
+    const at = opts.expect ?? { batch: 1, seq: 1 };
+    const first = opts.expect ? r.decide(at.batch, at.seq).execution : opts.execution === 'blockwise' ? 'blockwise' : 'monolithic';
+    // Block-wise turned out impossible: forced, refused here naming why; auto, the monolithic graph if it fits.
+    if (!(await r.runner(first))) await r.runner(r.decide(at.batch, at.seq).execution);
     return r;
   }
 
@@ -87,7 +97,9 @@ export class RelevanceRunners {
   async runner(execution: Execution): Promise<RelevanceRunner | undefined> {
     if (this.current?.execution === execution) return this.current.runner;
     const device = { device: this.opts.device, strictDevice: this.opts.strictDevice };
-    if (execution === 'monolithic') return this.hold(execution, () => Session.create(this.compiled.path, device));
+    if (execution === 'monolithic') return this.hold(execution, async () => monolithic(await Session.create(this.compiled.path, device)));
+    // The monolithic session goes first: its weights and the block-wise compile need not be held together.
+    await this.release();
     const bw = await compileBlockwise(readModel(this.onnxPath), this.compileOptions);
     if (!bw.ok) {
       this.blockwiseRefused = bw.reason;
@@ -109,6 +121,24 @@ export class RelevanceRunners {
     this.current = undefined;
     await c?.runner.release();
   }
+}
+
+/** The monolithic graph's session as a runner: a sink gets its outputs after the run (they all come at once). */
+function monolithic(session: Session): RelevanceRunner {
+  return {
+    device: session.device,
+    warnings: session.warnings,
+    release: () => session.release(),
+    async run(feeds, sink) {
+      const out = await session.run(feeds);
+      for (const name of Object.keys(out)) {
+        if (!sink?.takes(name)) continue;
+        sink.take(name, out[name]);
+        delete out[name];
+      }
+      return out;
+    },
+  };
 }
 
 /** Sizes for the memory estimate: the compiled model's, the hidden size from config.json, the weight files'. */
