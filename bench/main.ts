@@ -22,6 +22,8 @@ import { markdownTable } from '../src/cli/common';
 import { runBenchChild } from './child';
 import { benchBlockwise, blockwiseTable, registerBenchBlockwise } from './blockwise';
 import type { BlockwiseBenchRow } from './blockwise';
+import { benchLongCollection, longCollectionTable, registerBenchLongCollection } from './longCollection';
+import type { LongCollectionRow } from './longCollection';
 import { benchCircuitGeneralisation, generalisationTable } from './circuitGeneralisation';
 import { benchLargeAttribution, largeAttributionTable, type LargeAttributionRow } from './largeAttribution';
 import type { CircuitBenchRow, CollectionRow, QualityBench } from './pruning';
@@ -260,6 +262,13 @@ function buildBenchProgram(): Command {
       [512, 2048],
     )
     .option('--no-blockwise', 'skip the block-wise benchmark')
+    .option(
+      '--long-collect <list>',
+      'window lengths for pruning statistics (LRP vs Wanda) on the Qwen2-0.5B-shaped model (bench/longCollection.ts)',
+      (v: string) => v.split(',').map(Number),
+      [2048],
+    )
+    .option('--no-long-collect', 'skip the long-window pruning statistics')
     .action(
       async (o: {
         model?: string[];
@@ -267,6 +276,7 @@ function buildBenchProgram(): Command {
         large: boolean;
         pruning: boolean;
         blockwise: number[] | false;
+        longCollect: number[] | false;
         seqLen: number[];
         reps: number;
         json?: string;
@@ -280,6 +290,7 @@ function buildBenchProgram(): Command {
         let large: LargeCompileRow | undefined;
         let largeAttribution: LargeAttributionRow[] | undefined;
         let blockwise: BlockwiseBenchRow[] | undefined;
+        let longCollection: LongCollectionRow[] | undefined;
         try {
           const shared = resolve(__dirname, '..', '..', 'shared', 'models', 'stories260k');
           const models = o.model ?? (existsSync(shared) ? [shared] : []);
@@ -315,6 +326,13 @@ function buildBenchProgram(): Command {
           }
           if (o.blockwise)
             blockwise = await benchBlockwise({ seqLen: o.blockwise, monolithic: [512], limitMb: 16384, dir: join(work, 'qwen-shaped') });
+          if (o.longCollect)
+            longCollection = await benchLongCollection({
+              seqLen: o.longCollect,
+              windows: 1,
+              limitMb: 10240,
+              dir: join(work, 'qwen-shaped'),
+            });
         } finally {
           rmSync(work, { recursive: true, force: true });
         }
@@ -351,6 +369,10 @@ function buildBenchProgram(): Command {
           console.log(
             `\nblock-wise attribution, Qwen2-0.5B-shaped (387M, external data), whole process, one run, killed past 16 GB:\n${blockwiseTable(blockwise)}`,
           );
+        if (longCollection)
+          console.log(
+            `\npruning statistics on long windows, Qwen2-0.5B-shaped (387M, external data): LRP weight relevance (auto execution) vs Wanda, whole process, one run, killed past 10 GB:\n${longCollectionTable(longCollection)}`,
+          );
         if (o.json) {
           mkdirSync(dirname(resolve(o.json)), { recursive: true });
           writeFileSync(
@@ -367,6 +389,7 @@ function buildBenchProgram(): Command {
                 largeCompile: large,
                 largeAttribution,
                 blockwise,
+                longCollection,
               },
               null,
               2,
@@ -379,6 +402,7 @@ function buildBenchProgram(): Command {
 
   registerBenchCollect(program);
   registerBenchBlockwise(program);
+  registerBenchLongCollection(program);
   program.command('build-large', { hidden: true }).requiredOption('--out <dir>').action(buildLarge);
 
   program

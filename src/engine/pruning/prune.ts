@@ -60,7 +60,10 @@ export class PruningSession {
 
   static async open(setup: PruningSetup): Promise<PruningSession> {
     const folder = await resolveModel(setup.model, { offline: setup.offline });
-    checkMemory(folder.config, { tokens: setup.seqLen ?? 128, batch: 4, statistics: true }, `Pruning ${folder.ref}`);
+    checkMemory(folder.config, { tokens: setup.seqLen ?? 128, batch: 4, statistics: true }, `Pruning ${folder.ref}`, {
+      onnxPath: folder.onnxPath,
+      execution: setup.execution,
+    });
     const tokenizer = await loadTokenizer(folder);
     const graph = readModel(folder.onnxPath);
     const weights = selectWeights(findLinearWeights(graph), setup.selection);

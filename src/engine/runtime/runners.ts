@@ -3,8 +3,6 @@
  * block-wise runner (compiled on first use). Both take the same feeds and return the same outputs; which one
  * runs a batch is `chooseExecution`'s call. Only one holds the weights at a time: switching releases the other.
  */
-import { readdirSync, statSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
 import { readModel } from '../onnx/io';
 import type { CompileOptions } from '../relevance/compiler';
 import type { CompiledModel } from './compile';
@@ -13,6 +11,7 @@ import type { OutputSink } from './blockwise';
 import { chooseExecution, memoryLimitBytes } from './execution';
 import type { Execution, ExecutionChoice, ExecutionDecision, ModelShape } from './execution';
 import type { ModelFolder } from './model';
+import { dimsFromConfig, modelFiles, parameterCounts } from '../memory/memoryEstimate';
 import { Session } from './session';
 import type { Device, Feeds, HostTensor } from './session';
 
@@ -57,7 +56,13 @@ export class RelevanceRunners {
     compileOptions: CompileOptions,
     opts: RunnersOptions = {},
   ): Promise<RelevanceRunners> {
-    const r = new RelevanceRunners(model.onnxPath, compiled, compileOptions, modelShape(model, compiled), opts);
+    const r = new RelevanceRunners(
+      model.onnxPath,
+      compiled,
+      compileOptions,
+      modelShape(model, compiled, !!compileOptions.weightRelevance),
+      opts,
+    );
     const at = opts.expect ?? { batch: 1, seq: 1 };
     const first = opts.expect ? r.decide(at.batch, at.seq).execution : opts.execution === 'blockwise' ? 'blockwise' : 'monolithic';
     // Block-wise turned out impossible: forced, refused here naming why; auto, the monolithic graph if it fits.
@@ -141,28 +146,31 @@ function monolithic(session: Session): RelevanceRunner {
   };
 }
 
-/** Sizes for the memory estimate: the compiled model's, the hidden size from config.json, the weight files'. */
-function modelShape(model: Pick<ModelFolder, 'onnxPath'> & Partial<Pick<ModelFolder, 'config'>>, compiled: CompiledModel): ModelShape {
+/** Sizes for the memory estimate: the compiled model's, config.json's, the weight files'. */
+function modelShape(
+  model: Pick<ModelFolder, 'onnxPath'> & Partial<Pick<ModelFolder, 'config'>>,
+  compiled: CompiledModel,
+  statistics: boolean,
+): ModelShape {
   const { info } = compiled;
-  const c = (model.config ?? {}) as Record<string, unknown>;
-  const neurons = info.neurons ?? 4 * 1024;
-  const hidden = [c.hidden_size, c.n_embd, c.d_model].find((v): v is number => typeof v === 'number') ?? Math.round(neurons / 4);
+  const c = model.config ?? {};
+  const dims = dimsFromConfig(c);
+  const neurons = info.neurons ?? dims?.ffn ?? 4 * 1024;
+  const files = modelFiles(model.onnxPath);
+  const elementBytes = info.dtype === 'float64' ? 8 : 4;
+  // fp16 and quantised files are widened to float32: count the parameters where the config gives them.
+  const parameters = dims ? parameterCounts(dims).total : 0;
   return {
     layers: info.layers,
-    heads: info.heads ?? 1,
-    hidden,
+    heads: info.heads ?? dims?.heads ?? 1,
+    hidden: dims?.hidden ?? Math.round(neurons / 4),
     neurons,
     vocab: info.vocabSize,
-    weightBytes: weightFileBytes(model.onnxPath),
-    elementBytes: info.dtype === 'float64' ? 8 : 4,
+    weightBytes: Math.max(files.bytes, parameters * elementBytes),
+    elementBytes,
+    kvHeads: dims?.kvHeads,
+    gated: dims?.gated,
+    externalData: files.externalData,
+    statistics,
   };
-}
-
-/** model.onnx and its external data files (siblings whose name starts with the model's). */
-function weightFileBytes(onnxPath: string): number {
-  const dir = dirname(onnxPath);
-  const name = basename(onnxPath);
-  return readdirSync(dir)
-    .filter((f) => f.startsWith(name))
-    .reduce((n, f) => n + statSync(join(dir, f)).size, 0);
 }
