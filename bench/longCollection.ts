@@ -13,6 +13,8 @@ import { LrpLensError } from '../src/engine/errors';
 import { markdownTable } from '../src/cli/common';
 import { peakRssMB } from '../src/cli/peakRss';
 import { QWEN_SHAPED, underWatchdog } from './blockwise';
+import { EXECUTION_CHOICES } from '../src/engine/runtime/execution';
+import type { ExecutionChoice } from '../src/engine/runtime/execution';
 
 type Method = 'lrp' | 'wanda';
 
@@ -38,7 +40,14 @@ export interface LongCollectionRow {
 }
 
 /** Child entry: the windows (deterministic ids), then one collection with the default aggregation. */
-async function collectChild(o: { onnx: string; method: Method; seq: number; windows: number; limitMb: number }): Promise<void> {
+async function collectChild(o: {
+  onnx: string;
+  method: Method;
+  seq: number;
+  windows: number;
+  limitMb: number;
+  execution: ExecutionChoice;
+}): Promise<void> {
   const { setMemoryGuard } = await import('../src/engine/memory/memoryGuard');
   const { readModel } = await import('../src/engine/onnx/io');
   const { findLinearWeights, selectWeights } = await import('../src/engine/pruning/prunable');
@@ -51,7 +60,7 @@ async function collectChild(o: { onnx: string; method: Method; seq: number; wind
   const weights = selectWeights(findLinearWeights(readModel(o.onnx)));
   let decision: { execution: string; reason: string } | undefined;
   const t0 = performance.now();
-  await collectStatistics(o.onnx, weights, o.method, samples, { cache: false, onExecution: (d) => (decision = d) });
+  await collectStatistics(o.onnx, weights, o.method, samples, { cache: false, execution: o.execution, onExecution: (d) => (decision = d) });
   const result: ChildResult = { collectMs: performance.now() - t0, peakRssMB: peakRssMB(), ...decision };
   process.stdout.write(JSON.stringify(result));
 }
@@ -61,6 +70,7 @@ export async function benchLongCollection(o: {
   windows: number;
   limitMb: number;
   dir: string;
+  execution?: ExecutionChoice;
 }): Promise<LongCollectionRow[]> {
   const onnx = join(o.dir, 'onnx', 'model.onnx');
   if (!existsSync(onnx) || !existsSync(`${onnx}_data`)) {
@@ -71,7 +81,10 @@ export async function benchLongCollection(o: {
   for (const seq of o.seqLen) {
     for (const method of ['wanda', 'lrp'] as const) {
       const args = ['long-collect-run', '--onnx', onnx, '--method', method, '--seq', String(seq)];
-      const w = await underWatchdog([...args, '--windows', String(o.windows), '--limit-mb', String(o.limitMb)], o.limitMb);
+      const w = await underWatchdog(
+        [...args, '--windows', String(o.windows), '--limit-mb', String(o.limitMb), '--execution', o.execution ?? 'auto'],
+        o.limitMb,
+      );
       const row: LongCollectionRow =
         'stdout' in w
           ? { method, seqLen: seq, windows: o.windows, wallMs: w.wallMs, ...(JSON.parse(w.stdout) as ChildResult) }
@@ -128,8 +141,9 @@ export function registerBenchLongCollection(program: Command): void {
     .option('--windows <n>', 'windows per collection', Number, 1)
     .option('--limit-mb <n>', 'kill a measured process past this resident memory (and the limit auto decides against)', Number, 10240)
     .option('--dir <folder>', 'where the model is built (reused when present)', join(tmpdir(), 'lrp-bench-qwen-shaped'))
+    .addOption(new Option('--execution <how>', 'the LRP relevance pass').choices(EXECUTION_CHOICES).default('auto'))
     .option('--json <out>', 'write the results as JSON')
-    .action(async (o: { seqLen: number[]; windows: number; limitMb: number; dir: string; json?: string }) => {
+    .action(async (o: { seqLen: number[]; windows: number; limitMb: number; dir: string; execution: ExecutionChoice; json?: string }) => {
       const rows = await benchLongCollection(o);
       console.log(longCollectionTable(rows));
       if (o.json) {
@@ -147,5 +161,6 @@ export function registerBenchLongCollection(program: Command): void {
     .requiredOption('--seq <n>', 'window length', Number)
     .requiredOption('--windows <n>', 'windows', Number)
     .requiredOption('--limit-mb <n>', 'memory limit', Number)
+    .option('--execution <how>', 'the relevance pass', 'auto')
     .action(collectChild);
 }
