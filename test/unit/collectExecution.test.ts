@@ -19,6 +19,7 @@ import { compileModelFile } from '../../src/engine/runtime/compile';
 import { RelevanceRunners } from '../../src/engine/runtime/runners';
 import type { ExecutionDecision } from '../../src/engine/runtime/execution';
 import { setMemoryGuard } from '../../src/engine/memory/memoryGuard';
+import { PruningSession } from '../../src/engine/pruning/prune';
 import { cliRunner } from '../support/bundledCli';
 import { STORIES, requireShared } from '../support/sharedFolder';
 
@@ -141,6 +142,21 @@ describe('weight relevance block-wise', () => {
       }
     });
 
+    it('a pruning session (prune, circuit, correct) collects with the execution it is given and says which', async () => {
+      const decisions: ExecutionDecision[] = [];
+      const session = await PruningSession.open({ model: STORIES, execution: 'blockwise', onExecution: (d) => decisions.push(d) });
+      try {
+        const stats = await session.statistics('gradient', SAMPLES);
+        assert.equal(stats.samples, 2);
+        assert.deepEqual(
+          decisions.map((d) => [d.execution, d.reason.split(';')[0]]),
+          [['blockwise', 'forced (--execution blockwise)']],
+        );
+      } finally {
+        await session.close();
+      }
+    });
+
     it('CLI: prune --execution blockwise collects block-wise and the run log says so; a bad choice is refused', () => {
       const cli = cliRunner(work);
       const ref = join(work, 'reference.txt');
@@ -152,6 +168,14 @@ describe('weight relevance block-wise', () => {
       const bad = cli(...args, '--execution', 'sideways', '--stats-out', join(work, 'x.safetensors'));
       assert.notEqual(bad.code, 0);
       assert.match(bad.err, /Allowed choices are auto, monolithic, blockwise/);
+      for (const command of ['circuit', 'correct', 'compare']) {
+        const r = cli(command, '--execution', 'sideways');
+        assert.match(
+          r.err,
+          /option '--execution <how>' argument 'sideways' is invalid\. Allowed choices are auto, monolithic, blockwise/,
+          command,
+        );
+      }
     });
   });
 });
