@@ -116,6 +116,32 @@ describe('weight relevance block-wise', () => {
       }
     });
 
+    it('long windows: a collection batches as many samples as fit the limit, with the same sums', async () => {
+      const weights = findLinearWeights(readModel(onnx()));
+      const samples = [SAMPLES[0], SAMPLES[0].slice(1), SAMPLES[0].slice(2)];
+      const options = { mode: 'attnlrp' as const, weightRelevance: weights.map((w) => w.name), weightAggregation: 'absolute' as const };
+      const probe = await RelevanceRunners.create({ onnxPath: onnx() }, await compileModelFile(onnx(), options, false), options);
+      const limit = (probe.decide(1, 10).estimate.blockwiseBytes + probe.decide(2, 10).estimate.blockwiseBytes) / 2;
+      await probe.release();
+      const batches = async (limitBytes?: number) => {
+        setMemoryGuard({ limit: limitBytes });
+        let total = 0;
+        const stats = await collectStatistics(onnx(), weights, 'lrp', samples, { cache: false, onProgress: (_, t) => (total = t) });
+        return { total, stats };
+      };
+      const [small, whole] = [await batches(limit), await batches(undefined)];
+      assert.equal(whole.total, 1, 'one batch of 3 where memory allows');
+      assert.equal(small.total, 3, 'one sample a batch under the limit');
+      for (const w of weights) {
+        const [a, e] = [small.stats.sums.get(w.name)!, whole.stats.sums.get(w.name)!];
+        const scale = e.reduce((m, x) => Math.max(m, Math.abs(x)), 1e-30);
+        assert.ok(
+          a.every((x, i) => Math.abs(x - e[i]) <= 1e-5 * scale),
+          w.name,
+        );
+      }
+    });
+
     it('a runner set told the batch it will run starts that execution only (no monolithic session first)', async () => {
       const options = { mode: 'attnlrp' as const };
       const compiled = await compileModelFile(onnx(), options, false);

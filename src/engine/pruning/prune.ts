@@ -60,7 +60,8 @@ export class PruningSession {
 
   static async open(setup: PruningSetup): Promise<PruningSession> {
     const folder = await resolveModel(setup.model, { offline: setup.offline });
-    checkMemory(folder.config, { tokens: setup.seqLen ?? 128, batch: 4, statistics: true }, `Pruning ${folder.ref}`, {
+    // Collection batches as many samples as fit: one is the least it needs.
+    checkMemory(folder.config, { tokens: setup.seqLen ?? 128, batch: 1, statistics: true }, `Pruning ${folder.ref}`, {
       onnxPath: folder.onnxPath,
       execution: setup.execution,
     });

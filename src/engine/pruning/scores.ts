@@ -165,16 +165,15 @@ async function collectWeightRelevance(
   const options = { mode, weightRelevance: weights.map((w) => w.name), weightAggregation: inGraph };
   const compiled = await compileModelFile(onnxPath, options, opts.cache ?? true);
   const perSample = aggregation === 'abs-samples';
-  const groups = groupBatches(members, perSample ? 1 : (opts.batchSize ?? 4));
-  const expect = {
-    batch: Math.max(...groups.map((g) => g.indices.length)),
-    seq: Math.max(...samples.map((s) => s.length)),
-  };
+  const wanted = perSample ? 1 : (opts.batchSize ?? 4);
+  const expect = { batch: Math.min(wanted, Math.max(...members.map((m) => m.length))), seq: Math.max(...samples.map((s) => s.length)) };
   const runners = await RelevanceRunners.create({ onnxPath }, compiled, options, {
     device: opts.device,
     execution: opts.execution,
     expect,
   });
+  // Long windows: as many rows a batch as fit the memory limit (4 × 2,048 tokens may not where 1 does).
+  const groups = groupBatches(members, runners.batch ?? wanted);
   const weightOf = new Map(weights.map((w) => [compiled.info.weightOutputs[w.name], w.name]));
   let last: string | undefined;
   try {

@@ -4,6 +4,7 @@
  * runs a batch is `chooseExecution`'s call. Only one holds the weights at a time: switching releases the other.
  */
 import { readModel } from '../onnx/io';
+import { LrpLensError } from '../errors';
 import type { CompileOptions } from '../relevance/compiler';
 import type { CompiledModel } from './compile';
 import { BlockwiseRunner, compileBlockwise } from './blockwise';
@@ -29,15 +30,16 @@ export interface RunnersOptions {
   execution?: ExecutionChoice;
   memoryLimitBytes?: number;
   /**
-   * The largest batch the caller will run (rows, tokens), when known: the execution `auto` picks for it starts
-   * at once, instead of the monolithic graph (whose session would hold a second copy of the weights while the
-   * block-wise one compiles).
+   * The largest batch the caller wants to run (rows, tokens), when known: the batch is reduced to what fits
+   * (`batch`), and the execution `auto` picks for it starts at once, instead of the monolithic graph (whose
+   * session would hold a second copy of the weights while the block-wise one compiles).
    */
   expect?: { batch: number; seq: number };
 }
 
 export class RelevanceRunners {
   private current?: { execution: Execution; runner: RelevanceRunner };
+  private fitting?: number;
   /** Why block-wise execution is impossible for this model, once a compile has said so. */
   private blockwiseRefused?: string;
 
@@ -63,7 +65,8 @@ export class RelevanceRunners {
       modelShape(model, compiled, !!compileOptions.weightRelevance),
       opts,
     );
-    const at = opts.expect ?? { batch: 1, seq: 1 };
+    const at = opts.expect ? { ...opts.expect, batch: r.fittingBatch(opts.expect.batch, opts.expect.seq) } : { batch: 1, seq: 1 };
+    r.fitting = at.batch;
     const first = opts.expect ? r.decide(at.batch, at.seq).execution : opts.execution === 'blockwise' ? 'blockwise' : 'monolithic';
     // Block-wise turned out impossible: forced, refused here naming why; auto, the monolithic graph if it fits.
     if (!(await r.runner(first))) await r.runner(r.decide(at.batch, at.seq).execution);
@@ -79,6 +82,24 @@ export class RelevanceRunners {
       this.opts.memoryLimitBytes ?? memoryLimitBytes(),
       this.blockwiseRefused ?? true,
     );
+  }
+
+  /** With `expect`: the most rows of that length a batch may have and still fit (at least 1). */
+  get batch(): number | undefined {
+    return this.fitting;
+  }
+
+  /** The largest batch of at most `batch` rows of `seq` tokens that an execution fits; 1 when none (its run is refused). */
+  fittingBatch(batch: number, seq: number): number {
+    for (let b = batch; b > 1; b--) {
+      try {
+        this.decide(b, seq);
+        return b;
+      } catch (err) {
+        if (!LrpLensError.is(err, 'out-of-memory')) throw err;
+      }
+    }
+    return 1;
   }
 
   get device(): Device {
