@@ -20,6 +20,8 @@ type Method = 'lrp' | 'wanda';
 
 interface ChildResult {
   collectMs: number;
+  /** CPU time of the collection (user + system, every thread): comparable where the machine is shared. */
+  collectCpuMs: number;
   peakRssMB: number;
   execution?: string;
   reason?: string;
@@ -32,6 +34,7 @@ export interface LongCollectionRow {
   /** Spawn to exit (load, compile, collection). */
   wallMs?: number;
   collectMs?: number;
+  collectCpuMs?: number;
   peakRssMB?: number;
   execution?: string;
   reason?: string;
@@ -60,8 +63,15 @@ async function collectChild(o: {
   const weights = selectWeights(findLinearWeights(readModel(o.onnx)));
   let decision: { execution: string; reason: string } | undefined;
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   await collectStatistics(o.onnx, weights, o.method, samples, { cache: false, execution: o.execution, onExecution: (d) => (decision = d) });
-  const result: ChildResult = { collectMs: performance.now() - t0, peakRssMB: peakRssMB(), ...decision };
+  const cpu = process.cpuUsage(cpu0);
+  const result: ChildResult = {
+    collectMs: performance.now() - t0,
+    collectCpuMs: (cpu.user + cpu.system) / 1000,
+    peakRssMB: peakRssMB(),
+    ...decision,
+  };
   process.stdout.write(JSON.stringify(result));
 }
 
@@ -114,6 +124,8 @@ export function longCollectionTable(rows: LongCollectionRow[]): string {
       s(w?.collectMs),
       s(l?.collectMs),
       ratio(l?.collectMs, w?.collectMs),
+      `${s(w?.collectCpuMs)} / ${s(l?.collectCpuMs)}`,
+      ratio(l?.collectCpuMs, w?.collectCpuMs),
       `${s(w?.wallMs)} / ${s(l?.wallMs)}`,
     ];
   });
@@ -127,6 +139,8 @@ export function longCollectionTable(rows: LongCollectionRow[]): string {
       'wanda collect',
       'lrp collect',
       'time ×',
+      'CPU (wanda / lrp)',
+      'CPU ×',
       'whole process (wanda / lrp)',
     ],
     body,
