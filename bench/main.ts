@@ -23,6 +23,8 @@ import { runBenchChild } from './child';
 import { benchBlockwise, blockwiseTable, registerBenchBlockwise } from './blockwise';
 import { benchStreamed, registerBenchStreamed, streamedTable, type StreamedRow } from './streamedWeights';
 import type { BlockwiseBenchRow } from './blockwise';
+import { benchLongCollection, longCollectionTable, registerBenchLongCollection } from './longCollection';
+import type { LongCollectionRow } from './longCollection';
 import { benchCircuitGeneralisation, generalisationTable } from './circuitGeneralisation';
 import { benchLargeAttribution, largeAttributionTable, type LargeAttributionRow } from './largeAttribution';
 import type { CircuitBenchRow, CollectionRow, QualityBench } from './pruning';
@@ -268,6 +270,13 @@ function buildBenchProgram(): Command {
       [512],
     )
     .option('--no-streamed', 'skip the weights-per-block benchmark (it builds a 6.4 GB model)')
+    .option(
+      '--long-collect <list>',
+      'window lengths for pruning statistics (LRP vs Wanda) on the Qwen2-0.5B-shaped model (bench/longCollection.ts)',
+      (v: string) => v.split(',').map(Number),
+      [2048],
+    )
+    .option('--no-long-collect', 'skip the long-window pruning statistics')
     .action(
       async (o: {
         model?: string[];
@@ -276,6 +285,7 @@ function buildBenchProgram(): Command {
         pruning: boolean;
         blockwise: number[] | false;
         streamed: number[] | false;
+        longCollect: number[] | false;
         seqLen: number[];
         reps: number;
         json?: string;
@@ -290,6 +300,7 @@ function buildBenchProgram(): Command {
         let largeAttribution: LargeAttributionRow[] | undefined;
         let blockwise: BlockwiseBenchRow[] | undefined;
         let streamed: StreamedRow[] | undefined;
+        let longCollection: LongCollectionRow[] | undefined;
         try {
           const shared = resolve(__dirname, '..', '..', 'shared', 'models', 'stories260k');
           const models = o.model ?? (existsSync(shared) ? [shared] : []);
@@ -326,6 +337,13 @@ function buildBenchProgram(): Command {
           if (o.blockwise)
             blockwise = await benchBlockwise({ seqLen: o.blockwise, monolithic: [512], limitMb: 16384, dir: join(work, 'qwen-shaped') });
           if (o.streamed) streamed = await benchStreamed({ seqLen: o.streamed, limitMb: 14336, dir: join(work, 'llama-3b-fp16') });
+          if (o.longCollect)
+            longCollection = await benchLongCollection({
+              seqLen: o.longCollect,
+              windows: 1,
+              limitMb: 10240,
+              dir: join(work, 'qwen-shaped'),
+            });
         } finally {
           rmSync(work, { recursive: true, force: true });
         }
@@ -366,6 +384,10 @@ function buildBenchProgram(): Command {
           console.log(
             `\nweights read per block, ~3B Llama-shaped fp16 model (external data), block-wise attribution with streamed weights vs a plain forward, whole process, killed past 14 GB:\n${streamedTable(streamed)}`,
           );
+        if (longCollection)
+          console.log(
+            `\npruning statistics on long windows, Qwen2-0.5B-shaped (387M, external data): LRP weight relevance (auto execution) vs Wanda, whole process, one run, killed past 10 GB:\n${longCollectionTable(longCollection)}`,
+          );
         if (o.json) {
           mkdirSync(dirname(resolve(o.json)), { recursive: true });
           writeFileSync(
@@ -383,6 +405,7 @@ function buildBenchProgram(): Command {
                 largeAttribution,
                 blockwise,
                 streamed,
+                longCollection,
               },
               null,
               2,
@@ -396,6 +419,7 @@ function buildBenchProgram(): Command {
   registerBenchCollect(program);
   registerBenchBlockwise(program);
   registerBenchStreamed(program);
+  registerBenchLongCollection(program);
   program.command('build-large', { hidden: true }).requiredOption('--out <dir>').action(buildLarge);
 
   program

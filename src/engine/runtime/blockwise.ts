@@ -78,8 +78,21 @@ export interface RunnerOptions {
   memoryLimitBytes?: number;
 }
 
+/**
+ * Outputs a caller consumes as they come (pruning statistics: each block's weight relevance is added to the
+ * running sums as soon as its block is done), so a run never holds the whole model's worth of them at once.
+ * Those the sink takes are absent from the run's result.
+ */
+export interface OutputSink {
+  takes(name: string): boolean;
+  take(name: string, value: HostTensor): void;
+}
+
 /** Runs a block-wise plan: same feeds and outputs as the monolithic relevance graph. */
 export class BlockwiseRunner {
+  /** Tensors some segment graph reads (an output among them must wait for the assembly, not go to a sink). */
+  private readonly read: Set<string>;
+
   private constructor(
     private readonly model: BlockwiseModel,
     private readonly sessions: Map<string, Session>,
@@ -88,7 +101,10 @@ export class BlockwiseRunner {
     /** Whether the weights are read per segment and dropped after it, and why. */
     readonly weightStreaming: StreamingDecision,
   ) {
-    if (weightStreaming.stream) this.dropAfter = dropSchedule(model.plan);
+    const { plan } = model;
+    const graphs = [...plan.forward, ...plan.backward, plan.assembly].filter((s): s is SegmentGraph => !!s);
+    this.read = new Set(graphs.flatMap((g) => g.inputs.filter((i) => i.from.kind === 'tensor').map((i) => i.from.name)));
+    if (weightStreaming.stream) this.dropAfter = dropSchedule(plan);
   }
 
   /** Weights to drop after each graph (streaming only). */
@@ -126,20 +142,33 @@ export class BlockwiseRunner {
     return this.sessions.size;
   }
 
-  async run(feeds: Feeds): Promise<Record<string, HostTensor>> {
+  async run(feeds: Feeds, sink?: OutputSink): Promise<Record<string, HostTensor>> {
     const { plan } = this.model;
     const tensors = new Map<string, HostTensor>();
+    const outputs = new Set(plan.outputs);
+    const handOver = (seg: SegmentGraph) => {
+      for (const { tensor } of seg.outputs) {
+        if (!sink || !outputs.has(tensor) || this.read.has(tensor) || !sink.takes(tensor)) continue;
+        sink.take(tensor, tensors.get(tensor)!);
+        tensors.delete(tensor);
+        outputs.delete(tensor);
+      }
+    };
     for (const seg of plan.forward) if (seg) await this.exec(seg, feeds, tensors);
     for (let k = plan.backward.length - 1; k >= 0; k--) {
       const seg = plan.backward[k];
-      if (seg) await this.exec(seg, feeds, tensors);
+      if (seg) {
+        await this.exec(seg, feeds, tensors);
+        handOver(seg);
+      }
       // What only this segment read: its saved input and the gradient arriving at its output.
       if (k >= 1) tensors.delete(plan.stream[k - 1]);
       tensors.delete(IO.cutGrad(k));
     }
     await this.exec(plan.assembly, feeds, tensors);
+    handOver(plan.assembly);
     const out: Record<string, HostTensor> = {};
-    for (const o of plan.outputs) out[o] = tensors.get(o)!;
+    for (const o of outputs) out[o] = tensors.get(o)!;
     return out;
   }
 
