@@ -1,13 +1,12 @@
 /**
- * Prompt → AttnLRP attribution. Loads a model folder, compiles (or reuses) its relevance graph, and runs
- * batches of (input, target position, target, foil) rows through one onnxruntime session.
+ * Prompt → AttnLRP attribution. Loads a model folder, compiles (or reuses) its relevance graph — or, where that
+ * graph cannot fit, only the block-wise plan — and runs batches of (input, target position, target, foil) rows.
  *
  * @example
  *   const engine = await AttributionEngine.load('../shared/models/stories260k');
  *   const r = await engine.attribute({ prompt: 'Once upon a time, there was a little girl named', target: ' Lily' });
  */
 import { LrpLensError } from '../errors';
-import { compileModelFile } from '../runtime/compile';
 import { resolveModel, loadTokenizer, maxPositions } from '../runtime/model';
 import type { ModelFolder, TokenizerLike } from '../runtime/model';
 import { tensorNumbers } from '../runtime/session';
@@ -82,20 +81,20 @@ export class AttributionEngine {
   static async load(ref: string, opts: EngineOptions = {}): Promise<AttributionEngine> {
     const t0 = performance.now();
     const model = await resolveModel(ref, { offline: opts.offline, dtype: opts.dtype });
-    // Loading starts the monolithic graph unless block-wise execution is forced.
+    // Before anything is compiled: the execution that will start (auto: the smaller estimate, block-wise with
+    // its weights streamed where they would not fit kept).
     checkMemory(model.config, { tokens: 1, batch: 1 }, `Loading ${model.ref}`, {
       onnxPath: model.onnxPath,
-      execution: opts.execution === 'blockwise' ? 'blockwise' : 'monolithic',
+      execution: opts.execution ?? 'auto',
     });
     const tokenizer = await loadTokenizer(model);
     const rule = opts.rule ?? 'attnlrp';
-    const compiled = await compileModelFile(model.onnxPath, { mode: rule }, opts.cache ?? true);
-    const runners = await RelevanceRunners.create(model, compiled, { mode: rule }, opts);
-    const inputs = compiled.info.inputs;
-    return new AttributionEngine(model, tokenizer, runners, compiled.info, inputs, rule, {
+    const runners = await RelevanceRunners.load(model, { mode: rule }, opts);
+    const { info, compileMs, fromCache } = runners.first;
+    return new AttributionEngine(model, tokenizer, runners, info, info.inputs, rule, {
       loadMs: performance.now() - t0,
-      compileMs: compiled.compileMs,
-      compiledFromCache: compiled.fromCache,
+      compileMs,
+      compiledFromCache: fromCache,
     });
   }
 

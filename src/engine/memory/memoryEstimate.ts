@@ -30,6 +30,13 @@ const BASE = 100 * MiB;
  * Block-wise: the engine's one copy fed to every block's graph (plus the model's bytes when embedded).
  */
 const WEIGHT_COPIES = { monolithic: { embedded: 3.35, external: 2.2 }, blockwise: { embedded: 2.2, external: 1.15 } };
+/**
+ * Block-wise with weights streamed (runtime/weightStreaming.ts): bytes held per float32 byte of the largest set of
+ * weights held at once (one block's, or the embedding / LM head; a tied embedding is held throughout) — the
+ * weights, the pool of dropped buffers kept for the next block's, and what is being widened. Measured on the ~3B
+ * fp16 shape (docs/blockwise.md): 1.20 GB peak at 128 tokens, 1.91 GB at 512, with 0.46 GB held at once.
+ */
+const STREAMED_COPIES = 2.5;
 /** Copies of each [heads, T, T] attention tensor one block keeps (scores, probabilities, their relevance). */
 const PER_ATTENTION = 3.5;
 /** Values kept per token and block, per unit of hidden size and of MLP width. */
@@ -67,6 +74,8 @@ export interface RunShape {
   statistics?: boolean;
   /** Default monolithic. */
   execution?: EstimatedExecution;
+  /** Block-wise: the weights are read per block and dropped after it (only one block's are held). */
+  streamedWeights?: boolean;
 }
 
 export interface MemoryEstimate {
@@ -109,6 +118,13 @@ export function parameterCounts(d: ModelDims): { prunable: number; total: number
   return { prunable, total: prunable + d.vocab * d.hidden * (d.tied ? 1 : 2) };
 }
 
+/** Float32 bytes of the most weights a streamed block-wise run holds at once: a block's or the embedding's, plus a tied embedding. */
+export function streamedWeightBytes(d: ModelDims, elementBytes = d.elementBytes ?? 4): number {
+  const embedding = d.vocab * d.hidden * elementBytes;
+  const block = (parameterCounts(d).prunable / d.layers) * elementBytes;
+  return Math.max(block, embedding) + (d.tied ? embedding : 0);
+}
+
 /** The estimate for one execution (default monolithic). */
 export function estimateMemory(d: ModelDims, shape: RunShape): MemoryEstimate {
   const e = d.elementBytes ?? 4;
@@ -129,7 +145,9 @@ export function estimateMemory(d: ModelDims, shape: RunShape): MemoryEstimate {
           statistics: 2 * sums,
         }
       : {
-          weights: weightBytes * WEIGHT_COPIES.blockwise[external ? 'external' : 'embedded'],
+          weights: shape.streamedWeights
+            ? streamedWeightBytes(d, e) * STREAMED_COPIES
+            : weightBytes * WEIGHT_COPIES.blockwise[external ? 'external' : 'embedded'],
           activations: block + stream + logits,
           statistics: sums + sums / d.layers,
         };
@@ -144,8 +162,9 @@ export function estimateExecutions(
   batch: number,
   tokens: number,
   statistics = false,
+  streamedWeights = false,
 ): { monolithicBytes: number; blockwiseBytes: number } {
-  const at = (execution: EstimatedExecution) => estimateMemory(d, { batch, tokens, statistics, execution }).bytes;
+  const at = (execution: EstimatedExecution) => estimateMemory(d, { batch, tokens, statistics, execution, streamedWeights }).bytes;
   return { monolithicBytes: at('monolithic'), blockwiseBytes: at('blockwise') };
 }
 

@@ -8,7 +8,8 @@ import { freemem } from 'node:os';
 import { LrpLensError } from '../errors';
 import { formatBytes } from '../formatBytes';
 import type { ModelConfig } from '../runtime/model';
-import { dimsFromConfig, estimateMemory, modelFiles } from './memoryEstimate';
+import { streamWeights } from '../runtime/weightStreaming';
+import { dimsFromConfig, estimateMemory, modelFiles, parameterCounts } from './memoryEstimate';
 import type { EstimatedExecution, MemoryEstimate, RunShape } from './memoryEstimate';
 
 export interface GuardSettings {
@@ -63,8 +64,12 @@ export function estimateRun(config: ModelConfig, shape: RunShape, opts: GuardOpt
   const files = opts.onnxPath && existsSync(opts.onnxPath) ? modelFiles(opts.onnxPath) : undefined;
   const d = files ? { ...dims, externalData: files.externalData } : dims;
   const execution = shape.execution ?? opts.execution ?? 'auto';
-  if (execution !== 'auto') return estimateMemory(d, { ...shape, execution });
-  const [mono, block] = (['monolithic', 'blockwise'] as const).map((x) => estimateMemory(d, { ...shape, execution: x }));
+  // Block-wise streams the weights past half the limit (as the runner will): only one block's are held.
+  const weightBytes = Math.max(files?.bytes ?? 0, parameterCounts(d).total * (d.elementBytes ?? 4));
+  const streamed = shape.streamedWeights ?? streamWeights(weightBytes, availableMemory().bytes).stream;
+  const at = (x: EstimatedExecution) => estimateMemory(d, { ...shape, execution: x, streamedWeights: x === 'blockwise' && streamed });
+  if (execution !== 'auto') return at(execution);
+  const [mono, block] = [at('monolithic'), at('blockwise')];
   return block.bytes < mono.bytes ? block : mono;
 }
 

@@ -8,6 +8,8 @@ import { LrpLensError } from '../errors';
 import { availableMemory, memoryGuardForced } from '../memory/memoryGuard';
 import { estimateExecutions } from '../memory/memoryEstimate';
 import type { ModelDims } from '../memory/memoryEstimate';
+import { streamWeights } from './weightStreaming';
+import type { StreamingDecision } from './weightStreaming';
 
 export type Execution = 'monolithic' | 'blockwise';
 export type ExecutionChoice = Execution | 'auto';
@@ -31,6 +33,8 @@ export interface ModelShape {
   externalData?: boolean;
   /** Weight-relevance statistics are accumulated (pruning): their sums count too. */
   statistics?: boolean;
+  /** The LM head shares the embedding (default true: a streamed run then holds it throughout). */
+  tied?: boolean;
 }
 
 export interface MemoryEstimate {
@@ -44,6 +48,8 @@ export interface ExecutionDecision {
   reason: string;
   estimate: MemoryEstimate;
   limitBytes: number;
+  /** Block-wise: whether its weights are read per block (the estimate counts one block's) or kept. */
+  weights?: StreamingDecision;
 }
 
 export function dimsOfShape(m: ModelShape): ModelDims {
@@ -55,16 +61,25 @@ export function dimsOfShape(m: ModelShape): ModelDims {
     kvHeads: m.kvHeads ?? m.heads,
     vocab: m.vocab,
     gated: m.gated ?? true,
-    tied: true,
+    tied: m.tied ?? true,
     weightBytes: m.weightBytes,
     externalData: m.externalData,
     elementBytes: m.elementBytes,
   };
 }
 
-/** Both executions' estimates for a batch of `batch` rows of `seq` tokens. */
-export function estimateMemory(m: ModelShape, batch: number, seq: number): MemoryEstimate {
-  return estimateExecutions(dimsOfShape(m), batch, seq, m.statistics);
+/**
+ * Both executions' estimates for a batch of `batch` rows of `seq` tokens; block-wise with the weights streamed
+ * when the limit says they will be (weightStreaming.ts), so that only one block's count.
+ */
+export function estimateMemory(m: ModelShape, batch: number, seq: number, limitBytes?: number): MemoryEstimate {
+  const streamed = limitBytes !== undefined && weightStreaming(m, limitBytes).stream;
+  return estimateExecutions(dimsOfShape(m), batch, seq, m.statistics, streamed);
+}
+
+/** Whether block-wise execution streams this model's weights under a limit (the runner is told the same). */
+export function weightStreaming(m: ModelShape, limitBytes: number): StreamingDecision {
+  return streamWeights(m.weightBytes, limitBytes);
 }
 
 /** The memory a run may use: the memory guard's (--memory-limit / LRP_LENS_MEMORY_LIMIT, the cgroup, what is available). */
@@ -86,9 +101,13 @@ export function chooseExecution(
   limitBytes = memoryLimitBytes(),
   blockwiseAvailable: string | true = true,
 ): ExecutionDecision {
-  const estimate = estimateMemory(shape, batch, seq);
+  const estimate = estimateMemory(shape, batch, seq, limitBytes);
   const at = `${batch} × ${seq} tokens`;
-  const decide = (execution: Execution, reason: string): ExecutionDecision => ({ execution, reason, estimate, limitBytes });
+  const weights = weightStreaming(shape, limitBytes);
+  const decide = (execution: Execution, reason: string): ExecutionDecision =>
+    execution === 'monolithic'
+      ? { execution, reason, estimate, limitBytes }
+      : { execution, reason: `${reason}; weights ${weights.reason}`, estimate, limitBytes, weights };
   const fits = (b: number) => b <= limitBytes;
   if (requested === 'monolithic')
     return decide('monolithic', `forced (--execution monolithic); estimate ${gb(estimate.monolithicBytes)} at ${at}`);
@@ -126,7 +145,7 @@ function longestFitting(shape: ModelShape, batch: number, limit: number, key: ke
   let hi = 1 << 20;
   while (lo < hi) {
     const mid = Math.ceil((lo + hi) / 2);
-    if (estimateMemory(shape, batch, mid)[key] <= limit) lo = mid;
+    if (estimateMemory(shape, batch, mid, limit)[key] <= limit) lo = mid;
     else hi = mid - 1;
   }
   return lo;

@@ -137,7 +137,8 @@ export async function inspectModel(ref: string, opts: { offline?: boolean } = {}
     devices: { cpu: true, cuda: cudaStatus().installed },
   };
   try {
-    const canonical = canonicalize(graph);
+    // Deferred: shapes are all the report needs; fp16 / quantised weights are not widened for the whole model.
+    const canonical = canonicalize(graph, { deferWeights: true });
     report.rewrites = canonical.rewrites;
     const shapes = await probeShapes(canonical.graph);
     const blocks = analyseBlocks(canonical.graph, analysePatterns(canonical.graph, shapes, 'attnlrp'));

@@ -2,14 +2,19 @@
  * The relevance pass of one compiled model in either execution: the monolithic graph's session, or the
  * block-wise runner (compiled on first use). Both take the same feeds and return the same outputs; which one
  * runs a batch is `chooseExecution`'s call. Only one holds the weights at a time: switching releases the other.
+ * `load` decides from the model's sizes (config.json) before compiling anything, and compiles only what runs:
+ * a model whose monolithic graph cannot fit (a big fp16 model, whose widened weights that graph would hold)
+ * goes block-wise with its weights read per block, and the monolithic graph is compiled when a batch picks it.
  */
 import { readModel } from '../onnx/io';
 import { LrpLensError } from '../errors';
 import type { CompileOptions } from '../relevance/compiler';
+import type { CompiledInfo } from '../relevance/compiler';
+import { compileModelFile } from './compile';
 import type { CompiledModel } from './compile';
 import { BlockwiseRunner, compileBlockwise } from './blockwise';
-import type { OutputSink } from './blockwise';
-import { chooseExecution, memoryLimitBytes } from './execution';
+import type { BlockwiseModel, OutputSink } from './blockwise';
+import { chooseExecution, memoryLimitBytes, weightStreaming } from './execution';
 import type { Execution, ExecutionChoice, ExecutionDecision, ModelShape } from './execution';
 import type { ModelFolder } from './model';
 import { dimsFromConfig, modelFiles, parameterCounts } from '../memory/memoryEstimate';
@@ -35,6 +40,17 @@ export interface RunnersOptions {
    * session would hold a second copy of the weights while the block-wise one compiles).
    */
   expect?: { batch: number; seq: number };
+  /** Reuse / write the compiled monolithic graph's disk cache (default true; `load` only). */
+  cache?: boolean;
+}
+
+type RunnersModel = Pick<ModelFolder, 'onnxPath'> & Partial<Pick<ModelFolder, 'config'>>;
+
+/** What was compiled first, and how long it took (the monolithic graph may come from the disk cache). */
+export interface FirstCompile {
+  info: CompiledInfo;
+  compileMs: number;
+  fromCache: boolean;
 }
 
 export class RelevanceRunners {
@@ -45,15 +61,55 @@ export class RelevanceRunners {
 
   private constructor(
     private readonly onnxPath: string,
-    private readonly compiled: CompiledModel,
+    /** The monolithic graph, compiled (or read from the cache) when a batch first picks it. */
+    private compiled: CompiledModel | undefined,
     private readonly compileOptions: CompileOptions,
     private readonly shape: ModelShape,
     private readonly opts: RunnersOptions,
+    readonly first: FirstCompile,
   ) {}
+
+  /** The compiled graph's description (inputs, outputs, sizes): the same for either execution. */
+  get info(): CompiledInfo {
+    return this.first.info;
+  }
+
+  /**
+   * Decide before compiling: from config.json's sizes, the execution the expected batch (else one token) would
+   * run; refused with 'out-of-memory' here when none fits. Block-wise: only the block-wise plan is compiled (no
+   * weight widened for the whole model). Otherwise, or without the sizes, the monolithic graph as `create`.
+   */
+  static async load(model: RunnersModel, compileOptions: CompileOptions, opts: RunnersOptions = {}): Promise<RelevanceRunners> {
+    const early = model.config && opts.execution !== 'monolithic' ? shapeFromConfig(model, !!compileOptions.weightRelevance) : undefined;
+    if (early) {
+      const at = opts.expect ?? { batch: 1, seq: 1 };
+      const limit = opts.memoryLimitBytes ?? memoryLimitBytes();
+      if (chooseExecution(opts.execution ?? 'auto', early, 1, at.seq, limit).execution === 'blockwise') {
+        const t0 = performance.now();
+        const bw = await compileBlockwise(readModel(model.onnxPath), compileOptions);
+        if (bw.ok) return RelevanceRunners.startBlockwise(model, bw, compileOptions, opts, performance.now() - t0);
+      }
+    }
+    return RelevanceRunners.create(model, await compileModelFile(model.onnxPath, compileOptions, opts.cache ?? true), compileOptions, opts);
+  }
+
+  private static async startBlockwise(
+    model: RunnersModel,
+    bw: BlockwiseModel,
+    compileOptions: CompileOptions,
+    opts: RunnersOptions,
+    compileMs: number,
+  ): Promise<RelevanceRunners> {
+    const shape = modelShape(model, bw.info, !!compileOptions.weightRelevance);
+    const r = new RelevanceRunners(model.onnxPath, undefined, compileOptions, shape, opts, { info: bw.info, compileMs, fromCache: false });
+    r.fitting = opts.expect ? r.fittingBatch(opts.expect.batch, opts.expect.seq) : 1;
+    await r.hold('blockwise', () => r.startBlockwiseRunner(bw));
+    return r;
+  }
 
   /** The monolithic session starts at once unless block-wise execution is forced or expected (short prompts need no more). */
   static async create(
-    model: Pick<ModelFolder, 'onnxPath'> & Partial<Pick<ModelFolder, 'config'>>,
+    model: RunnersModel,
     compiled: CompiledModel,
     compileOptions: CompileOptions,
     opts: RunnersOptions = {},
@@ -62,8 +118,13 @@ export class RelevanceRunners {
       model.onnxPath,
       compiled,
       compileOptions,
-      modelShape(model, compiled, !!compileOptions.weightRelevance),
+      modelShape(model, compiled.info, !!compileOptions.weightRelevance),
       opts,
+      {
+        info: compiled.info,
+        compileMs: compiled.compileMs,
+        fromCache: compiled.fromCache,
+      },
     );
     const at = opts.expect ? { ...opts.expect, batch: r.fittingBatch(opts.expect.batch, opts.expect.seq) } : { batch: 1, seq: 1 };
     r.fitting = at.batch;
@@ -123,7 +184,11 @@ export class RelevanceRunners {
   async runner(execution: Execution): Promise<RelevanceRunner | undefined> {
     if (this.current?.execution === execution) return this.current.runner;
     const device = { device: this.opts.device, strictDevice: this.opts.strictDevice };
-    if (execution === 'monolithic') return this.hold(execution, async () => monolithic(await Session.create(this.compiled.path, device)));
+    if (execution === 'monolithic')
+      return this.hold(execution, async () => {
+        this.compiled ??= await compileModelFile(this.onnxPath, this.compileOptions, this.opts.cache ?? true);
+        return monolithic(await Session.create(this.compiled.path, device));
+      });
     // The monolithic session goes first: its weights and the block-wise compile need not be held together.
     await this.release();
     const bw = await compileBlockwise(readModel(this.onnxPath), this.compileOptions);
@@ -131,7 +196,18 @@ export class RelevanceRunners {
       this.blockwiseRefused = bw.reason;
       return undefined;
     }
-    return this.hold(execution, () => BlockwiseRunner.create(bw, { ...device, memoryLimitBytes: this.opts.memoryLimitBytes }));
+    return this.hold(execution, () => this.startBlockwiseRunner(bw));
+  }
+
+  /** The weights are streamed exactly when the estimate counted them streamed (one decision, from the same sizes). */
+  private startBlockwiseRunner(bw: BlockwiseModel): Promise<BlockwiseRunner> {
+    const limit = this.opts.memoryLimitBytes ?? memoryLimitBytes();
+    return BlockwiseRunner.create(bw, {
+      device: this.opts.device,
+      strictDevice: this.opts.strictDevice,
+      memoryLimitBytes: limit,
+      streamWeights: weightStreaming(this.shape, limit).stream,
+    });
   }
 
   /** Only one execution holds the weights at a time: the other is released first. */
@@ -167,13 +243,29 @@ function monolithic(session: Session): RelevanceRunner {
   };
 }
 
+/** Sizes for the memory estimate from config.json and the weight files alone (nothing compiled yet); undefined without them. */
+function shapeFromConfig(model: RunnersModel, statistics: boolean): ModelShape | undefined {
+  const dims = model.config && dimsFromConfig(model.config);
+  if (!dims) return undefined;
+  const files = modelFiles(model.onnxPath);
+  return {
+    layers: dims.layers,
+    heads: dims.heads,
+    hidden: dims.hidden,
+    neurons: dims.ffn,
+    vocab: dims.vocab,
+    weightBytes: Math.max(files.bytes, parameterCounts(dims).total * 4),
+    elementBytes: 4,
+    kvHeads: dims.kvHeads,
+    gated: dims.gated,
+    tied: dims.tied,
+    externalData: files.externalData,
+    statistics,
+  };
+}
+
 /** Sizes for the memory estimate: the compiled model's, config.json's, the weight files'. */
-function modelShape(
-  model: Pick<ModelFolder, 'onnxPath'> & Partial<Pick<ModelFolder, 'config'>>,
-  compiled: CompiledModel,
-  statistics: boolean,
-): ModelShape {
-  const { info } = compiled;
+function modelShape(model: RunnersModel, info: CompiledInfo, statistics: boolean): ModelShape {
   const c = model.config ?? {};
   const dims = dimsFromConfig(c);
   const neurons = info.neurons ?? dims?.ffn ?? 4 * 1024;
@@ -191,6 +283,7 @@ function modelShape(
     elementBytes,
     kvHeads: dims?.kvHeads,
     gated: dims?.gated,
+    tied: dims?.tied,
     externalData: files.externalData,
     statistics,
   };
