@@ -11,9 +11,10 @@ const MiB = 2 ** 20;
 
 describe('memory estimate', () => {
   for (const m of MEASURED) {
-    const what = `${m.model}, ${m.execution}${m.statistics ? ' with statistics' : ''}, ${m.tokens} tokens`;
+    const what = `${m.model}, ${m.execution}${m.statistics ? ' with statistics' : ''}${m.streamedWeights ? ', weights streamed' : ''}, ${m.tokens} tokens`;
     it(`${what}: measured ${(m.peakMiB / 1024).toFixed(2)} GiB, estimate within +0 … +25 %`, () => {
-      const est = estimateMemory(m.dims, { tokens: m.tokens, batch: 1, execution: m.execution, statistics: m.statistics }).bytes / MiB;
+      const shape = { tokens: m.tokens, batch: 1, execution: m.execution, statistics: m.statistics, streamedWeights: m.streamedWeights };
+      const est = estimateMemory(m.dims, shape).bytes / MiB;
       const ratio = est / m.peakMiB;
       assert.ok(ratio >= 1 && ratio <= 1.25, `estimate ${est.toFixed(0)} MiB = ${ratio.toFixed(3)} × measured ${m.peakMiB.toFixed(0)} MiB`);
     });
