@@ -12,6 +12,7 @@ import type { AttributionResult } from '../../src/engine/attribution/result';
 import { LrpLensError } from '../../src/engine/errors';
 import { setMemoryGuard } from '../../src/engine/memory/memoryGuard';
 import { writeModelWithExternalData } from '../../src/engine/onnx/io';
+import { inspectModel } from '../../src/engine/runtime/inspect';
 import { buildLlamaLike } from '../fixtures/torchExports';
 import type { SyntheticConfig } from '../fixtures/torchExports';
 import { toHalf } from '../fixtures/exportVariants';
@@ -85,6 +86,15 @@ describe('attribution with weights read per block through the engine (fp16, exte
       assert.equal(a.length, b.length, key);
       assert.ok(relErr(a, b) <= 1e-5, `${key}: relative error ${relErr(a, b)}`);
     }
+  });
+
+  it('inspect counts the fp16 weights as the float32 they are held as, and says they would be streamed', async () => {
+    setMemoryGuard({ limit: 200 * MiB });
+    const report = await inspectModel(dir);
+    assert.equal(report.attribution.supported, true, report.attribution.reason ?? '');
+    const first = report.execution!.choices[0];
+    assert.equal(first.execution, 'blockwise');
+    assert.match(first.reason, /weights streamed per block: the weights' 0\.1 GB as float32/);
   });
 
   it('a limit nothing fits is refused before anything is compiled or read', async () => {

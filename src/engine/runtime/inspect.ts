@@ -143,7 +143,7 @@ export async function inspectModel(ref: string, opts: { offline?: boolean } = {}
     const shapes = await probeShapes(canonical.graph);
     const blocks = analyseBlocks(canonical.graph, analysePatterns(canonical.graph, shapes, 'attnlrp'));
     const { info } = compileRelevance(canonical.graph, shapes, canonical.weightOrigins, {});
-    report.execution = executionReport(report, info, blocks.ok ? true : blocks.reason);
+    report.execution = executionReport(report, info, blocks.ok ? true : blocks.reason, c.tie_word_embeddings !== false);
     report.attribution = {
       supported: true,
       reason: null,
@@ -160,7 +160,7 @@ export async function inspectModel(ref: string, opts: { offline?: boolean } = {}
 }
 
 /** Which execution `auto` would pick for one prompt of a few lengths, and the estimates behind it. */
-function executionReport(r: ModelReport, info: CompiledInfo, blockwise: true | string): ModelReport['execution'] {
+function executionReport(r: ModelReport, info: CompiledInfo, blockwise: true | string, tied: boolean): ModelReport['execution'] {
   const limitBytes = memoryLimitBytes();
   const shape = {
     layers: info.layers,
@@ -168,10 +168,12 @@ function executionReport(r: ModelReport, info: CompiledInfo, blockwise: true | s
     hidden: r.hiddenSize ?? Math.round((info.neurons ?? 4096) / 4),
     neurons: info.neurons ?? 4096,
     vocab: info.vocabSize,
-    weightBytes: r.model.bytes + (r.externalData?.bytes ?? 0),
+    // Held as float32 whatever the file's precision (fp16 and quantised weights are widened).
+    weightBytes: Math.max(r.model.bytes + (r.externalData?.bytes ?? 0), r.parameters * 4),
     elementBytes: info.dtype === 'float64' ? 8 : 4,
     kvHeads: r.kvHeads ?? undefined,
     externalData: !!r.externalData,
+    tied,
   };
   const context = r.maxPositions ?? 4096;
   const lengths = [...new Set([512, 2048, context].filter((n) => n <= context))].sort((a, b) => a - b);
