@@ -21,6 +21,7 @@ import { benchCircuit, benchCollection, benchQuality, circuitTable, collectionTa
 import { markdownTable } from '../src/cli/common';
 import { runBenchChild } from './child';
 import { benchBlockwise, blockwiseTable, registerBenchBlockwise } from './blockwise';
+import { benchStreamed, registerBenchStreamed, streamedTable, type StreamedRow } from './streamedWeights';
 import type { BlockwiseBenchRow } from './blockwise';
 import { benchLongCollection, longCollectionTable, registerBenchLongCollection } from './longCollection';
 import type { LongCollectionRow } from './longCollection';
@@ -269,6 +270,13 @@ function buildBenchProgram(): Command {
       [2048],
     )
     .option('--no-long-collect', 'skip the long-window pruning statistics')
+    .option(
+      '--streamed <list>',
+      'lengths for block-wise attribution with weights read per block on a ~3B fp16 model (bench/streamedWeights.ts)',
+      (v: string) => v.split(',').map(Number),
+      [512],
+    )
+    .option('--no-streamed', 'skip the weights-per-block benchmark (it builds a 6.4 GB model)')
     .action(
       async (o: {
         model?: string[];
@@ -277,6 +285,7 @@ function buildBenchProgram(): Command {
         pruning: boolean;
         blockwise: number[] | false;
         longCollect: number[] | false;
+        streamed: number[] | false;
         seqLen: number[];
         reps: number;
         json?: string;
@@ -291,6 +300,7 @@ function buildBenchProgram(): Command {
         let largeAttribution: LargeAttributionRow[] | undefined;
         let blockwise: BlockwiseBenchRow[] | undefined;
         let longCollection: LongCollectionRow[] | undefined;
+        let streamed: StreamedRow[] | undefined;
         try {
           const shared = resolve(__dirname, '..', '..', 'shared', 'models', 'stories260k');
           const models = o.model ?? (existsSync(shared) ? [shared] : []);
@@ -333,6 +343,7 @@ function buildBenchProgram(): Command {
               limitMb: 10240,
               dir: join(work, 'qwen-shaped'),
             });
+          if (o.streamed) streamed = await benchStreamed({ seqLen: o.streamed, limitMb: 14336, dir: join(work, 'llama-3b-fp16') });
         } finally {
           rmSync(work, { recursive: true, force: true });
         }
@@ -373,6 +384,10 @@ function buildBenchProgram(): Command {
           console.log(
             `\npruning statistics on long windows, Qwen2-0.5B-shaped (387M, external data): LRP weight relevance (auto execution) vs Wanda, whole process, one run, killed past 10 GB:\n${longCollectionTable(longCollection)}`,
           );
+        if (streamed)
+          console.log(
+            `\nweights read per block, ~3B Llama-shaped fp16 model (external data), block-wise attribution with streamed weights vs a plain forward, whole process, killed past 14 GB:\n${streamedTable(streamed)}`,
+          );
         if (o.json) {
           mkdirSync(dirname(resolve(o.json)), { recursive: true });
           writeFileSync(
@@ -390,6 +405,7 @@ function buildBenchProgram(): Command {
                 largeAttribution,
                 blockwise,
                 longCollection,
+                streamed,
               },
               null,
               2,
@@ -403,6 +419,7 @@ function buildBenchProgram(): Command {
   registerBenchCollect(program);
   registerBenchBlockwise(program);
   registerBenchLongCollection(program);
+  registerBenchStreamed(program);
   program.command('build-large', { hidden: true }).requiredOption('--out <dir>').action(buildLarge);
 
   program

@@ -9,11 +9,8 @@
  *   const compiled = await compileBlockwise(readModel(path), { mode: 'attnlrp' });
  *   if (compiled.ok) { const runner = await BlockwiseRunner.create(compiled); const out = await runner.run(feeds); }
  */
-import type { onnx } from 'onnx-proto';
 import type { Graph } from '../onnx/graph';
 import { inputSpecs } from '../onnx/graph';
-import { dtypeOf, tensorDims } from '../onnx/tensor';
-import { isExternal, readExternalBytes } from '../onnx/externalData';
 import { canonicalize } from '../relevance/canonicalize';
 import { compileRelevance } from '../relevance/compiler';
 import { IO } from '../relevance/ioNames';
@@ -24,8 +21,14 @@ import { SplitError, splitCompiled } from '../relevance/split';
 import type { BlockwisePlan, SegmentGraph } from '../relevance/split';
 import { LrpLensError } from '../errors';
 import { probeShapes } from './probe';
-import { Session, hostTensor } from './session';
+import { Session } from './session';
 import type { Device, Feeds, HostTensor } from './session';
+import { WeightStore } from './weightStore';
+import { dropSchedule, streamWeights } from './weightStreaming';
+import type { StreamingDecision } from './weightStreaming';
+import { memoryLimitBytes } from './execution';
+
+export { WeightStore } from './weightStore';
 
 export interface BlockwiseModel {
   plan: BlockwisePlan;
@@ -35,9 +38,13 @@ export interface BlockwiseModel {
 
 export type BlockwiseCompile = ({ ok: true } & BlockwiseModel) | { ok: false; reason: string };
 
-/** Canonicalise, probe, compile with cuts at the residual stream, and split; or say why the model cannot be split. */
+/**
+ * Canonicalise, probe, compile with cuts at the residual stream, and split; or say why the model cannot be split.
+ * No weight is read: external data stays in its file and derived float32 weights (fp16, quantised) stay
+ * recipes, until the runner's weight store reads them per segment.
+ */
 export async function compileBlockwise(graph: Graph, options: CompileOptions = {}): Promise<BlockwiseCompile> {
-  const canonical = canonicalize(graph);
+  const canonical = canonicalize(graph, { deferWeights: true });
   const g = canonical.graph;
   const shapes = await probeShapes(g);
   const patterns = analysePatterns(g, shapes, options.mode ?? 'attnlrp');
@@ -63,62 +70,12 @@ export async function compileBlockwise(graph: Graph, options: CompileOptions = {
   return { ok: true, plan, info, weights };
 }
 
-/**
- * The weights the segment graphs read, as tensors over the model's own bytes where they can be (embedded,
- * aligned float32), read from the data file otherwise. One copy serves every graph.
- */
-export class WeightStore {
-  private cache = new Map<string, HostTensor>();
-
-  constructor(
-    private readonly tensors: Map<string, onnx.ITensorProto>,
-    private readonly dir: string | undefined,
-  ) {}
-
-  get names(): string[] {
-    return [...this.tensors.keys()];
-  }
-
-  get bytes(): number {
-    let n = 0;
-    for (const t of this.tensors.values()) n += tensorDims(t).reduce((a, b) => a * b, 1) * (dtypeOf(t.dataType ?? 0) === 'float64' ? 8 : 4);
-    return n;
-  }
-
-  tensor(name: string): HostTensor {
-    const hit = this.cache.get(name);
-    if (hit) return hit;
-    const t = this.tensors.get(name);
-    if (!t) throw new LrpLensError('unsupported-graph', `Block-wise execution needs weight '${name}', which the model does not hold.`);
-    const data = values(t, this.dir);
-    // A view of the weight's bytes, not a copy.
-    const value = data instanceof Float32Array ? hostTensor('float32', data, tensorDims(t)) : hostTensor('float64', data, tensorDims(t));
-    this.cache.set(name, value);
-    return value;
-  }
-
-  /** Forget weights (streaming a model larger than memory block by block). */
-  drop(names: Iterable<string>): void {
-    for (const n of names) this.cache.delete(n);
-  }
-}
-
-function values(t: onnx.ITensorProto, dir: string | undefined): Float32Array | Float64Array {
-  const dtype = dtypeOf(t.dataType ?? 0);
-  const wide = dtype === 'float64';
-  if (dtype !== 'float32' && dtype !== 'float64')
-    throw new LrpLensError('unsupported-graph', `Weight '${t.name}' is ${dtype}; block-wise execution feeds float32 or float64 weights.`);
-  const raw = isExternal(t) ? readExternalBytes(t, dir ?? '.') : t.rawData && t.rawData.length ? t.rawData : undefined;
-  if (!raw) return wide ? Float64Array.from(t.doubleData ?? []) : Float32Array.from(t.floatData ?? []);
-  const size = wide ? 8 : 4;
-  const buffer = raw.byteOffset % size === 0 ? raw.buffer : (raw.slice().buffer as ArrayBuffer);
-  const offset = raw.byteOffset % size === 0 ? raw.byteOffset : 0;
-  return wide ? new Float64Array(buffer, offset, raw.byteLength / 8) : new Float32Array(buffer, offset, raw.byteLength / 4);
-}
-
 export interface RunnerOptions {
   device?: Device;
   strictDevice?: boolean;
+  /** Stream the weights per segment (true) or keep them (false); by default decided by the memory limit. */
+  streamWeights?: boolean;
+  memoryLimitBytes?: number;
 }
 
 /**
@@ -141,11 +98,17 @@ export class BlockwiseRunner {
     private readonly sessions: Map<string, Session>,
     readonly device: Device,
     readonly warnings: string[],
+    /** Whether the weights are read per segment and dropped after it, and why. */
+    readonly weightStreaming: StreamingDecision,
   ) {
     const { plan } = model;
     const graphs = [...plan.forward, ...plan.backward, plan.assembly].filter((s): s is SegmentGraph => !!s);
     this.read = new Set(graphs.flatMap((g) => g.inputs.filter((i) => i.from.kind === 'tensor').map((i) => i.from.name)));
+    if (weightStreaming.stream) this.dropAfter = dropSchedule(model.plan);
   }
+
+  /** Weights to drop after each graph (streaming only). */
+  private readonly dropAfter?: Map<SegmentGraph, string[]>;
 
   static async create(model: BlockwiseModel, opts: RunnerOptions = {}): Promise<BlockwiseRunner> {
     const { plan } = model;
@@ -166,7 +129,8 @@ export class BlockwiseRunner {
       for (const s of sessions.values()) await s.release();
       throw err;
     }
-    return new BlockwiseRunner(model, sessions, device, [...warnings]);
+    const streaming = streamWeights(model.weights.bytes, opts.memoryLimitBytes ?? memoryLimitBytes(), opts.streamWeights);
+    return new BlockwiseRunner(model, sessions, device, [...warnings], streaming);
   }
 
   get info(): CompiledInfo {
@@ -218,6 +182,7 @@ export class BlockwiseRunner {
     }
     const out = await this.sessions.get(seg.key)!.run(inputs);
     for (const { name, tensor } of seg.outputs) tensors.set(tensor, out[name]);
+    if (this.dropAfter) this.model.weights.drop(this.dropAfter.get(seg) ?? []);
   }
 
   async release(): Promise<void> {
