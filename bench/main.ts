@@ -264,19 +264,19 @@ function buildBenchProgram(): Command {
     )
     .option('--no-blockwise', 'skip the block-wise benchmark')
     .option(
-      '--streamed <list>',
-      'lengths for block-wise attribution with weights read per block on a ~3B fp16 model (bench/streamedWeights.ts)',
-      (v: string) => v.split(',').map(Number),
-      [512],
-    )
-    .option('--no-streamed', 'skip the weights-per-block benchmark (it builds a 6.4 GB model)')
-    .option(
       '--long-collect <list>',
       'window lengths for pruning statistics (LRP vs Wanda) on the Qwen2-0.5B-shaped model (bench/longCollection.ts)',
       (v: string) => v.split(',').map(Number),
       [2048],
     )
     .option('--no-long-collect', 'skip the long-window pruning statistics')
+    .option(
+      '--streamed <list>',
+      'lengths for block-wise attribution with weights read per block on a ~3B fp16 model (bench/streamedWeights.ts)',
+      (v: string) => v.split(',').map(Number),
+      [512],
+    )
+    .option('--no-streamed', 'skip the weights-per-block benchmark (it builds a 6.4 GB model)')
     .action(
       async (o: {
         model?: string[];
@@ -284,8 +284,8 @@ function buildBenchProgram(): Command {
         large: boolean;
         pruning: boolean;
         blockwise: number[] | false;
-        streamed: number[] | false;
         longCollect: number[] | false;
+        streamed: number[] | false;
         seqLen: number[];
         reps: number;
         json?: string;
@@ -299,8 +299,8 @@ function buildBenchProgram(): Command {
         let large: LargeCompileRow | undefined;
         let largeAttribution: LargeAttributionRow[] | undefined;
         let blockwise: BlockwiseBenchRow[] | undefined;
-        let streamed: StreamedRow[] | undefined;
         let longCollection: LongCollectionRow[] | undefined;
+        let streamed: StreamedRow[] | undefined;
         try {
           const shared = resolve(__dirname, '..', '..', 'shared', 'models', 'stories260k');
           const models = o.model ?? (existsSync(shared) ? [shared] : []);
@@ -336,7 +336,6 @@ function buildBenchProgram(): Command {
           }
           if (o.blockwise)
             blockwise = await benchBlockwise({ seqLen: o.blockwise, monolithic: [512], limitMb: 16384, dir: join(work, 'qwen-shaped') });
-          if (o.streamed) streamed = await benchStreamed({ seqLen: o.streamed, limitMb: 14336, dir: join(work, 'llama-3b-fp16') });
           if (o.longCollect)
             longCollection = await benchLongCollection({
               seqLen: o.longCollect,
@@ -344,6 +343,7 @@ function buildBenchProgram(): Command {
               limitMb: 10240,
               dir: join(work, 'qwen-shaped'),
             });
+          if (o.streamed) streamed = await benchStreamed({ seqLen: o.streamed, limitMb: 14336, dir: join(work, 'llama-3b-fp16') });
         } finally {
           rmSync(work, { recursive: true, force: true });
         }
@@ -380,13 +380,13 @@ function buildBenchProgram(): Command {
           console.log(
             `\nblock-wise attribution, Qwen2-0.5B-shaped (387M, external data), whole process, one run, killed past 16 GB:\n${blockwiseTable(blockwise)}`,
           );
-        if (streamed)
-          console.log(
-            `\nweights read per block, ~3B Llama-shaped fp16 model (external data), block-wise attribution with streamed weights vs a plain forward, whole process, killed past 14 GB:\n${streamedTable(streamed)}`,
-          );
         if (longCollection)
           console.log(
             `\npruning statistics on long windows, Qwen2-0.5B-shaped (387M, external data): LRP weight relevance (auto execution) vs Wanda, whole process, one run, killed past 10 GB:\n${longCollectionTable(longCollection)}`,
+          );
+        if (streamed)
+          console.log(
+            `\nweights read per block, ~3B Llama-shaped fp16 model (external data), block-wise attribution with streamed weights vs a plain forward, whole process, killed past 14 GB:\n${streamedTable(streamed)}`,
           );
         if (o.json) {
           mkdirSync(dirname(resolve(o.json)), { recursive: true });
@@ -404,8 +404,8 @@ function buildBenchProgram(): Command {
                 largeCompile: large,
                 largeAttribution,
                 blockwise,
-                streamed,
                 longCollection,
+                streamed,
               },
               null,
               2,
@@ -418,8 +418,8 @@ function buildBenchProgram(): Command {
 
   registerBenchCollect(program);
   registerBenchBlockwise(program);
-  registerBenchStreamed(program);
   registerBenchLongCollection(program);
+  registerBenchStreamed(program);
   program.command('build-large', { hidden: true }).requiredOption('--out <dir>').action(buildLarge);
 
   program

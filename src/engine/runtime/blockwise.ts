@@ -104,7 +104,7 @@ export class BlockwiseRunner {
     const { plan } = model;
     const graphs = [...plan.forward, ...plan.backward, plan.assembly].filter((s): s is SegmentGraph => !!s);
     this.read = new Set(graphs.flatMap((g) => g.inputs.filter((i) => i.from.kind === 'tensor').map((i) => i.from.name)));
-    if (weightStreaming.stream) this.dropAfter = dropSchedule(plan);
+    if (weightStreaming.stream) this.dropAfter = dropSchedule(model.plan);
   }
 
   /** Weights to drop after each graph (streaming only). */
