@@ -25,7 +25,7 @@ import type { BlockwisePlan, SegmentGraph } from '../relevance/split';
 import { LrpLensError } from '../errors';
 import { probeShapes } from './probe';
 import { Session, hostTensor } from './session';
-import type { Device, Feeds, HostTensor } from './session';
+import type { Device, Feeds, HostTensor, SessionOptions } from './session';
 
 export interface BlockwiseModel {
   plan: BlockwisePlan;
@@ -119,28 +119,49 @@ function values(t: onnx.ITensorProto, dir: string | undefined): Float32Array | F
 export interface RunnerOptions {
   device?: Device;
   strictDevice?: boolean;
+  /**
+   * Memory the forward pass may spend on saving blocks' weight products so that their relevance graphs need
+   * not recompute them (SavingVariant); by default half the weights' size, which keeps block-wise peak memory
+   * within twice a plain forward's.
+   */
+  saveBytes?: number;
 }
 
-/** Runs a block-wise plan: same feeds and outputs as the monolithic relevance graph. */
+const RELEASE_ABOVE_BYTES = 32 * 2 ** 20;
+
+/** One graph of a run, and the tensors to forget after it (what only it read). */
+interface Step {
+  seg?: SegmentGraph;
+  free: string[];
+}
+
+/**
+ * Runs a block-wise plan: same feeds and outputs as the monolithic relevance graph.
+ *
+ * Sessions keep onnxruntime's CPU arena, so the runs of one block graph reuse the same memory instead of
+ * allocating (and page-faulting) every intermediate afresh: the C library keeps freed blocks of up to 32 MB for
+ * reuse, but maps and unmaps larger ones, so without an arena every attention matrix past 1,024 tokens was
+ * fresh memory, touched page by page (releaseAfterUse bounds what the arenas hold).
+ */
 export class BlockwiseRunner {
   private constructor(
     private readonly model: BlockwiseModel,
     private readonly sessions: Map<string, Session>,
+    private readonly sessionOptions: SessionOptions,
+    private readonly saveBytes: number,
     readonly device: Device,
     readonly warnings: string[],
   ) {}
 
   static async create(model: BlockwiseModel, opts: RunnerOptions = {}): Promise<BlockwiseRunner> {
-    const { plan } = model;
-    const graphs = [...plan.forward, ...plan.backward, plan.assembly].filter((s): s is SegmentGraph => !!s);
+    const sessionOptions: SessionOptions = { device: opts.device, strictDevice: opts.strictDevice, arena: true };
     const sessions = new Map<string, Session>();
     let device: Device = 'cpu';
     const warnings = new Set<string>();
     try {
-      for (const s of graphs) {
+      for (const s of allGraphs(model.plan)) {
         if (sessions.has(s.key)) continue;
-        // No arena: each session's arena would keep its own peak, and the block sessions' peaks would add up.
-        const session = await Session.create(s.bytes, { device: opts.device, strictDevice: opts.strictDevice, arena: false });
+        const session = await Session.create(s.bytes, sessionOptions);
         sessions.set(s.key, session);
         device = session.device;
         for (const w of session.warnings) warnings.add(w);
@@ -149,36 +170,65 @@ export class BlockwiseRunner {
       for (const s of sessions.values()) await s.release();
       throw err;
     }
-    return new BlockwiseRunner(model, sessions, device, [...warnings]);
+    // Created to check the device, and kept for the first run.
+    const saveBytes = opts.saveBytes ?? model.weights.bytes / 2;
+    return new BlockwiseRunner(model, sessions, { ...sessionOptions, device }, saveBytes, device, [...warnings]);
   }
 
   get info(): CompiledInfo {
     return this.model.info;
   }
 
-  /** Distinct graphs (sessions) the plan runs; blocks of the same shape share one. */
+  /** Distinct graphs (sessions) the plan may run; blocks of the same shape share one. */
   get sessionCount(): number {
-    return this.sessions.size;
+    return new Set(allGraphs(this.model.plan).map((s) => s.key)).size;
+  }
+
+  /** Blocks whose weight products the forward pass saves for this batch: the last ones, as many as the budget allows. */
+  savedBlocks(rows: number, tokens: number): Set<number> {
+    const bytes = this.model.info.dtype === 'float64' ? 8 : 4;
+    const saving = this.model.plan.saving;
+    let left = this.saveBytes;
+    const saved = new Set<number>();
+    for (let k = saving.length - 1; k >= 0; k--) {
+      const cost = (saving[k]?.elementsPerToken ?? 0) * rows * tokens * bytes;
+      if (!saving[k] || cost > left) continue;
+      saved.add(k);
+      left -= cost;
+    }
+    return saved;
   }
 
   async run(feeds: Feeds): Promise<Record<string, HostTensor>> {
-    const { plan } = this.model;
+    const [rows, tokens] = feeds.input_ids?.dims ?? [1, 1];
+    const steps = this.steps(this.savedBlocks(rows, tokens));
+    const last = new Map<string, Step>();
+    for (const step of steps) if (step.seg) last.set(step.seg.key, step);
     const tensors = new Map<string, HostTensor>();
-    for (const seg of plan.forward) if (seg) await this.exec(seg, feeds, tensors);
-    for (let k = plan.backward.length - 1; k >= 0; k--) {
-      const seg = plan.backward[k];
-      if (seg) await this.exec(seg, feeds, tensors);
-      // What only this segment read: its saved input and the gradient arriving at its output.
-      if (k >= 1) tensors.delete(plan.stream[k - 1]);
-      tensors.delete(IO.cutGrad(k));
+    for (const step of steps) {
+      if (step.seg) await this.exec(step.seg, feeds, tensors, last.get(step.seg.key) === step);
+      for (const t of step.free) tensors.delete(t);
     }
-    await this.exec(plan.assembly, feeds, tensors);
     const out: Record<string, HostTensor> = {};
-    for (const o of plan.outputs) out[o] = tensors.get(o)!;
+    for (const o of this.model.plan.outputs) out[o] = tensors.get(o)!;
     return out;
   }
 
-  private async exec(seg: SegmentGraph, feeds: Feeds, tensors: Map<string, HostTensor>): Promise<void> {
+  /** Forward graphs 0 … L, relevance graphs from the head down, then the assembly. */
+  private steps(saved: Set<number>): Step[] {
+    const { plan } = this.model;
+    const steps: Step[] = plan.forward.map((seg, k) => ({ seg: saved.has(k) ? plan.saving[k]!.forward : seg, free: [] }));
+    for (let k = plan.backward.length - 1; k >= 0; k--) {
+      const saving = saved.has(k) ? plan.saving[k] : undefined;
+      // What only this segment read: its saved input, the gradient arriving at its output, its saved products.
+      const free = [IO.cutGrad(k), ...(k >= 1 ? [plan.stream[k - 1]] : []), ...(saving?.tensors ?? [])];
+      steps.push({ seg: saving ? saving.backward : plan.backward[k], free });
+    }
+    steps.push({ seg: plan.assembly, free: [] });
+    return steps;
+  }
+
+  private async exec(seg: SegmentGraph, feeds: Feeds, tensors: Map<string, HostTensor>, lastOfSession: boolean): Promise<void> {
     const inputs: Feeds = {};
     for (const { name, from } of seg.inputs) {
       const v =
@@ -186,11 +236,35 @@ export class BlockwiseRunner {
       if (!v) throw new LrpLensError('runtime-failure', `Block-wise execution: no value for '${from.name}' (${from.kind}).`);
       inputs[name] = v;
     }
-    const out = await this.sessions.get(seg.key)!.run(inputs);
+    const session = this.sessions.get(seg.key) ?? (await Session.create(seg.bytes, this.sessionOptions));
+    this.sessions.set(seg.key, session);
+    const out = await session.run(inputs);
     for (const { name, tensor } of seg.outputs) tensors.set(tensor, out[name]);
+    if (lastOfSession && this.releaseAfterUse(feeds)) {
+      this.sessions.delete(seg.key);
+      await session.release();
+    }
+  }
+
+  /**
+   * Whether sessions give their arenas back after their last graph in a run: on the CPU, once one attention
+   * matrix of the batch passes 32 MB (1,024 tokens and 14 heads), where the arenas' peaks would add up to more
+   * than the recreation costs (tens of ms per session, and the pages touched again).
+   */
+  private releaseAfterUse(feeds: Feeds): boolean {
+    const [rows, tokens] = feeds.input_ids?.dims ?? [1, 1];
+    const bytes = this.model.info.dtype === 'float64' ? 8 : 4;
+    return this.device === 'cpu' && rows * (this.model.info.heads ?? 1) * tokens * tokens * bytes > RELEASE_ABOVE_BYTES;
   }
 
   async release(): Promise<void> {
     for (const s of this.sessions.values()) await s.release();
+    this.sessions.clear();
   }
+}
+
+/** Every graph a run may execute. */
+function allGraphs(plan: BlockwisePlan): SegmentGraph[] {
+  const saving = plan.saving.flatMap((v) => (v ? [v.forward, v.backward] : []));
+  return [...plan.forward, ...plan.backward, ...saving, plan.assembly].filter((s): s is SegmentGraph => !!s);
 }
