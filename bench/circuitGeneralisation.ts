@@ -3,6 +3,7 @@
  * circuit is found on some templates (task and template split drawn from the seed), chosen on the held-out
  * templates, and measured in-template (discovery's templates, unseen names), out-of-template (the held-out
  * templates) and on hand-written prompts of other templates and names (test/fixtures). Reported as mean ± sd.
+ * The task is the generator's whole sample space; see docs/circuits-and-correction.md for n = 120.
  */
 import { resolve } from 'node:path';
 import { PruningSession } from '../src/engine/pruning/prune';
@@ -16,6 +17,8 @@ import { markdownTable } from '../src/cli/common';
 export const GENERALISATION_METHODS: ScoreMethod[] = ['lrp', 'wanda', 'gradient', 'activation'];
 const SEEDS = [1, 2, 3, 4, 5];
 const THRESHOLD = 0.8;
+/** The pronoun generator's whole sample space (20 templates × 32 names): relevance averaged over enough samples. */
+const SAMPLES = 640;
 
 export interface GeneralisationRun {
   method: ScoreMethod;
@@ -51,7 +54,7 @@ export async function benchCircuitGeneralisation(
     const other = tokenizeTask(readTaskFile(otherPrompts, session.tokenizer), session.tokenizer);
     const denseOther = (await evaluateTask(session, other, 'logit_diff')).mean;
     for (const seed of SEEDS) {
-      const task = generateTask('pronoun', { n: 120, seed, tokenizer: session.tokenizer });
+      const task = generateTask('pronoun', { n: SAMPLES, seed, tokenizer: session.tokenizer });
       const split = splitByTemplate(tokenizeTask(task, session.tokenizer), { seed });
       const denseOut = (await evaluateTask(session, split.outOfTemplate, 'logit_diff')).mean;
       const denseIn = (await evaluateTask(session, split.inTemplate, 'logit_diff')).mean;

@@ -21,6 +21,7 @@ import { benchCircuit, benchCollection, benchQuality, circuitTable, collectionTa
 import { markdownTable } from '../src/cli/common';
 import { runBenchChild } from './child';
 import { benchBlockwise, blockwiseTable, registerBenchBlockwise } from './blockwise';
+import { benchStreamed, registerBenchStreamed, streamedTable, type StreamedRow } from './streamedWeights';
 import type { BlockwiseBenchRow } from './blockwise';
 import { benchCircuitGeneralisation, generalisationTable } from './circuitGeneralisation';
 import { benchLargeAttribution, largeAttributionTable, type LargeAttributionRow } from './largeAttribution';
@@ -260,6 +261,13 @@ function buildBenchProgram(): Command {
       [512, 2048],
     )
     .option('--no-blockwise', 'skip the block-wise benchmark')
+    .option(
+      '--streamed <list>',
+      'lengths for block-wise attribution with weights read per block on a ~3B fp16 model (bench/streamedWeights.ts)',
+      (v: string) => v.split(',').map(Number),
+      [512],
+    )
+    .option('--no-streamed', 'skip the weights-per-block benchmark (it builds a 6.4 GB model)')
     .action(
       async (o: {
         model?: string[];
@@ -267,6 +275,7 @@ function buildBenchProgram(): Command {
         large: boolean;
         pruning: boolean;
         blockwise: number[] | false;
+        streamed: number[] | false;
         seqLen: number[];
         reps: number;
         json?: string;
@@ -280,6 +289,7 @@ function buildBenchProgram(): Command {
         let large: LargeCompileRow | undefined;
         let largeAttribution: LargeAttributionRow[] | undefined;
         let blockwise: BlockwiseBenchRow[] | undefined;
+        let streamed: StreamedRow[] | undefined;
         try {
           const shared = resolve(__dirname, '..', '..', 'shared', 'models', 'stories260k');
           const models = o.model ?? (existsSync(shared) ? [shared] : []);
@@ -321,6 +331,7 @@ function buildBenchProgram(): Command {
               dir: join(work, 'qwen-shaped'),
               runs: 2,
             });
+          if (o.streamed) streamed = await benchStreamed({ seqLen: o.streamed, limitMb: 14336, dir: join(work, 'llama-3b-fp16') });
         } finally {
           rmSync(work, { recursive: true, force: true });
         }
@@ -357,6 +368,10 @@ function buildBenchProgram(): Command {
           console.log(
             `\nblock-wise attribution, Qwen2-0.5B-shaped (387M, external data), whole process, fastest of 2 runs, killed past 16 GB:\n${blockwiseTable(blockwise)}`,
           );
+        if (streamed)
+          console.log(
+            `\nweights read per block, ~3B Llama-shaped fp16 model (external data), block-wise attribution with streamed weights vs a plain forward, whole process, killed past 14 GB:\n${streamedTable(streamed)}`,
+          );
         if (o.json) {
           mkdirSync(dirname(resolve(o.json)), { recursive: true });
           writeFileSync(
@@ -373,6 +388,7 @@ function buildBenchProgram(): Command {
                 largeCompile: large,
                 largeAttribution,
                 blockwise,
+                streamed,
               },
               null,
               2,
@@ -385,6 +401,7 @@ function buildBenchProgram(): Command {
 
   registerBenchCollect(program);
   registerBenchBlockwise(program);
+  registerBenchStreamed(program);
   program.command('build-large', { hidden: true }).requiredOption('--out <dir>').action(buildLarge);
 
   program

@@ -6,6 +6,7 @@ import type { Device } from '../engine/runtime/session';
 import { PruningSession } from '../engine/pruning/prune';
 import { loadMaskForModel } from '../engine/pruning/maskFile';
 import { generateTaskFile } from '../engine/tasks/generators';
+import { DEFAULT_TASK_SAMPLES } from '../engine/tasks/taskDefaults';
 import type { TaskKind } from '../engine/tasks/generators';
 import { readTaskFile, tokenizeTask } from '../engine/tasks/taskFile';
 import type { TaskMetric } from '../engine/tasks/taskFile';
@@ -150,7 +151,7 @@ export function registerCircuits(program: Command): void {
     .command('make')
     .description('generate a task file')
     .addOption(new Option('--kind <kind>', 'task kind').choices(['ioi', 'pronoun']).makeOptionMandatory())
-    .option('--n <n>', 'samples', positiveInt, 100)
+    .option('--n <n>', `samples (default ${DEFAULT_TASK_SAMPLES}, or all the generator can draw if fewer)`, positiveInt)
     .option('--seed <s>', 'seed', Number, 0)
     .option('--model <folder|hub-id>', "check targets and foils are single tokens for this model's tokenizer")
     .requiredOption('--out <file>', 'the task file to write (*.task.jsonl)')

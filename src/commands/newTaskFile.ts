@@ -2,6 +2,7 @@
 import * as vscode from 'vscode';
 import { join } from 'node:path';
 import type { TaskKind } from '../engine/tasks/generators';
+import { DEFAULT_TASK_SAMPLES } from '../engine/tasks/taskDefaults';
 import type { Container } from '../container';
 import { InputError } from '../inputError';
 import { readSettings } from '../settings';
@@ -31,7 +32,7 @@ export function registerNewTaskFile(c: Container): vscode.Disposable {
     try {
       const made = await c.withEngineProgress(
         'makeTask',
-        { kind: o.kind, n: o.n ?? 120, seed: o.seed ?? 1, model: readSettings().model, out },
+        { kind: o.kind, n: o.n, seed: o.seed ?? 1, model: readSettings().model, out },
         { title: 'LRP Lens: generating task', location: 'window' },
       );
       c.log.info(`wrote ${made.samples} ${o.kind} samples to ${made.path}`);
@@ -57,7 +58,7 @@ async function ask(): Promise<NewTaskOptions | undefined> {
   if (!kind) return undefined;
   const n = await vscode.window.showInputBox({
     title: 'Samples',
-    value: '120',
+    value: String(DEFAULT_TASK_SAMPLES),
     validateInput: (v) => (Number.isInteger(Number(v)) && Number(v) > 1 ? undefined : 'An integer above 1'),
   });
   if (!n) return undefined;

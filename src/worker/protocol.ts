@@ -67,7 +67,8 @@ export interface Methods {
 
 export interface MakeTaskParams {
   kind: TaskKind;
-  n: number;
+  /** Default: DEFAULT_TASK_SAMPLES (tasks/taskDefaults.ts), capped at the generator's space. */
+  n?: number;
   seed: number;
   /** Model whose tokenizer checks that targets and foils are single tokens. */
   model?: string;

@@ -56,6 +56,14 @@ describe('task generators', () => {
     assert.deepEqual(new Set(t.samples.map((s) => s.meta?.order)), new Set(['ABBA', 'BABA']));
   });
 
+  it('draws 640 samples by default: the whole pronoun space (20 templates × 32 names), as many for IOI', () => {
+    const pronoun = pronounTask({ seed: 2 });
+    assert.equal(pronoun.samples.length, 640);
+    assert.equal(new Set(pronoun.samples.map((s) => s.prompt)).size, 640, 'every distinct prompt once');
+    assert.equal(new Set(pronoun.samples.map((s) => s.meta?.template)).size, 20);
+    assert.equal(generateTask('ioi', { seed: 2 }).samples.length, 640);
+  });
+
   it('refuses impossible requests', () => {
     assert.throws(() => pronounTask({ n: 0 }), isBad(/positive integer/));
     assert.throws(() => pronounTask({ n: 1000 }), isBad(/only 640 distinct samples/));

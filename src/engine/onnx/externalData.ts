@@ -38,21 +38,57 @@ export function externalFiles(tensors: Iterable<onnx.ITensorProto>): Set<string>
   return files;
 }
 
-/** Reads one external tensor's bytes (for small constants only: shapes, axes, exponents). */
-export function readExternalBytes(t: onnx.ITensorProto, baseDir: string): Uint8Array {
-  const ref = externalRef(t);
-  const path = join(baseDir, ref.location);
-  if (!existsSync(path))
-    throw new LrpLensError('model-not-found', `External data file ${path} (for ${t.name}) is missing. Download it beside the .onnx file.`);
-  const length = ref.length >= 0 ? ref.length : statSync(path).size - ref.offset;
-  const out = Buffer.alloc(length);
+/** Reads one external tensor's bytes, into `into` when given (a buffer of the tensor's length, reused). */
+export function readExternalBytes(t: onnx.ITensorProto, baseDir: string, into?: Uint8Array): Uint8Array {
+  const { path, offset, length } = locate(t, baseDir);
+  const out = into ?? Buffer.alloc(length);
   const fd = openSync(path, 'r');
   try {
-    readSync(fd, out, 0, length, ref.offset);
+    readFully(fd, out.subarray(0, length), offset);
   } finally {
     closeSync(fd);
   }
   return out;
+}
+
+/**
+ * Reads one external tensor in pieces of at most `chunk.length` bytes, each handed to `use` with its byte offset
+ * in the tensor: a large weight converted piece by piece never has its stored bytes in memory at once.
+ */
+export function readExternalChunks(
+  t: onnx.ITensorProto,
+  baseDir: string,
+  chunk: Uint8Array,
+  use: (bytes: Uint8Array, at: number) => void,
+): void {
+  const { path, offset, length } = locate(t, baseDir);
+  const fd = openSync(path, 'r');
+  try {
+    for (let at = 0; at < length; at += chunk.length) {
+      const piece = chunk.subarray(0, Math.min(chunk.length, length - at));
+      readFully(fd, piece, offset + at);
+      use(piece, at);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function locate(t: onnx.ITensorProto, baseDir: string): { path: string; offset: number; length: number } {
+  const ref = externalRef(t);
+  const path = join(baseDir, ref.location);
+  if (!existsSync(path))
+    throw new LrpLensError('model-not-found', `External data file ${path} (for ${t.name}) is missing. Download it beside the .onnx file.`);
+  return { path, offset: ref.offset, length: ref.length >= 0 ? ref.length : statSync(path).size - ref.offset };
+}
+
+/** readSync may return fewer bytes than asked (large reads): read until `out` is full. */
+function readFully(fd: number, out: Uint8Array, position: number): void {
+  for (let done = 0; done < out.length;) {
+    const n = readSync(fd, out, done, out.length - done, position + done);
+    if (n === 0) throw new LrpLensError('model-corrupt', `External data ends before the tensor's ${out.length} bytes.`);
+    done += n;
+  }
 }
 
 /**

@@ -7,6 +7,7 @@ import { LrpLensError } from '../errors';
 import { dtypeOf, num, tensorValues } from './tensor';
 import type { DType } from './tensor';
 import { embeddedTensor, isExternal } from './externalData';
+import { materialized } from './deferred';
 
 export interface OnnxNode {
   name: string;
@@ -170,7 +171,7 @@ export class Graph {
       if (!this.source) return undefined;
       return tensorValues(embeddedTensor(init, this.source.dir));
     }
-    if (init) return tensorValues(init);
+    if (init) return tensorValues(materialized(init));
     const p = this.producer(tensor);
     if (p?.opType === 'Constant') {
       const v = p.attributes.find((a) => a.name === 'value');

@@ -6,6 +6,7 @@ import { onnx } from 'onnx-proto';
 import { LrpLensError } from '../errors';
 import { writeFileAtomic } from '../writeAtomic';
 import { Graph } from './graph';
+import { materialized } from './deferred';
 
 export function decodeModel(bytes: Uint8Array, source = 'model'): onnx.ModelProto {
   let model: onnx.ModelProto;
@@ -35,8 +36,11 @@ export function readModel(path: string): Graph {
   return graph;
 }
 
+/** Deferred weights (./deferred.ts) are made here: a file holds their bytes. */
 export function encodeModel(graph: Graph): Uint8Array {
-  return onnx.ModelProto.encode(graph.toModel()).finish();
+  const model = graph.toModel();
+  model.graph!.initializer = (model.graph!.initializer ?? []).map(materialized);
+  return onnx.ModelProto.encode(model).finish();
 }
 
 /** Writes atomically: a crash never leaves a half-written model behind. */

@@ -5,6 +5,7 @@
  */
 import type { Graph, OnnxNode } from '../onnx/graph';
 import { makeTensor } from '../onnx/tensor';
+import { deferWeightsOf } from '../onnx/deferred';
 import { onnx } from 'onnx-proto';
 import type { Rewrite, RewriteTable } from './rewrites/rewrite';
 import { STANDARD_REWRITES } from './rewrites/standard';
@@ -58,7 +59,13 @@ function hoistConstants(g: Graph): void {
   g.invalidate();
 }
 
-export function canonicalize(graph: Graph): CanonicalGraph {
+export interface CanonicalizeOptions {
+  /** Keep weights derived from fp16 / quantised ones as recipes made when needed (block-wise execution). */
+  deferWeights?: boolean;
+}
+
+export function canonicalize(graph: Graph, options: CanonicalizeOptions = {}): CanonicalGraph {
+  if (options.deferWeights) deferWeightsOf(graph);
   hoistConstants(graph);
   const rewrites: Record<string, number> = {};
   for (const pass of GRAPH_PASSES) {

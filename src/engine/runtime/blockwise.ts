@@ -10,11 +10,8 @@
  *   if (compiled.ok) { const runner = await BlockwiseRunner.create(compiled); const out = await runner.run(feeds); }
  */
 import { freemem } from 'node:os';
-import type { onnx } from 'onnx-proto';
 import type { Graph } from '../onnx/graph';
 import { inputSpecs } from '../onnx/graph';
-import { dtypeOf, tensorDims } from '../onnx/tensor';
-import { isExternal, readExternalBytes } from '../onnx/externalData';
 import { canonicalize } from '../relevance/canonicalize';
 import { compileRelevance } from '../relevance/compiler';
 import { IO } from '../relevance/ioNames';
@@ -25,8 +22,14 @@ import { SplitError, splitCompiled } from '../relevance/split';
 import type { BlockwisePlan, SegmentGraph } from '../relevance/split';
 import { LrpLensError } from '../errors';
 import { probeShapes } from './probe';
-import { Session, hostTensor } from './session';
+import { Session } from './session';
 import type { Device, Feeds, HostTensor, SessionOptions } from './session';
+import { WeightStore } from './weightStore';
+import { dropSchedule, streamWeights } from './weightStreaming';
+import type { StreamingDecision } from './weightStreaming';
+import { memoryLimitBytes } from './execution';
+
+export { WeightStore } from './weightStore';
 
 export interface BlockwiseModel {
   plan: BlockwisePlan;
@@ -36,9 +39,13 @@ export interface BlockwiseModel {
 
 export type BlockwiseCompile = ({ ok: true } & BlockwiseModel) | { ok: false; reason: string };
 
-/** Canonicalise, probe, compile with cuts at the residual stream, and split; or say why the model cannot be split. */
+/**
+ * Canonicalise, probe, compile with cuts at the residual stream, and split; or say why the model cannot be split.
+ * No weight is read: external data stays in its file and derived float32 weights (fp16, quantised) stay
+ * recipes, until the runner's weight store reads them per segment.
+ */
 export async function compileBlockwise(graph: Graph, options: CompileOptions = {}): Promise<BlockwiseCompile> {
-  const canonical = canonicalize(graph);
+  const canonical = canonicalize(graph, { deferWeights: true });
   const g = canonical.graph;
   const shapes = await probeShapes(g);
   const patterns = analysePatterns(g, shapes, options.mode ?? 'attnlrp');
@@ -64,66 +71,17 @@ export async function compileBlockwise(graph: Graph, options: CompileOptions = {
   return { ok: true, plan, info, weights };
 }
 
-/**
- * The weights the segment graphs read, as tensors over the model's own bytes where they can be (embedded,
- * aligned float32), read from the data file otherwise. One copy serves every graph.
- */
-export class WeightStore {
-  private cache = new Map<string, HostTensor>();
-
-  constructor(
-    private readonly tensors: Map<string, onnx.ITensorProto>,
-    private readonly dir: string | undefined,
-  ) {}
-
-  get names(): string[] {
-    return [...this.tensors.keys()];
-  }
-
-  get bytes(): number {
-    let n = 0;
-    for (const t of this.tensors.values()) n += tensorDims(t).reduce((a, b) => a * b, 1) * (dtypeOf(t.dataType ?? 0) === 'float64' ? 8 : 4);
-    return n;
-  }
-
-  tensor(name: string): HostTensor {
-    const hit = this.cache.get(name);
-    if (hit) return hit;
-    const t = this.tensors.get(name);
-    if (!t) throw new LrpLensError('unsupported-graph', `Block-wise execution needs weight '${name}', which the model does not hold.`);
-    const data = values(t, this.dir);
-    // A view of the weight's bytes, not a copy.
-    const value = data instanceof Float32Array ? hostTensor('float32', data, tensorDims(t)) : hostTensor('float64', data, tensorDims(t));
-    this.cache.set(name, value);
-    return value;
-  }
-
-  /** Forget weights (streaming a model larger than memory block by block). */
-  drop(names: Iterable<string>): void {
-    for (const n of names) this.cache.delete(n);
-  }
-}
-
-function values(t: onnx.ITensorProto, dir: string | undefined): Float32Array | Float64Array {
-  const dtype = dtypeOf(t.dataType ?? 0);
-  const wide = dtype === 'float64';
-  if (dtype !== 'float32' && dtype !== 'float64')
-    throw new LrpLensError('unsupported-graph', `Weight '${t.name}' is ${dtype}; block-wise execution feeds float32 or float64 weights.`);
-  const raw = isExternal(t) ? readExternalBytes(t, dir ?? '.') : t.rawData && t.rawData.length ? t.rawData : undefined;
-  if (!raw) return wide ? Float64Array.from(t.doubleData ?? []) : Float32Array.from(t.floatData ?? []);
-  const size = wide ? 8 : 4;
-  const buffer = raw.byteOffset % size === 0 ? raw.buffer : (raw.slice().buffer as ArrayBuffer);
-  const offset = raw.byteOffset % size === 0 ? raw.byteOffset : 0;
-  return wide ? new Float64Array(buffer, offset, raw.byteLength / 8) : new Float32Array(buffer, offset, raw.byteLength / 4);
-}
-
 export interface RunnerOptions {
   device?: Device;
   strictDevice?: boolean;
+  /** Stream the weights per segment (true) or keep them (false); by default decided by the memory limit. */
+  streamWeights?: boolean;
+  memoryLimitBytes?: number;
   /**
    * Memory the forward pass may spend on saving blocks' weight products so that their relevance graphs need
    * not recompute them (SavingVariant); by default half the weights' size (which keeps block-wise peak memory
-   * within twice a plain forward's), and at most half the memory free when a run starts.
+   * within twice a plain forward's), and at most half the memory free when a run starts; none when the weights
+   * are streamed (memory is what is short then).
    */
   saveBytes?: number;
 }
@@ -152,7 +110,14 @@ export class BlockwiseRunner {
     private readonly saveBytes: number | undefined,
     readonly device: Device,
     readonly warnings: string[],
-  ) {}
+    /** Whether the weights are read per segment and dropped after it, and why. */
+    readonly weightStreaming: StreamingDecision,
+  ) {
+    if (weightStreaming.stream) this.dropAfter = dropSchedule(model.plan);
+  }
+
+  /** Weights to drop after each graph (streaming only). */
+  private readonly dropAfter?: Map<SegmentGraph, string[]>;
 
   static async create(model: BlockwiseModel, opts: RunnerOptions = {}): Promise<BlockwiseRunner> {
     const sessionOptions: SessionOptions = { device: opts.device, strictDevice: opts.strictDevice, arena: true };
@@ -171,8 +136,9 @@ export class BlockwiseRunner {
       for (const s of sessions.values()) await s.release();
       throw err;
     }
+    const streaming = streamWeights(model.weights.bytes, opts.memoryLimitBytes ?? memoryLimitBytes(), opts.streamWeights);
     // Created to check the device, and kept for the first run.
-    return new BlockwiseRunner(model, sessions, { ...sessionOptions, device }, opts.saveBytes, device, [...warnings]);
+    return new BlockwiseRunner(model, sessions, { ...sessionOptions, device }, opts.saveBytes, device, [...warnings], streaming);
   }
 
   get info(): CompiledInfo {
@@ -188,6 +154,7 @@ export class BlockwiseRunner {
   savedBlocks(rows: number, tokens: number): Set<number> {
     const bytes = this.model.info.dtype === 'float64' ? 8 : 4;
     const saving = this.model.plan.saving;
+    if (this.weightStreaming.stream) return new Set();
     let left = this.saveBytes ?? Math.min(this.model.weights.bytes, freemem()) / 2;
     const saved = new Set<number>();
     for (let k = saving.length - 1; k >= 0; k--) {
@@ -240,6 +207,7 @@ export class BlockwiseRunner {
     this.sessions.set(seg.key, session);
     const out = await session.run(inputs);
     for (const { name, tensor } of seg.outputs) tensors.set(tensor, out[name]);
+    if (this.dropAfter) this.model.weights.drop(this.dropAfter.get(seg) ?? []);
     if (lastOfSession && this.releaseAfterUse(feeds)) {
       this.sessions.delete(seg.key);
       await session.release();

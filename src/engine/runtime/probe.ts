@@ -12,6 +12,7 @@ import type { DType } from '../onnx/tensor';
 import { dtypeOf, tensorSize } from '../onnx/tensor';
 import { GraphBuilder, makeAttribute } from '../onnx/builder';
 import { embeddedTensor, isExternal } from '../onnx/externalData';
+import { isDeferred } from '../onnx/deferred';
 import { Session } from './session';
 import { causalLmFeeds, inputSpecs, leftPad } from './feeds';
 import type { ShapeTable } from '../onnx/shapes';
@@ -115,12 +116,18 @@ function withoutWeightBytes(g: Graph, staticShapes: ShapeTable): Graph {
   let filled = 0;
   for (const [name, t] of [...g.initializers]) {
     const float = FLOAT.includes(t.dataType ?? 0);
+    if (g.consumers(name).length === 0 && !g.isGraphOutput(name)) {
+      // Unread (the packed source of a dequantised weight): not worth reading.
+      g.initializers.delete(name);
+      continue;
+    }
     if (isExternal(t) && !float) {
       // Small integer constants stored externally: the probe model is built from bytes, so embed them.
       g.initializers.set(name, embeddedTensor(t, g.source!.dir));
       continue;
     }
-    if ((tensorSize(t) < 4096 && !isExternal(t)) || !float) continue;
+    // External and deferred weights stay unread (their bytes are a file read or a conversion away).
+    if ((tensorSize(t) < 4096 && !isExternal(t) && !isDeferred(t)) || !float) continue;
     const dims = (t.dims ?? []).map(Number);
     const dtype = dtypeOf(t.dataType ?? 0);
     const consumers = g.consumers(name);

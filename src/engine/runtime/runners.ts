@@ -93,7 +93,7 @@ export class RelevanceRunners {
       this.blockwiseRefused = bw.reason;
       return undefined;
     }
-    return this.hold(execution, () => BlockwiseRunner.create(bw, device));
+    return this.hold(execution, () => BlockwiseRunner.create(bw, { ...device, memoryLimitBytes: this.opts.memoryLimitBytes }));
   }
 
   /** Only one execution holds the weights at a time: the other is released first. */

@@ -15,6 +15,7 @@ import { dirname } from 'node:path';
 import { loadTokenizer, resolveModel } from '../runtime/model';
 import type { TokenizerLike } from '../runtime/model';
 import { mulberry32, pick, randomInt } from '../random';
+import { DEFAULT_TASK_SAMPLES } from './taskDefaults';
 import { singleTokenId, tokenizeTask, writeTaskFile } from './taskFile';
 import type { TaskFile, TaskSample } from './taskFile';
 
@@ -22,7 +23,8 @@ export type TaskKind = 'ioi' | 'pronoun';
 export const TASK_KINDS: readonly TaskKind[] = ['ioi', 'pronoun'];
 
 export interface GenerateOptions {
-  n: number;
+  /** Default: DEFAULT_TASK_SAMPLES, or the generator's whole space where that is smaller. */
+  n?: number;
   seed?: number;
   /** The model's tokenizer: targets and foils are checked (and IOI names chosen) to be single tokens. */
   tokenizer?: TokenizerLike;
@@ -185,7 +187,13 @@ function singleTokenNames(tok: TokenizerLike): string[] {
 }
 
 /** Samples drawn until n distinct prompts exist (duplicates would leak across the train / held-out split). */
-function distinctSamples(n: number, space: number, kind: string, draw: (i: number) => Omit<TaskSample, 'line'>): TaskSample[] {
+function distinctSamples(
+  requested: number | undefined,
+  space: number,
+  kind: string,
+  draw: (i: number) => Omit<TaskSample, 'line'>,
+): TaskSample[] {
+  const n = requested ?? Math.min(DEFAULT_TASK_SAMPLES, space);
   if (!Number.isInteger(n) || n < 1) throw new LrpLensError('bad-argument', `The number of samples must be a positive integer (got ${n}).`);
   if (n > space)
     throw new LrpLensError('bad-argument', `The ${kind} generator has only ${space} distinct samples; ask for at most ${space}.`);
@@ -217,7 +225,7 @@ function fill(template: string, values: Record<string, string>): string {
 /** Generates a task and writes it to `out`; with a model, targets and foils are checked against its tokenizer. */
 export async function generateTaskFile(o: {
   kind: TaskKind;
-  n: number;
+  n?: number;
   seed?: number;
   out: string;
   model?: string;

@@ -7,7 +7,8 @@ import { onnx } from 'onnx-proto';
 import type { OnnxNode } from '../../onnx/graph';
 import { attr } from '../../onnx/graph';
 import { float16ToFloat32, makeRawTensor, tensorDims } from '../../onnx/tensor';
-import { isExternal } from '../../onnx/externalData';
+import { isExternal, readExternalChunks } from '../../onnx/externalData';
+import { derivedTensor, isDeferred } from '../../onnx/deferred';
 import { LrpLensError } from '../../errors';
 import { countEmbedded, dequantizeDynamicMatMuls, tensorBytes } from './quantized';
 import type { GraphPass } from './rewrite';
@@ -74,14 +75,19 @@ export const inlineMergedDecoder: GraphPass = (g) => {
  * Converted weights are new float32 arrays, so they are embedded in the relevance graph even where the file
  * kept them as external data (read once with readExternalBytes): twice the fp16 size, and countEmbedded
  * refuses models whose fp32 weights would pass protobuf's 2 GiB (their fp32 export with model.onnx_data works).
+ * Block-wise execution defers them instead (../../onnx/deferred.ts): converted per block when a segment runs.
  */
 export const halfToFloat32: GraphPass = (g) => {
   let changed = false;
   const dir = g.source?.dir;
   for (const [name, t] of g.initializers) {
     if (!isHalf(t.dataType)) continue;
-    const f = floatTensor(t, dir);
-    countEmbedded(g, f.rawData.length);
+    const f = derivedTensor(g, name, tensorDims(t), (out) => floatValues(t, dir, out));
+    if (!isDeferred(f))
+      countEmbedded(
+        g,
+        tensorDims(t).reduce((a, b) => a * b, 4),
+      );
     g.initializers.set(name, f);
     changed = true;
   }
@@ -104,17 +110,39 @@ let halfTable: Float32Array | undefined;
 
 /** A half-precision tensor (embedded, in int32_data, or external) as float32; bfloat16 is float32's top half. */
 function floatTensor(t: onnx.ITensorProto, dir: string | undefined): onnx.TensorProto {
+  const out = floatValues(t, dir);
+  return makeRawTensor(t.name ?? '', 'float32', tensorDims(t), new Uint8Array(out.buffer));
+}
+
+/** Bytes of fp16 read at once from external data: the stored tensor is converted piece by piece. */
+const CHUNK_BYTES = 1 << 22;
+let chunk: Uint8Array | undefined;
+
+function floatValues(t: onnx.ITensorProto, dir: string | undefined, into?: Float32Array): Float32Array {
+  const out = into ?? new Float32Array(tensorDims(t).reduce((a, b) => a * b, 1));
+  const bfloat = t.dataType === D.BFLOAT16;
+  if (isExternal(t) && dir) {
+    chunk ??= new Uint8Array(CHUNK_BYTES);
+    readExternalChunks(t, dir, chunk, (bytes, at) =>
+      widen(new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2), out, at / 2, bfloat),
+    );
+    return out;
+  }
   const raw = t.rawData?.length || isExternal(t) ? tensorBytes(t, dir) : undefined;
   const bits = raw ? new Uint16Array(raw.buffer, raw.byteOffset, raw.byteLength / 2) : Uint16Array.from(t.int32Data ?? []);
-  const out = new Float32Array(bits.length);
-  if (t.dataType === D.BFLOAT16) {
-    const words = new Uint32Array(out.buffer);
-    for (let i = 0; i < bits.length; i++) words[i] = bits[i] << 16;
-  } else {
-    halfTable ??= Float32Array.from({ length: 65536 }, (_, h) => float16ToFloat32(h));
-    for (let i = 0; i < bits.length; i++) out[i] = halfTable[bits[i]];
+  widen(bits, out, 0, bfloat);
+  return out;
+}
+
+function widen(bits: Uint16Array, out: Float32Array, at: number, bfloat: boolean): void {
+  if (bfloat) {
+    const words = new Uint32Array(out.buffer, out.byteOffset, out.length);
+    for (let i = 0; i < bits.length; i++) words[at + i] = bits[i] << 16;
+    return;
   }
-  return makeRawTensor(t.name ?? '', 'float32', tensorDims(t), new Uint8Array(out.buffer));
+  halfTable ??= Float32Array.from({ length: 65536 }, (_, h) => float16ToFloat32(h));
+  const table = halfTable;
+  for (let i = 0; i < bits.length; i++) out[at + i] = table[bits[i]];
 }
 
 function isHalf(code: number | null | undefined): boolean {

@@ -18,12 +18,14 @@
  * that activation rounding (about 1% on the synthetic models), and relevance is that of the dequantised model.
  *
  * Dequantised weights are new float32 arrays embedded in the relevance graph (4× int8, 8× int4), capped below
- * protobuf's 2 GiB; larger models are refused in favour of the fp32 export with external data.
+ * protobuf's 2 GiB; larger models are refused in favour of the fp32 export with external data. Block-wise
+ * execution defers them (../../onnx/deferred.ts): dequantised per block, from the sources, when a segment runs.
  */
 import { onnx } from 'onnx-proto';
 import type { Graph, OnnxNode } from '../../onnx/graph';
 import { attr, attrInt } from '../../onnx/graph';
-import { makeRawTensor, tensorDims } from '../../onnx/tensor';
+import { tensorDims } from '../../onnx/tensor';
+import { derivedTensor, isDeferred } from '../../onnx/deferred';
 import { isExternal, readExternalBytes } from '../../onnx/externalData';
 import { LrpLensError } from '../../errors';
 import type { GraphPass, Rewrite, RewriteTable } from './rewrite';
@@ -62,7 +64,10 @@ export function tensorBytes(t: onnx.ITensorProto, dir: string | undefined): Uint
 interface Constant {
   dataType: number;
   dims: number[];
-  /** undefined for element types read nowhere here (int4, fp8, ...). */
+  size: number;
+  /** An element type read here (int8, uint8, int32, float, double); int4, fp8, ... are not. */
+  typed: boolean;
+  /** Read on first use (checks need the type and shape only); undefined for element types read nowhere here. */
   values?: ArrayLike<number>;
 }
 
@@ -77,20 +82,46 @@ const TYPED: Record<number, [TypedArrayOf, number]> = {
 
 /** An initializer or Constant node's values as a typed view (weights are not copied into number arrays). */
 function constantOf(g: Graph, name: string | undefined): Constant | undefined {
+  const t = tensorOf(g, name);
+  return t && constantFrom(t, g.source?.dir);
+}
+
+function tensorOf(g: Graph, name: string | undefined): onnx.ITensorProto | undefined {
   if (!name) return undefined;
   const p = g.producer(name);
-  const t = g.initializers.get(name) ?? (p?.opType === 'Constant' ? (attr(p, 'value')?.t ?? undefined) : undefined);
-  if (!t) return undefined;
+  return g.initializers.get(name) ?? (p?.opType === 'Constant' ? (attr(p, 'value')?.t ?? undefined) : undefined);
+}
+
+/**
+ * A derived weight's values, read again from its sources when made: a deferred weight
+ * (../../onnx/deferred.ts) holds its sources' tensors (references into external data), not their values.
+ */
+function later(g: Graph, names: (string | undefined)[], make: (...c: (Constant | undefined)[]) => Float32Array): () => Float32Array {
+  const dir = g.source?.dir;
+  const tensors = names.map((n) => tensorOf(g, n));
+  return () => make(...tensors.map((t) => t && constantFrom(t, dir)));
+}
+
+function constantFrom(t: onnx.ITensorProto, dir: string | undefined): Constant {
   const dataType = t.dataType ?? 0;
   const typed = TYPED[dataType];
-  const raw = typed && (t.rawData?.length || isExternal(t)) ? tensorBytes(t, g.source?.dir) : undefined;
-  const field = dataType === D.FLOAT ? t.floatData : dataType === D.DOUBLE ? t.doubleData : t.int32Data;
-  const values = !typed
-    ? undefined
-    : raw
-      ? new typed[0](raw.buffer as ArrayBuffer, raw.byteOffset, raw.byteLength / typed[1])
-      : (field ?? []);
-  return { dataType, dims: tensorDims(t), values };
+  const read = (): ArrayLike<number> | undefined => {
+    if (!typed) return undefined;
+    const raw = t.rawData?.length || isExternal(t) ? tensorBytes(t, dir) : undefined;
+    const field = dataType === D.FLOAT ? t.floatData : dataType === D.DOUBLE ? t.doubleData : t.int32Data;
+    return raw ? new typed[0](raw.buffer as ArrayBuffer, raw.byteOffset, raw.byteLength / typed[1]) : (field ?? []);
+  };
+  let values: ArrayLike<number> | undefined;
+  const dims = tensorDims(t);
+  return {
+    dataType,
+    dims,
+    size: dims.reduce((a, b) => a * b, 1),
+    typed: !!typed,
+    get values() {
+      return (values ??= read());
+    },
+  };
 }
 
 /** Element type names, including those newer than onnx-proto's enum. */
@@ -120,9 +151,15 @@ export function countEmbedded(g: Graph, bytes: number): void {
   }
 }
 
-function setFloat(g: Graph, name: string, dims: number[], values: Float32Array): string {
-  countEmbedded(g, values.byteLength);
-  g.initializers.set(name, makeRawTensor(name, 'float32', dims, new Uint8Array(values.buffer)));
+/** A float32 initializer made from quantised sources: now, or deferred for block-wise execution. */
+function setFloat(g: Graph, name: string, dims: number[], make: () => Float32Array): string {
+  const t = derivedTensor(g, name, dims, make);
+  if (!isDeferred(t))
+    countEmbedded(
+      g,
+      dims.reduce((a, b) => a * b, 4),
+    );
+  g.initializers.set(name, t);
   return name;
 }
 
@@ -164,9 +201,14 @@ function dequantizedWeight(g: Graph, node: OnnxNode, w: string, scale: string, z
   const q = constantOf(g, w);
   const s = constantOf(g, scale);
   const zp = constantOf(g, zeroPoint);
-  if (!q?.values || !s?.values || (zeroPoint && !zp?.values)) throw refusal(node, 'quantised weights computed at run time');
+  if (!q?.typed || !s?.typed || (zeroPoint && !zp?.typed)) throw refusal(node, 'quantised weights computed at run time');
   if (!INTEGER.has(q.dataType)) throw refusal(node, `${typeName(q.dataType)} weights`);
-  return setFloat(g, name, q.dims, dequantizeLinear(q.values, q.dims, s.values, zp?.values, 1, 0));
+  return setFloat(
+    g,
+    name,
+    q.dims,
+    later(g, [w, scale, zeroPoint], (q, s, zp) => dequantizeLinear(q!.values!, q!.dims, s!.values!, zp?.values, 1, 0)),
+  );
 }
 
 const DequantizeLinear: Rewrite = (node, g) => {
@@ -175,27 +217,34 @@ const DequantizeLinear: Rewrite = (node, g) => {
   const s = constantOf(g, scale);
   const zp = constantOf(g, zeroPoint);
   const q = constantOf(g, x);
-  if (!s?.values || (zeroPoint && !zp?.values)) throw refusal(node, 'scale or zero point computed at run time');
+  if (!s?.typed || (zeroPoint && !zp?.typed)) throw refusal(node, 'scale or zero point computed at run time');
   if (!q) {
     // quantize_dynamic's embeddings: Gather on the int8 table, then DequantizeLinear of the rows.
     const gather = g.producer(x);
     const table = gather?.opType === 'Gather' && !gather.domain ? constantOf(g, gather.inputs[0]) : undefined;
-    if (!gather || !table?.values || !INTEGER.has(table.dataType) || s.values.length !== 1 || g.consumers(x).length !== 1) {
+    if (!gather || !table?.typed || !INTEGER.has(table.dataType) || s.size !== 1 || g.consumers(x).length !== 1) {
       throw refusal(node, 'DequantizeLinear of activations (static QDQ quantisation)');
     }
     const name = `${gather.inputs[0]}.dequantized`;
-    if (!g.initializers.has(name)) setFloat(g, name, table.dims, dequantizeLinear(table.values, table.dims, s.values, zp?.values, 0, 0));
+    if (!g.initializers.has(name))
+      setFloat(
+        g,
+        name,
+        table.dims,
+        later(g, [gather.inputs[0], scale, zeroPoint], (t, s, zp) => dequantizeLinear(t!.values!, t!.dims, s!.values!, zp?.values, 0, 0)),
+      );
     gather.inputs = [name, gather.inputs[1]];
     gather.outputs = [out];
     g.invalidate();
     return [];
   }
-  if (!q.values || !INTEGER.has(q.dataType)) throw refusal(node, `DequantizeLinear of ${typeName(q.dataType)} data`);
+  if (!q.typed || !INTEGER.has(q.dataType)) throw refusal(node, `DequantizeLinear of ${typeName(q.dataType)} data`);
+  const [axis, blockSize] = [attrInt(node, 'axis', 1), attrInt(node, 'block_size', 0)];
   setFloat(
     g,
     out,
     q.dims,
-    dequantizeLinear(q.values, q.dims, s.values, zp?.values, attrInt(node, 'axis', 1), attrInt(node, 'block_size', 0)),
+    later(g, [x, scale, zeroPoint], (q, s, zp) => dequantizeLinear(q!.values!, q!.dims, s!.values!, zp?.values, axis, blockSize)),
   );
   return [];
 };
@@ -247,9 +296,9 @@ const MatMulNBits: Rewrite = (node, g) => {
     const q = constantOf(g, b);
     const s = constantOf(g, scales);
     const zp = constantOf(g, zeroPoints);
-    if (!q?.values || !s?.values || (zeroPoints && !zp?.values)) throw refusal(node, 'quantised weights computed at run time');
+    if (!q?.typed || !s?.typed || (zeroPoints && !zp?.typed)) throw refusal(node, 'quantised weights computed at run time');
     const blocks = Math.ceil(K / blockSize);
-    if (q.values.length !== (N * blocks * blockSize * bits) / 8 || s.values.length !== N * blocks) {
+    if (q.size !== (N * blocks * blockSize * bits) / 8 || s.size !== N * blocks) {
       throw new LrpLensError(
         'model-corrupt',
         `MatMulNBits node '${node.name}': B or scales do not match K=${K}, N=${N}, block_size=${blockSize}.`,
@@ -259,7 +308,12 @@ const MatMulNBits: Rewrite = (node, g) => {
     if (gIdx && (!order || Array.from(order).some((block, k) => block !== Math.floor(k / blockSize)))) {
       throw refusal(node, 'act-order g_idx (weights quantised in a permuted row order; re-quantise without desc_act)');
     }
-    setFloat(g, w, [K, N], dequantizeNBits(q.values, s.values, zp, K, N, bits, blockSize));
+    setFloat(
+      g,
+      w,
+      [K, N],
+      later(g, [b, scales, zeroPoints], (q, s, zp) => dequantizeNBits(q!.values!, s!.values!, zp, K, N, bits, blockSize)),
+    );
   }
   return replaceWith(node, g, (bd) => {
     const y = bd.MatMul(a, w);
