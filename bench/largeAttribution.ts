@@ -47,7 +47,7 @@ export async function benchLargeAttribution(o: {
   const config = JSON.parse(readFileSync(join(o.dir, 'config.json'), 'utf8')) as ModelConfig;
   const rows: LargeAttributionRow[] = [];
   for (const seq of o.seqLen) {
-    const estimate = estimateRun(config, { tokens: seq, batch: 1 });
+    const estimate = estimateRun(config, { tokens: seq, batch: 1 }, { onnxPath: join(o.dir, 'onnx', 'model.onnx') });
     const row: LargeAttributionRow = { seqLen: seq, guardEstimateMB: estimate ? estimate.bytes / 2 ** 20 : null };
     const fwd = await underWatchdog(
       ['blockwise-run', '--onnx', join(o.dir, 'onnx', 'model.onnx'), '--subject', 'forward', '--seq', String(seq)],

@@ -23,6 +23,8 @@ import { runBenchChild } from './child';
 import { benchBlockwise, blockwiseTable, registerBenchBlockwise } from './blockwise';
 import { benchStreamed, registerBenchStreamed, streamedTable, type StreamedRow } from './streamedWeights';
 import type { BlockwiseBenchRow } from './blockwise';
+import { benchLongCollection, longCollectionTable, registerBenchLongCollection } from './longCollection';
+import type { LongCollectionRow } from './longCollection';
 import { benchCircuitGeneralisation, generalisationTable } from './circuitGeneralisation';
 import { benchLargeAttribution, largeAttributionTable, type LargeAttributionRow } from './largeAttribution';
 import type { CircuitBenchRow, CollectionRow, QualityBench } from './pruning';
@@ -262,6 +264,13 @@ function buildBenchProgram(): Command {
     )
     .option('--no-blockwise', 'skip the block-wise benchmark')
     .option(
+      '--long-collect <list>',
+      'window lengths for pruning statistics (LRP vs Wanda) on the Qwen2-0.5B-shaped model (bench/longCollection.ts)',
+      (v: string) => v.split(',').map(Number),
+      [2048],
+    )
+    .option('--no-long-collect', 'skip the long-window pruning statistics')
+    .option(
       '--streamed <list>',
       'lengths for block-wise attribution with weights read per block on a ~3B fp16 model (bench/streamedWeights.ts)',
       (v: string) => v.split(',').map(Number),
@@ -275,6 +284,7 @@ function buildBenchProgram(): Command {
         large: boolean;
         pruning: boolean;
         blockwise: number[] | false;
+        longCollect: number[] | false;
         streamed: number[] | false;
         seqLen: number[];
         reps: number;
@@ -289,6 +299,7 @@ function buildBenchProgram(): Command {
         let large: LargeCompileRow | undefined;
         let largeAttribution: LargeAttributionRow[] | undefined;
         let blockwise: BlockwiseBenchRow[] | undefined;
+        let longCollection: LongCollectionRow[] | undefined;
         let streamed: StreamedRow[] | undefined;
         try {
           const shared = resolve(__dirname, '..', '..', 'shared', 'models', 'stories260k');
@@ -331,6 +342,13 @@ function buildBenchProgram(): Command {
               dir: join(work, 'qwen-shaped'),
               runs: 2,
             });
+          if (o.longCollect)
+            longCollection = await benchLongCollection({
+              seqLen: o.longCollect,
+              windows: 1,
+              limitMb: 10240,
+              dir: join(work, 'qwen-shaped'),
+            });
           if (o.streamed) streamed = await benchStreamed({ seqLen: o.streamed, limitMb: 14336, dir: join(work, 'llama-3b-fp16') });
         } finally {
           rmSync(work, { recursive: true, force: true });
@@ -368,6 +386,10 @@ function buildBenchProgram(): Command {
           console.log(
             `\nblock-wise attribution, Qwen2-0.5B-shaped (387M, external data), whole process, fastest of 2 runs, killed past 16 GB:\n${blockwiseTable(blockwise)}`,
           );
+        if (longCollection)
+          console.log(
+            `\npruning statistics on long windows, Qwen2-0.5B-shaped (387M, external data): LRP weight relevance (auto execution) vs Wanda, whole process, one run, killed past 10 GB:\n${longCollectionTable(longCollection)}`,
+          );
         if (streamed)
           console.log(
             `\nweights read per block, ~3B Llama-shaped fp16 model (external data), block-wise attribution with streamed weights vs a plain forward, whole process, killed past 14 GB:\n${streamedTable(streamed)}`,
@@ -388,6 +410,7 @@ function buildBenchProgram(): Command {
                 largeCompile: large,
                 largeAttribution,
                 blockwise,
+                longCollection,
                 streamed,
               },
               null,
@@ -401,6 +424,7 @@ function buildBenchProgram(): Command {
 
   registerBenchCollect(program);
   registerBenchBlockwise(program);
+  registerBenchLongCollection(program);
   registerBenchStreamed(program);
   program.command('build-large', { hidden: true }).requiredOption('--out <dir>').action(buildLarge);
 

@@ -12,6 +12,8 @@ import { EngineClient, EngineError } from './worker/client';
 import type { ExitInfo } from './worker/client';
 import type { Method, Methods, ProgressNotification } from './worker/protocol';
 import { InputError } from './inputError';
+import { fixActions } from './fixActions';
+import type { FixAction } from './fixActions';
 import { LrpLensError } from './engine/errors';
 import type { AttributionResult } from './engine/attribution/result';
 import type { PrunedModel } from './engine/pruning/applyMask';
@@ -26,8 +28,8 @@ import { RelevancePanels } from './views/relevancePanel/host';
 import { CircuitPanels } from './views/circuitPanel/host';
 import { ReportPanels } from './views/reportPanel/host';
 
-/** A failure as a command returns it (to scripts and the extension-host tests, through executeCommand). */
-export type Failure = { error: { reason: string; message: string } };
+/** A failure as a command returns it (to scripts and the extension-host tests, through executeCommand), with the buttons offered. */
+export type Failure = { error: { reason: string; message: string; actions?: FixAction[] } };
 
 /** What an attribution command returns: the result, or the error the user was shown. */
 export type AttributionOutcome = { result: AttributionResult } | Failure;
@@ -52,17 +54,13 @@ export interface FailureContext {
   prompt?: vscode.Uri;
   /** A file the message may point into ("f.task.jsonl:7: …"): the notification then offers Go to Line. */
   source?: vscode.Uri;
+  /** Runs the failed request again (Run Block-wise, Run Anyway: past the memory estimate). */
+  rerun?: (o: RerunOptions) => Promise<unknown>;
 }
 
-/** A notification button that fixes a failure. */
-export type FixAction = 'Go to Line' | 'Restart Engine' | 'Select Model…' | 'Open Settings' | 'Show Log';
-
-/** The buttons offered for a failure of this reason, after Go to Line when the message names a line. */
-export function fixActions(reason: string): FixAction[] {
-  if (reason === 'engine-exited') return ['Restart Engine', 'Show Log'];
-  if (reason === 'prompt-too-long') return ['Open Settings', 'Show Log'];
-  if (/model|causal/.test(reason)) return ['Select Model…', 'Show Log'];
-  return ['Show Log'];
+export interface RerunOptions {
+  /** Run past the memory estimate. */
+  force?: boolean;
 }
 
 /** The line number in a message like "f.task.jsonl:7: …". */
@@ -161,7 +159,7 @@ export class Container extends Disposable {
    * Runs one attribution with a cancellable progress notification, then shows it in the panel and editor.
    * Resolves with the outcome (never rejects), which the commands return to their callers.
    */
-  async attribute(target: AttributionTarget): Promise<AttributionOutcome> {
+  async attribute(target: AttributionTarget, rerun: RerunOptions = {}): Promise<AttributionOutcome> {
     const settings = readSettings();
     this.status.update(settings, { busy: true });
     this.panels.busy(target.uri, 'Computing relevance…');
@@ -175,6 +173,9 @@ export class Container extends Disposable {
           rule: settings.rule,
           device: settings.device,
           dtype: settings.dtype,
+          execution: settings.execution,
+          memoryLimit: settings.memoryLimit,
+          force: rerun.force,
           maxTokens: settings.maxTokens,
           request: target.request,
           mask: this.applied?.mask,
@@ -192,7 +193,7 @@ export class Container extends Disposable {
       return { result };
     } catch (err) {
       this.status.update(settings);
-      return this.fail(err, { what: 'relevance computation', prompt: target.uri });
+      return this.fail(err, { what: 'relevance computation', prompt: target.uri, rerun: (o) => this.attribute(target, o) });
     }
   }
 
@@ -202,6 +203,7 @@ export class Container extends Disposable {
    */
   fail(err: unknown, at: FailureContext): Failure {
     const { reason, message } = reasonOf(err);
+    let actions: FixAction[] = [];
     const where = at.prompt && !message.includes(basename(at.prompt.fsPath)) ? `${basename(at.prompt.fsPath)}: ` : '';
     this.log.error(`${at.what}: ${where}${reason}: ${message}`);
     if (at.prompt) this.panels.error(at.prompt, message);
@@ -209,16 +211,33 @@ export class Container extends Disposable {
       void vscode.window.showInformationMessage(`LRP Lens: ${at.what} cancelled.`);
     } else {
       const line = at.source ? lineOf(message, basename(at.source.fsPath)) : undefined;
-      const actions: FixAction[] = [...(line ? (['Go to Line'] as const) : []), ...fixActions(reason)];
+      const fixes = fixActions(reason, { execution: readSettings().execution, canRerun: !!at.rerun });
+      actions = [...(line ? (['Go to Line'] as const) : []), ...fixes];
       void vscode.window
         .showErrorMessage(`LRP Lens: ${where}${message}`, ...actions)
-        .then((pick) => pick && this.runFix(pick, at.source && line ? { file: at.source, line } : undefined));
+        .then((pick) => pick && this.runFix(pick, at, at.source && line ? { file: at.source, line } : undefined));
     }
-    return { error: { reason, message } };
+    return { error: { reason, message, actions } };
   }
 
-  private async runFix(action: FixAction, at?: { file: vscode.Uri; line: number }): Promise<void> {
+  private async runFix(action: FixAction, failed: FailureContext, at?: { file: vscode.Uri; line: number }): Promise<void> {
     switch (action) {
+      case 'Run Block-wise':
+        await vscode.workspace
+          .getConfiguration('lrpLens')
+          .update(
+            'execution',
+            'blockwise',
+            vscode.workspace.workspaceFolders ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global,
+          );
+        await failed.rerun?.({});
+        return;
+      case 'Set Memory Limit…':
+        await vscode.commands.executeCommand('workbench.action.openSettings', 'lrpLens.memoryLimit');
+        return;
+      case 'Run Anyway':
+        await failed.rerun?.({ force: true });
+        return;
       case 'Go to Line':
         if (at) await vscode.window.showTextDocument(at.file, { selection: new vscode.Range(at.line - 1, 0, at.line - 1, 0) });
         return;

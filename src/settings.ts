@@ -7,6 +7,8 @@ import type { Device } from './engine/runtime/device';
 import { DEFAULT_MODEL } from './engine/runtime/defaultModel';
 import { isDtype } from './engine/hub/variants';
 import type { Dtype } from './engine/hub/variants';
+import { EXECUTION_CHOICES } from './engine/runtime/execution';
+import type { ExecutionChoice } from './engine/runtime/execution';
 
 export interface Settings {
   model: string;
@@ -16,6 +18,10 @@ export interface Settings {
   outputFolder: string;
   /** Hub models: the precision variant; undefined ('auto'): the smallest the engine attributes exactly. */
   dtype?: Dtype;
+  /** Monolithic graph, block-wise, or auto (by the memory estimate). */
+  execution: ExecutionChoice;
+  /** Refuse runs estimated above this ('8GB'); undefined: the memory available. */
+  memoryLimit?: string;
 }
 
 export function readSettings(): Settings {
@@ -27,7 +33,13 @@ export function readSettings(): Settings {
     maxTokens: c.get<number>('maxTokens', 512),
     outputFolder: c.get<string>('outputFolder', 'lrp'),
     dtype: dtypeSetting(c.get<string>('dtype', 'auto')),
+    execution: executionSetting(c.get<string>('execution', 'auto')),
+    memoryLimit: c.get<string>('memoryLimit', '').trim() || undefined,
   };
+}
+
+function executionSetting(v: string): ExecutionChoice {
+  return (EXECUTION_CHOICES as string[]).includes(v) ? (v as ExecutionChoice) : 'auto';
 }
 
 function dtypeSetting(v: string): Dtype | undefined {

@@ -18,6 +18,8 @@ import { checkOutputPaths, jsonOutput, maskPair } from '../engine/outputPaths';
 import { discoverCircuit } from '../engine/circuits/discover';
 import { defaultModel, markdownTable, writeJson } from './common';
 import { progressDisplay } from './progressDisplay';
+import { executionOption, logExecution } from './executionOption';
+import type { ExecutionChoice } from '../engine/runtime/execution';
 
 const METRICS: TaskMetric[] = ['logit_diff', 'accuracy', 'prob'];
 
@@ -100,6 +102,7 @@ interface CircuitOptions {
   layers?: string;
   topK: number;
   device: Device;
+  execution: ExecutionChoice;
   out: string;
   json?: string;
   heldOutTask?: string;
@@ -107,7 +110,10 @@ interface CircuitOptions {
 }
 
 async function circuit(o: CircuitOptions): Promise<void> {
-  const record = await discoverCircuit({ ...o, compare: o.compare ? o.compare.split(',') : [] }, { onProgress: progressDisplay().stage });
+  const record = await discoverCircuit(
+    { ...o, compare: o.compare ? o.compare.split(',') : [] },
+    { onProgress: progressDisplay().stage, onExecution: logExecution },
+  );
   if (o.json) writeJson(o.json, record);
   if (o.json !== '-') printCircuit(record, resolve(o.out));
 }
@@ -190,6 +196,7 @@ export function registerCircuits(program: Command): void {
     .option('--layers <spec>', 'which linear layers (kinds and/or block range)')
     .option('--top-k <k>', 'edges in the circuit graph', positiveInt, 50)
     .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda']).default('cpu'))
+    .addOption(executionOption())
     .requiredOption('--out <dir>', 'output folder (circuit.json, circuit.svg, mask.safetensors + mask.json)')
     .option('--json <out>', "also write circuit.json's content here ('-' for stdout)")
     .action(circuit);

@@ -11,11 +11,14 @@ import { runCorrection } from '../engine/correction/correctionRun';
 import type { CorrectReport } from '../engine/correction/correctionRun';
 import { defaultModel, markdownTable, writeJson } from './common';
 import { progressDisplay } from './progressDisplay';
+import { executionOption, logExecution } from './executionOption';
+import type { ExecutionChoice } from '../engine/runtime/execution';
 import { checkOutputPaths, jsonOutput, maskOutputs } from '../engine/outputPaths';
 
 interface CorrectOptions {
   model: string;
   device: Device;
+  execution: ExecutionChoice;
   undesired: string;
   general: string;
   heldOut?: string;
@@ -56,7 +59,7 @@ async function correct(o: CorrectOptions): Promise<void> {
       o.eval ? { flag: '--eval', path: o.eval } : undefined,
     ],
   );
-  const report = await runCorrection(o, { onProgress: progressDisplay().stage });
+  const report = await runCorrection(o, { onProgress: progressDisplay().stage, onExecution: logExecution });
   if (o.json) writeJson(o.json, report);
   if (o.json !== '-') printCurve(report);
 }
@@ -78,6 +81,7 @@ export function registerCorrection(program: Command): void {
     .description('prune the components that drive an undesired behaviour (R̄_general − R̄_undesired), measure behaviour and perplexity')
     .option('--model <folder|hub-id>', 'model folder or hub id', defaultModel())
     .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda']).default('cpu'))
+    .addOption(executionOption())
     .requiredOption(
       '--undesired <file>',
       'prompts that trigger the behaviour: *.prompts.jsonl (target = undesired continuation) or one prompt a line',

@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 /** `lrp-lens`: attribute, compile, inspect, prune, discover circuits and correct from the command line (the engine, in-process). */
-import { progressDisplay } from './progressDisplay';
 import { Command, Option } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
@@ -15,7 +14,7 @@ import type { Device } from '../engine/runtime/session';
 import { renderSummary } from './heatmap';
 import { inspectModel } from '../engine/runtime/inspect';
 import type { ModelReport } from '../engine/runtime/inspect';
-import { EXECUTION_CHOICES } from '../engine/runtime/execution';
+import { executionOption, logExecution } from './executionOption';
 import type { ExecutionChoice } from '../engine/runtime/execution';
 import { registerPruning } from './pruneCommands';
 import { registerCircuits } from './circuitCommands';
@@ -64,7 +63,7 @@ async function attribute(o: AttributeOptions): Promise<void> {
       continuation: o.continuation,
     };
     const result = await engine.attribute(req);
-    if (result.execution) progressDisplay().note(`execution: ${result.execution.kind} (${result.execution.reason})`);
+    if (result.execution) logExecution({ execution: result.execution.kind, reason: result.execution.reason });
     if (o.json) writeJson(o.json, result);
     if (o.json !== '-') console.log(renderSummary(result, o.color && !!process.stdout.isTTY && !process.env.NO_COLOR));
   } finally {
@@ -90,11 +89,7 @@ function addAttributeOptions(c: Command): Command {
     .option('--strict-device', 'fail instead of falling back to the CPU')
     .option('--offline', 'never download (also LRP_LENS_OFFLINE=1)')
     .option('--no-cache', 'recompile instead of using the compiled-graph cache')
-    .addOption(
-      new Option('--execution <how>', 'monolithic graph, block-wise recomputation (bounded memory), or auto (by a memory estimate)')
-        .choices(EXECUTION_CHOICES)
-        .default('auto'),
-    )
+    .addOption(executionOption())
     .option('--json <out>', "write the result as JSON ('-' for stdout)")
     .option('--no-color', 'plain output');
 }

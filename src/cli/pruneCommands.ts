@@ -24,6 +24,7 @@ import {
 import type { PruneCommonOptions, PruneReport, PruneRunOptions } from '../engine/pruning/pruneRun';
 import { defaultModel, markdownTable, writeJson } from './common';
 import { progressDisplay } from './progressDisplay';
+import { executionOption, logExecution } from './executionOption';
 
 function sparsityList(v: string): number[] {
   const list = v.split(',').map((s) => Number(s.trim()));
@@ -65,7 +66,7 @@ function checkPruneOutputs(o: PruneOptions): void {
 
 async function prune(o: PruneOptions): Promise<void> {
   checkPruneOutputs(o);
-  const result = await runPrune(o, { onProgress: progressDisplay().stage });
+  const result = await runPrune(o, { onProgress: progressDisplay().stage, onExecution: logExecution });
   if (!isPruneReport(result)) {
     const s = result.statistics;
     console.log(
@@ -101,7 +102,7 @@ async function compare(o: CompareOptions): Promise<void> {
     o.reference ? { flag: '--reference', path: o.reference } : undefined,
   ]);
   const specs = o.methods.split(',').map((m) => methodSpec(m));
-  const session = await openPruningSession(o, { onProgress: progressDisplay().stage });
+  const session = await openPruningSession(o, { onProgress: progressDisplay().stage, onExecution: logExecution });
   try {
     const evaluation = evalWindowsOf(session, o)!;
     const dense = (await session.perplexity(evaluation.samples)).perplexity;
@@ -216,6 +217,7 @@ function addCommon(c: Command): Command {
   return c
     .option('--model <folder|hub-id>', 'model folder or hub id', defaultModel())
     .addOption(new Option('--device <device>', 'execution provider').choices(['cpu', 'cuda']).default('cpu'))
+    .addOption(executionOption())
     .option('--reference <file>', 'reference text (plain text or *.prompts.jsonl)')
     .option('--samples <n>', 'at most this many reference samples', Number)
     .option('--seq-len <n>', 'reference window length in tokens', Number, 128)

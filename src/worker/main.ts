@@ -34,6 +34,7 @@ import { formatBytes } from '../engine/formatBytes';
 import type { Dtype } from '../engine/hub/variants';
 import type { ProgressListener } from '../engine/progress';
 import { resolveModel } from '../engine/runtime/model';
+import { parseMemorySize, setMemoryGuard } from '../engine/memory/memoryGuard';
 
 type Progress = (message: string, fraction?: number, step?: { stage: string; done: number; total: number }) => void;
 
@@ -56,7 +57,7 @@ class WarmEngine {
   private key?: string;
 
   async get(settings: EngineSettings, progress: Progress): Promise<AttributionEngine> {
-    const key = JSON.stringify([settings.model, settings.rule, settings.device, settings.dtype]);
+    const key = JSON.stringify([settings.model, settings.rule, settings.device, settings.dtype, settings.execution]);
     if (this.engine && this.key === key) {
       progress('compiling relevance graph (cached: warm engine)', 0.4);
       return this.engine;
@@ -67,6 +68,7 @@ class WarmEngine {
       rule: settings.rule,
       device: settings.device,
       offline: settings.offline,
+      execution: settings.execution,
     });
     const t = engine.timing;
     progress(t.compiledFromCache ? 'compiling relevance graph (cached)' : `compiling relevance graph (${t.compileMs.toFixed(0)} ms)`, 0.4);
@@ -89,12 +91,19 @@ class WarmEngine {
 const warm = new WarmEngine();
 
 async function attribute(params: AttributeParams, progress: Progress): Promise<AttributionResult> {
-  const engine = await warm.get(params.mask ? await prunedSettings(params, progress) : params, progress);
-  progress('running', 0.5);
-  const result = await engine.attribute(params.request, { maxTokens: params.maxTokens });
-  progress('done', 1);
-  log(`attributed ${result.tokens.length} tokens with ${engine.model.ref} on ${engine.device}: run ${result.timing.runMs.toFixed(0)} ms`);
-  return result;
+  // The guard and the execution chooser read the limit and force from here, for this request only.
+  setMemoryGuard({ limit: params.memoryLimit ? parseMemorySize(params.memoryLimit) : undefined, force: params.force });
+  try {
+    const engine = await warm.get(params.mask ? await prunedSettings(params, progress) : params, progress);
+    progress('running', 0.5);
+    const result = await engine.attribute(params.request, { maxTokens: params.maxTokens });
+    progress('done', 1);
+    log(`attributed ${result.tokens.length} tokens with ${engine.model.ref} on ${engine.device}: run ${result.timing.runMs.toFixed(0)} ms`);
+    if (result.execution) log(`execution: ${result.execution.kind} (${result.execution.reason})`);
+    return result;
+  } finally {
+    setMemoryGuard({});
+  }
 }
 
 const STAGE_WORDS: Record<DiscoverStage, string> = {

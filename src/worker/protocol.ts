@@ -8,6 +8,7 @@ import type { AttributionResult } from '../engine/attribution/result';
 import type { LrpErrorReason } from '../engine/errors';
 import type { RelevanceMode } from '../engine/relevance/mode';
 import type { Device } from '../engine/runtime/device';
+import type { ExecutionChoice } from '../engine/runtime/execution';
 import type { ModelReport } from '../engine/runtime/inspect';
 import type { CircuitRecord, DiscoverOptions } from '../engine/circuits/discover';
 import type { TaskKind } from '../engine/tasks/generators';
@@ -25,6 +26,12 @@ export interface EngineSettings {
   offline?: boolean;
   /** Hub models: the precision variant (lrpLens.dtype; absent: the smallest the engine attributes exactly). */
   dtype?: Dtype;
+  /** lrpLens.execution. */
+  execution?: ExecutionChoice;
+  /** lrpLens.memoryLimit ('8GB'); absent: the memory available. */
+  memoryLimit?: string;
+  /** Run past the memory estimate (the notification's Run Anyway). */
+  force?: boolean;
 }
 
 export interface AttributeParams extends EngineSettings {

@@ -42,7 +42,7 @@ function resultOf(outcome: AttributionOutcome): AttributionResult {
   return outcome.result;
 }
 
-function errorOf(outcome: AttributionOutcome): { reason: string; message: string } {
+function errorOf(outcome: AttributionOutcome): { reason: string; message: string; actions?: string[] } {
   if ('result' in outcome) assert.fail(`expected an error, got a result for ${JSON.stringify(outcome.result.prompt)}`);
   return outcome.error;
 }
@@ -77,7 +77,7 @@ describe('LRP Lens in the extension host', function () {
   beforeEach(async () => setting('model', sharedModel()));
 
   afterEach(async () => {
-    for (const key of ['model', 'rule', 'maxTokens', 'outputFolder', 'device']) await setting(key, undefined);
+    for (const key of ['model', 'rule', 'maxTokens', 'outputFolder', 'device', 'execution', 'memoryLimit']) await setting(key, undefined);
   });
 
   it('registers every command it contributes', async () => {
@@ -143,6 +143,18 @@ describe('LRP Lens in the extension host', function () {
     assert.match(e.message, /lrpLens\.maxTokens/);
     await setting('maxTokens', 14);
     assert.equal(resultOf(await attributeFile('lily.prompt', LILY)).tokens.length, 14);
+  });
+
+  it('lrpLens.memoryLimit: a run estimated above it is refused before it runs, with the fixes; lrpLens.execution forces either', async () => {
+    await setting('execution', 'monolithic');
+    await setting('memoryLimit', '20MB');
+    const e = errorOf(await attributeFile('lily.prompt', LILY));
+    assert.equal(e.reason, 'insufficient-memory');
+    assert.match(e.message, /needs about \d+ MB at peak .* more than the memory limit/);
+    assert.deepEqual(e.actions, ['Run Block-wise', 'Set Memory Limit…', 'Run Anyway', 'Show Log']);
+    await setting('memoryLimit', undefined);
+    await setting('execution', 'blockwise');
+    assert.equal(resultOf(await attributeFile('lily.prompt', LILY)).execution?.kind, 'blockwise');
   });
 
   it('lrpLens.outputFolder: exports are written there', async () => {

@@ -2,7 +2,8 @@
  * Extension-host test runner: VS Code calls run() inside the extension host, either through
  * @vscode/test-electron (`npm run test:vscode`) or through code-server's `extensionTestsPath` payload
  * (test/e2e/run.sh). Results go to a JSON file as well, since code-server does not report run()'s outcome:
- * $LRP_LENS_VSCODE_RESULTS, else `.lrp-lens-test-results.json` in the first workspace folder.
+ * $LRP_LENS_VSCODE_RESULTS, else `.lrp-lens-test-results.json` in the first workspace folder. $LRP_LENS_VSCODE_GREP
+ * runs only the tests whose title matches it.
  */
 import * as vscode from 'vscode';
 import Mocha from 'mocha';
@@ -22,7 +23,7 @@ export function resultsFile(): string {
 }
 
 export async function run(): Promise<void> {
-  const mocha = new Mocha({ ui: 'bdd', timeout: 120_000, color: false });
+  const mocha = new Mocha({ ui: 'bdd', timeout: 120_000, color: false, grep: process.env.LRP_LENS_VSCODE_GREP || undefined });
   for (const f of readdirSync(__dirname).filter((f) => f.endsWith('.test.js'))) mocha.addFile(join(__dirname, f));
   const tests: TestRecord[] = [];
   const failures = await new Promise<number>((resolve) => {

@@ -82,7 +82,11 @@ export class AttributionEngine {
   static async load(ref: string, opts: EngineOptions = {}): Promise<AttributionEngine> {
     const t0 = performance.now();
     const model = await resolveModel(ref, { offline: opts.offline, dtype: opts.dtype });
-    checkMemory(model.config, { tokens: 1, batch: 1 }, `Loading ${model.ref}`);
+    // Loading starts the monolithic graph unless block-wise execution is forced.
+    checkMemory(model.config, { tokens: 1, batch: 1 }, `Loading ${model.ref}`, {
+      onnxPath: model.onnxPath,
+      execution: opts.execution === 'blockwise' ? 'blockwise' : 'monolithic',
+    });
     const tokenizer = await loadTokenizer(model);
     const rule = opts.rule ?? 'attnlrp';
     const compiled = await compileModelFile(model.onnxPath, { mode: rule }, opts.cache ?? true);

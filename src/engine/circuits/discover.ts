@@ -9,6 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { LrpLensError } from '../errors';
 import type { Device } from '../runtime/session';
+import type { ExecutionChoice, ExecutionDecision } from '../runtime/execution';
 import { PruningSession } from '../pruning/prune';
 import type { Stage } from '../pruning/prune';
 import { checkMethod } from '../pruning/scores';
@@ -47,6 +48,8 @@ export interface DiscoverOptions {
   layers?: string;
   topK?: number;
   device?: Device;
+  /** How weight relevance is collected: monolithic graph, block-wise, or auto (by the memory estimate). */
+  execution?: ExecutionChoice;
   /** Never download a hub model (else LRP_LENS_OFFLINE / HF_HUB_OFFLINE decide). */
   offline?: boolean;
   /** Output folder for circuit.json, circuit.svg, mask.safetensors + mask.json. */
@@ -65,6 +68,8 @@ export interface DiscoverProgress {
   signal?: AbortSignal;
   /** `sweep` counts evaluated sparsities over all methods; `collect`, `evaluate` their own batches. */
   onProgress?: (stage: DiscoverStage, done: number, total: number, detail?: string) => void;
+  /** Which execution collects weight relevance and why (the run log). */
+  onExecution?: (decision: ExecutionDecision) => void;
 }
 
 /** A held-out sample with its metric on the dense model and on the circuit (for "top task samples"). */
@@ -143,6 +148,8 @@ export async function discoverCircuit(o: DiscoverOptions, p: DiscoverProgress = 
   const session = await PruningSession.open({
     model: o.model,
     device: o.device,
+    execution: o.execution,
+    onExecution: p.onExecution,
     offline: o.offline,
     selection: parseWeightSelection(o.layers),
     signal: p.signal,

@@ -7,6 +7,7 @@
 import { dirname, resolve } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import type { Device } from '../runtime/session';
+import type { ExecutionChoice, ExecutionDecision } from '../runtime/execution';
 import { headSizeFromConfig } from '../circuits/heads';
 import { PruningSession } from '../pruning/prune';
 import type { Stage } from '../pruning/prune';
@@ -37,6 +38,8 @@ import type { BehaviourProbe } from './sweep';
 export interface CorrectRunOptions {
   model: string;
   device?: Device;
+  /** How weight relevance is collected: monolithic graph, block-wise, or auto (by the memory estimate). */
+  execution?: ExecutionChoice;
   undesired: string;
   general: string;
   heldOut?: string;
@@ -58,6 +61,8 @@ export interface CorrectRunOptions {
 export interface CorrectRunHooks {
   signal?: AbortSignal;
   onProgress?: (stage: Stage | 'score', done: number, total: number) => void;
+  /** Which execution collects weight relevance and why (the run log). */
+  onExecution?: (decision: ExecutionDecision) => void;
 }
 
 export interface PrunedComponent {
@@ -152,6 +157,9 @@ export async function runCorrection(o: CorrectRunOptions, hooks: CorrectRunHooks
   const session = await PruningSession.open({
     model: o.model,
     device: o.device,
+    execution: o.execution,
+    onExecution: hooks.onExecution,
+    seqLen: o.seqLen,
     selection: parseWeightSelection(o.layers),
     signal: hooks.signal,
     onProgress: hooks.onProgress,

@@ -1,34 +1,46 @@
 /**
- * Peak memory of a run, estimated from the model's sizes before anything is loaded:
+ * Peak memory of a run, estimated from the model's sizes before anything runs — the one estimate behind the
+ * memory guard (refusing a load or a pruning run) and the execution chooser (monolithic graph or block-wise):
  *
- *   peak ≈ base + weights·W + B·T·(L·(H·a_h + F·a_f) + V·a_v)·4 + B·L·heads·T²·a_a·4 + statistics
+ *   monolithic ≈ margin · (base + weights·w_m + L·block(T) + logits(T) + statistics)
+ *   block-wise ≈ margin · (base + weights·w_b + block(T) + stream(T) + logits(T) + statistics)
+ *   block(T)   = B·(a·heads·T² + T·(h·hidden + f·MLP))·element   (one block's activations and relevance)
  *
- * weights are held as float32 whatever the file's precision (fp16 and 4-bit weights are widened at compile time);
- * the monolithic relevance graph keeps every intermediate the backward half needs (hidden states, MLP
- * activations, attention probabilities); pruning adds the weight-relevance sums (float64, one per prunable weight).
- * The constants are fitted to measured peak RSS (`lrp-lens bench`, which prints both).
+ * The monolithic relevance graph keeps every block's intermediates for its backward half; block-wise keeps one
+ * block's, the residual stream between blocks (L+3 tensors of T × hidden) and the logits. Weights are held as
+ * float32 whatever the file's precision; onnxruntime keeps its own (pre-packed) copies of weights it loads
+ * (monolithic), while block-wise feeds one copy held by the engine. Weight-relevance statistics (pruning,
+ * circuits, correction) add their running sums (float32, one per prunable weight) and a run's outputs: the whole
+ * model's at once (monolithic) or one block's (block-wise).
+ *
+ * Fitted on measured whole-process peak RSS (test/fixtures/memoryMeasurements.ts, pinned by
+ * test/unit/memoryEstimate.test.ts): stories260k, the 124M GPT-2 shape, the Qwen2-0.5B shape (both executions) and
+ * the ~1.1B Llama shape, all within +25 % of measured and never under.
  */
+import { readdirSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import type { ModelConfig } from '../runtime/model';
 
-/*
- * Fitted to the attribution runs of `lrp-lens bench` (peak RSS of a child process running the relevance graph):
- * stories260k at 32/128/512 tokens measured 105/118/268 MB (estimate 100/110/229), the GPT-2-shaped 124M model
- * 1768/1968/3044 MB (estimate 1663/1861/2932).
- */
-/** Node and onnxruntime before any model (bytes). */
-const BASE = 95 * 2 ** 20;
+const MiB = 2 ** 20;
+/** Node and onnxruntime before any model. */
+const BASE = 100 * MiB;
 /**
- * Bytes held per float32 weight byte: the relevance graph keeps each weight and the constants its backward half
- * derives from it, and onnxruntime prepacks MatMul weights.
+ * Bytes held per float32 weight byte. Monolithic: the weights as read and onnxruntime's copies (initializers,
+ * pre-packed MatMul weights); a model with external data is not held a third time as protobuf bytes.
+ * Block-wise: the engine's one copy fed to every block's graph (plus the model's bytes when embedded).
  */
-const WEIGHT_COPIES = 3.2;
-/** float32 values kept per token and layer, per unit of hidden size (H) and of MLP width (F). */
-const PER_HIDDEN = 22;
-const PER_FFN = 2;
-/** Copies of the logits row (logits, softmax, seed, relevance). */
+const WEIGHT_COPIES = { monolithic: { embedded: 3.35, external: 2.2 }, blockwise: { embedded: 2.2, external: 1.15 } };
+/** Copies of each [heads, T, T] attention tensor one block keeps (scores, probabilities, their relevance). */
+const PER_ATTENTION = 3.5;
+/** Values kept per token and block, per unit of hidden size and of MLP width. */
+const PER_HIDDEN = 20;
+const PER_FFN = 4;
+/** Copies of the logits row (logits, the seed's softmax, relevance). */
 const PER_VOCAB = 4;
-/** Copies of each attention matrix (scores, probabilities, their relevance). */
-const PER_ATTENTION = 2.75;
+/** Safety margin over the fit: an estimate that runs past the limit is the failure that matters. */
+const MARGIN = 1.05;
+
+export type EstimatedExecution = 'monolithic' | 'blockwise';
 
 export interface ModelDims {
   layers: number;
@@ -40,6 +52,12 @@ export interface ModelDims {
   /** Gated MLP (SwiGLU: three matrices) rather than two. */
   gated: boolean;
   tied: boolean;
+  /** Bytes of the weights as the engine holds them, when known (else the parameter count × element bytes). */
+  weightBytes?: number;
+  /** Weights in external data files (onnxruntime reads them without the protobuf copy). Default: weights ≥ 2 GiB. */
+  externalData?: boolean;
+  /** Bytes of one value: 4 (float32, default) or 8 (float64). */
+  elementBytes?: number;
 }
 
 export interface RunShape {
@@ -47,11 +65,14 @@ export interface RunShape {
   batch: number;
   /** Pruning: weight-relevance statistics are accumulated. */
   statistics?: boolean;
+  /** Default monolithic. */
+  execution?: EstimatedExecution;
 }
 
 export interface MemoryEstimate {
   bytes: number;
-  parts: { base: number; weights: number; activations: number; statistics: number };
+  /** What is held, and the safety margin over it (the estimate is their sum). */
+  parts: { base: number; weights: number; activations: number; statistics: number; margin: number };
   parameters: number;
   shape: RunShape;
 }
@@ -88,16 +109,50 @@ export function parameterCounts(d: ModelDims): { prunable: number; total: number
   return { prunable, total: prunable + d.vocab * d.hidden * (d.tied ? 1 : 2) };
 }
 
+/** The estimate for one execution (default monolithic). */
 export function estimateMemory(d: ModelDims, shape: RunShape): MemoryEstimate {
+  const e = d.elementBytes ?? 4;
+  const execution = shape.execution ?? 'monolithic';
   const { prunable, total } = parameterCounts(d);
-  const bt = shape.batch * shape.tokens;
-  const perToken = d.layers * (d.hidden * PER_HIDDEN + d.ffn * PER_FFN) + d.vocab * PER_VOCAB;
-  const attention = shape.batch * d.layers * d.heads * shape.tokens * shape.tokens * PER_ATTENTION;
-  const parts = {
-    base: BASE,
-    weights: total * 4 * WEIGHT_COPIES,
-    activations: (bt * perToken + attention) * 4,
-    statistics: shape.statistics ? prunable * 8 : 0,
-  };
-  return { bytes: parts.base + parts.weights + parts.activations + parts.statistics, parts, parameters: total, shape };
+  const weightBytes = d.weightBytes ?? total * e;
+  const external = d.externalData ?? weightBytes >= 2 * 2 ** 30;
+  const [B, T] = [shape.batch, shape.tokens];
+  const block = B * e * (PER_ATTENTION * d.heads * T * T + T * (PER_HIDDEN * d.hidden + PER_FFN * d.ffn));
+  const logits = B * e * T * d.vocab * PER_VOCAB;
+  const stream = B * e * T * d.hidden * (d.layers + 3);
+  const sums = prunable * 4;
+  const parts =
+    execution === 'monolithic'
+      ? {
+          weights: weightBytes * WEIGHT_COPIES.monolithic[external ? 'external' : 'embedded'],
+          activations: d.layers * block + logits,
+          statistics: 2 * sums,
+        }
+      : {
+          weights: weightBytes * WEIGHT_COPIES.blockwise[external ? 'external' : 'embedded'],
+          activations: block + stream + logits,
+          statistics: sums + sums / d.layers,
+        };
+  const held = { base: BASE, ...parts, statistics: shape.statistics ? parts.statistics : 0 };
+  const sum = held.base + held.weights + held.activations + held.statistics;
+  return { bytes: MARGIN * sum, parts: { ...held, margin: (MARGIN - 1) * sum }, parameters: total, shape };
+}
+
+/** Both executions' estimates for a batch (the chooser's input). */
+export function estimateExecutions(
+  d: ModelDims,
+  batch: number,
+  tokens: number,
+  statistics = false,
+): { monolithicBytes: number; blockwiseBytes: number } {
+  const at = (execution: EstimatedExecution) => estimateMemory(d, { batch, tokens, statistics, execution }).bytes;
+  return { monolithicBytes: at('monolithic'), blockwiseBytes: at('blockwise') };
+}
+
+/** The model file and its external data files (siblings whose name starts with the model's): bytes, and whether any. */
+export function modelFiles(onnxPath: string): { bytes: number; externalData: boolean } {
+  const dir = dirname(onnxPath);
+  const name = basename(onnxPath);
+  const files = readdirSync(dir).filter((f) => f.startsWith(name));
+  return { bytes: files.reduce((n, f) => n + statSync(join(dir, f)).size, 0), externalData: files.some((f) => f !== name) };
 }

@@ -3,12 +3,13 @@
  * estimate and the ways out. --force overrides; a limit can be set below the machine's (--memory-limit,
  * LRP_LENS_MEMORY_LIMIT) to keep a run small, or to test the refusal.
  */
+import { existsSync } from 'node:fs';
 import { freemem } from 'node:os';
 import { LrpLensError } from '../errors';
 import { formatBytes } from '../formatBytes';
 import type { ModelConfig } from '../runtime/model';
-import { dimsFromConfig, estimateMemory } from './memoryEstimate';
-import type { MemoryEstimate, RunShape } from './memoryEstimate';
+import { dimsFromConfig, estimateMemory, modelFiles } from './memoryEstimate';
+import type { EstimatedExecution, MemoryEstimate, RunShape } from './memoryEstimate';
 
 export interface GuardSettings {
   force?: boolean;
@@ -47,23 +48,38 @@ export function availableMemory(): { bytes: number; source: string } {
     : { bytes: system, source: 'available memory' };
 }
 
+export interface GuardOptions {
+  force?: boolean;
+  /** The model file: its external data and size refine the estimate. */
+  onnxPath?: string;
+  /** Which execution will run; 'auto' (default) counts the smaller estimate (the chooser picks it). */
+  execution?: EstimatedExecution | 'auto';
+}
+
 /** The estimate for a model and run shape, or undefined when the config lacks the sizes. */
-export function estimateRun(config: ModelConfig, shape: RunShape): MemoryEstimate | undefined {
+export function estimateRun(config: ModelConfig, shape: RunShape, opts: GuardOptions = {}): MemoryEstimate | undefined {
   const dims = dimsFromConfig(config);
-  return dims && estimateMemory(dims, shape);
+  if (!dims) return undefined;
+  const files = opts.onnxPath && existsSync(opts.onnxPath) ? modelFiles(opts.onnxPath) : undefined;
+  const d = files ? { ...dims, externalData: files.externalData } : dims;
+  const execution = shape.execution ?? opts.execution ?? 'auto';
+  if (execution !== 'auto') return estimateMemory(d, { ...shape, execution });
+  const [mono, block] = (['monolithic', 'blockwise'] as const).map((x) => estimateMemory(d, { ...shape, execution: x }));
+  return block.bytes < mono.bytes ? block : mono;
 }
 
 /** Throws 'insufficient-memory' when the estimate exceeds what is available (unless forced). */
-export function checkMemory(config: ModelConfig, shape: RunShape, what: string, force = settings.force): MemoryEstimate | undefined {
-  const estimate = estimateRun(config, shape);
-  if (!estimate || force) return estimate;
+export function checkMemory(config: ModelConfig, shape: RunShape, what: string, opts: GuardOptions = {}): MemoryEstimate | undefined {
+  const estimate = estimateRun(config, shape, opts);
+  if (!estimate || (opts.force ?? settings.force)) return estimate;
   const available = availableMemory();
   if (estimate.bytes <= available.bytes) return estimate;
   const p = estimate.parts;
+  const execution = estimate.shape.execution === 'blockwise' ? 'block-wise' : 'monolithic';
   throw new LrpLensError(
     'insufficient-memory',
     `${what} needs about ${formatBytes(estimate.bytes)} at peak (weights ${formatBytes(p.weights)}, relevance-graph activations ` +
-      `${formatBytes(p.activations)} for ${shape.batch} × ${shape.tokens} tokens${p.statistics ? `, pruning statistics ${formatBytes(p.statistics)}` : ''}, runtime ${formatBytes(p.base)}), ` +
+      `${formatBytes(p.activations)} for ${shape.batch} × ${shape.tokens} tokens${p.statistics ? `, pruning statistics ${formatBytes(p.statistics)}` : ''}, runtime ${formatBytes(p.base)}; ${execution} execution), ` +
       `more than ${available.source} (${formatBytes(available.bytes)}). Use a smaller model or --dtype variant, fewer tokens (a shorter prompt, --seq-len), ` +
       `fewer samples (--samples) or reference shards (--shard i/n); or --force to run anyway.`,
   );

@@ -24,6 +24,7 @@ import type { Allocation, Mask, PrunableWeight, Scores } from '../weights/types'
 import { weightValues } from '../weights/weightValues';
 import { modelContentHash } from '../onnx/contentHash';
 import { checkMemory } from '../memory/memoryGuard';
+import type { ExecutionChoice, ExecutionDecision } from '../runtime/execution';
 
 export type Stage = 'load' | 'collect' | 'evaluate' | 'generate';
 
@@ -33,6 +34,10 @@ export interface PruningSetup {
   device?: Device;
   /** Reference sample length, for the memory estimate (default 128). */
   seqLen?: number;
+  /** The relevance pass of weight-relevance statistics: monolithic, block-wise, or chosen per batch (default). */
+  execution?: ExecutionChoice;
+  /** Which execution collects statistics and why (the run log). */
+  onExecution?: (decision: ExecutionDecision) => void;
   /** Never download a hub model (else LRP_LENS_OFFLINE / HF_HUB_OFFLINE decide). */
   offline?: boolean;
   signal?: AbortSignal;
@@ -55,7 +60,11 @@ export class PruningSession {
 
   static async open(setup: PruningSetup): Promise<PruningSession> {
     const folder = await resolveModel(setup.model, { offline: setup.offline });
-    checkMemory(folder.config, { tokens: setup.seqLen ?? 128, batch: 4, statistics: true }, `Pruning ${folder.ref}`);
+    // Collection batches as many samples as fit: one is the least it needs.
+    checkMemory(folder.config, { tokens: setup.seqLen ?? 128, batch: 1, statistics: true }, `Pruning ${folder.ref}`, {
+      onnxPath: folder.onnxPath,
+      execution: setup.execution,
+    });
     const tokenizer = await loadTokenizer(folder);
     const graph = readModel(folder.onnxPath);
     const weights = selectWeights(findLinearWeights(graph), setup.selection);
@@ -86,6 +95,8 @@ export class PruningSession {
     return collectStatistics(this.folder.onnxPath, this.weights, method, samples, {
       ...opts,
       device: this.setup.device,
+      execution: this.setup.execution,
+      onExecution: this.setup.onExecution,
       signal: this.setup.signal,
       onProgress: (d, t) => this.setup.onProgress?.('collect', d, t),
     });
@@ -102,6 +113,8 @@ export class PruningSession {
       ...opts,
       groups,
       device: this.setup.device,
+      execution: this.setup.execution,
+      onExecution: this.setup.onExecution,
       signal: this.setup.signal,
       onProgress: (d, t) => this.setup.onProgress?.('collect', d, t),
     });

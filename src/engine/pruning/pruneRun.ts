@@ -7,6 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { LrpLensError } from '../errors';
 import type { Device } from '../runtime/session';
+import type { ExecutionChoice, ExecutionDecision } from '../runtime/execution';
 import { PruningSession, sweep } from './prune';
 import type { Stage, SweepPoint } from './prune';
 import { parseWeightSelection } from './prunable';
@@ -36,6 +37,8 @@ export function methodSpec(spec: string): MethodSpec {
 export interface PruneCommonOptions {
   model: string;
   device?: Device;
+  /** How weight relevance is collected: monolithic graph, block-wise, or auto (by the memory estimate). */
+  execution?: ExecutionChoice;
   layers?: string;
   lmHead?: boolean;
   reference?: string;
@@ -67,6 +70,8 @@ export interface PruneRunOptions extends PruneCommonOptions {
 export interface RunHooks {
   signal?: AbortSignal;
   onProgress?: (stage: Stage, done: number, total: number) => void;
+  /** Which execution collects weight relevance and why (the run log). */
+  onExecution?: (decision: ExecutionDecision) => void;
 }
 
 export interface PruneReport {
@@ -102,6 +107,8 @@ export async function openPruningSession(o: PruneCommonOptions, hooks: RunHooks 
   return PruningSession.open({
     model: o.model,
     device: o.device,
+    execution: o.execution,
+    onExecution: hooks.onExecution,
     seqLen: o.seqLen,
     selection: parseWeightSelection(o.layers, o.lmHead),
     signal: hooks.signal,

@@ -14,7 +14,7 @@
 import { compileModelFile } from '../runtime/compile';
 import type { Device } from '../runtime/session';
 import { RelevanceRunners } from '../runtime/runners';
-import type { ExecutionChoice } from '../runtime/execution';
+import type { ExecutionChoice, ExecutionDecision } from '../runtime/execution';
 import { causalLmFeeds, padBatch, seedFeeds } from '../runtime/feeds';
 import type { WeightAggregation } from '../relevance/compiler';
 import type { RelevanceMode } from '../relevance/mode';
@@ -67,6 +67,8 @@ export interface CollectOptions extends Progress {
   cache?: boolean;
   /** Monolithic graph, block-wise, or chosen per batch by the memory estimate (default). */
   execution?: ExecutionChoice;
+  /** Which execution runs the relevance pass and why: on the first batch, and whenever it changes (the run log). */
+  onExecution?: (decision: ExecutionDecision) => void;
   /**
    * A group per sample (0 … groups − 1): `collectGroupedStatistics` keeps one sum per group (batches never mix
    * groups), so resamples of the groups can be scored without collecting again.
@@ -162,9 +164,18 @@ async function collectWeightRelevance(
   const inGraph: WeightAggregation = aggregation === 'abs-tokens' ? 'absolute' : 'signed';
   const options = { mode, weightRelevance: weights.map((w) => w.name), weightAggregation: inGraph };
   const compiled = await compileModelFile(onnxPath, options, opts.cache ?? true);
-  const runners = await RelevanceRunners.create({ onnxPath }, compiled, options, { device: opts.device, execution: opts.execution });
   const perSample = aggregation === 'abs-samples';
-  const groups = groupBatches(members, perSample ? 1 : (opts.batchSize ?? 4));
+  const wanted = perSample ? 1 : (opts.batchSize ?? 4);
+  const expect = { batch: Math.min(wanted, Math.max(...members.map((m) => m.length))), seq: Math.max(...samples.map((s) => s.length)) };
+  const runners = await RelevanceRunners.create({ onnxPath }, compiled, options, {
+    device: opts.device,
+    execution: opts.execution,
+    expect,
+  });
+  // Long windows: as many rows a batch as fit the memory limit (4 × 2,048 tokens may not where 1 does).
+  const groups = groupBatches(members, runners.batch ?? wanted);
+  const weightOf = new Map(weights.map((w) => [compiled.info.weightOutputs[w.name], w.name]));
+  let last: string | undefined;
   try {
     for (const [k, { group, indices }] of groups.entries()) {
       throwIfCancelled(opts.signal);
@@ -175,8 +186,14 @@ async function collectWeightRelevance(
         seeds,
       );
       const [B, S] = feeds.input_ids.dims;
-      const out = await (await runners.forBatch(B, S)).runner.run(feeds);
-      for (const w of weights) addInto(sums[group], w.name, out[compiled.info.weightOutputs[w.name]].data as Float32Array, perSample);
+      const { runner, decision } = await runners.forBatch(B, S);
+      if (decision.execution !== last) opts.onExecution?.(decision);
+      last = decision.execution;
+      // Each block's weight relevance is added as its block finishes (block-wise), not held for the whole model.
+      await runner.run(feeds, {
+        takes: (name) => weightOf.has(name),
+        take: (name, value) => addInto(sums[group], weightOf.get(name)!, value.data as Float32Array, perSample),
+      });
       opts.onProgress?.(k + 1, groups.length);
     }
   } finally {

@@ -95,6 +95,16 @@ interface Step {
 }
 
 /**
+ * Outputs a caller consumes as they come (pruning statistics: each block's weight relevance is added to the
+ * running sums as soon as its block is done), so a run never holds the whole model's worth of them at once.
+ * Those the sink takes are absent from the run's result.
+ */
+export interface OutputSink {
+  takes(name: string): boolean;
+  take(name: string, value: HostTensor): void;
+}
+
+/**
  * Runs a block-wise plan: same feeds and outputs as the monolithic relevance graph.
  *
  * Sessions keep onnxruntime's CPU arena, so the runs of one block graph reuse the same memory instead of
@@ -103,6 +113,9 @@ interface Step {
  * fresh memory, touched page by page (releaseAfterUse bounds what the arenas hold).
  */
 export class BlockwiseRunner {
+  /** Tensors some segment graph reads (an output among them must wait for the assembly, not go to a sink). */
+  private readonly read: Set<string>;
+
   private constructor(
     private readonly model: BlockwiseModel,
     private readonly sessions: Map<string, Session>,
@@ -113,6 +126,7 @@ export class BlockwiseRunner {
     /** Whether the weights are read per segment and dropped after it, and why. */
     readonly weightStreaming: StreamingDecision,
   ) {
+    this.read = new Set(allGraphs(model.plan).flatMap((g) => g.inputs.filter((i) => i.from.kind === 'tensor').map((i) => i.from.name)));
     if (weightStreaming.stream) this.dropAfter = dropSchedule(model.plan);
   }
 
@@ -166,18 +180,30 @@ export class BlockwiseRunner {
     return saved;
   }
 
-  async run(feeds: Feeds): Promise<Record<string, HostTensor>> {
+  async run(feeds: Feeds, sink?: OutputSink): Promise<Record<string, HostTensor>> {
     const [rows, tokens] = feeds.input_ids?.dims ?? [1, 1];
     const steps = this.steps(this.savedBlocks(rows, tokens));
     const last = new Map<string, Step>();
     for (const step of steps) if (step.seg) last.set(step.seg.key, step);
     const tensors = new Map<string, HostTensor>();
+    const outputs = new Set(this.model.plan.outputs);
+    const handOver = (seg: SegmentGraph) => {
+      for (const { tensor } of seg.outputs) {
+        if (!sink || !outputs.has(tensor) || this.read.has(tensor) || !sink.takes(tensor)) continue;
+        sink.take(tensor, tensors.get(tensor)!);
+        tensors.delete(tensor);
+        outputs.delete(tensor);
+      }
+    };
     for (const step of steps) {
-      if (step.seg) await this.exec(step.seg, feeds, tensors, last.get(step.seg.key) === step);
+      if (step.seg) {
+        await this.exec(step.seg, feeds, tensors, last.get(step.seg.key) === step);
+        handOver(step.seg);
+      }
       for (const t of step.free) tensors.delete(t);
     }
     const out: Record<string, HostTensor> = {};
-    for (const o of this.model.plan.outputs) out[o] = tensors.get(o)!;
+    for (const o of outputs) out[o] = tensors.get(o)!;
     return out;
   }
 

@@ -1,11 +1,13 @@
 /**
  * Which execution runs a relevance pass: the monolithic graph (fastest, but it keeps every block's activations
  * and attention probabilities for the backward half: memory grows with depth × length²) or the block-wise one
- * (memory of one block plus the residual stream, for one more forward pass). Chosen by a memory estimate
- * against a limit; `estimateMemory` is the one place the bound lives, so a finer estimate can replace it.
+ * (memory of one block plus the residual stream, for one more forward pass). Chosen by the memory estimate
+ * (memory/memoryEstimate.ts, the one the memory guard uses) against a limit.
  */
 import { LrpLensError } from '../errors';
 import { availableMemory, memoryGuardForced } from '../memory/memoryGuard';
+import { estimateExecutions } from '../memory/memoryEstimate';
+import type { ModelDims } from '../memory/memoryEstimate';
 
 export type Execution = 'monolithic' | 'blockwise';
 export type ExecutionChoice = Execution | 'auto';
@@ -22,6 +24,13 @@ export interface ModelShape {
   weightBytes: number;
   /** Bytes of one activation element (4 for float32, 8 for float64). */
   elementBytes: number;
+  kvHeads?: number;
+  /** Gated MLP (default true: the larger count of prunable weights). */
+  gated?: boolean;
+  /** Weights in external data files (see ModelDims). */
+  externalData?: boolean;
+  /** Weight-relevance statistics are accumulated (pruning): their sums count too. */
+  statistics?: boolean;
 }
 
 export interface MemoryEstimate {
@@ -37,22 +46,25 @@ export interface ExecutionDecision {
   limitBytes: number;
 }
 
-/**
- * A simple bound per block, fitted on a Qwen2-0.5B-shaped model (bench/blockwise.ts and issue 16: monolithic 6.1 GB
- * at 512 tokens, 12.0 GB at 1,024; block-wise 2.1 and 2.7 GB): a block's relevance pass holds ~3 [heads, T, T]
- * tensors and ~4 activations per hidden and MLP unit and token (q, k, v, o, gate, up, down and their gradients).
- * Monolithic: every block at once, and the weights ×1.3 (onnxruntime's packed copies). Block-wise: one block
- * (×1.5: its transient gradients), the saved stream (L+1 tensors of T × hidden, a gradient) and the logits.
- */
-export function estimateMemory(m: ModelShape, batch: number, seq: number): MemoryEstimate {
-  const e = m.elementBytes;
-  const block = batch * e * (3 * m.heads * seq * seq + 4 * (4 * m.hidden + 3 * m.neurons) * seq);
-  const logits = batch * e * seq * m.vocab * 2;
-  const runtime = 300 * 2 ** 20;
+export function dimsOfShape(m: ModelShape): ModelDims {
   return {
-    monolithicBytes: runtime + 1.3 * m.weightBytes + m.layers * block + logits,
-    blockwiseBytes: runtime + m.weightBytes + 1.5 * block + batch * e * seq * m.hidden * (m.layers + 3) + logits,
+    layers: m.layers,
+    hidden: m.hidden,
+    ffn: m.neurons,
+    heads: m.heads,
+    kvHeads: m.kvHeads ?? m.heads,
+    vocab: m.vocab,
+    gated: m.gated ?? true,
+    tied: true,
+    weightBytes: m.weightBytes,
+    externalData: m.externalData,
+    elementBytes: m.elementBytes,
   };
+}
+
+/** Both executions' estimates for a batch of `batch` rows of `seq` tokens. */
+export function estimateMemory(m: ModelShape, batch: number, seq: number): MemoryEstimate {
+  return estimateExecutions(dimsOfShape(m), batch, seq, m.statistics);
 }
 
 /** The memory a run may use: the memory guard's (--memory-limit / LRP_LENS_MEMORY_LIMIT, the cgroup, what is available). */

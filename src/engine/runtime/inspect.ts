@@ -169,6 +169,8 @@ function executionReport(r: ModelReport, info: CompiledInfo, blockwise: true | s
     vocab: info.vocabSize,
     weightBytes: r.model.bytes + (r.externalData?.bytes ?? 0),
     elementBytes: info.dtype === 'float64' ? 8 : 4,
+    kvHeads: r.kvHeads ?? undefined,
+    externalData: !!r.externalData,
   };
   const context = r.maxPositions ?? 4096;
   const lengths = [...new Set([512, 2048, context].filter((n) => n <= context))].sort((a, b) => a - b);
