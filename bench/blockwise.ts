@@ -8,7 +8,7 @@
 import type { Command } from 'commander';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { LrpLensError } from '../src/engine/errors';
 import { markdownTable } from '../src/cli/common';
@@ -31,7 +31,11 @@ export const QWEN_SHAPED = {
 type Subject = 'forward' | 'blockwise' | 'monolithic';
 
 export interface ChildResult {
+  /** The fastest of the runs (the first one pays page faults and lazily read weights on both sides). */
   runMs: number;
+  runsMs: number[];
+  /** CPU time of each run, user and system (page faults show as system time), all threads. */
+  cpuMs: { user: number; system: number }[];
   loadMs: number;
   peakRssMB: number;
 }
@@ -41,14 +45,18 @@ export interface BlockwiseBenchRow {
   seqLen: number;
   /** Absent when the watchdog killed the child. */
   runMs?: number;
+  runsMs?: number[];
+  cpuMs?: ChildResult['cpuMs'];
   loadMs?: number;
   peakRssMB?: number;
   killedAtMB?: number;
   error?: string;
+  /** The machine's 1-minute load average when the child finished. */
+  load?: number;
 }
 
-/** Child entry: load (and compile), then one timed run (long prompts are too slow to repeat). */
-async function benchChild(o: { onnx: string; subject: Subject; seq: number }): Promise<void> {
+/** Child entry: load (and compile), then `runs` timed runs. */
+async function benchChild(o: { onnx: string; subject: Subject; seq: number; runs: number }): Promise<void> {
   const { Session } = await import('../src/engine/runtime/session');
   const { causalLmFeeds, inputSpecs, seedFeeds } = await import('../src/engine/runtime/feeds');
   const { readModel } = await import('../src/engine/onnx/io');
@@ -80,9 +88,17 @@ async function benchChild(o: { onnx: string; subject: Subject; seq: number }): P
     run = () => session.run(feeds);
   }
   const loadMs = performance.now() - t0;
-  const t1 = performance.now();
-  await run();
-  const result: ChildResult = { runMs: performance.now() - t1, loadMs, peakRssMB: peakRssMB() };
+  const runsMs: number[] = [];
+  const cpuMs: ChildResult['cpuMs'] = [];
+  for (let i = 0; i < o.runs; i++) {
+    const t1 = performance.now();
+    const c1 = process.cpuUsage();
+    await run();
+    runsMs.push(performance.now() - t1);
+    const c = process.cpuUsage(c1);
+    cpuMs.push({ user: Math.round(c.user / 1000), system: Math.round(c.system / 1000) });
+  }
+  const result: ChildResult = { runMs: Math.min(...runsMs), runsMs, cpuMs, loadMs, peakRssMB: peakRssMB() };
   process.stdout.write(JSON.stringify(result));
 }
 
@@ -150,6 +166,7 @@ export async function benchBlockwise(o: {
   limitMb: number;
   monolithic: number[];
   dir: string;
+  runs: number;
 }): Promise<BlockwiseBenchRow[]> {
   const onnx = join(o.dir, 'onnx', 'model.onnx');
   if (!existsSync(onnx) || !existsSync(`${onnx}_data`)) {
@@ -160,9 +177,12 @@ export async function benchBlockwise(o: {
   for (const seq of o.seqLen) {
     const subjects: Subject[] = ['forward', 'blockwise', ...(o.monolithic.includes(seq) ? (['monolithic'] as const) : [])];
     for (const subject of subjects) {
-      const w = await underWatchdog(['blockwise-run', '--onnx', onnx, '--subject', subject, '--seq', String(seq)], o.limitMb);
+      const w = await underWatchdog(
+        ['blockwise-run', '--onnx', onnx, '--subject', subject, '--seq', String(seq), '--runs', String(o.runs)],
+        o.limitMb,
+      );
       const r = 'stdout' in w ? (JSON.parse(w.stdout) as ChildResult) : w;
-      rows.push({ subject, seqLen: seq, ...r });
+      rows.push({ subject, seqLen: seq, ...r, load: Number(loadavg()[0].toFixed(1)) });
       console.error(`${subject} @ ${seq}: ${JSON.stringify(r)}`);
     }
   }
@@ -187,10 +207,17 @@ export function blockwiseTable(rows: BlockwiseBenchRow[]): string {
       cell(f, (r) => `${(r.runMs! / 1000).toFixed(1)} s`),
       cell(b, (r) => `${(r.runMs! / 1000).toFixed(1)} s`),
       ratio(b?.runMs, f?.runMs),
-      cell(m, (r) => `${(r.peakRssMB! / 1024).toFixed(2)} GB, ${(r.runMs! / 1000).toFixed(1)} s`),
+      rows
+        .filter((r) => r.seqLen === seq && r.load !== undefined)
+        .map((r) => r.load!.toFixed(1))
+        .join(' / '),
+      cell(m, (r) => `${(r.peakRssMB! / 1024).toFixed(2)} GB, ${(r.runMs! / 1000).toFixed(1)} s (${ratio(r.runMs, f?.runMs)}×)`),
     ];
   });
-  return markdownTable(['tokens', 'forward RSS', 'block-wise RSS', 'RSS ×', 'forward run', 'block-wise run', 'time ×', 'monolithic'], body);
+  return markdownTable(
+    ['tokens', 'forward RSS', 'block-wise RSS', 'RSS ×', 'forward run', 'block-wise run', 'time ×', 'load', 'monolithic'],
+    body,
+  );
 }
 
 export function registerBenchBlockwise(program: Command): void {
@@ -201,15 +228,20 @@ export function registerBenchBlockwise(program: Command): void {
     .option('--monolithic <list>', 'lengths at which the monolithic graph runs too', (v: string) => v.split(',').map(Number), [512])
     .option('--limit-mb <n>', 'kill a measured process past this resident memory', Number, 16384)
     .option('--dir <folder>', 'where the model is built (reused when present)', join(tmpdir(), 'lrp-bench-qwen-shaped'))
+    .option('--runs <n>', 'timed runs per process; the fastest is reported (the first pays page faults and weight reads)', Number, 2)
     .option('--json <out>', 'write the results as JSON')
-    .action(async (o: { seqLen: number[]; monolithic: number[]; limitMb: number; dir: string; json?: string }) => {
+    .action(async (o: { seqLen: number[]; monolithic: number[]; limitMb: number; dir: string; runs: number; json?: string }) => {
       const rows = await benchBlockwise(o);
       console.log(blockwiseTable(rows));
       if (o.json) {
         mkdirSync(dirname(resolve(o.json)), { recursive: true });
         writeFileSync(
           o.json,
-          JSON.stringify({ date: new Date().toISOString(), model: QWEN_SHAPED, limitMB: o.limitMb, rows }, null, 2) + '\n',
+          JSON.stringify(
+            { date: new Date().toISOString(), model: QWEN_SHAPED, limitMB: o.limitMb, runs: o.runs, loadAverage: loadavg(), rows },
+            null,
+            2,
+          ) + '\n',
         );
       }
     });
@@ -219,5 +251,6 @@ export function registerBenchBlockwise(program: Command): void {
     .requiredOption('--onnx <file>')
     .requiredOption('--subject <subject>')
     .requiredOption('--seq <n>', 'sequence length', Number)
+    .option('--runs <n>', 'timed runs', Number, 1)
     .action(benchChild);
 }

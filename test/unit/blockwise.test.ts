@@ -8,6 +8,7 @@ import type { Graph } from '../../src/engine/onnx/graph';
 import type { SyntheticConfig } from '../fixtures/torchExports';
 import { buildGpt2Like, buildLlamaLike, buildOptLike } from '../fixtures/torchExports';
 import { BlockwiseRunner, compileBlockwise } from '../../src/engine/runtime/blockwise';
+import type { RunnerOptions } from '../../src/engine/runtime/blockwise';
 import { causalLmFeeds, leftPad, seedFeeds } from '../../src/engine/runtime/feeds';
 import type { TokenBatch } from '../../src/engine/runtime/feeds';
 import { tensorNumbers } from '../../src/engine/runtime/session';
@@ -49,10 +50,11 @@ async function blockwise(
   batch: TokenBatch,
   seed: Seed,
   options: CompileOptions,
-): Promise<{ out: Outputs; sessions: number }> {
+  runnerOptions: RunnerOptions = {},
+): Promise<{ out: Outputs; sessions: number; saved: number[] }> {
   const compiled = await compileBlockwise(cloneGraph(graph), options);
   if (!compiled.ok) throw new Error(compiled.reason);
-  const runner = await BlockwiseRunner.create(compiled);
+  const runner = await BlockwiseRunner.create(compiled, runnerOptions);
   try {
     const [b, s] = [batch.ids.length, batch.ids[0].length];
     const feeds = causalLmFeeds(compiled.info.inputs, batch);
@@ -67,7 +69,8 @@ async function blockwise(
     );
     const raw = await runner.run(feeds);
     const out = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, { data: tensorNumbers(v), dims: [...v.dims] }]));
-    return { out, sessions: runner.sessionCount };
+    const saved = [...runner.savedBlocks(b, s)].sort((x, y) => x - y);
+    return { out, sessions: runner.sessionCount, saved };
   } finally {
     await runner.release();
   }
@@ -122,9 +125,31 @@ for (const model of MODELS) {
         const expected = await monolithic(graph, BATCH, seed, options);
         const { out, sessions } = await blockwise(graph, BATCH, seed, options);
         assertSameOutputs(out, expected, 1e-5);
-        assert.ok(sessions < 2 * model.cfg.layers + 3, `${sessions} sessions: blocks of one shape share a session`);
+        // Unshared, there would be L + 1 forward, L + 2 relevance and one assembly graph, and 2L saving variants.
+        assert.ok(sessions < 2 * model.cfg.layers + 3 + 2, `${sessions} sessions: blocks of one shape share a session`);
       });
     }
+
+    it('saving the weight products of the last blocks (all, one, none) gives the same outputs', async () => {
+      const graph = model.build({ ...model.cfg, dtype: 'float32' });
+      const options: CompileOptions = { mode: 'attnlrp', weightRelevance: true };
+      const seed = continuationSeed(BATCH);
+      const expected = await monolithic(graph, BATCH, seed, options);
+      const L = model.cfg.layers;
+      const all = await blockwise(graph, BATCH, seed, options, { saveBytes: Infinity });
+      assert.deepEqual(
+        all.saved,
+        Array.from({ length: L }, (_, i) => i + 1),
+      );
+      const plan = await compileBlockwise(cloneGraph(graph), options);
+      assert.ok(plan.ok);
+      const lastBlock = plan.plan.saving[L]!.elementsPerToken * BATCH.ids.length * BATCH.ids[0].length * 4;
+      const one = await blockwise(graph, BATCH, seed, options, { saveBytes: lastBlock });
+      assert.deepEqual(one.saved, [L], 'the last block is saved first');
+      const none = await blockwise(graph, BATCH, seed, options, { saveBytes: 0 });
+      assert.deepEqual(none.saved, []);
+      for (const r of [all, one, none]) assertSameOutputs(r.out, expected, 1e-5);
+    });
 
     it('equals the monolithic graph in float64 to 1e-12', async () => {
       const graph = model.build({ ...model.cfg, dtype: 'float64' });

@@ -44,7 +44,8 @@ const MODELS: { name: string; graph: () => Graph; tied: boolean }[] = [
 ];
 
 async function run(model: BlockwiseModel, streamWeights: boolean): Promise<{ out: Outputs; runner: BlockwiseRunner }> {
-  const runner = await BlockwiseRunner.create(model, { streamWeights });
+  // No saved weight products (never done when streaming): kept and streamed then run the same graphs.
+  const runner = await BlockwiseRunner.create(model, { streamWeights, saveBytes: 0 });
   const feeds = { ...causalLmFeeds(model.info.inputs, BATCH), ...seedFeeds(model.info.dtype, [2, 8], SEED) };
   const raw = await runner.run(feeds);
   await runner.release();
@@ -122,6 +123,16 @@ for (const m of MODELS) {
       await run(keptModel, false);
       assert.equal(keptModel.weights.maxHeldBytes, keptModel.weights.bytes);
       assert.ok([...keptModel.weights.loads.values()].every((n) => n === 1));
+    });
+
+    it('saves no weight products when streaming (memory is what is short), whatever the budget', async () => {
+      const model = await compiled(path);
+      const [streamed, kept] = await Promise.all(
+        [true, false].map((s) => BlockwiseRunner.create(model, { streamWeights: s, saveBytes: Infinity })),
+      );
+      assert.equal(streamed.savedBlocks(2, 8).size, 0);
+      assert.ok(kept.savedBlocks(2, 8).size > 0);
+      await Promise.all([streamed.release(), kept.release()]);
     });
   });
 }

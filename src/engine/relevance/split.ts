@@ -46,6 +46,22 @@ export interface BlockwisePlan {
   outputs: string[];
   /** Initializers fed as inputs (read by the runner's weight store). */
   weights: string[];
+  /** Per segment 0 … L, where it applies: the variant that saves outputs instead of recomputing them. */
+  saving: (SavingVariant | undefined)[];
+}
+
+/**
+ * Memory for time: the forward graph also outputs the block's weight products (the outputs of its MatMuls with a
+ * weight: projections and MLP), and the relevance graph reads them instead of recomputing them, so that only
+ * attention and element-wise work is recomputed. The runner picks it for as many blocks as its budget allows.
+ */
+export interface SavingVariant {
+  forward: SegmentGraph;
+  backward: SegmentGraph;
+  /** The compiled graph's tensors the two graphs pass (freed after the relevance graph). */
+  tensors: string[];
+  /** Their elements per row and token (the product of their static dimensions). */
+  elementsPerToken: number;
 }
 
 export class SplitError extends Error {}
@@ -138,7 +154,26 @@ export function splitCompiled(
     (n) => !forwardNodes.has(n) && n.outputs.every((o) => producedByAssembly.has(o) || globalsForAssembly.has(o) || isGlobal(o)),
   );
   const assembly = builder.build(assemblyClosure, assembled, (t) => (pieceHome.has(t) ? { kind: 'tensor', name: t } : undefined));
-  return { stream, forward, backward, assembly, outputs: finalOutputs, weights: [...builder.weights] };
+  const saving = forwardOf.map((nodes, k) => {
+    if (k === 0 || !backward[k]) return undefined;
+    const inBackward = new Set(backwardOf[k]);
+    const saved = nodes
+      .filter((n) => n.opType === 'MatMul' && builder.isWeightName(n.inputs[1]) && inBackward.has(n))
+      .map((n) => n.outputs[0]);
+    if (saved.length === 0) return undefined;
+    const isSaved = new Set(saved);
+    const mine = pieces.filter((t) => pieceHome.get(t) === k);
+    const relevanceNodes = closure(compiled, mine, (n) => n.outputs.every((o) => avail[k].get(o) === 'local' && !isSaved.has(o)));
+    const source = (t: string): InputSource | undefined => (isSaved.has(t) ? { kind: 'tensor', name: t } : sourceOf(t, k));
+    const staticElements = (t: string) => (shapes.get(t)?.dims ?? []).reduce<number>((a, d) => a * (d ?? 1), 1);
+    return {
+      forward: builder.build(nodes, [...forwardOutputs(k), ...saved], (t) => sourceOf(t, k)),
+      backward: builder.build(relevanceNodes, mine, source),
+      tensors: saved,
+      elementsPerToken: saved.reduce((a, t) => a + staticElements(t), 0),
+    };
+  });
+  return { stream, forward, backward, assembly, outputs: finalOutputs, weights: [...builder.weights], saving };
 
   /** Inputs of segment k's graphs other than model inputs and weights. */
   function sourceOf(t: string, k: number): InputSource | undefined {
@@ -237,6 +272,12 @@ class SegmentBuilder {
     private readonly modelInputs: Set<string>,
     private readonly dtype: DType,
   ) {}
+
+  /** Whether a tensor is an initializer fed as a weight input. */
+  isWeightName(t: string): boolean {
+    const init = this.compiled.initializers.get(t);
+    return !!init && this.isWeight(init);
+  }
 
   private isWeight(t: onnx.ITensorProto): boolean {
     const dtype = dtypeOf(t.dataType ?? 0);
