@@ -34,9 +34,10 @@ const WEIGHT_COPIES = { monolithic: { embedded: 3.35, external: 2.2 }, blockwise
  * Block-wise with weights streamed (runtime/weightStreaming.ts): bytes held per float32 byte of the largest set of
  * weights held at once (one block's, or the embedding / LM head; a tied embedding is held throughout) — the
  * weights, the pool of dropped buffers kept for the next block's, and what is being widened. Measured on the ~3B
- * fp16 shape (docs/blockwise.md): 1.20 GB peak at 128 tokens, 1.91 GB at 512, with 0.46 GB held at once.
+ * fp16 shape through `lrp-lens attribute` (docs/blockwise.md): 1.29 GiB peak at 128 tokens, 2.04 GiB at 512, with
+ * 0.46 GiB of weights held at once.
  */
-const STREAMED_COPIES = 2.5;
+const STREAMED_COPIES = 2.6;
 /** Copies of each [heads, T, T] attention tensor one block keeps (scores, probabilities, their relevance). */
 const PER_ATTENTION = 3.5;
 /** Values kept per token and block, per unit of hidden size and of MLP width. */
