@@ -151,6 +151,22 @@ for (const model of MODELS) {
       for (const r of [all, one, none]) assertSameOutputs(r.out, expected, 1e-5);
     });
 
+    it('by default saves a block only while its products outweigh its attention matrix per token', async () => {
+      const graph = model.build({ ...model.cfg, dtype: 'float32' });
+      const compiled = await compileBlockwise(cloneGraph(graph), { mode: 'attnlrp' });
+      assert.ok(compiled.ok);
+      const runner = await BlockwiseRunner.create(compiled, { streamWeights: false });
+      try {
+        const perToken = compiled.plan.saving[1]!.elementsPerToken;
+        const heads = compiled.info.heads!;
+        const longest = Math.floor(perToken / heads);
+        assert.ok(runner.savedBlocks(1, longest).size > 0, `saves at ${longest} tokens`);
+        assert.equal(runner.savedBlocks(1, longest + 1).size, 0, `saves nothing past ${longest} tokens`);
+      } finally {
+        await runner.release();
+      }
+    });
+
     it('equals the monolithic graph in float64 to 1e-12', async () => {
       const graph = model.build({ ...model.cfg, dtype: 'float64' });
       const seed = continuationSeed(BATCH);
