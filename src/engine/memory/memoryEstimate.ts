@@ -119,6 +119,18 @@ export function parameterCounts(d: ModelDims): { prunable: number; total: number
   return { prunable, total: prunable + d.vocab * d.hidden * (d.tied ? 1 : 2) };
 }
 
+/**
+ * What the block-wise forward pass saves so that relevance graphs need not recompute the blocks' weight products
+ * (BlockwiseRunner.savedBlocks): q, k, v, o, up (and gate) per token and block, while they outweigh a block's
+ * attention matrix per token, within half the weights' size.
+ */
+function savedProducts(d: ModelDims, batch: number, tokens: number, elementBytes: number, weightBytes: number): number {
+  const kv = (d.hidden / d.heads) * d.kvHeads;
+  const perToken = 2 * d.hidden + 2 * kv + (d.gated ? 2 : 1) * d.ffn;
+  if (perToken < d.heads * tokens) return 0;
+  return Math.min(weightBytes / 2, d.layers * perToken * tokens * batch * elementBytes);
+}
+
 /** Float32 bytes of the most weights a streamed block-wise run holds at once: a block's or the embedding's, plus a tied embedding. */
 export function streamedWeightBytes(d: ModelDims, elementBytes = d.elementBytes ?? 4): number {
   const embedding = d.vocab * d.hidden * elementBytes;
@@ -149,7 +161,7 @@ export function estimateMemory(d: ModelDims, shape: RunShape): MemoryEstimate {
           weights: shape.streamedWeights
             ? streamedWeightBytes(d, e) * STREAMED_COPIES
             : weightBytes * WEIGHT_COPIES.blockwise[external ? 'external' : 'embedded'],
-          activations: block + stream + logits,
+          activations: block + stream + logits + (shape.streamedWeights ? 0 : savedProducts(d, B, T, e, weightBytes)),
           statistics: sums + sums / d.layers,
         };
   const held = { base: BASE, ...parts, statistics: shape.statistics ? parts.statistics : 0 };
