@@ -70,6 +70,8 @@ export async function correctBehaviour(c: Container, args: CorrectArgs): Promise
     {
       model: settings.model,
       device: settings.device,
+      execution: settings.execution,
+      memoryLimit: settings.memoryLimit,
       undesired: checkedFile(args.undesired, 'undesired'),
       general: checkedFile(args.general, 'general'),
       heldOut: args.heldOut && checkedFile(args.heldOut, 'held-out'),

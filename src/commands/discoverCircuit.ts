@@ -65,7 +65,15 @@ export function registerDiscoverCircuit(c: Container): vscode.Disposable {
       try {
         const record = await c.withEngineProgress(
           'circuit',
-          { ...choices, model: settings.model, device: settings.device, task: task.fsPath, out: dir },
+          {
+            ...choices,
+            model: settings.model,
+            device: settings.device,
+            execution: settings.execution,
+            memoryLimit: settings.memoryLimit,
+            task: task.fsPath,
+            out: dir,
+          },
           { title: `LRP Lens: discovering a circuit (${choices.method}, ${choices.granularity})`, percent: sweepPercent },
         );
         c.log.info(

@@ -122,6 +122,8 @@ export async function pruneModel(c: Container, args: PruneArgs): Promise<PruneOu
     {
       model: settings.model,
       device: settings.device,
+      execution: settings.execution,
+      memoryLimit: settings.memoryLimit,
       method: args.method,
       sparsity: [args.sparsity],
       reference: args.reference && checkedFile(args.reference, 'reference'),

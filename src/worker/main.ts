@@ -8,7 +8,7 @@ import { LrpLensError } from '../engine/errors';
 import { inspectModel } from '../engine/runtime/inspect';
 import { discoverCircuit } from '../engine/circuits/discover';
 import type { CircuitRecord, DiscoverStage } from '../engine/circuits/discover';
-import type { CircuitParams, MakeTaskParams } from './protocol';
+import type { CircuitParams, CorrectParams, MakeTaskParams } from './protocol';
 import { generateTaskFile } from '../engine/tasks/generators';
 
 import { isPruneReport, runPrune } from '../engine/pruning/pruneRun';
@@ -24,10 +24,10 @@ import type {
   Method,
   Methods,
   PruneParams,
+  RequestMemory,
   RequestMessage,
   WorkerToHost,
 } from './protocol';
-import type { CorrectRunOptions } from '../engine/correction/correctionRun';
 import { hubVariants } from '../engine/hub/hubModel';
 import { setHubDefaults } from '../engine/hub/hubDefaults';
 import { formatBytes } from '../engine/formatBytes';
@@ -90,10 +90,18 @@ class WarmEngine {
 
 const warm = new WarmEngine();
 
-async function attribute(params: AttributeParams, progress: Progress): Promise<AttributionResult> {
-  // The guard and the execution chooser read the limit and force from here, for this request only.
+/** The guard and the execution chooser read the limit and force from here, for this request only. */
+async function withRequestMemory<T>(params: RequestMemory, run: () => Promise<T>): Promise<T> {
   setMemoryGuard({ limit: params.memoryLimit ? parseMemorySize(params.memoryLimit) : undefined, force: params.force });
   try {
+    return await run();
+  } finally {
+    setMemoryGuard({});
+  }
+}
+
+function attribute(params: AttributeParams, progress: Progress): Promise<AttributionResult> {
+  return withRequestMemory(params, async () => {
     const engine = await warm.get(params.mask ? await prunedSettings(params, progress) : params, progress);
     progress('running', 0.5);
     const result = await engine.attribute(params.request, { maxTokens: params.maxTokens });
@@ -101,9 +109,7 @@ async function attribute(params: AttributeParams, progress: Progress): Promise<A
     log(`attributed ${result.tokens.length} tokens with ${engine.model.ref} on ${engine.device}: run ${result.timing.runMs.toFixed(0)} ms`);
     if (result.execution) log(`execution: ${result.execution.kind} (${result.execution.reason})`);
     return result;
-  } finally {
-    setMemoryGuard({});
-  }
+  });
 }
 
 const STAGE_WORDS: Record<DiscoverStage, string> = {
@@ -117,12 +123,14 @@ const STAGE_WORDS: Record<DiscoverStage, string> = {
 
 /** Circuit discovery; the engine's cancel is the process kill, so no signal is needed here. */
 async function circuit(params: CircuitParams, progress: Progress): Promise<CircuitRecord> {
-  const record = await discoverCircuit(params, {
-    onProgress: (stage, done, total, detail) => {
-      const what = `${STAGE_WORDS[stage]}${detail && stage === 'sweep' ? ` (${detail})` : ''}`;
-      progress(total > 1 ? `${what} ${done}/${total}` : what, total > 0 ? done / total : undefined, { stage, done, total });
-    },
-  });
+  const record = await withRequestMemory(params, () =>
+    discoverCircuit(params, {
+      onProgress: (stage, done, total, detail) => {
+        const what = `${STAGE_WORDS[stage]}${detail && stage === 'sweep' ? ` (${detail})` : ''}`;
+        progress(total > 1 ? `${what} ${done}/${total}` : what, total > 0 ? done / total : undefined, { stage, done, total });
+      },
+    }),
+  );
   log(
     `circuit ${record.task.name} ${record.method}/${record.granularity}: ${(record.circuit.sparsity * 100).toFixed(1)}% pruned, ${(record.circuit.retained * 100).toFixed(1)}% of the dense ${record.task.metric} kept`,
   );
@@ -158,7 +166,7 @@ function stageProgress(progress: Progress) {
 }
 
 async function prune(params: PruneParams, progress: Progress): Promise<PruneReport> {
-  const result = await runPrune(params, { onProgress: stageProgress(progress) });
+  const result = await withRequestMemory(params, () => runPrune(params, { onProgress: stageProgress(progress) }));
   if (!isPruneReport(result)) throw new LrpLensError('bad-argument', 'prune needs out and sparsity; only statistics were collected.');
   log(
     `pruned ${result.model.ref} with ${result.method}: ${result.points.map((p) => `${p.sparsity} → ${p.perplexity?.toFixed(3) ?? '-'}`).join(', ')}`,
@@ -166,8 +174,8 @@ async function prune(params: PruneParams, progress: Progress): Promise<PruneRepo
   return result;
 }
 
-async function correct(params: CorrectRunOptions, progress: Progress): Promise<CorrectReport> {
-  const report = await runCorrection(params, { onProgress: stageProgress(progress) });
+async function correct(params: CorrectParams, progress: Progress): Promise<CorrectReport> {
+  const report = await withRequestMemory(params, () => runCorrection(params, { onProgress: stageProgress(progress) }));
   log(`corrected ${report.model.ref} with ${report.method}: chose ${report.chosen.count} ${report.granularity} → ${report.chosen.mask}`);
   return report;
 }

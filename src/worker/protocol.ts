@@ -18,7 +18,15 @@ import type { PrunedModel } from '../engine/pruning/applyMask';
 import type { Dtype } from '../engine/hub/variants';
 import type { HubVariantList } from '../engine/hub/hubModel';
 
-export interface EngineSettings {
+/** lrpLens.memoryLimit and Run Anyway, for one request (the memory guard and the execution chooser read them). */
+export interface RequestMemory {
+  /** lrpLens.memoryLimit ('8GB'); absent: the memory available. */
+  memoryLimit?: string;
+  /** Run past the memory estimate (the notification's Run Anyway). */
+  force?: boolean;
+}
+
+export interface EngineSettings extends RequestMemory {
   /** Model folder or hub id. */
   model: string;
   rule: RelevanceMode;
@@ -28,10 +36,6 @@ export interface EngineSettings {
   dtype?: Dtype;
   /** lrpLens.execution. */
   execution?: ExecutionChoice;
-  /** lrpLens.memoryLimit ('8GB'); absent: the memory available. */
-  memoryLimit?: string;
-  /** Run past the memory estimate (the notification's Run Anyway). */
-  force?: boolean;
 }
 
 export interface AttributeParams extends EngineSettings {
@@ -43,7 +47,7 @@ export interface AttributeParams extends EngineSettings {
 }
 
 /** `prune`: the CLI's options; a mask is always written (`out`), so the result is the report. */
-export interface PruneParams extends PruneRunOptions {
+export interface PruneParams extends PruneRunOptions, RequestMemory {
   out: string;
   sparsity: number[];
 }
@@ -64,7 +68,7 @@ export interface Methods {
   /** Generates a task file (`lrp-lens task make`), checked against the model's tokenizer. */
   makeTask: { params: MakeTaskParams; result: { path: string; samples: number } };
   prune: { params: PruneParams; result: PruneReport };
-  correct: { params: CorrectRunOptions; result: CorrectReport };
+  correct: { params: CorrectParams; result: CorrectReport };
   applyMask: { params: ApplyMaskParams; result: PrunedModel };
   /** The variants of a hub model with sizes and support; nothing is downloaded. */
   modelVariants: { params: { model: string; offline?: boolean }; result: HubVariantList };
@@ -84,7 +88,9 @@ export interface MakeTaskParams {
 }
 
 /** `offline` travels with each request, so it holds for that request only. */
-export type CircuitParams = DiscoverOptions;
+export type CircuitParams = DiscoverOptions & RequestMemory;
+
+export type CorrectParams = CorrectRunOptions & RequestMemory;
 
 export type Method = keyof Methods;
 

@@ -115,6 +115,18 @@ describe('worker prune / correct / applyMask', function () {
     assert.match(err.message, /reference/);
   });
 
+  it('prune, circuit and correct honour the memory limit of the request (lrpLens.memoryLimit): refused for memory, with the estimate', async () => {
+    const err = await client.request('prune', pruneParams({ memoryLimit: '1MB' })).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof EngineError, String(err));
+    assert.ok(['insufficient-memory', 'out-of-memory'].includes(err.reason), `${err.reason}: ${err.message}`);
+    assert.match(err.message, /1(\.0)? ?MB|limit/i);
+    const ok = await client.request('prune', pruneParams({ memoryLimit: '16GB', out: join(work, 'limited', 'lrp-50') }));
+    assert.equal(ok.points.length, 1, 'a limit that fits runs');
+  });
+
   it('applyMask exports the pruned model once into the cache and attribute uses it', async () => {
     const r = await client.request(
       'prune',
