@@ -4,7 +4,7 @@
  * run log says which ran and why, and the CLI commands take --execution.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildLlamaLike } from '../fixtures/torchExports';
@@ -165,6 +165,23 @@ describe('weight relevance block-wise', () => {
         assert.ok(created.length > 0 && created.every((c) => c === 'segment'), created.join(', '));
       } finally {
         Session.create = create;
+      }
+    });
+
+    it('a pruning session that collects block-wise never compiles the monolithic graph (decided from config.json first)', async () => {
+      const cache = mkdtempSync(join(tmpdir(), 'lrp-collect-cache-'));
+      const previous = process.env.LRP_LENS_CACHE;
+      process.env.LRP_LENS_CACHE = cache;
+      const session = await PruningSession.open({ model: STORIES, execution: 'blockwise' });
+      try {
+        const stats = await session.statistics('lrp', SAMPLES);
+        assert.equal(stats.samples, 2);
+        assert.ok(!existsSync(join(cache, 'compiled')), 'no relevance graph was compiled into the cache');
+      } finally {
+        await session.close();
+        if (previous === undefined) delete process.env.LRP_LENS_CACHE;
+        else process.env.LRP_LENS_CACHE = previous;
+        rmSync(cache, { recursive: true, force: true });
       }
     });
 

@@ -95,6 +95,7 @@ export class PruningSession {
     return collectStatistics(this.folder.onnxPath, this.weights, method, samples, {
       ...opts,
       device: this.setup.device,
+      config: this.folder.config,
       execution: this.setup.execution,
       onExecution: this.setup.onExecution,
       signal: this.setup.signal,
@@ -113,6 +114,7 @@ export class PruningSession {
       ...opts,
       groups,
       device: this.setup.device,
+      config: this.folder.config,
       execution: this.setup.execution,
       onExecution: this.setup.onExecution,
       signal: this.setup.signal,

@@ -13,6 +13,7 @@
  */
 import { compileModelFile } from '../runtime/compile';
 import type { Device } from '../runtime/session';
+import type { ModelConfig } from '../runtime/model';
 import { RelevanceRunners } from '../runtime/runners';
 import type { ExecutionChoice, ExecutionDecision } from '../runtime/execution';
 import { causalLmFeeds, padBatch, seedFeeds } from '../runtime/feeds';
@@ -67,6 +68,11 @@ export interface CollectOptions extends Progress {
   cache?: boolean;
   /** Monolithic graph, block-wise, or chosen per batch by the memory estimate (default). */
   execution?: ExecutionChoice;
+  /**
+   * The model's config.json: with its sizes the execution is decided before compiling, so a window that only
+   * fits block-wise never compiles (or holds) the monolithic graph.
+   */
+  config?: ModelConfig;
   /** Which execution runs the relevance pass and why: on the first batch, and whenever it changes (the run log). */
   onExecution?: (decision: ExecutionDecision) => void;
   /**
@@ -163,15 +169,16 @@ async function collectWeightRelevance(
 ): Promise<void> {
   const inGraph: WeightAggregation = aggregation === 'abs-tokens' ? 'absolute' : 'signed';
   const options = { mode, weightRelevance: weights.map((w) => w.name), weightAggregation: inGraph };
-  const compiled = await compileModelFile(onnxPath, options, opts.cache ?? true);
   const perSample = aggregation === 'abs-samples';
   const wanted = perSample ? 1 : (opts.batchSize ?? 4);
   const expect = { batch: Math.min(wanted, Math.max(...members.map((m) => m.length))), seq: Math.max(...samples.map((s) => s.length)) };
-  const runners = await RelevanceRunners.create({ onnxPath }, compiled, options, {
+  const runners = await RelevanceRunners.load({ onnxPath, config: opts.config }, options, {
     device: opts.device,
     execution: opts.execution,
     expect,
+    cache: opts.cache ?? true,
   });
+  const compiled = { info: runners.info };
   // Long windows: as many rows a batch as fit the memory limit (4 × 2,048 tokens may not where 1 does).
   const groups = groupBatches(members, runners.batch ?? wanted);
   const weightOf = new Map(weights.map((w) => [compiled.info.weightOutputs[w.name], w.name]));
