@@ -25,7 +25,7 @@ import { probeShapes } from './probe';
 import { Session } from './session';
 import type { Device, Feeds, HostTensor, SessionOptions } from './session';
 import { WeightStore } from './weightStore';
-import { dropSchedule, streamWeights } from './weightStreaming';
+import { dropSchedule, runOrder, streamWeights } from './weightStreaming';
 import type { StreamingDecision } from './weightStreaming';
 import { memoryLimitBytes } from './execution';
 
@@ -214,15 +214,9 @@ export class BlockwiseRunner {
   /** Forward graphs 0 … L, relevance graphs from the head down, then the assembly. */
   private steps(saved: Set<number>): Step[] {
     const { plan } = this.model;
-    const steps: Step[] = plan.forward.map((seg, k) => ({ seg: saved.has(k) ? plan.saving[k]!.forward : seg, free: [] }));
-    for (let k = plan.backward.length - 1; k >= 0; k--) {
-      const saving = saved.has(k) ? plan.saving[k] : undefined;
-      // What only this segment read: its saved input, the gradient arriving at its output, its saved products.
-      const free = [IO.cutGrad(k), ...(k >= 1 ? [plan.stream[k - 1]] : []), ...(saving?.tensors ?? [])];
-      steps.push({ seg: saving ? saving.backward : plan.backward[k], free });
-    }
-    steps.push({ seg: plan.assembly, free: [] });
-    return steps;
+    // A relevance graph frees what only it read: its saved input, the gradient arriving at its output, its saved products.
+    const frees = (k: number) => [IO.cutGrad(k), ...(k >= 1 ? [plan.stream[k - 1]] : []), ...(saved.has(k) ? plan.saving[k]!.tensors : [])];
+    return runOrder(plan, saved).map((r) => ({ seg: r.graph, free: r.relevance ? frees(r.segment) : [] }));
   }
 
   private async exec(seg: SegmentGraph, feeds: Feeds, tensors: Map<string, HostTensor>, lastOfSession: boolean): Promise<void> {

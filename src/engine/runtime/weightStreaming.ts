@@ -30,15 +30,24 @@ export function streamWeights(weightBytes: number, limitBytes: number, forced?: 
   };
 }
 
-/** The plan's graphs in the order the runner runs them: forward 0 … L, relevance from the head down, assembly. */
-export function runOrder(plan: BlockwisePlan): { graph: SegmentGraph; segment: number }[] {
-  const runs: { graph: SegmentGraph; segment: number }[] = [];
-  plan.forward.forEach((g, k) => g && runs.push({ graph: g, segment: k }));
-  for (let k = plan.backward.length - 1; k >= 0; k--) {
-    const g = plan.backward[k];
-    if (g) runs.push({ graph: g, segment: k });
-  }
-  runs.push({ graph: plan.assembly, segment: -1 });
+/** One graph of a run: its segment (−1: the assembly), and whether it is the segment's relevance graph. */
+export interface PlannedRun {
+  /** Absent where the segment has no graph of this kind (the runner still frees what the step frees). */
+  graph?: SegmentGraph;
+  segment: number;
+  relevance: boolean;
+}
+
+/**
+ * The plan's graphs in the order the runner runs them: forward 0 … L, relevance from the head down, assembly;
+ * the saved blocks run their saving variants.
+ */
+export function runOrder(plan: BlockwisePlan, saved: ReadonlySet<number> = new Set()): PlannedRun[] {
+  const variant = (k: number) => (saved.has(k) ? plan.saving[k] : undefined);
+  const runs: PlannedRun[] = plan.forward.map((g, k) => ({ graph: variant(k)?.forward ?? g, segment: k, relevance: false }));
+  for (let k = plan.backward.length - 1; k >= 0; k--)
+    runs.push({ graph: variant(k)?.backward ?? plan.backward[k], segment: k, relevance: true });
+  runs.push({ graph: plan.assembly, segment: -1, relevance: false });
   return runs;
 }
 
@@ -48,7 +57,7 @@ export function runOrder(plan: BlockwisePlan): { graph: SegmentGraph; segment: n
  * segments read (a tied embedding: the embedding and the head) is kept from its first read to its last.
  */
 export function dropSchedule(plan: BlockwisePlan): Map<SegmentGraph, string[]> {
-  const runs = runOrder(plan);
+  const runs = runOrder(plan).filter((r): r is PlannedRun & { graph: SegmentGraph } => !!r.graph);
   const weightsOf = runs.map((r) => r.graph.inputs.filter((i) => i.from.kind === 'weight').map((i) => i.from.name));
   const segments = new Map<string, Set<number>>();
   const last = new Map<string, number>();
