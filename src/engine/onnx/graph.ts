@@ -18,6 +18,18 @@ export interface OnnxNode {
   attributes: onnx.IAttributeProto[];
 }
 
+/** The node as the ONNX protobuf writes it. */
+export function nodeProto(n: OnnxNode): onnx.INodeProto {
+  return onnx.NodeProto.create({
+    name: n.name,
+    opType: n.opType,
+    domain: n.domain,
+    input: n.inputs,
+    output: n.outputs,
+    attribute: n.attributes,
+  });
+}
+
 export interface InputSpec {
   name: string;
   dtype: DType;
@@ -190,16 +202,7 @@ export class Graph {
     const g = this.model.graph!;
     const graph = onnx.GraphProto.create({
       name: g.name ?? 'graph',
-      node: this.nodes.map((n) =>
-        onnx.NodeProto.create({
-          name: n.name,
-          opType: n.opType,
-          domain: n.domain,
-          input: n.inputs,
-          output: n.outputs,
-          attribute: n.attributes,
-        }),
-      ),
+      node: this.nodes.map(nodeProto),
       input: this.inputs,
       output: this.outputs,
       initializer: [...this.initializers.values()],
