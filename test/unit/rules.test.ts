@@ -512,6 +512,51 @@ describe('relevance rules, hand-computed', () => {
       close(r.absorbed.softmax, sum(RA) - sum(Rz), 'absorbed by the softmax');
       close(sum(r.tokens) + r.absorbed.softmax, r.seed, 'conservation');
     });
+    it('scaled, causally masked head: the softmax budget is summed at Q and K (no Log over the scores), −inf masks give no NaN', async () => {
+      const W = matrix(H, VOCAB, 2.7);
+      const t = 5;
+      const c = 1.7;
+      const w = [0.5, -1, 1];
+      const causal = (b: GraphBuilder, x: string) => {
+        const n = b.op('Gather', [b.Shape(x), b.ints([1])]);
+        const ar = b.op('Range', [b.constant('int64', [], [0]), b.op('Squeeze', [n, b.ints([0])]), b.constant('int64', [], [1])]);
+        const future = b.op('Less', [b.op('Unsqueeze', [ar, b.ints([1])]), b.op('Unsqueeze', [ar, b.ints([0])])]);
+        return b.op('Where', [future, b.constant('float32', [], [-Infinity]), b.constant('float32', [], [0])]);
+      };
+      const body = (b: GraphBuilder, x: string) =>
+        b.MatMul(
+          b.op('Softmax', [b.Add(b.Div(scores(b, x), b.constant('float32', [], [c])), causal(b, x))], { axis: -1 }),
+          linear(b, x, 'Av', Av),
+        );
+      const tiny = { E, W, body };
+      const compiled = await CompiledModel.create(tinyLm(tiny));
+      await compiled.release();
+      assert.equal(compiled.graph.nodes.filter((n) => n.opType === 'Log').length, 0, 'no Log over the attention scores');
+      const r = await relevance(tiny, ids, t, w);
+      // Row p attends to j ≤ p.
+      const wt = col(W, t);
+      const Rtok = ids.map(() => 0);
+      let absorbed = 0;
+      for (let p = 0; p < ids.length; p++) {
+        const xs = z[p].slice(0, p + 1).map((zz) => zz / c);
+        const e = xs.map((x) => Math.exp(x - Math.max(...xs)));
+        const A = e.map((ei) => ei / sum(e));
+        const g = A.map((_, j) => 0.5 * w[p] * dot(v[j], wt)); // ∂/∂A of the uniform A·V rule
+        const RA = A.map((a, j) => a * g[j]);
+        const Rx = xs.map((x, j) => x * A[j] * (g[j] - sum(RA)));
+        absorbed += sum(RA) - sum(Rx);
+        A.forEach((a, j) => (Rtok[j] += a * g[j])); // R_v
+        Rx.forEach((R, j) => {
+          Rtok[p] += R / 2; // to q_p
+          Rtok[j] += R / 2; // to k_j
+        });
+      }
+      assert.ok(r.tokens.every(Number.isFinite) && Number.isFinite(r.absorbed.softmax), 'finite');
+      closeAll(r.tokens, Rtok, 'R');
+      close(r.absorbed.softmax, absorbed, 'absorbed by the softmax');
+      close(r.absorbed.constant, 0, 'the mask is 0 where attention goes');
+      close(sum(r.tokens) + r.absorbed.softmax, r.seed, 'conservation');
+    });
   });
 
   describe('routing ops move relevance by their adjoint', () => {

@@ -11,7 +11,7 @@ import { LrpLensError } from '../errors';
 import { reads } from './patterns';
 import type { ActivationRegion, ModelPatterns } from './patterns';
 import type { RelevanceMode } from './mode';
-import { ruleFor } from './rules';
+import { conserves, ruleFor } from './rules';
 import type { RuleContext } from './rules';
 import { IO } from './ioNames';
 import type { AbsorbedKind } from './ioNames';
@@ -23,12 +23,25 @@ import type { WeightOrigin } from './canonicalize';
  */
 export type WeightAggregation = 'signed' | 'absolute';
 
+/** A sum ±Σ x ⊙ g_x still to be recorded as absorbed (`kind`) when x's producer passes g_x on. */
+interface Trace {
+  kind: AbsorbedKind;
+  negate: boolean;
+  /** Estimated size of the traced tensor: the trace descends while the inputs are as large. */
+  size: number;
+}
+
 export class Backward implements RuleContext {
   readonly b: GraphBuilder;
   private grads = new Map<string, string[]>();
   private absorbedParts = new Map<AbsorbedKind, string[]>();
   private weightParts = new Map<string, string[]>();
   private shapeReads = new Map<string, string>();
+  private traces = new Map<string, Trace[]>();
+  /** What the running rule passes on while a trace waits on its node: gradient pieces and absorbed totals. */
+  private capture?: { grads: [string, string][]; totals: string[] };
+  private uses = new Map<string, number>();
+  private producers = new Map<string, OnnxNode>();
   /** Shape nodes to be moved next to the producer of their input. */
   readonly hoisted = new Set<OnnxNode>();
 
@@ -99,6 +112,7 @@ export class Backward implements RuleContext {
 
   addGrad(t: string, g: string): void {
     if (!this.relevant(t)) return;
+    this.capture?.grads.push([t, g]);
     const list = this.grads.get(t) ?? [];
     list.push(g);
     this.grads.set(t, list);
@@ -173,6 +187,7 @@ export class Backward implements RuleContext {
 
   /** Records an already reduced [batch] total as absorbed relevance. */
   absorbTotal(kind: AbsorbedKind, perBatch: string): void {
+    this.capture?.totals.push(perBatch);
     const list = this.absorbedParts.get(kind) ?? [];
     list.push(perBatch);
     this.absorbedParts.set(kind, list);
@@ -210,8 +225,35 @@ export class Backward implements RuleContext {
     return out;
   }
 
+  traceRelevance(kind: AbsorbedKind, x: string, negate: boolean): boolean {
+    if (!this.traceable(x)) return false;
+    this.traces.set(x, [...(this.traces.get(x) ?? []), { kind, negate, size: this.estimatedSize(x) }]);
+    return true;
+  }
+
+  /** x's gradient is its one reader's, and its producer's rule conserves relevance (one relevant output). */
+  private traceable(x: string): boolean {
+    const p = this.producers.get(x);
+    return (
+      this.mode !== 'gradxinput' &&
+      !!p &&
+      this.relevant(x) &&
+      this.uses.get(x) === 1 &&
+      !this.graph.isGraphOutput(x) &&
+      !this.cuts.includes(x) &&
+      !this.patterns.regionOf.has(p) &&
+      reads(p).some((t) => this.relevant(t)) &&
+      p.outputs.filter((o) => o && this.relevant(o)).length === 1 &&
+      conserves(p, (t) => this.relevant(t))
+    );
+  }
+
   /** Reverse topological sweep over the forward nodes. */
   run(forward: OnnxNode[]): void {
+    for (const n of forward) {
+      for (const i of n.inputs) if (i) this.uses.set(i, (this.uses.get(i) ?? 0) + 1);
+      for (const o of n.outputs) if (o) this.producers.set(o, n);
+    }
     const attn = this.mode !== 'gradxinput';
     for (let i = forward.length - 1; i >= 0; i--) {
       const node = forward[i];
@@ -223,7 +265,26 @@ export class Backward implements RuleContext {
         if (region.outputNode === node) ruleFor(region.anchor)(this, asOneOp(region), gOut);
         continue;
       }
+      const traces = node.outputs.flatMap((o) => this.traces.get(o) ?? []);
+      if (traces.length) this.capture = { grads: [], totals: [] };
       ruleFor(node)(this, node, gOut);
+      if (traces.length) this.passTraces(traces);
+    }
+  }
+
+  /**
+   * Σ y ⊙ g_y = Σ x ⊙ g_x over what the rule passed on + what it absorbed: each trace takes the rule's absorbed
+   * totals and goes on into inputs as large as the traced tensor, or sums x ⊙ g_x at the smaller ones.
+   */
+  private passTraces(traces: Trace[]): void {
+    const { grads, totals } = this.capture!;
+    this.capture = undefined;
+    for (const t of traces) {
+      for (const total of totals) this.absorbTotal(t.kind, t.negate ? this.b.Neg(total) : total);
+      for (const [x, g] of grads) {
+        if (this.estimatedSize(x) >= t.size && this.traceable(x)) this.traces.set(x, [...(this.traces.get(x) ?? []), t]);
+        else this.absorb(t.kind, this.b.Mul(x, g), x, t.negate);
+      }
     }
   }
 

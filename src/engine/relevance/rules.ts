@@ -39,6 +39,12 @@ export interface RuleContext {
   unbroadcast(g: string, input: string, output: string): string;
   /** Records Σ(t) per batch item (−Σ(t) when `negate`) as relevance absorbed at this node. */
   absorb(kind: AbsorbedKind, product: string, like: string, negate?: boolean): void;
+  /**
+   * Records ±Σ x ⊙ g_x (the relevance that reaches x) as absorbed without forming x ⊙ g_x: it is summed where
+   * x's own producers pass it on to smaller tensors (conservation, OpRow.conserves). False where x cannot be
+   * traced (x must be read once, by the calling rule, and made by a conserving op); the rule then sums it itself.
+   */
+  traceRelevance(kind: AbsorbedKind, x: string, negate: boolean): boolean;
   /** Sums g over the static axes along which `input` was broadcast (dynamic axes such as batch stay). */
   reduceStaticBroadcast(g: string, input: string, output: string): string;
   /** Estimated element count of a tensor (dynamic axes counted as 512). */
@@ -174,16 +180,16 @@ const softmax: Rule = (ctx, n, [g]) => {
   const s = n.outputs[0];
   let axis = attrInt(n, 'axis', -1);
   if (axis < 0) axis += ctx.rank(x);
-  const sg = ctx.b.Mul(s, g!);
-  const gx = ctx.b.Mul(s, ctx.b.Sub(g!, ctx.b.ReduceSum(sg, [axis], true)));
+  const rowSums = ctx.b.ReduceSum(ctx.b.Mul(s, g!), [axis], true);
+  const gx = ctx.b.Mul(s, ctx.b.Sub(g!, rowSums));
   ctx.addGrad(x, gx);
-  if (uniform(ctx)) {
-    // Σx⊙g_x = Σ log(s)⊙g_x, because x = log s + c per row and Σ g_x = 0 per row: the scores x need not be
-    // kept alive for the budget. Masked entries have s = 0 and g_x = 0; log is clamped there.
-    const logS = ctx.b.op('Log', [ctx.b.op('Max', [s, ctx.scalar(ctx.dtype === 'float64' ? 1e-300 : 1e-38)])]);
-    ctx.absorb('softmax', sg, s);
-    ctx.absorb('softmax', ctx.b.Mul(logS, gx), s, true);
-  }
+  if (!uniform(ctx)) return;
+  ctx.absorb('softmax', rowSums, s);
+  // −Σx⊙g_x: traced down to Q and K (no [heads, T, T] product), else Σ log(s)⊙g_x, equal because
+  // x = log s + c per row and Σ g_x = 0 per row, so the scores x need not be kept alive for the budget.
+  if (ctx.traceRelevance('softmax', x, true)) return;
+  const logS = ctx.b.op('Log', [ctx.b.op('Max', [s, ctx.scalar(ctx.dtype === 'float64' ? 1e-300 : 1e-38)])]);
+  ctx.absorb('softmax', ctx.b.Mul(logS, gx), s, true);
 };
 
 const reshapeBack: Rule = (ctx, n, [g]) => ctx.addGrad(n.inputs[0], ctx.b.Reshape(g!, ctx.shapeOf(n.inputs[0])));
@@ -378,6 +384,11 @@ export interface OpRow {
    * with its anchor's rule; in gradxinput each of its nodes takes its own row.
    */
   region?: 'anchor' | 'inner';
+  /**
+   * In the AttnLRP modes Σ y ⊙ g_y equals Σ x ⊙ g_x over the relevant inputs plus what the rule absorbs, so
+   * relevance entering y can be summed at the inputs (Backward.traceRelevance). Div: with a relevant numerator.
+   */
+  conserves?: true;
   /** Opsets (13 or later, see MIN_OPSET) at which the op's definition changes in a way the rule reads; tested at each. */
   opsets?: number[];
 }
@@ -396,31 +407,31 @@ const SELU_GAMMA = 1.05070102214813232421875;
 
 export const OPS: Readonly<Record<string, OpRow>> = {
   // Linear in the relevant inputs: plain gradient (ε-rule); non-relevant operands are absorbed.
-  Add: { eq: 'y = a + b', rule: add, region: 'inner' },
-  Sub: { eq: 'y = a − b', rule: add, region: 'inner' },
-  Neg: { eq: 'y = −x', rule: neg, region: 'inner' },
-  MatMul: { eq: 'y = a·b (weight b: ε-rule; both relevant: uniform, ½ each)', rule: matmul },
-  ReduceSum: { eq: 'y = Σ_axes x', rule: reduce },
-  ReduceMean: { eq: 'y = Σ_axes x / n (axes an input from opset 18)', rule: reduce, opsets: [13, 18] },
+  Add: { eq: 'y = a + b', rule: add, region: 'inner', conserves: true },
+  Sub: { eq: 'y = a − b', rule: add, region: 'inner', conserves: true },
+  Neg: { eq: 'y = −x', rule: neg, region: 'inner', conserves: true },
+  MatMul: { eq: 'y = a·b (weight b: ε-rule; both relevant: uniform, ½ each)', rule: matmul, conserves: true },
+  ReduceSum: { eq: 'y = Σ_axes x', rule: reduce, conserves: true },
+  ReduceMean: { eq: 'y = Σ_axes x / n (axes an input from opset 18)', rule: reduce, opsets: [13, 18], conserves: true },
   // Products.
-  Mul: { eq: 'y = a ⊙ b (both relevant: uniform rule, ½ each)', rule: mul, region: 'inner' },
-  Div: { eq: 'y = a / b (a relevant b is a normaliser: constant in AttnLRP)', rule: div, region: 'inner' },
+  Mul: { eq: 'y = a ⊙ b (both relevant: uniform rule, ½ each)', rule: mul, region: 'inner', conserves: true },
+  Div: { eq: 'y = a / b (a relevant b is a normaliser: constant in AttnLRP)', rule: div, region: 'inner', conserves: true },
   Softmax: { eq: 'y = exp(x) / Σ exp(x) along an axis', rule: softmax },
   // Routing: the adjoint moves the gradient back unchanged.
-  Identity: { eq: 'y = x', rule: same, region: 'inner' },
-  Dropout: { eq: 'y = x (inference)', rule: same },
-  Cast: { eq: 'y = x in another type', rule: cast, region: 'inner' },
-  Reshape: { eq: 'y = x reshaped', rule: reshapeBack },
-  Flatten: { eq: 'y = x as 2-D', rule: reshapeBack },
-  Squeeze: { eq: 'y = x without unit axes', rule: reshapeBack },
-  Unsqueeze: { eq: 'y = x with unit axes', rule: reshapeBack },
-  Transpose: { eq: 'y = x permuted', rule: transpose },
-  Expand: { eq: 'y = x broadcast', rule: expand },
-  Concat: { eq: 'y = [a, b, …] along an axis', rule: concat },
+  Identity: { eq: 'y = x', rule: same, region: 'inner', conserves: true },
+  Dropout: { eq: 'y = x (inference)', rule: same, conserves: true },
+  Cast: { eq: 'y = x in another type', rule: cast, region: 'inner', conserves: true },
+  Reshape: { eq: 'y = x reshaped', rule: reshapeBack, conserves: true },
+  Flatten: { eq: 'y = x as 2-D', rule: reshapeBack, conserves: true },
+  Squeeze: { eq: 'y = x without unit axes', rule: reshapeBack, conserves: true },
+  Unsqueeze: { eq: 'y = x with unit axes', rule: reshapeBack, conserves: true },
+  Transpose: { eq: 'y = x permuted', rule: transpose, conserves: true },
+  Expand: { eq: 'y = x broadcast', rule: expand, conserves: true },
+  Concat: { eq: 'y = [a, b, …] along an axis', rule: concat, conserves: true },
   Split: { eq: '[y₁, y₂, …] = x split along an axis', rule: split },
-  Slice: { eq: 'y = x[starts:ends:steps] (constant steps and axes)', rule: slice },
-  Gather: { eq: 'y = x[i] along an axis (scalar constant i on a relevant x)', rule: gather },
-  Where: { eq: 'y = cond ? a : b', rule: where },
+  Slice: { eq: 'y = x[starts:ends:steps] (constant steps and axes)', rule: slice, conserves: true },
+  Gather: { eq: 'y = x[i] along an axis (scalar constant i on a relevant x)', rule: gather, conserves: true },
+  Where: { eq: 'y = cond ? a : b', rule: where, conserves: true },
   // Activations: identity rule R_x = R_y (AttnLRP Prop. 3.1); exact f′ in gradxinput.
   Relu: activation('y = max(0, x)', (c, x) => indicator(c, c.b.op('Greater', [x, c.scalar(0)]))),
   Tanh: activation('y = tanh x', (c, _x, y) => c.b.Sub(c.scalar(1), c.b.Mul(y, y))),
@@ -502,6 +513,12 @@ function isDefaultDomain(n: OnnxNode): boolean {
 /** The table's row for an op type (own keys only), or undefined. */
 export function rowOf(opType: string): OpRow | undefined {
   return Object.hasOwn(OPS, opType) ? OPS[opType] : undefined;
+}
+
+/** Whether a node's rule conserves relevance (OpRow.conserves); a Div only with a relevant numerator. */
+export function conserves(n: OnnxNode, relevant: (t: string) => boolean): boolean {
+  if (!isDefaultDomain(n) || !rowOf(n.opType)?.conserves) return false;
+  return n.opType !== 'Div' || relevant(n.inputs[0]);
 }
 
 /** Whether an op's outputs may carry relevance (every op not listed as integer/boolean/shape in the table). */

@@ -16,7 +16,7 @@ import { cacheDir } from './cacheDir';
 import { writeFileAtomic } from '../writeAtomic';
 
 /** Bumped whenever the emitted graph changes, so stale cache entries are never reused. */
-export const COMPILER_VERSION = 4;
+export const COMPILER_VERSION = 5;
 
 export interface CompiledModel {
   /** The relevance graph on disk (its weights are links to the model's own files). */
