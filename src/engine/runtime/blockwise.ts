@@ -28,6 +28,7 @@ import { WeightStore } from './weightStore';
 import { dropSchedule, runOrder, streamWeights } from './weightStreaming';
 import type { StreamingDecision } from './weightStreaming';
 import { memoryLimitBytes } from './execution';
+import { productsWorthSaving } from '../memory/memoryEstimate';
 
 export { WeightStore } from './weightStore';
 
@@ -171,10 +172,8 @@ export class BlockwiseRunner {
     if (this.weightStreaming.stream) return new Set();
     let left = this.saveBytes ?? Math.min(this.model.weights.bytes, freemem()) / 2;
     const saved = new Set<number>();
-    // By default a block is saved only while the products it spares outweigh its attention matrix per token:
-    // past that the T² work dominates and the saved memory buys little (Qwen2-0.5B shape at 4,096 tokens: peak 1.93×
-    // a forward with 4 blocks saved, for no measurable gain; at 1,024 saving already about broke even).
-    const worthIt = (perToken: number) => this.saveBytes !== undefined || perToken >= (this.model.info.heads ?? 1) * tokens;
+    const heads = this.model.info.heads ?? 1;
+    const worthIt = (perToken: number) => this.saveBytes !== undefined || productsWorthSaving(perToken, heads, tokens);
     for (let k = saving.length - 1; k >= 0; k--) {
       const cost = (saving[k]?.elementsPerToken ?? 0) * rows * tokens * bytes;
       if (!saving[k] || cost > left || !worthIt(saving[k]!.elementsPerToken)) continue;

@@ -80,7 +80,7 @@ export class RelevanceRunners {
    * weight widened for the whole model). Otherwise, or without the sizes, the monolithic graph as `create`.
    */
   static async load(model: RunnersModel, compileOptions: CompileOptions, opts: RunnersOptions = {}): Promise<RelevanceRunners> {
-    const early = model.config && opts.execution !== 'monolithic' ? shapeFromConfig(model, !!compileOptions.weightRelevance) : undefined;
+    const early = model.config && opts.execution !== 'monolithic' ? modelShape(model, !!compileOptions.weightRelevance) : undefined;
     if (early) {
       const at = opts.expect ?? { batch: 1, seq: 1 };
       const limit = opts.memoryLimitBytes ?? memoryLimitBytes();
@@ -100,7 +100,7 @@ export class RelevanceRunners {
     opts: RunnersOptions,
     compileMs: number,
   ): Promise<RelevanceRunners> {
-    const shape = modelShape(model, bw.info, !!compileOptions.weightRelevance);
+    const shape = modelShape(model, !!compileOptions.weightRelevance, bw.info);
     const r = new RelevanceRunners(model.onnxPath, undefined, compileOptions, shape, opts, { info: bw.info, compileMs, fromCache: false });
     r.fitting = opts.expect ? r.fittingBatch(opts.expect.batch, opts.expect.seq) : 1;
     await r.hold('blockwise', () => r.startBlockwiseRunner(bw));
@@ -118,7 +118,7 @@ export class RelevanceRunners {
       model.onnxPath,
       compiled,
       compileOptions,
-      modelShape(model, compiled.info, !!compileOptions.weightRelevance),
+      modelShape(model, !!compileOptions.weightRelevance, compiled.info),
       opts,
       {
         info: compiled.info,
@@ -243,42 +243,26 @@ function monolithic(session: Session): RelevanceRunner {
   };
 }
 
-/** Sizes for the memory estimate from config.json and the weight files alone (nothing compiled yet); undefined without them. */
-function shapeFromConfig(model: RunnersModel, statistics: boolean): ModelShape | undefined {
-  const dims = model.config && dimsFromConfig(model.config);
-  if (!dims) return undefined;
+/**
+ * Sizes for the memory estimate: the compiled model's (when compiled), config.json's, the weight files'.
+ * Before compiling, config.json must give them (else undefined).
+ */
+function modelShape(model: RunnersModel, statistics: boolean, info: CompiledInfo): ModelShape;
+function modelShape(model: RunnersModel, statistics: boolean): ModelShape | undefined;
+function modelShape(model: RunnersModel, statistics: boolean, info?: CompiledInfo): ModelShape | undefined {
+  const dims = model.config ? dimsFromConfig(model.config) : undefined;
+  if (!info && !dims) return undefined;
+  const neurons = info?.neurons ?? dims?.ffn ?? 4 * 1024;
   const files = modelFiles(model.onnxPath);
-  return {
-    layers: dims.layers,
-    heads: dims.heads,
-    hidden: dims.hidden,
-    neurons: dims.ffn,
-    vocab: dims.vocab,
-    weightBytes: Math.max(files.bytes, parameterCounts(dims).total * 4),
-    elementBytes: 4,
-    kvHeads: dims.kvHeads,
-    gated: dims.gated,
-    tied: dims.tied,
-    externalData: files.externalData,
-    statistics,
-  };
-}
-
-/** Sizes for the memory estimate: the compiled model's, config.json's, the weight files'. */
-function modelShape(model: RunnersModel, info: CompiledInfo, statistics: boolean): ModelShape {
-  const c = model.config ?? {};
-  const dims = dimsFromConfig(c);
-  const neurons = info.neurons ?? dims?.ffn ?? 4 * 1024;
-  const files = modelFiles(model.onnxPath);
-  const elementBytes = info.dtype === 'float64' ? 8 : 4;
+  const elementBytes = info?.dtype === 'float64' ? 8 : 4;
   // fp16 and quantised files are widened to float32: count the parameters where the config gives them.
   const parameters = dims ? parameterCounts(dims).total : 0;
   return {
-    layers: info.layers,
-    heads: info.heads ?? dims?.heads ?? 1,
+    layers: info?.layers ?? dims!.layers,
+    heads: info?.heads ?? dims?.heads ?? 1,
     hidden: dims?.hidden ?? Math.round(neurons / 4),
     neurons,
-    vocab: info.vocabSize,
+    vocab: info?.vocabSize ?? dims!.vocab,
     weightBytes: Math.max(files.bytes, parameters * elementBytes),
     elementBytes,
     kvHeads: dims?.kvHeads,
