@@ -38,8 +38,12 @@ const WEIGHT_COPIES = { monolithic: { embedded: 3.35, external: 2.2 }, blockwise
  * 0.46 GiB of weights held at once.
  */
 const STREAMED_COPIES = 2.6;
-/** Copies of each [heads, T, T] attention tensor one block keeps (scores, probabilities, their relevance). */
-const PER_ATTENTION = 3.5;
+/**
+ * Copies of a [heads, T, T] attention tensor per block: what the monolithic graph keeps of each block (scores,
+ * probabilities, their relevance), and what one block's relevance graph needs at once (the softmax's budget is
+ * summed at Q and K, so no [heads, T, T] product of it; measured on the Qwen2-0.5B shape at 2,048 and 4,096 tokens).
+ */
+const PER_ATTENTION = { monolithic: 3.5, blockwise: 2.5 };
 /** Values kept per token and block, per unit of hidden size and of MLP width. */
 const PER_HIDDEN = 20;
 const PER_FFN = 4;
@@ -155,7 +159,7 @@ export function estimateMemory(d: ModelDims, shape: RunShape): MemoryEstimate {
   const weightBytes = d.weightBytes ?? total * e;
   const external = d.externalData ?? weightBytes >= 2 * 2 ** 30;
   const [B, T] = [shape.batch, shape.tokens];
-  const block = B * e * (PER_ATTENTION * d.heads * T * T + T * (PER_HIDDEN * d.hidden + PER_FFN * d.ffn));
+  const block = B * e * (PER_ATTENTION[execution] * d.heads * T * T + T * (PER_HIDDEN * d.hidden + PER_FFN * d.ffn));
   const logits = B * e * T * d.vocab * PER_VOCAB;
   const stream = B * e * T * d.hidden * (d.layers + 3);
   const sums = prunable * 4;
