@@ -293,9 +293,19 @@ describe('execution choice', () => {
     );
   });
 
-  it('a forced execution is honoured; forcing block-wise on a model that cannot be split says why', () => {
-    assert.equal(chooseExecution('monolithic', qwen, 1, 2048, 16 * GB).execution, 'monolithic');
+  it('a forced execution is honoured where it fits and refused before it runs where not; forcing block-wise on a model that cannot be split says why', () => {
+    assert.equal(chooseExecution('monolithic', qwen, 1, 512, 16 * GB).execution, 'monolithic');
+    assert.equal(chooseExecution('monolithic', qwen, 1, 2048, 64 * GB).execution, 'monolithic');
     assert.equal(chooseExecution('blockwise', qwen, 1, 16, 16 * GB).execution, 'blockwise');
+    assert.throws(
+      () => chooseExecution('monolithic', qwen, 1, 2048, 16 * GB),
+      (err: unknown) =>
+        LrpLensError.is(err, 'out-of-memory') &&
+        /--execution monolithic needs about 3\d\.\d GB, more than the limit of 16\.0 GB\. Use --execution auto or blockwise \(block-wise needs \d\.\d GB\)/.test(
+          (err as Error).message,
+        ),
+    );
+    assert.throws(() => chooseExecution('blockwise', qwen, 1, 32768, 16 * GB), /--execution blockwise needs about .*Shorten the input/);
     assert.throws(
       () => chooseExecution('blockwise', qwen, 1, 16, 16 * GB, 'no residual stream'),
       /not possible for this model: no residual stream/,

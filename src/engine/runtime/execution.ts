@@ -109,12 +109,12 @@ export function chooseExecution(
       ? { execution, reason, estimate, limitBytes }
       : { execution, reason: `${reason}; weights ${weights.reason}`, estimate, limitBytes, weights };
   const fits = (b: number) => b <= limitBytes;
-  if (requested === 'monolithic')
-    return decide('monolithic', `forced (--execution monolithic); estimate ${gb(estimate.monolithicBytes)} at ${at}`);
-  if (requested === 'blockwise') {
-    if (blockwiseAvailable !== true)
-      throw new LrpLensError('unsupported-graph', `Block-wise execution is not possible for this model: ${blockwiseAvailable}.`);
-    return decide('blockwise', `forced (--execution blockwise); estimate ${gb(estimate.blockwiseBytes)} at ${at}`);
+  if (requested === 'blockwise' && blockwiseAvailable !== true)
+    throw new LrpLensError('unsupported-graph', `Block-wise execution is not possible for this model: ${blockwiseAvailable}.`);
+  if (requested !== 'auto') {
+    const bytes = estimate[`${requested}Bytes`];
+    if (!fits(bytes) && !memoryGuardForced()) throw forcedTooLarge(requested, bytes, estimate, at, limitBytes, blockwiseAvailable === true);
+    return decide(requested, `forced (--execution ${requested}); estimate ${gb(bytes)} at ${at}`);
   }
   if (fits(estimate.monolithicBytes))
     return decide(
@@ -137,6 +137,29 @@ export function chooseExecution(
     'out-of-memory',
     `Attributing ${at} needs about ${gb(best)} (${blockwiseAvailable === true ? 'block-wise' : `monolithic; block-wise is not possible: ${blockwiseAvailable}`}), more than the limit of ${gb(limitBytes)}. ` +
       `Shorten the input to at most ${maxSeq} tokens${batch > 1 ? ' or attribute fewer rows at once' : ''}, run on a machine with more memory, or pass --force to run anyway.`,
+  );
+}
+
+/** A forced execution past the limit: refused before it runs, with the estimate and the way out. */
+function forcedTooLarge(
+  forced: Execution,
+  bytes: number,
+  estimate: MemoryEstimate,
+  at: string,
+  limitBytes: number,
+  blockwise: boolean,
+): LrpLensError {
+  const other = forced === 'monolithic' ? estimate.blockwiseBytes : estimate.monolithicBytes;
+  const switchTo =
+    forced === 'monolithic' && blockwise && other <= limitBytes
+      ? `Use --execution auto or blockwise (block-wise needs ${gb(other)}), shorten the input`
+      : forced === 'blockwise' && other <= limitBytes
+        ? `Use --execution auto or monolithic (the monolithic graph needs ${gb(other)}), shorten the input`
+        : 'Shorten the input';
+  return new LrpLensError(
+    'out-of-memory',
+    `Attributing ${at} with --execution ${forced} needs about ${gb(bytes)}, more than the limit of ${gb(limitBytes)}. ` +
+      `${switchTo}, run on a machine with more memory, or pass --force to run anyway.`,
   );
 }
 
