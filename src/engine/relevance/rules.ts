@@ -125,11 +125,11 @@ const cast: Rule = (ctx, n, [g]) => ctx.addGrad(n.inputs[0], ctx.b.Cast(g!, ctx.
  * stabilised away from zero (x ± ε); the relevance the stabiliser drops is reported as absorbed.
  */
 function identityRule(ctx: RuleContext, x: string, y: string, g: string): void {
-  const eps = ctx.scalar(1e-6);
-  const stab = ctx.b.op('Where', [ctx.b.op('Less', [x, ctx.scalar(0)]), ctx.b.Sub(x, eps), ctx.b.Add(x, eps)]);
+  const stab = ctx.b.Add(x, ctx.b.op('Where', [ctx.b.op('Less', [x, ctx.scalar(0)]), ctx.scalar(-1e-6), ctx.scalar(1e-6)]));
   const gx = ctx.b.Div(ctx.b.Mul(g, y), stab);
   ctx.addGrad(x, gx);
-  ctx.absorb('stabiliser', ctx.b.Sub(ctx.b.Mul(y, g), ctx.b.Mul(x, gx)), y);
+  // y·g − x·g_x = g_x·(stab − x): the same loss without two products of the size of y that nearly cancel.
+  ctx.absorb('stabiliser', ctx.b.Mul(gx, ctx.b.Sub(stab, x)), y);
 }
 
 /** f′(x) of an element-wise op y = f(x), built from x and y (and the node's attributes). */
