@@ -20,7 +20,7 @@ import { peakRssMB } from '../src/cli/peakRss';
 import { benchCircuit, benchCollection, benchQuality, circuitTable, collectionTable, qualityTable, registerBenchCollect } from './pruning';
 import { markdownTable } from '../src/cli/common';
 import { runBenchChild } from './child';
-import { benchBlockwise, blockwiseTable, registerBenchBlockwise } from './blockwise';
+import { BLOCKWISE_RUNS, benchBlockwise, blockwiseTable, registerBenchBlockwise } from './blockwise';
 import { benchStreamed, registerBenchStreamed, streamedTable, type StreamedRow } from './streamedWeights';
 import type { BlockwiseBenchRow } from './blockwise';
 import { benchLongCollection, longCollectionTable, registerBenchLongCollection } from './longCollection';
@@ -340,7 +340,7 @@ function buildBenchProgram(): Command {
               monolithic: [512],
               limitMb: 16384,
               dir: join(work, 'qwen-shaped'),
-              runs: 2,
+              runs: BLOCKWISE_RUNS,
             });
           if (o.longCollect)
             longCollection = await benchLongCollection({
