@@ -559,6 +559,48 @@ describe('relevance rules, hand-computed', () => {
     });
   });
 
+  describe('every row marked `conserves`: the softmax budget traced through it still closes', () => {
+    // x → op → Softmax → head: the softmax's absorbed part is summed at the op's inputs (Backward.traceRelevance);
+    // a row that did not conserve relevance would leave Σ tokens + Σ absorbed ≠ seed.
+    const H = 3;
+    const E = matrix(VOCAB, H, 1.9);
+    const c = (b: GraphBuilder, v: number) => b.constant('float32', [], [v]);
+    const cases: [string, number, (b: GraphBuilder, x: string) => string][] = [
+      ['Add', H, (b, x) => b.Add(x, c(b, 0.4))],
+      ['Sub', H, (b, x) => b.Sub(x, c(b, -0.7))],
+      ['Neg', H, (b, x) => b.Neg(x)],
+      ['MatMul', 4, (b, x) => b.MatMul(x, b.initializer('A', 'float32', [H, 4], matrix(H, 4, 0.3).flat()))],
+      ['Mul', H, (b, x) => b.Mul(x, c(b, 1.6))],
+      ['Div', H, (b, x) => b.Div(x, c(b, 0.8))],
+      ['Identity', H, (b, x) => b.op('Identity', [x])],
+      ['Dropout', H, (b, x) => b.op('Dropout', [x])],
+      ['Cast', H, (b, x) => b.Cast(x, 'float32')],
+      ['Reshape', H, (b, x) => b.Reshape(x, b.ints([0, 0, H]))],
+      ['Flatten', H, (b, x) => b.Reshape(b.op('Flatten', [x], { axis: 2 }), b.op('Shape', [x]))],
+      ['Squeeze', H, (b, x) => b.op('Squeeze', [b.op('Unsqueeze', [x, b.ints([2])]), b.ints([2])])],
+      ['Transpose', H, (b, x) => b.Transpose(b.Transpose(x, [0, 2, 1]), [0, 2, 1])],
+      ['Expand', H, (b, x) => b.op('Expand', [b.op('ReduceSum', [x, b.ints([2])], { keepdims: 1 }), b.op('Shape', [x])])],
+      ['Concat', H + 1, (b, x) => b.op('Concat', [x, b.op('Slice', [x, b.ints([0]), b.ints([1]), b.ints([2])])], { axis: 2 })],
+      ['Slice', 2, (b, x) => b.op('Slice', [x, b.ints([1]), b.ints([3]), b.ints([2])])],
+      ['Gather', H, (b, x) => b.op('Gather', [b.op('Unsqueeze', [x, b.ints([0])]), b.constant('int64', [], [0])], { axis: 0 })],
+      ['Where', H, (b, x) => b.op('Where', [b.op('Less', [x, c(b, 0.2)]), x, c(b, -0.3)])],
+      ['ReduceSum', H, (b, x) => b.op('Expand', [b.op('ReduceSum', [x, b.ints([2])], { keepdims: 1 }), b.op('Shape', [x])])],
+      ['ReduceMean', 1, (b, x) => b.op('ReduceMean', [x], { axes: [2], keepdims: 1 })],
+    ];
+    for (const [op, width, body] of cases) {
+      it(op, async () => {
+        const tiny = { E, W: matrix(width, VOCAB, 4.2), body: (b: GraphBuilder, x: string) => b.op('Softmax', [body(b, x)], { axis: -1 }) };
+        const compiled = await CompiledModel.create(tinyLm(tiny));
+        await compiled.release();
+        assert.equal(compiled.graph.nodes.filter((n) => n.opType === 'Log').length, 0, 'traced (no Log)');
+        const r = await relevance(tiny, [2, 5, 7], 3, [0.5, -1, 1]);
+        const absorbed = sum(Object.values(r.absorbed));
+        assert.ok(Math.abs(r.absorbed.softmax) > 1e-4, 'the softmax absorbs something');
+        close(sum(r.tokens) + absorbed, r.seed, 'Σ tokens + Σ absorbed = seed');
+      });
+    }
+  });
+
   describe('routing ops move relevance by their adjoint', () => {
     const H = 4;
     // Token v is one-hot at unit v mod 4 with value vals[v]: its relevance is that unit's.
