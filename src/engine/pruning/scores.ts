@@ -11,13 +11,12 @@
  * - activation: ‖X_j‖₂ alone (the input channel's activation norm, as activation-based circuit baselines use).
  * - magnitude: |W|.  random: uniform, seeded.
  */
-import { compileModelFile } from '../runtime/compile';
 import type { Device } from '../runtime/session';
 import type { ModelConfig } from '../runtime/model';
 import { RelevanceRunners } from '../runtime/runners';
 import type { ExecutionChoice, ExecutionDecision } from '../runtime/execution';
 import { causalLmFeeds, padBatch, seedFeeds } from '../runtime/feeds';
-import type { WeightAggregation } from '../relevance/compiler';
+import type { CompiledInfo, WeightAggregation } from '../relevance/compiler';
 import type { RelevanceMode } from '../relevance/mode';
 import { ForwardModel } from '../eval/forward';
 import { throwIfCancelled } from '../eval/cancel';
@@ -178,17 +177,17 @@ async function collectWeightRelevance(
     expect,
     cache: opts.cache ?? true,
   });
-  const compiled = { info: runners.info };
+  const info = runners.info;
   // Long windows: as many rows a batch as fit the memory limit (4 × 2,048 tokens may not where 1 does).
   const groups = groupBatches(members, runners.batch ?? wanted);
-  const weightOf = new Map(weights.map((w) => [compiled.info.weightOutputs[w.name], w.name]));
+  const weightOf = new Map(weights.map((w) => [info.weightOutputs[w.name], w.name]));
   let last: string | undefined;
   try {
     for (const [k, { group, indices }] of groups.entries()) {
       throwIfCancelled(opts.signal);
       const seeds = opts.seeds ? indices.map((i) => opts.seeds![i]) : undefined;
       const feeds = relevanceFeeds(
-        compiled.info,
+        info,
         indices.map((i) => samples[i]),
         seeds,
       );
@@ -209,11 +208,7 @@ async function collectWeightRelevance(
 }
 
 /** Feeds seeding the logit of the actual next token at every position of each sample, or the given seeds. */
-function relevanceFeeds(
-  info: Awaited<ReturnType<typeof compileModelFile>>['info'],
-  group: number[][],
-  seeds?: (PositionSeed | PositionSeed[])[],
-) {
+function relevanceFeeds(info: CompiledInfo, group: number[][], seeds?: (PositionSeed | PositionSeed[])[]) {
   const batch = padBatch(group, 0, info.padding);
   const B = group.length;
   const S = batch.ids[0].length;
