@@ -227,8 +227,13 @@ export class Backward implements RuleContext {
 
   traceRelevance(kind: AbsorbedKind, x: string, negate: boolean): boolean {
     if (!this.traceable(x)) return false;
-    this.traces.set(x, [...(this.traces.get(x) ?? []), { kind, negate, size: this.estimatedSize(x) }]);
+    this.waitAt(x, { kind, negate, size: this.estimatedSize(x) });
     return true;
+  }
+
+  /** The trace goes on when x's producer runs its rule. */
+  private waitAt(x: string, t: Trace): void {
+    this.traces.set(x, [...(this.traces.get(x) ?? []), t]);
   }
 
   /** x's gradient is its one reader's, and its producer's rule conserves relevance (one relevant output). */
@@ -282,7 +287,7 @@ export class Backward implements RuleContext {
     for (const t of traces) {
       for (const total of totals) this.absorbTotal(t.kind, t.negate ? this.b.Neg(total) : total);
       for (const [x, g] of grads) {
-        if (this.estimatedSize(x) >= t.size && this.traceable(x)) this.traces.set(x, [...(this.traces.get(x) ?? []), t]);
+        if (this.estimatedSize(x) >= t.size && this.traceable(x)) this.waitAt(x, t);
         else this.absorb(t.kind, this.b.Mul(x, g), x, t.negate);
       }
     }
