@@ -121,12 +121,16 @@ function renderReport(r: ModelReport): string {
     ...r.attribution.warnings.map((w) => `warning: ${w}`),
     ...(r.execution
       ? [
-          `block-wise execution: ${r.execution.blockwise.supported ? 'supported' : `not possible — ${r.execution.blockwise.reason}`}`,
+          `block-wise execution: ${r.execution.blockwise.supported ? `supported${queryChunks(r.execution.queryChunks)}` : `not possible — ${r.execution.blockwise.reason}`}`,
           ...r.execution.choices.map((c) => `execution at ${c.tokens} tokens: ${c.execution ?? 'refused'} — ${c.reason}`),
         ]
       : []),
   ];
   return lines.join('\n');
+}
+
+function queryChunks(q: { layers: number; chunks: number } | null): string {
+  return q ? ` (causal attention of ${q.layers} layers in ${q.chunks} query chunks)` : ' (attention not causal: whole)';
 }
 
 export function buildProgram(): Command {

@@ -51,7 +51,7 @@ async function blockwise(
   seed: Seed,
   options: CompileOptions,
   runnerOptions: RunnerOptions = {},
-): Promise<{ out: Outputs; sessions: number; saved: number[] }> {
+): Promise<{ out: Outputs; sessions: number; saved: number[]; chunkedLayers: number; blockGraphs: number }> {
   const compiled = await compileBlockwise(cloneGraph(graph), options);
   if (!compiled.ok) throw new Error(compiled.reason);
   const runner = await BlockwiseRunner.create(compiled, runnerOptions);
@@ -70,7 +70,8 @@ async function blockwise(
     const raw = await runner.run(feeds);
     const out = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, { data: tensorNumbers(v), dims: [...v.dims] }]));
     const saved = [...runner.savedBlocks(b, s)].sort((x, y) => x - y);
-    return { out, sessions: runner.sessionCount, saved };
+    const blockGraphs = new Set(compiled.plan.backward.slice(1, -1).map((g) => g?.key)).size;
+    return { out, sessions: runner.sessionCount, saved, chunkedLayers: compiled.info.attentionChunks?.layers ?? 0, blockGraphs };
   } finally {
     await runner.release();
   }
@@ -87,21 +88,6 @@ async function monolithic(graph: Graph, batch: TokenBatch, seed: Seed, options: 
 
 const maxAbs = (xs: number[]) => xs.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
 
-/**
- * Every output of the monolithic graph, with the same dims, equal up to float reassociation: |Δ| ≤ tolerance ×
- * the output's largest value; absorbed relevance (a sum of tiny cancelling terms) relative to the seed.
- */
-function assertSameOutputs(actual: Outputs, expected: Outputs, tolerance: number): void {
-  assert.deepEqual(Object.keys(actual).sort(), Object.keys(expected).sort());
-  for (const [name, e] of Object.entries(expected)) {
-    const a = actual[name];
-    assert.deepEqual(a.dims, e.dims, `${name} dims`);
-    const scale = Math.max(maxAbs(e.data), name.startsWith('lrp_absorbed_') ? maxAbs(expected.lrp_seed.data) : 0, 1e-30);
-    const diff = Math.max(0, ...a.data.map((x, i) => Math.abs(x - e.data[i])));
-    assert.ok(diff <= tolerance * scale, `${name}: max |Δ| = ${diff} (scale ${scale})`);
-  }
-}
-
 const BATCH = leftPad(
   [
     [5, 17, 3, 26, 11, 38, 2, 9],
@@ -109,6 +95,27 @@ const BATCH = leftPad(
   ],
   0,
 );
+
+/**
+ * Every output of the monolithic graph, with the same dims, equal up to float reassociation: |Δ| ≤ tolerance ×
+ * the output's largest value; absorbed relevance (a sum of tiny cancelling terms) relative to the seed. Logits
+ * at padding positions are not compared: the exporters let an all-padding row attend to every key, which the
+ * block-wise graph's query chunks do not see (attentionChunks.ts); no relevance reaches or leaves those rows.
+ */
+function assertSameOutputs(actual: Outputs, expected: Outputs, tolerance: number, mask = BATCH.mask): void {
+  assert.deepEqual(Object.keys(actual).sort(), Object.keys(expected).sort());
+  const padding = new Set(mask.flat().flatMap((m, i) => (m ? [] : [i])));
+  for (const [name, e] of Object.entries(expected)) {
+    const a = actual[name];
+    assert.deepEqual(a.dims, e.dims, `${name} dims`);
+    const scale = Math.max(maxAbs(e.data), name.startsWith('lrp_absorbed_') ? maxAbs(expected.lrp_seed.data) : 0, 1e-30);
+    const vocab = e.dims[e.dims.length - 1];
+    const compared = (i: number) => name !== 'logits' || !padding.has(Math.floor(i / vocab));
+    const diff = Math.max(0, ...a.data.map((x, i) => (compared(i) ? Math.abs(x - e.data[i]) : 0)));
+    assert.ok(diff <= tolerance * scale, `${name}: max |Δ| = ${diff} (scale ${scale})`);
+  }
+}
+
 
 for (const model of MODELS) {
   describe(`block-wise execution on ${model.name}`, function () {
@@ -123,8 +130,11 @@ for (const model of MODELS) {
         const options: CompileOptions = { mode, weightRelevance: weights };
         const seed = continuationSeed(BATCH);
         const expected = await monolithic(graph, BATCH, seed, options);
-        const { out, sessions } = await blockwise(graph, BATCH, seed, options);
+        const { out, sessions, chunkedLayers, blockGraphs } = await blockwise(graph, BATCH, seed, options);
         assertSameOutputs(out, expected, 1e-5);
+        assert.equal(chunkedLayers, model.cfg.layers, 'every (causal) attention layer runs in query chunks');
+        // The first block too: the token relevance is the embedding's graph's, so one arena serves every block.
+        assert.equal(blockGraphs, 1, 'every block has the same relevance graph');
         // Unshared, there would be L + 1 forward, L + 2 relevance and one assembly graph, and 2L saving variants.
         assert.ok(sessions < 2 * model.cfg.layers + 3 + 2, `${sessions} sessions: blocks of one shape share a session`);
       });
@@ -167,6 +177,23 @@ for (const model of MODELS) {
       }
     });
 
+    it('query chunks: prompts shorter than the chunk count, and lengths the chunks do not divide', async () => {
+      const graph = model.build({ ...model.cfg, dtype: 'float32' });
+      const options: CompileOptions = { mode: 'attnlrp', weightRelevance: true };
+      const ids = [5, 17, 3, 26, 11, 38, 2, 9, 21, 9, 30, 4, 14];
+      for (const batch of [leftPad([[7]], 0), leftPad([ids.slice(0, 3)], 0), leftPad([ids, ids.slice(0, 6)], 0)]) {
+        const seed = continuationSeed(batch);
+        const expected = await monolithic(graph, batch, seed, options);
+        const { out, chunkedLayers } = await blockwise(graph, batch, seed, options);
+        assert.equal(chunkedLayers, model.cfg.layers);
+        try {
+          assertSameOutputs(out, expected, 1e-5, batch.mask);
+        } catch (e) {
+          throw new Error(`${batch.ids.map((r) => r.length).join('+')} tokens: ${(e as Error).message}`);
+        }
+      }
+    });
+
     it('equals the monolithic graph in float64 to 1e-12', async () => {
       const graph = model.build({ ...model.cfg, dtype: 'float64' });
       const seed = continuationSeed(BATCH);
@@ -175,6 +202,21 @@ for (const model of MODELS) {
     });
   });
 }
+
+describe('block-wise execution of attention that is not causal', () => {
+  it('keeps such layers whole (no query chunks) and still equals the monolithic graph', async () => {
+    const graph = buildLlamaLike({ ...BASE, kvHeads: 2, seed: 9, dtype: 'float32' });
+    // Keys at or after the query instead of at or before it: every query reads later keys.
+    const causal = graph.nodes.filter((n) => n.opType === 'LessOrEqual');
+    assert.equal(causal.length, 1);
+    causal[0].opType = 'GreaterOrEqual';
+    const options: CompileOptions = { mode: 'attnlrp', weightRelevance: true };
+    const seed = continuationSeed(BATCH);
+    const { out, chunkedLayers } = await blockwise(graph, BATCH, seed, options);
+    assert.equal(chunkedLayers, 0);
+    assertSameOutputs(out, await monolithic(graph, BATCH, seed, options), 1e-5);
+  });
+});
 
 function assertClose(a: number[], e: number[], tolerance: number, what: string): void {
   assert.equal(a.length, e.length, `${what} length`);

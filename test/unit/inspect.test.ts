@@ -39,6 +39,7 @@ describe('lrp-lens inspect', function () {
     assert.equal(report.attribution.supported, true);
     assert.deepEqual([report.attribution.layers, report.attribution.heads, report.attribution.neurons], [5, 8, 172]);
     assert.match(report.exportStyle, /standard ONNX ops/);
+    assert.deepEqual(report.execution?.queryChunks, { layers: 5, chunks: 8 }, 'its 5 causal layers run in query chunks block-wise');
   });
 
   it("counts stories260k's parameters as Hugging Face does: the tied head once, norm weights in, inv_freq out", async () => {

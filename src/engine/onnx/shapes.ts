@@ -7,6 +7,11 @@ export interface TensorShapeInfo {
   dims: (number | null)[];
   /** Axis whose size was the batch size in both probes (0 for most activations), or -1. */
   batchAxis: number;
+  /**
+   * Softmax outputs only: [.., T, T] and exactly zero above the diagonal in every probe — no query read a later
+   * key (relevance/attentionChunks.ts may then cut the keys per query chunk).
+   */
+  causal?: boolean;
 }
 
 export type ShapeTable = Map<string, TensorShapeInfo>;

@@ -293,6 +293,19 @@ export class Backward implements RuleContext {
     }
   }
 
+  /**
+   * relevanceOf on the producer's side of a cut: x ⊙ (the cut's seed), so that block-wise execution computes it
+   * with x's producer (the token relevance in the embedding's graph, not in the first block's, which then has
+   * the same graph as every other block).
+   */
+  relevanceAbove(x: string, axes: number[]): string {
+    const i = this.cuts.indexOf(x);
+    const g = this.gradOf(x);
+    if (i < 0 || !g) return this.relevanceOf(x, axes);
+    if (!this.cutOutputs.some(([, k]) => k === i)) this.cutOutputs.push([g, i]);
+    return this.b.ReduceSum(this.b.Mul(x, IO.cutSeed(i)), axes, false);
+  }
+
   /** x ⊙ g summed over the given axes (zeros where no gradient reached x). */
   relevanceOf(x: string, axes: number[]): string {
     const g = this.gradOf(x);

@@ -35,6 +35,11 @@ export interface CompileOptions {
    * `lrp_cut_seed/i` instead, so the pass splits into independent pieces, one per block.
    */
   cuts?: string[];
+  /**
+   * Block-wise execution: causal attention layers run in this many query chunks (relevance/attentionChunks.ts;
+   * 1 keeps them whole). Default ATTENTION_CHUNKS.
+   */
+  attentionChunks?: number;
 }
 
 export interface CompiledInfo {
@@ -54,6 +59,8 @@ export interface CompiledInfo {
    */
   padding: 'left' | 'right';
   warnings: string[];
+  /** Block-wise execution: the causal attention layers computed in query chunks, and how many chunks. */
+  attentionChunks?: { layers: number; chunks: number };
 }
 
 export interface CompileResult {
@@ -131,7 +138,7 @@ export function compileRelevance(
     outputs.push([to, to, dtype, shape]);
   };
   rename(seed, IO.seed, ['batch']);
-  const tokenParts = patterns.embeddings.map((e) => ctx.relevanceOf(e.outputs[0], [-1]));
+  const tokenParts = patterns.embeddings.map((e) => ctx.relevanceAbove(e.outputs[0], [-1]));
   rename(tokenParts.length === 1 ? tokenParts[0] : b.op('Sum', tokenParts), IO.tokens, ['batch', 'sequence']);
 
   const stack = (parts: string[]) =>
@@ -140,7 +147,7 @@ export function compileRelevance(
       parts.map((p) => b.op('Unsqueeze', [p, b.ints([0])])),
       { axis: 0 },
     );
-  const layers = patterns.softmaxes.length;
+  const layers = patterns.layers;
   if (patterns.blockInputs)
     rename(stack(patterns.blockInputs.map((h) => ctx.relevanceOf(h, [-1]))), IO.layers, [layers, 'batch', 'sequence']);
   else warnings.push('Residual-stream structure not recognised: per-layer relevance is not available for this model.');

@@ -9,6 +9,7 @@ import { LrpLensError } from '../errors';
 import type { ShapeTable } from '../onnx/shapes';
 import type { RelevanceMode } from './mode';
 import { carriesRelevance, regionRole } from './rules';
+import { CHUNK_PREFIX, chunkGroup } from './attentionChunks';
 
 export interface ActivationRegion {
   /** Tensor entering the activation. */
@@ -31,6 +32,9 @@ export interface ModelPatterns {
   activations: ActivationRegion[];
   regionOf: Map<OnnxNode, ActivationRegion>;
   softmaxes: OnnxNode[];
+  /** Attention layers: softmaxes, counting a chunked layer's chunks (./attentionChunks.ts) once. */
+  layers: number;
+  /** Per layer, the node computing the attention output p·v (the chunks' Concat in a chunked layer). */
   attentionValues: OnnxNode[];
   /** Residual stream entering each block, or undefined where the structure was not recognised. */
   blockInputs?: string[];
@@ -122,8 +126,9 @@ export function analysePatterns(g: Graph, shapes: ShapeTable, mode: RelevanceMod
   const activations = findActivations(g, relevant, order);
   const regionOf = new Map<OnnxNode, ActivationRegion>();
   for (const r of activations) for (const n of r.nodes) regionOf.set(n, r);
-  const attentionValues = softmaxes.map((s) => findAttentionValues(g, s)).filter((n): n is OnnxNode => !!n);
-  const layers = softmaxes.length;
+  const groups = attentionLayers(softmaxes);
+  const attentionValues = groups.map((group) => attentionOutput(g, group)).filter((n): n is OnnxNode => !!n);
+  const layers = groups.length;
   return {
     embeddings,
     logits,
@@ -132,6 +137,7 @@ export function analysePatterns(g: Graph, shapes: ShapeTable, mode: RelevanceMod
     activations,
     regionOf,
     softmaxes,
+    layers,
     attentionValues,
     blockInputs: findBlockInputs(g, stats, relevant, layers),
     mlpNeurons: findMlpNeurons(g, activations, regionOf, relevant, layers),
@@ -249,6 +255,22 @@ function producerIndex(g: Graph, t: string, order: Map<OnnxNode, number>): numbe
 }
 
 const ROUTING = new Set(['Cast', 'Dropout', 'Identity']);
+
+/** Softmaxes per attention layer, in graph order; the chunks of a chunked layer are one layer. */
+function attentionLayers(softmaxes: OnnxNode[]): OnnxNode[][] {
+  const byKey = new Map<string, OnnxNode[]>();
+  for (const s of softmaxes) {
+    const key = chunkGroup(s) ?? `node:${s.name}`;
+    byKey.set(key, [...(byKey.get(key) ?? []), s]);
+  }
+  return [...byKey.values()];
+}
+
+function attentionOutput(g: Graph, layer: OnnxNode[]): OnnxNode | undefined {
+  const group = chunkGroup(layer[0]);
+  if (group === undefined) return findAttentionValues(g, layer[0]);
+  return g.nodes.find((n) => n.name === `${CHUNK_PREFIX}${group}/concat`);
+}
 
 function findAttentionValues(g: Graph, softmax: OnnxNode): OnnxNode | undefined {
   let t = softmax.outputs[0];

@@ -17,6 +17,7 @@ import { compileRelevance } from '../relevance/compiler';
 import { IO } from '../relevance/ioNames';
 import type { CompileOptions, CompiledInfo } from '../relevance/compiler';
 import { analysePatterns } from '../relevance/patterns';
+import { ATTENTION_CHUNKS, chunkCausalAttention } from '../relevance/attentionChunks';
 import { analyseBlocks } from '../relevance/blocks';
 import { SplitError, splitCompiled } from '../relevance/split';
 import type { BlockwisePlan, SegmentGraph } from '../relevance/split';
@@ -48,7 +49,10 @@ export type BlockwiseCompile = ({ ok: true } & BlockwiseModel) | { ok: false; re
 export async function compileBlockwise(graph: Graph, options: CompileOptions = {}): Promise<BlockwiseCompile> {
   const canonical = canonicalize(graph, { deferWeights: true });
   const g = canonical.graph;
-  const shapes = await probeShapes(g);
+  const chunks = options.attentionChunks ?? ATTENTION_CHUNKS;
+  const chunkedLayers = chunkCausalAttention(g, await probeShapes(g), chunks);
+  // Lengths n and 2n: every chunk's size and bounds differ between the two probes, so none looks static.
+  const shapes = chunkedLayers ? await probeShapes(g, [chunks, 2 * chunks]) : await probeShapes(g);
   const patterns = analysePatterns(g, shapes, options.mode ?? 'attnlrp');
   const blocks = analyseBlocks(g, patterns);
   if (!blocks.ok) return blocks;
@@ -65,6 +69,7 @@ export async function compileBlockwise(graph: Graph, options: CompileOptions = {
   const isCut = (n: string) => n.startsWith('lrp_cut_');
   const info: CompiledInfo = {
     ...compiled.info,
+    ...(chunkedLayers ? { attentionChunks: { layers: chunkedLayers, chunks } } : {}),
     outputs: compiled.info.outputs.filter((o) => !isCut(o)),
     inputs: inputSpecs(compiled.graph.inputs).filter((i) => !isCut(i.name)),
   };
@@ -87,8 +92,6 @@ export interface RunnerOptions {
   saveBytes?: number;
 }
 
-const RELEASE_ABOVE_BYTES = 32 * 2 ** 20;
-
 /** One graph of a run, and the tensors to forget after it (what only it read). */
 interface Step {
   seg?: SegmentGraph;
@@ -108,10 +111,11 @@ export interface OutputSink {
 /**
  * Runs a block-wise plan: same feeds and outputs as the monolithic relevance graph.
  *
- * Sessions keep onnxruntime's CPU arena, so the runs of one block graph reuse the same memory instead of
- * allocating (and page-faulting) every intermediate afresh: the C library keeps freed blocks of up to 32 MB for
- * reuse, but maps and unmaps larger ones, so without an arena every attention matrix past 1,024 tokens was
- * fresh memory, touched page by page (releaseAfterUse bounds what the arenas hold).
+ * Sessions keep onnxruntime's CPU arena, within a run and between runs, so the runs of one block graph reuse the
+ * same memory instead of allocating (and page-faulting) every intermediate afresh: the C library keeps freed
+ * blocks of up to 32 MB for reuse, but maps and unmaps larger ones, so without an arena every attention matrix
+ * past 1,024 tokens was fresh memory, touched page by page. Every block has the same graphs (the token relevance
+ * is the embedding's), so the arenas held are the block forward's, the block relevance's and the head's.
  */
 export class BlockwiseRunner {
   /** Tensors some segment graph reads (an output among them must wait for the assembly, not go to a sink). */
@@ -186,8 +190,6 @@ export class BlockwiseRunner {
   async run(feeds: Feeds, sink?: OutputSink): Promise<Record<string, HostTensor>> {
     const [rows, tokens] = feeds.input_ids?.dims ?? [1, 1];
     const steps = this.steps(this.savedBlocks(rows, tokens));
-    const last = new Map<string, Step>();
-    for (const step of steps) if (step.seg) last.set(step.seg.key, step);
     const tensors = new Map<string, HostTensor>();
     const outputs = new Set(this.model.plan.outputs);
     const handOver = (seg: SegmentGraph) => {
@@ -200,7 +202,7 @@ export class BlockwiseRunner {
     };
     for (const step of steps) {
       if (step.seg) {
-        await this.exec(step.seg, feeds, tensors, last.get(step.seg.key) === step);
+        await this.exec(step.seg, feeds, tensors);
         handOver(step.seg);
       }
       for (const t of step.free) tensors.delete(t);
@@ -218,7 +220,7 @@ export class BlockwiseRunner {
     return runOrder(plan, saved).map((r) => ({ seg: r.graph, free: r.relevance ? frees(r.segment) : [] }));
   }
 
-  private async exec(seg: SegmentGraph, feeds: Feeds, tensors: Map<string, HostTensor>, lastOfSession: boolean): Promise<void> {
+  private async exec(seg: SegmentGraph, feeds: Feeds, tensors: Map<string, HostTensor>): Promise<void> {
     const inputs: Feeds = {};
     for (const { name, from } of seg.inputs) {
       const v =
@@ -231,22 +233,6 @@ export class BlockwiseRunner {
     const out = await session.run(inputs);
     for (const { name, tensor } of seg.outputs) tensors.set(tensor, out[name]);
     if (this.dropAfter) this.model.weights.drop(this.dropAfter.get(seg) ?? []);
-    if (lastOfSession && this.releaseAfterUse(feeds)) {
-      this.sessions.delete(seg.key);
-      await session.release();
-    }
-  }
-
-  /**
-   * Whether sessions give their arenas back after their last graph in a run: on the CPU, once one attention
-   * matrix of the batch passes 32 MB (1,024 tokens and 14 heads). Kept, the arenas' peaks add up (1,024 tokens:
-   * 4.29 GB peak instead of 3.00 GB, twice the plain forward's); released, the pages are touched again in the
-   * next run (there: 1.6 → 3.8 s of system time in a 21–24 s run).
-   */
-  private releaseAfterUse(feeds: Feeds): boolean {
-    const [rows, tokens] = feeds.input_ids?.dims ?? [1, 1];
-    const bytes = this.model.info.dtype === 'float64' ? 8 : 4;
-    return this.device === 'cpu' && rows * (this.model.info.heads ?? 1) * tokens * tokens * bytes > RELEASE_ABOVE_BYTES;
   }
 
   async release(): Promise<void> {

@@ -20,6 +20,7 @@ import { resolveModel, maxPositions } from './model';
 import type { ModelConfig } from './model';
 import { cudaStatus } from './device';
 import { countParameters } from './parameters';
+import { ATTENTION_CHUNKS, chunkCausalAttention } from '../relevance/attentionChunks';
 
 export interface ModelReport {
   schema: 'lrp-lens/inspect@1';
@@ -59,6 +60,8 @@ export interface ModelReport {
   /** Whether block-wise execution is possible, and which execution `auto` picks at some lengths (batch 1). */
   execution?: {
     blockwise: { supported: boolean; reason: string | null };
+    /** Block-wise: causal attention layers computed in query chunks (relevance/attentionChunks.ts), or null. */
+    queryChunks: { layers: number; chunks: number } | null;
     limitBytes: number;
     choices: { tokens: number; execution: string | null; reason: string; monolithicBytes: number; blockwiseBytes: number }[];
   };
@@ -142,8 +145,12 @@ export async function inspectModel(ref: string, opts: { offline?: boolean } = {}
     report.rewrites = canonical.rewrites;
     const shapes = await probeShapes(canonical.graph);
     const blocks = analyseBlocks(canonical.graph, analysePatterns(canonical.graph, shapes, 'attnlrp'));
+    const causal = blocks.ok ? chunkCausalAttention(canonical.graph.clone(), shapes) : 0;
     const { info } = compileRelevance(canonical.graph, shapes, canonical.weightOrigins, {});
-    report.execution = executionReport(report, info, blocks.ok ? true : blocks.reason, c.tie_word_embeddings !== false);
+    report.execution = {
+      ...executionReport(report, info, blocks.ok ? true : blocks.reason, c.tie_word_embeddings !== false),
+      queryChunks: causal ? { layers: causal, chunks: ATTENTION_CHUNKS } : null,
+    };
     report.attribution = {
       supported: true,
       reason: null,
@@ -160,7 +167,12 @@ export async function inspectModel(ref: string, opts: { offline?: boolean } = {}
 }
 
 /** Which execution `auto` would pick for one prompt of a few lengths, and the estimates behind it. */
-function executionReport(r: ModelReport, info: CompiledInfo, blockwise: true | string, tied: boolean): ModelReport['execution'] {
+function executionReport(
+  r: ModelReport,
+  info: CompiledInfo,
+  blockwise: true | string,
+  tied: boolean,
+): Omit<NonNullable<ModelReport['execution']>, 'queryChunks'> {
   const limitBytes = memoryLimitBytes();
   const shape = {
     layers: info.layers,

@@ -36,7 +36,12 @@ const ortType: Record<string, DType> = {
   string: 'string',
 };
 
-export async function probeShapes(graph: Graph, tokenRange = 8): Promise<ShapeTable> {
+/**
+ * `sequences` replaces the probes' lengths (3 and 5): a graph whose tensors have sizes that are fractions of the
+ * length (attention in query chunks) needs lengths where no such size coincides between the probes.
+ */
+export async function probeShapes(graph: Graph, sequences?: [number, number], tokenRange = 8): Promise<ShapeTable> {
+  const probes = sequences ? PROBES.map((p, i) => ({ ...p, seq: sequences[i] })) : PROBES;
   const table: ShapeTable = new Map();
   const probeGraph = withoutWeightBytes(graph.clone(), table);
   const known = new Set(probeGraph.outputs.map((o) => o.name));
@@ -62,13 +67,16 @@ export async function probeShapes(graph: Graph, tokenRange = 8): Promise<ShapeTa
   const session = await Session.create(encodeModel(probeGraph), { optimization: 'basic', arena: false });
   const specs = inputSpecs(probeGraph.inputs);
   const results: Record<string, { type: string; dims: readonly number[] }>[] = [];
+  const softmaxes = probeGraph.nodes.filter((n) => n.opType === 'Softmax' && !n.domain).map((n) => n.outputs[0]);
+  const causal = new Set(softmaxes);
   try {
-    for (const p of PROBES) {
+    for (const p of probes) {
       const rows = Array.from({ length: p.batch }, (_, r) =>
         Array.from({ length: p.seq }, (_, i) => 1 + ((r + i) % Math.max(1, tokenRange - 1))),
       );
       const feeds = causalLmFeeds(specs, leftPad(rows, 0));
       const out = { ...feeds, ...(await session.run(feeds)) };
+      for (const t of softmaxes) if (!out[t] || !zeroAboveDiagonal(out[t].data as ArrayLike<number>, out[t].dims, p.seq)) causal.delete(t);
       results.push(
         Object.fromEntries(
           Object.entries(out).map(([k, v]) => {
@@ -97,10 +105,19 @@ export async function probeShapes(graph: Graph, tokenRange = 8): Promise<ShapeTa
       );
     }
     const dims = a.dims.map((d, i) => (d === b.dims[i] ? d : null));
-    const batchAxis = a.dims.findIndex((d, i) => d === PROBES[0].batch && b.dims[i] === PROBES[1].batch);
-    table.set(name, { dtype, dims, batchAxis });
+    const batchAxis = a.dims.findIndex((d, i) => d === probes[0].batch && b.dims[i] === probes[1].batch);
+    table.set(name, { dtype, dims, batchAxis, ...(causal.has(name) ? { causal: true } : {}) });
   }
   return table;
+}
+
+/** Whether every [seq × seq] matrix of `data` (the last two axes) is zero above its diagonal. */
+function zeroAboveDiagonal(data: ArrayLike<number>, dims: readonly number[], seq: number): boolean {
+  const r = dims.length;
+  if (r < 2 || dims[r - 1] !== seq || dims[r - 2] !== seq) return false;
+  for (let base = 0; base < data.length; base += seq * seq)
+    for (let i = 0; i < seq; i++) for (let j = i + 1; j < seq; j++) if (data[base + i * seq + j] !== 0) return false;
+  return true;
 }
 
 /**
