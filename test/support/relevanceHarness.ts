@@ -12,6 +12,8 @@ import { compileGraph } from '../../src/engine/runtime/compile';
 import { causalLmFeeds, inputSpecs, leftPad, seedFeeds } from '../../src/engine/runtime/feeds';
 import type { TokenBatch } from '../../src/engine/runtime/feeds';
 import { Session, tensorNumbers } from '../../src/engine/runtime/session';
+import { BlockwiseRunner, compileBlockwise } from '../../src/engine/runtime/blockwise';
+import type { RunnerOptions } from '../../src/engine/runtime/blockwise';
 import type { HostTensor } from '../../src/engine/runtime/session';
 import { findEmbeddings } from '../../src/engine/relevance/patterns';
 import type { RelevanceMode } from '../../src/engine/relevance/mode';
@@ -207,4 +209,40 @@ export function erf(x: number): number {
     total += term / (2 * n + 1);
   }
   return (2 / Math.sqrt(Math.PI)) * total;
+}
+
+/** The block-wise runner's outputs for a batch and seed, and what the plan shares. */
+export async function blockwise(
+  graph: Graph,
+  batch: TokenBatch,
+  seed: Seed,
+  options: CompileOptions,
+  runnerOptions: RunnerOptions = {},
+): Promise<{ out: Outputs; sessions: number; saved: number[]; chunkedLayers: number; specialBlocks: number }> {
+  const compiled = await compileBlockwise(cloneGraph(graph), options);
+  if (!compiled.ok) throw new Error(compiled.reason);
+  const runner = await BlockwiseRunner.create(compiled, runnerOptions);
+  try {
+    const [b, s] = [batch.ids.length, batch.ids[0].length];
+    const feeds = causalLmFeeds(compiled.info.inputs, batch);
+    Object.assign(
+      feeds,
+      seedFeeds(compiled.info.dtype, [b, s], {
+        targetIds: seed.targets.flat(),
+        targetWeights: seed.weights.flat(),
+        foilIds: seed.foils?.flat(),
+        foilWeights: seed.foilWeights?.flat(),
+      }),
+    );
+    const raw = await runner.run(feeds);
+    const out = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, { data: tensorNumbers(v), dims: [...v.dims] }]));
+    const saved = [...runner.savedBlocks(b, s)].sort((x, y) => x - y);
+    // Distinct relevance graphs of the blocks beyond their distinct forward graphs: 0 where no block is special.
+    const specialBlocks =
+      new Set(compiled.plan.backward.slice(1, -1).map((g) => g?.key)).size -
+      new Set(compiled.plan.forward.slice(1).map((g) => g?.key)).size;
+    return { out, sessions: runner.sessionCount, saved, chunkedLayers: compiled.info.attentionChunks?.layers ?? 0, specialBlocks };
+  } finally {
+    await runner.release();
+  }
 }

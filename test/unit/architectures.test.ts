@@ -21,17 +21,21 @@ import { FAMILIES, TINY, buildFamily, familySpec, needsFloat32 } from '../fixtur
 import { buildGpt2Like, buildLlamaLike, buildOptLike } from '../fixtures/torchExports';
 import type { SyntheticConfig } from '../fixtures/torchExports';
 import {
+  ABSORBED,
   CompiledModel,
+  blockwise,
   budget,
   finiteDifferences,
   forward,
   lastTokenSeed,
+  maxAbs,
   modelFolder,
   relativeError,
   rows,
   single,
 } from '../support/relevanceHarness';
 import { STORIES, requireShared } from '../support/sharedFolder';
+import type { Outputs } from '../support/relevanceHarness';
 import { MATRIX_DOC, renderMatrix, tableIn } from '../support/architectureMatrix';
 import type { MatrixRow } from '../support/architectureMatrix';
 
@@ -114,6 +118,10 @@ describe('architecture coverage matrix', function () {
           }
           unavailable = compiled.info.warnings;
           assert.deepEqual(unavailable, [], 'layers, heads and neurons are all found');
+          // Not 1e-12 in float64: Gemma's block graphs (weights as inputs) differ by ≈ 2e-7 and Gemma 2's by 1.3e-5,
+          // with or without query chunks — its block-wise logits already differ by 1e-5 (a float32 step in one of the
+          // two graphs, not found yet); the three main families are held to 1e-12 in blockwise.test.ts.
+          if (mode === 'attnlrp') await assertBlockwiseEquals(graph, out, 1e-4);
           assert.deepEqual([compiled.info.layers, compiled.info.heads, compiled.info.neurons], [TINY.layers, TINY.heads, TINY.ffn]);
         } finally {
           await compiled.release();
@@ -172,6 +180,22 @@ describe('architecture coverage matrix', function () {
 });
 
 /** A 30% row-wise LRP mask, then a neuron circuit on a task the dense model does (its own top-1 vs bottom-1). */
+/**
+ * Block-wise execution on the same padded batch: every block in query chunks and on one relevance graph, and
+ * its relevance (tokens, layers, heads, neurons, absorbed budget) the monolithic graph's.
+ */
+async function assertBlockwiseEquals(graph: Graph, expected: Outputs, tolerance: number): Promise<void> {
+  const batch = leftPad([IDS, IDS.slice(2)], 0);
+  const { out, chunkedLayers, specialBlocks } = await blockwise(graph, batch, lastTokenSeed(batch, 42, 9), { mode: 'attnlrp' });
+  assert.equal(chunkedLayers, TINY.layers, 'every attention layer is causal and runs in query chunks');
+  assert.equal(specialBlocks, 0, 'blocks with one forward graph share one relevance graph (the first block too)');
+  for (const name of ['lrp_tokens', 'lrp_layers', 'lrp_heads', 'lrp_neurons', ...ABSORBED.map((k) => `lrp_absorbed_${k}`)]) {
+    const scale = Math.max(maxAbs(expected[name].data), maxAbs(expected.lrp_seed.data));
+    const diff = maxAbs(out[name].data.map((x, i) => x - expected[name].data[i]));
+    assert.ok(diff <= tolerance * scale, `block-wise ${name}: max |Δ| = ${diff} (scale ${scale})`);
+  }
+}
+
 async function pruneAndCircuit(dir: string): Promise<void> {
   const session = await PruningSession.open({ model: dir });
   try {

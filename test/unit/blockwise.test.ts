@@ -8,13 +8,11 @@ import type { Graph } from '../../src/engine/onnx/graph';
 import type { SyntheticConfig } from '../fixtures/torchExports';
 import { buildGpt2Like, buildLlamaLike, buildOptLike } from '../fixtures/torchExports';
 import { BlockwiseRunner, compileBlockwise } from '../../src/engine/runtime/blockwise';
-import type { RunnerOptions } from '../../src/engine/runtime/blockwise';
-import { causalLmFeeds, leftPad, seedFeeds } from '../../src/engine/runtime/feeds';
+import { leftPad } from '../../src/engine/runtime/feeds';
 import type { TokenBatch } from '../../src/engine/runtime/feeds';
-import { tensorNumbers } from '../../src/engine/runtime/session';
 import type { CompileOptions } from '../../src/engine/relevance/compiler';
 import type { RelevanceMode } from '../../src/engine/relevance/mode';
-import { CompiledModel, cloneGraph } from '../support/relevanceHarness';
+import { CompiledModel, blockwise, cloneGraph } from '../support/relevanceHarness';
 import type { Outputs, Seed } from '../support/relevanceHarness';
 import { join } from 'node:path';
 import { AttributionEngine } from '../../src/engine/attribution/attribute';
@@ -43,38 +41,6 @@ function continuationSeed(batch: TokenBatch): Seed {
     foils: batch.ids.map((r) => r.map((_, i) => (i * 5 + 1) % 40)),
     foilWeights: batch.mask.map((r) => r.map((m, i) => (m && i === r.length - 1 ? 1 : 0))),
   };
-}
-
-async function blockwise(
-  graph: Graph,
-  batch: TokenBatch,
-  seed: Seed,
-  options: CompileOptions,
-  runnerOptions: RunnerOptions = {},
-): Promise<{ out: Outputs; sessions: number; saved: number[]; chunkedLayers: number; blockGraphs: number }> {
-  const compiled = await compileBlockwise(cloneGraph(graph), options);
-  if (!compiled.ok) throw new Error(compiled.reason);
-  const runner = await BlockwiseRunner.create(compiled, runnerOptions);
-  try {
-    const [b, s] = [batch.ids.length, batch.ids[0].length];
-    const feeds = causalLmFeeds(compiled.info.inputs, batch);
-    Object.assign(
-      feeds,
-      seedFeeds(compiled.info.dtype, [b, s], {
-        targetIds: seed.targets.flat(),
-        targetWeights: seed.weights.flat(),
-        foilIds: seed.foils?.flat(),
-        foilWeights: seed.foilWeights?.flat(),
-      }),
-    );
-    const raw = await runner.run(feeds);
-    const out = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, { data: tensorNumbers(v), dims: [...v.dims] }]));
-    const saved = [...runner.savedBlocks(b, s)].sort((x, y) => x - y);
-    const blockGraphs = new Set(compiled.plan.backward.slice(1, -1).map((g) => g?.key)).size;
-    return { out, sessions: runner.sessionCount, saved, chunkedLayers: compiled.info.attentionChunks?.layers ?? 0, blockGraphs };
-  } finally {
-    await runner.release();
-  }
 }
 
 async function monolithic(graph: Graph, batch: TokenBatch, seed: Seed, options: CompileOptions): Promise<Outputs> {
@@ -116,7 +82,6 @@ function assertSameOutputs(actual: Outputs, expected: Outputs, tolerance: number
   }
 }
 
-
 for (const model of MODELS) {
   describe(`block-wise execution on ${model.name}`, function () {
     const cases: { mode: RelevanceMode; weights: boolean }[] = [
@@ -130,11 +95,11 @@ for (const model of MODELS) {
         const options: CompileOptions = { mode, weightRelevance: weights };
         const seed = continuationSeed(BATCH);
         const expected = await monolithic(graph, BATCH, seed, options);
-        const { out, sessions, chunkedLayers, blockGraphs } = await blockwise(graph, BATCH, seed, options);
+        const { out, sessions, chunkedLayers, specialBlocks } = await blockwise(graph, BATCH, seed, options);
         assertSameOutputs(out, expected, 1e-5);
         assert.equal(chunkedLayers, model.cfg.layers, 'every (causal) attention layer runs in query chunks');
         // The first block too: the token relevance is the embedding's graph's, so one arena serves every block.
-        assert.equal(blockGraphs, 1, 'every block has the same relevance graph');
+        assert.equal(specialBlocks, 0, 'every block has the same relevance graph');
         // Unshared, there would be L + 1 forward, L + 2 relevance and one assembly graph, and 2L saving variants.
         assert.ok(sessions < 2 * model.cfg.layers + 3 + 2, `${sessions} sessions: blocks of one shape share a session`);
       });

@@ -82,7 +82,8 @@ function attentionCore(g: Graph, shapes: ShapeTable, softmax: OnnxNode): Attenti
   for (;;) {
     if (!inner(g, t)) return undefined;
     const next = g.consumers(t)[0];
-    if (!ROUTING.has(next.opType) || next.domain || next.inputs[0] !== t || next.outputs.slice(1).some((o) => o && g.consumers(o).length)) break;
+    if (!ROUTING.has(next.opType) || next.domain || next.inputs[0] !== t || next.outputs.slice(1).some((o) => o && g.consumers(o).length))
+      break;
     routing.push(next);
     t = next.outputs[0];
   }
@@ -178,7 +179,12 @@ function emitChunks(g: Graph, shapes: ShapeTable, core: AttentionCore, layer: nu
       return t;
     };
     let t = b.MatMul(rows(q, start, end), slice(kT, zero, end, 1));
-    for (const { node, at } of core.chain) t = copy(node, node.inputs.map((x, i) => (i === at ? t : side(x))), node.opType);
+    for (const { node, at } of core.chain)
+      t = copy(
+        node,
+        node.inputs.map((x, i) => (i === at ? t : side(x))),
+        node.opType,
+      );
     t = copy(core.softmax, [t], `softmax_c${c}`);
     for (const r of core.routing) t = copy(r, [t, ...r.inputs.slice(1)], r.opType);
     const values = b.MatMul(t, slice(core.values.inputs[1], zero, end, 2));
