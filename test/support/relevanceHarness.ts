@@ -246,3 +246,12 @@ export async function blockwise(
     await runner.release();
   }
 }
+
+/**
+ * Whether element i of output `name` is a logit at a padding position: an exporter lets an all-padding row attend
+ * to every key, which block-wise execution's query chunks do not see (docs/blockwise.md); no relevance reaches or
+ * leaves such a row, so comparisons skip them.
+ */
+export function isPaddingLogit(name: string, dims: number[], mask: number[][], i: number): boolean {
+  return name === 'logits' && mask.flat()[Math.floor(i / dims[dims.length - 1])] === 0;
+}

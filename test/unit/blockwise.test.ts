@@ -12,7 +12,7 @@ import { leftPad } from '../../src/engine/runtime/feeds';
 import type { TokenBatch } from '../../src/engine/runtime/feeds';
 import type { CompileOptions } from '../../src/engine/relevance/compiler';
 import type { RelevanceMode } from '../../src/engine/relevance/mode';
-import { CompiledModel, blockwise, cloneGraph } from '../support/relevanceHarness';
+import { CompiledModel, blockwise, cloneGraph, isPaddingLogit } from '../support/relevanceHarness';
 import type { Outputs, Seed } from '../support/relevanceHarness';
 import { join } from 'node:path';
 import { AttributionEngine } from '../../src/engine/attribution/attribute';
@@ -64,20 +64,16 @@ const BATCH = leftPad(
 
 /**
  * Every output of the monolithic graph, with the same dims, equal up to float reassociation: |Δ| ≤ tolerance ×
- * the output's largest value; absorbed relevance (a sum of tiny cancelling terms) relative to the seed. Logits
- * at padding positions are not compared: the exporters let an all-padding row attend to every key, which the
- * block-wise graph's query chunks do not see (attentionChunks.ts); no relevance reaches or leaves those rows.
+ * the output's largest value; absorbed relevance (a sum of tiny cancelling terms) relative to the seed; logits
+ * at real tokens only (isPaddingLogit).
  */
 function assertSameOutputs(actual: Outputs, expected: Outputs, tolerance: number, mask = BATCH.mask): void {
   assert.deepEqual(Object.keys(actual).sort(), Object.keys(expected).sort());
-  const padding = new Set(mask.flat().flatMap((m, i) => (m ? [] : [i])));
   for (const [name, e] of Object.entries(expected)) {
     const a = actual[name];
     assert.deepEqual(a.dims, e.dims, `${name} dims`);
     const scale = Math.max(maxAbs(e.data), name.startsWith('lrp_absorbed_') ? maxAbs(expected.lrp_seed.data) : 0, 1e-30);
-    const vocab = e.dims[e.dims.length - 1];
-    const compared = (i: number) => name !== 'logits' || !padding.has(Math.floor(i / vocab));
-    const diff = Math.max(0, ...a.data.map((x, i) => (compared(i) ? Math.abs(x - e.data[i]) : 0)));
+    const diff = Math.max(0, ...a.data.map((x, i) => (isPaddingLogit(name, e.dims, mask, i) ? 0 : Math.abs(x - e.data[i]))));
     assert.ok(diff <= tolerance * scale, `${name}: max |Δ| = ${diff} (scale ${scale})`);
   }
 }
