@@ -17,7 +17,7 @@ import { compileRelevance } from '../relevance/compiler';
 import { IO } from '../relevance/ioNames';
 import type { CompileOptions, CompiledInfo } from '../relevance/compiler';
 import { analysePatterns } from '../relevance/patterns';
-import { ATTENTION_CHUNKS, chunkCausalAttention } from '../relevance/attentionChunks';
+import { ATTENTION_CHUNKS, CHUNK_PREFIX, chunkCausalAttention } from '../relevance/attentionChunks';
 import { analyseBlocks } from '../relevance/blocks';
 import { SplitError, splitCompiled } from '../relevance/split';
 import type { BlockwisePlan, SegmentGraph } from '../relevance/split';
@@ -50,9 +50,13 @@ export async function compileBlockwise(graph: Graph, options: CompileOptions = {
   const canonical = canonicalize(graph, { deferWeights: true });
   const g = canonical.graph;
   const chunks = options.attentionChunks ?? ATTENTION_CHUNKS;
-  const chunkedLayers = chunkCausalAttention(g, await probeShapes(g), chunks);
-  // Lengths n and 2n: every chunk's size and bounds differ between the two probes, so none looks static.
-  const shapes = chunkedLayers ? await probeShapes(g, [chunks, 2 * chunks]) : await probeShapes(g);
+  const shapes = await probeShapes(g);
+  const chunkedLayers = chunkCausalAttention(g, shapes, chunks);
+  if (chunkedLayers) {
+    // The chunks' tensors, at lengths n and 2n: every chunk's size and bounds differ between them (none looks static).
+    const chunked = await probeShapes(g, { sequences: [chunks, 2 * chunks], only: (t) => t.startsWith(CHUNK_PREFIX) });
+    for (const [t, info] of chunked) shapes.set(t, info);
+  }
   const patterns = analysePatterns(g, shapes, options.mode ?? 'attnlrp');
   const blocks = analyseBlocks(g, patterns);
   if (!blocks.ok) return blocks;

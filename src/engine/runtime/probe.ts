@@ -36,11 +36,19 @@ const ortType: Record<string, DType> = {
   string: 'string',
 };
 
-/**
- * `sequences` replaces the probes' lengths (3 and 5): a graph whose tensors have sizes that are fractions of the
- * length (attention in query chunks) needs lengths where no such size coincides between the probes.
- */
-export async function probeShapes(graph: Graph, sequences?: [number, number], tokenRange = 8): Promise<ShapeTable> {
+export interface ProbeOptions {
+  /**
+   * Replaces the probes' lengths (3 and 5): a graph whose tensors have sizes that are fractions of the length
+   * (attention in query chunks) needs lengths where no such size coincides between the probes.
+   */
+  sequences?: [number, number];
+  /** Probe only these tensors (every intermediate is fetched at once: at longer lengths that is memory). */
+  only?: (tensor: string) => boolean;
+  tokenRange?: number;
+}
+
+export async function probeShapes(graph: Graph, options: ProbeOptions = {}): Promise<ShapeTable> {
+  const { sequences, only = () => true, tokenRange = 8 } = options;
   const probes = sequences ? PROBES.map((p, i) => ({ ...p, seq: sequences[i] })) : PROBES;
   const table: ShapeTable = new Map();
   const probeGraph = withoutWeightBytes(graph.clone(), table);
@@ -51,7 +59,7 @@ export async function probeShapes(graph: Graph, sequences?: [number, number], to
   const shapeNodes: Graph['nodes'] = [];
   for (const n of probeGraph.nodes) {
     for (const o of n.outputs) {
-      if (!o || known.has(o) || o.startsWith(PROBE_PREFIX)) continue;
+      if (!o || known.has(o) || o.startsWith(PROBE_PREFIX) || !only(o)) continue;
       known.add(o);
       let fetched = o;
       if (!live.has(o)) {
