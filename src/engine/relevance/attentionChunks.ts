@@ -34,11 +34,6 @@ interface AttentionCore {
   values: OnnxNode;
 }
 
-/** Fraction of the unchunked [T × T] work a causal layer in `chunks` query chunks does. */
-export function chunkedFraction(chunks: number): number {
-  return chunks > 1 ? (chunks + 1) / (2 * chunks) : 1;
-}
-
 /** The attention chunk group (layer) a node belongs to, or undefined. */
 export function chunkGroup(n: OnnxNode): string | undefined {
   if (!n.name.startsWith(CHUNK_PREFIX)) return undefined;
