@@ -179,7 +179,6 @@ describe('architecture coverage matrix', function () {
   });
 });
 
-/** A 30% row-wise LRP mask, then a neuron circuit on a task the dense model does (its own top-1 vs bottom-1). */
 /**
  * Block-wise execution on the same padded batch: every block in query chunks and on one relevance graph, and
  * its relevance (tokens, layers, heads, neurons, absorbed budget) the monolithic graph's.
@@ -196,6 +195,7 @@ async function assertBlockwiseEquals(graph: Graph, expected: Outputs, tolerance:
   }
 }
 
+/** A 30% row-wise LRP mask, then a neuron circuit on a task the dense model does (its own top-1 vs bottom-1). */
 async function pruneAndCircuit(dir: string): Promise<void> {
   const session = await PruningSession.open({ model: dir });
   try {

@@ -12,7 +12,7 @@ import { leftPad } from '../../src/engine/runtime/feeds';
 import type { TokenBatch } from '../../src/engine/runtime/feeds';
 import type { CompileOptions } from '../../src/engine/relevance/compiler';
 import type { RelevanceMode } from '../../src/engine/relevance/mode';
-import { CompiledModel, blockwise, cloneGraph, isPaddingLogit } from '../support/relevanceHarness';
+import { CompiledModel, blockwise, cloneGraph, isPaddingLogit, maxAbs } from '../support/relevanceHarness';
 import type { Outputs, Seed } from '../support/relevanceHarness';
 import { join } from 'node:path';
 import { AttributionEngine } from '../../src/engine/attribution/attribute';
@@ -51,8 +51,6 @@ async function monolithic(graph: Graph, batch: TokenBatch, seed: Seed, options: 
     await compiled.release();
   }
 }
-
-const maxAbs = (xs: number[]) => xs.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
 
 const BATCH = leftPad(
   [

@@ -18,7 +18,7 @@ import { streamWeights } from '../../src/engine/runtime/weightStreaming';
 import { buildGpt2Like, buildLlamaLike } from '../fixtures/torchExports';
 import type { SyntheticConfig } from '../fixtures/torchExports';
 import { quantizeDequantizeLinear, quantizeDynamic, quantizeMatMulNBits, toHalf } from '../fixtures/exportVariants';
-import { CompiledModel, isPaddingLogit } from '../support/relevanceHarness';
+import { CompiledModel, isPaddingLogit, maxAbs } from '../support/relevanceHarness';
 import type { Outputs } from '../support/relevanceHarness';
 
 // Wide enough that every matrix and the embedding are past DEFER_MIN_ELEMENTS (deferred, streamed).
@@ -57,8 +57,6 @@ async function compiled(path: string): Promise<BlockwiseModel> {
   if (!c.ok) throw new Error(c.reason);
   return c;
 }
-
-const maxAbs = (xs: number[]) => xs.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
 
 for (const m of MODELS) {
   describe(`weights read per block: ${m.name}, external data`, function () {

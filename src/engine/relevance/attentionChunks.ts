@@ -46,13 +46,22 @@ export function chunkGroup(n: OnnxNode): string | undefined {
  */
 export function chunkCausalAttention(g: Graph, shapes: ShapeTable, chunks = ATTENTION_CHUNKS): number {
   if (chunks < 2) return 0;
-  const cores = g.nodes
-    .filter((n) => n.opType === 'Softmax' && !n.domain && shapes.get(n.outputs[0])?.causal)
-    .map((s) => attentionCore(g, shapes, s))
-    .filter((c): c is AttentionCore => !!c);
+  const cores = causalCores(g, shapes);
   cores.forEach((core, layer) => emitChunks(g, shapes, core, layer, chunks));
   if (cores.length) g.sortTopologically();
   return cores.length;
+}
+
+/** How many attention layers chunkCausalAttention would rewrite (the graph is left as it is). */
+export function causalAttentionLayers(g: Graph, shapes: ShapeTable): number {
+  return causalCores(g, shapes).length;
+}
+
+function causalCores(g: Graph, shapes: ShapeTable): AttentionCore[] {
+  return g.nodes
+    .filter((n) => n.opType === 'Softmax' && !n.domain && shapes.get(n.outputs[0])?.causal)
+    .map((s) => attentionCore(g, shapes, s))
+    .filter((c): c is AttentionCore => !!c);
 }
 
 const isSeq = (shapes: ShapeTable, t: string, axisFromEnd: number): boolean => {
@@ -86,25 +95,30 @@ function attentionCore(g: Graph, shapes: ShapeTable, softmax: OnnxNode): Attenti
   if (values.opType !== 'MatMul' || values.inputs[0] !== t || values.inputs[1] === t) return undefined;
   const chain = scoreChain(g, shapes, softmax.inputs[0]);
   if (!chain) return undefined;
-  const [scores] = chain;
+  const { scores } = chain;
   const [q, kT] = scores.inputs;
   const v = values.inputs[1];
   const o = values.outputs[0];
   if (!isSeq(shapes, q, 2) || !isSeq(shapes, kT, 1) || !isSeq(shapes, v, 2) || !isSeq(shapes, o, 2)) return undefined;
-  return { scores, chain: chain.slice(1).map((node) => ({ node, at: chainInput(g, shapes, node)! })), softmax, routing, values };
+  return { scores, chain: chain.ops, softmax, routing, values };
 }
 
-/** [scores MatMul, element-wise ops…] ending at the op that produces `t`, or undefined. */
-function scoreChain(g: Graph, shapes: ShapeTable, t: string, depth = 0): OnnxNode[] | undefined {
+/** The scores MatMul and the element-wise ops after it, ending at the op that produces `t`, or undefined. */
+function scoreChain(
+  g: Graph,
+  shapes: ShapeTable,
+  t: string,
+  depth = 0,
+): (Pick<AttentionCore, 'scores'> & { ops: AttentionCore['chain'] }) | undefined {
   const p = g.producer(t);
   if (!p || p.domain || depth > 8 || !inner(g, t) || !isSeq(shapes, t, 1) || !isSeq(shapes, t, 2)) return undefined;
-  if (p.opType === 'MatMul') return p.inputs[0] === p.inputs[1] ? undefined : [p];
+  if (p.opType === 'MatMul') return p.inputs[0] === p.inputs[1] ? undefined : { scores: p, ops: [] };
   if (!SCORE_OPS.has(p.opType)) return undefined;
   const at = chainInput(g, shapes, p);
   if (at === undefined) return undefined;
   const before = scoreChain(g, shapes, p.inputs[at], depth + 1);
   if (!before || !p.inputs.every((x, i) => i === at || sideSlices(g, shapes, x) !== undefined)) return undefined;
-  return [...before, p];
+  return { scores: before.scores, ops: [...before.ops, { node: p, at }] };
 }
 
 /** The one input of an element-wise op that comes from a [T × T] MatMul through such ops. */
@@ -162,12 +176,13 @@ function emitChunks(g: Graph, shapes: ShapeTable, core: AttentionCore, layer: nu
    */
   const rows = (x: string, start: string, end: string) =>
     b.op('Concat', [slice(x, start, end, 2), slice(x, zero, one, 2)], { axis: rankOf(x) - 2 });
+  const sideCuts = new Map(core.chain.flatMap(({ node }) => node.inputs.map((x) => [x, sideSlices(g, shapes, x)] as const)));
   const outputs: string[] = [];
   for (let c = 0; c < chunks; c++) {
     const start = c === 0 ? zero : ends[c - 1];
     const end = ends[c];
     const side = (x: string) => {
-      const cut = sideSlices(g, shapes, x);
+      const cut = sideCuts.get(x);
       let t = x;
       if (cut?.rows) t = rows(t, start, end);
       if (cut?.cols) t = slice(t, zero, end, 1);

@@ -20,7 +20,7 @@ import { resolveModel, maxPositions } from './model';
 import type { ModelConfig } from './model';
 import { cudaStatus } from './device';
 import { countParameters } from './parameters';
-import { ATTENTION_CHUNKS, chunkCausalAttention } from '../relevance/attentionChunks';
+import { ATTENTION_CHUNKS, causalAttentionLayers } from '../relevance/attentionChunks';
 
 export interface ModelReport {
   schema: 'lrp-lens/inspect@1';
@@ -145,7 +145,7 @@ export async function inspectModel(ref: string, opts: { offline?: boolean } = {}
     report.rewrites = canonical.rewrites;
     const shapes = await probeShapes(canonical.graph);
     const blocks = analyseBlocks(canonical.graph, analysePatterns(canonical.graph, shapes, 'attnlrp'));
-    const causal = blocks.ok ? chunkCausalAttention(canonical.graph.clone(), shapes) : 0;
+    const causal = blocks.ok ? causalAttentionLayers(canonical.graph, shapes) : 0;
     const { info } = compileRelevance(canonical.graph, shapes, canonical.weightOrigins, {});
     report.execution = {
       ...executionReport(report, info, blocks.ok ? true : blocks.reason, c.tie_word_embeddings !== false),
